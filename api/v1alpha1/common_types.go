@@ -1,0 +1,70 @@
+package v1alpha1
+
+// Labels, annotations and finalizers the operator reads or writes. They are part of the public contract:
+// users, dashboards and GitOps tooling match on them.
+const (
+	// ManagedByLabel marks every Secret the operator writes; only Secrets with this label are cached
+	// by the manager, and a Secret without it is never overwritten.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel on Secrets written by this operator.
+	ManagedByValue = "thingspace-operator"
+
+	// RefreshRequestedAnnotation asks for an immediate refresh: every new value (a timestamp, say)
+	// triggers exactly one refresh.
+	RefreshRequestedAnnotation = "thingspace.credops.io/refresh-requested"
+
+	// RevokeFinalizer holds a ThingSpaceApp with revokeOnDelete until its token is revoked.
+	RevokeFinalizer = "thingspace.credops.io/revoke-on-delete"
+)
+
+// Condition types.
+const (
+	// ConditionReady is True while the target Secret holds a credential that has not expired.
+	ConditionReady = "Ready"
+)
+
+// Condition reasons. Users and alerts match on them; keep the spelling.
+const (
+	// ReasonTokenValid: the Secret holds a valid token and the last refresh succeeded.
+	ReasonTokenValid = "TokenValid"
+	// ReasonRefreshFailing: the Secret still holds a valid token, but the last refresh failed with a
+	// transient error; the operator retries with backoff before the token expires.
+	ReasonRefreshFailing = "RefreshFailing"
+	// ReasonPending: no token has been issued yet.
+	ReasonPending = "Pending"
+	// ReasonUpstreamUnavailable: no valid token, and the upstream answered with a transient error.
+	ReasonUpstreamUnavailable = "UpstreamUnavailable"
+	// ReasonCredentialsRejected: the upstream rejected the credentials; nothing is retried until the
+	// credentials Secret or the spec changes.
+	ReasonCredentialsRejected = "CredentialsRejected"
+	// ReasonCredentialsNotFound: the credentials Secret or one of its keys is missing.
+	ReasonCredentialsNotFound = "CredentialsNotFound"
+	// ReasonRequestInvalid: the upstream refused the request as malformed (for example a scope it does
+	// not know); nothing is retried until the spec or credentials change.
+	ReasonRequestInvalid = "RequestInvalid"
+	// ReasonSecretConflict: a Secret with the target name exists and is not managed by this object.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonInvalidEndpoint: the endpoint cannot be used (plain http without --allow-insecure-endpoints,
+	// or an unusable CA bundle).
+	ReasonInvalidEndpoint = "InvalidEndpoint"
+)
+
+// LocalSecretReference names a Secret in the same namespace as the referring object.
+type LocalSecretReference struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// SecretTemplate holds metadata stamped on the Secret the operator writes.
+type SecretTemplate struct {
+	// labels added to the written Secret. The operator's own managed-by label always wins.
+	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the app.kubernetes.io/managed-by label is reserved for the operator"
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations added to the written Secret.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}

@@ -1,0 +1,138 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultThingSpaceEndpoint is Verizon's production ThingSpace host.
+const DefaultThingSpaceEndpoint = "https://thingspace.verizon.com"
+
+// ThingSpaceAppSpec is what the user asks for: keep an OAuth2 app token (client-credentials grant) for
+// one ThingSpace app key valid in a Secret.
+// +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
+type ThingSpaceAppSpec struct {
+	// endpoint is the ThingSpace base URL. Plain http:// is refused unless the manager runs with
+	// --allow-insecure-endpoints (tests, the simulator).
+	// +kubebuilder:default="https://thingspace.verizon.com"
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="endpoint must be an absolute http or https URL"
+	// +kubebuilder:validation:XValidation:rule="url(self).getQuery().size() == 0 && !self.contains('#')",message="endpoint must not carry a query or fragment"
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// caBundle is a PEM bundle of CA certificates trusted for the endpoint instead of the system roots.
+	// +optional
+	CABundle []byte `json:"caBundle,omitempty"`
+
+	// credentialsSecretRef names a Secret in the same namespace with data keys `key` and `secret`: the
+	// app's Key and Secret from ThingSpace Key Management.
+	// +required
+	CredentialsSecretRef LocalSecretReference `json:"credentialsSecretRef"`
+
+	// scope is sent with the token request when set (space separated).
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Scope string `json:"scope,omitempty"`
+
+	// secretName is the Secret the operator writes, in the same namespace: data keys `access_token`,
+	// `token_type` and `expires_at` (RFC 3339, UTC). It cannot be changed after creation.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
+	// +required
+	SecretName string `json:"secretName"`
+
+	// secretTemplate holds labels and annotations stamped on the written Secret.
+	// +optional
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// renewBefore makes the operator revoke the token and fetch a new one this long before it expires
+	// (any positive duration, for example "10m" or "5s"). Unset, a new token is fetched when the current
+	// one expires, because ThingSpace returns the same token until then. A revoke ends the token for every
+	// holder of the app key, including workloads outside this cluster. When renewBefore is not shorter
+	// than the token's lifetime, the token is renewed at two thirds of its lifetime instead.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="renewBefore must be a positive duration"
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// revokeOnDelete revokes the current token when the ThingSpaceApp is deleted. The revoke ends the
+	// token for every holder of the app key.
+	// +kubebuilder:default=false
+	// +optional
+	RevokeOnDelete bool `json:"revokeOnDelete,omitempty"`
+}
+
+// ThingSpaceAppStatus is what the operator observed.
+type ThingSpaceAppStatus struct {
+	// conditions: `Ready` is True while the Secret holds a token that has not expired. Its reason and
+	// message carry the last refresh failure.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// expiresAt is when the token in the Secret expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// renewalTime is the next planned upstream call: a renewal, or the next retry after a failure.
+	// +optional
+	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
+
+	// lastRefreshTime is when the token in the Secret was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// failedRefreshAttempts counts consecutive failed refreshes; it drives the backoff and resets on success.
+	// +optional
+	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
+
+	// lastFailureTime is when the last refresh failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret the upstream rejected.
+	// Nothing is sent upstream again until the Secret's resourceVersion differs or the spec changes.
+	// +optional
+	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
+
+	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
+	// that was acted on.
+	// +optional
+	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
+}
+
+// ThingSpaceApp keeps a ThingSpace OAuth2 app token valid in a Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=tsapp,categories=thingspace
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretName`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ThingSpaceApp struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec ThingSpaceAppSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status ThingSpaceAppStatus `json:"status,omitempty"`
+}
+
+// ThingSpaceAppList is a list of ThingSpaceApp.
+// +kubebuilder:object:root=true
+type ThingSpaceAppList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ThingSpaceApp `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ThingSpaceApp{}, &ThingSpaceAppList{})
+}

@@ -1,0 +1,176 @@
+// Command thingspace-sim serves the ThingSpace simulator
+// (internal/simulator) over HTTP for demos, benchmarks and out-of-process
+// tests. Once the port is bound it prints exactly one line to stdout,
+// "listening on http://<addr>", so callers using --listen 127.0.0.1:0 can
+// learn the port; everything else goes to stderr.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/credops/thingspace-operator/internal/simulator"
+)
+
+// shutdownGrace bounds how long in-flight requests (possibly held by injected
+// latency) may delay exit.
+const shutdownGrace = 10 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Restore default signal handling once the first signal arrives, so a
+	// second Ctrl-C kills a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "thingspace-sim:", err)
+		os.Exit(1)
+	}
+}
+
+// run is main without process globals, so it can be tested.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("thingspace-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apps := &appsFlag{m: map[string]string{}}
+	listen := fs.String("listen", "127.0.0.1:8088", "address to listen on; port 0 picks a free port")
+	fs.Var(apps, "app", "app credentials as key:secret (repeatable); visible in ps, prefer --apps-file")
+	appsFile := fs.String("apps-file", "", "file of key:secret lines (blank lines and # comments ignored)")
+	lifetime := fs.Duration("token-lifetime", simulator.DefaultTokenLifetime, "access token lifetime")
+	var faults simulator.Faults
+	fs.Float64Var(&faults.Rate, "fault-rate", 0, "share (0..1) of /api requests answered with a gateway fault")
+	fs.IntVar(&faults.Status, "fault-status", 503, "status of injected faults: 503 or 429")
+	fs.DurationVar(&faults.RetryAfter, "fault-retry-after", 0, "Retry-After sent with injected faults (rounded up to seconds; 0 = none)")
+	fs.DurationVar(&faults.Latency, "latency", 0, "delay added to every /api request")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := errors.Join(apps.errs...); err != nil {
+		return fmt.Errorf("--app: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *appsFile != "" {
+		if err := apps.load(*appsFile); err != nil {
+			return err
+		}
+	}
+	if err := faults.Validate(); err != nil {
+		return fmt.Errorf("faults: %w", err)
+	}
+	if *lifetime <= 0 {
+		return fmt.Errorf("--token-lifetime must be positive, got %v", *lifetime)
+	}
+
+	sim := simulator.New(simulator.Config{Apps: apps.m, TokenLifetime: *lifetime, Faults: faults})
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	// Only key names are printed: secrets never reach a log.
+	if len(apps.m) == 0 {
+		fmt.Fprintln(stderr, "thingspace-sim: no apps configured; add one with PUT /admin/apps/{key}")
+	} else {
+		fmt.Fprintf(stderr, "thingspace-sim: apps %s; token lifetime %v; faults %+v\n",
+			strings.Join(apps.keys(), ", "), *lifetime, sim.Faults())
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stderr, "thingspace-sim: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// appsFlag collects --app key:secret values.
+type appsFlag struct {
+	m map[string]string
+	// errs holds bad values for run to report after parsing: returning them
+	// from Set would make the flag package print the value, secret and all.
+	errs []error
+}
+
+// String lists keys only, because flag prints it in usage.
+func (a *appsFlag) String() string {
+	if a == nil {
+		return ""
+	}
+	return strings.Join(a.keys(), ",")
+}
+
+func (a *appsFlag) Set(v string) error {
+	a.errs = append(a.errs, a.add(v))
+	return nil
+}
+
+// add records one key:secret. Errors name the key at most, never the secret.
+func (a *appsFlag) add(v string) error {
+	// Split at the first colon, as Basic auth does: keys cannot contain one,
+	// secrets may.
+	key, secret, ok := strings.Cut(v, ":")
+	if !ok || key == "" || secret == "" {
+		return errors.New("want key:secret with both parts non-empty")
+	}
+	if _, dup := a.m[key]; dup {
+		return fmt.Errorf("app %q given twice", key)
+	}
+	a.m[key] = secret
+	return nil
+}
+
+func (a *appsFlag) keys() []string {
+	keys := make([]string, 0, len(a.m))
+	for k := range a.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (a *appsFlag) load(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := a.add(line); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+	}
+	return sc.Err()
+}

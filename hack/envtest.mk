@@ -1,0 +1,2 @@
+# placeholder until the envtest build lands
+ENVTEST_ASSETS ?= $(LOCALBIN)/k8s

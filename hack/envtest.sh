@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Provide kube-apiserver and etcd for envtest (KUBEBUILDER_ASSETS) in <dest-dir>.
+#
+# Usage: hack/envtest.sh [dest-dir]        (default: bin/k8s)
+#
+# 1. If <dest>/kube-apiserver and <dest>/etcd already run, do nothing (cache).
+# 2. Try setup-envtest, which downloads release binaries (needs internet).
+# 3. Otherwise build both from source, fetching only from the Go module proxy
+#    (works where dl.k8s.io / GitHub are unreachable but GOPROXY is not).
+#
+# Versions can be overridden from the environment.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.36.3}"                   # kube-apiserver version
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"                # go.etcd.io/etcd/server/v3
+# No tools/setup-envtest/v0.24.x tag exists, so use the latest tagged release.
+SETUP_ENVTEST_VERSION="${SETUP_ENVTEST_VERSION:-v0.25.1}"
+SETUP_ENVTEST_TIMEOUT="${SETUP_ENVTEST_TIMEOUT:-60}"   # seconds
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEST="${1:-$REPO/bin/k8s}"
+mkdir -p "$DEST"
+DEST="$(cd "$DEST" && pwd)"       # tests use the absolute path
+BUILD_DIR="$REPO/.envtest-build"  # throwaway modules (gitignored)
+
+log() { echo "envtest: $*" >&2; }
+
+runs() { [[ -x "$1" ]] && "$1" --version >/dev/null 2>&1; }
+
+have_binaries() { runs "$DEST/kube-apiserver" && runs "$DEST/etcd"; }
+
+report() {
+  log "kube-apiserver: $("$DEST/kube-apiserver" --version 2>&1 | head -n1)"
+  log "etcd:           $("$DEST/etcd" --version 2>&1 | head -n1)"
+  log "binaries in $DEST (KUBEBUILDER_ASSETS=$DEST)"
+}
+
+# Copy $1 into $DEST atomically, so a half-written binary never passes the cache check.
+install_bin() {
+  cp "$1" "$DEST/.$(basename "$1").tmp"
+  chmod 0755 "$DEST/.$(basename "$1").tmp"
+  mv -f "$DEST/.$(basename "$1").tmp" "$DEST/$(basename "$1")"
+}
+
+if have_binaries; then
+  report
+  exit 0
+fi
+
+# --- a. setup-envtest (downloads prebuilt binaries) ---------------------------
+try_setup_envtest() {
+  local tmp dir
+  GOBIN="$REPO/bin" go install \
+    "sigs.k8s.io/controller-runtime/tools/setup-envtest@$SETUP_ENVTEST_VERSION" || return 1
+  tmp="$(mktemp -d)"
+  # Without internet the download hangs or fails; don't let it stall the build.
+  local to=()
+  command -v timeout >/dev/null && to=(timeout "$SETUP_ENVTEST_TIMEOUT")
+  if dir="$(${to[@]+"${to[@]}"} "$REPO/bin/setup-envtest" use "${K8S_VERSION%.*}.x" \
+              --bin-dir "$tmp" -p path)" && [[ -n "$dir" ]] \
+     && runs "$dir/kube-apiserver" && runs "$dir/etcd"; then
+    install_bin "$dir/kube-apiserver"
+    install_bin "$dir/etcd"
+    [[ -x "$dir/kubectl" ]] && install_bin "$dir/kubectl"
+    chmod -R u+w "$tmp"; rm -rf "$tmp"   # setup-envtest makes its files read-only
+    return 0
+  fi
+  chmod -R u+w "$tmp"; rm -rf "$tmp"
+  return 1
+}
+
+log "trying setup-envtest $SETUP_ENVTEST_VERSION (k8s ${K8S_VERSION%.*}.x)"
+if try_setup_envtest; then
+  report
+  exit 0
+fi
+log "setup-envtest failed; building from source via the Go module proxy ($(go env GOPROXY))"
+
+# --- b. build from source through the module proxy -----------------------------
+# Only the throwaway builds get these settings:
+#  - GOFLAGS=-mod=mod: the throwaway go.mod has no go.sum; let go fill it in.
+#    -buildvcs=false: .envtest-build sits inside this repo's git checkout.
+#  - GONOSUMDB: the checksum database does not answer for some k8s.io /
+#    go.etcd.io module versions on restricted networks.
+#  - GOWORK=off: never pick up a go.work from an enclosing directory.
+build_env=(env GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+           GONOSUMDB="k8s.io,go.etcd.io${GONOSUMDB:+,$GONOSUMDB}")
+
+# new_module <dir> <module-path>: a fresh throwaway module
+# (go 1.26.0 is what k8s.io/kubernetes v1.36 requires).
+new_module() {
+  rm -rf "$1"; mkdir -p "$1"
+  printf 'module %s\n\ngo 1.26.0\n' "$2" > "$1/go.mod"
+}
+
+build_kube_apiserver() {
+  local dir="$BUILD_DIR/kube-apiserver" gomod staging_version="v0.${K8S_VERSION#1.}"
+  new_module "$dir" envtest-build/kube-apiserver
+  # k8s.io/kubernetes' go.mod replaces its staging modules (k8s.io/api, ...) with
+  # ./staging/src/... directories, so it can't be `go install`ed. Read that
+  # replace list from its go.mod and point each module at the published v0.x.y.
+  gomod="$(cd "$dir" && "${build_env[@]}" go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" \
+           | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+  [[ -f "$gomod" ]] || { log "could not download k8s.io/kubernetes@v$K8S_VERSION go.mod"; return 1; }
+  local edits=(-require="k8s.io/kubernetes@v$K8S_VERSION") m
+  # Local-path replaces, restricted to modules kubernetes actually requires
+  # (e.g. k8s.io/sample-cli-plugin is replaced but not required, and not published).
+  for m in $(awk '{ sub(/^replace[[:space:]]+/, "") } $2 == "=>" && $3 ~ /^\.\.?\// { print $1 }' "$gomod"); do
+    grep -Eq "^[[:space:]]*(require[[:space:]]+)?${m//./\\.}[[:space:]]+v" "$gomod" || continue
+    edits+=(-replace="$m=$m@$staging_version")
+  done
+  log "kube-apiserver v$K8S_VERSION: $(( ${#edits[@]} - 1 )) staging modules -> $staging_version"
+  (cd "$dir" && go mod edit "${edits[@]}")
+  # Version stamping as in kubernetes' hack/lib/version.sh, so --version is right.
+  local v=k8s.io/component-base/version minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
+  local ldflags="-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=${K8S_VERSION%%.*}"
+  ldflags+=" -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  ldflags+=" -X $v.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  (cd "$dir" && "${build_env[@]}" go build -trimpath -ldflags="$ldflags" \
+     -o "$dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+}
+
+build_etcd() {
+  local dir="$BUILD_DIR/etcd"
+  new_module "$dir" envtest-build/etcd
+  # Same as etcd's own main.go; etcd's root module also has replace directives.
+  cat > "$dir/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  (cd "$dir" && go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION")
+  log "etcd $ETCD_VERSION"
+  (cd "$dir" && "${build_env[@]}" go build -trimpath -ldflags="-s -w" -o "$dir/etcd" .)
+}
+
+start=$SECONDS
+build_kube_apiserver
+build_etcd
+install_bin "$BUILD_DIR/kube-apiserver/kube-apiserver"
+install_bin "$BUILD_DIR/etcd/etcd"
+log "built from source in $(( SECONDS - start ))s"
+
+# --- c. verify ------------------------------------------------------------------
+if ! have_binaries; then
+  log "built binaries do not run"
+  exit 1
+fi
+report

@@ -1,0 +1,79 @@
+// Package metrics defines the operator's Prometheus series and registers them with controller-runtime's
+// registry, which the manager serves on its metrics endpoint. Per-object series are deleted when the
+// object goes, so a cluster with churn does not accumulate dead series.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+const namespace = "thingspace"
+
+var (
+	// UpstreamRequests counts calls to Verizon by API, endpoint and HTTP status ("error" for transport
+	// failures).
+	UpstreamRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "upstream_requests_total",
+		Help:      "Requests sent to Verizon APIs, by API, endpoint and HTTP status code (\"error\" when no response arrived).",
+	}, []string{"api", "endpoint", "code"})
+
+	appExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "app_token_expiration_timestamp_seconds",
+		Help:      "When the token in a ThingSpaceApp's Secret expires, as a Unix timestamp.",
+	}, []string{"namespace", "name"})
+
+	appRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "app_token_renewal_timestamp_seconds",
+		Help:      "When a ThingSpaceApp's next planned upstream call is, as a Unix timestamp.",
+	}, []string{"namespace", "name"})
+
+	appReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "app_ready",
+		Help:      "1 when a ThingSpaceApp's Secret holds a token that has not expired, else 0.",
+	}, []string{"namespace", "name"})
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(UpstreamRequests, appExpiry, appRenewal, appReady)
+}
+
+// Observer returns the function the upstream clients call once per request.
+func Observer(api string) func(endpoint, code string) {
+	return func(endpoint, code string) { UpstreamRequests.WithLabelValues(api, endpoint, code).Inc() }
+}
+
+// SetApp records a ThingSpaceApp's state. Zero times leave their series out.
+func SetApp(ns, name string, ready bool, expires, renewal time.Time) {
+	setTime(appExpiry, ns, name, expires)
+	setTime(appRenewal, ns, name, renewal)
+	appReady.WithLabelValues(ns, name).Set(boolValue(ready))
+}
+
+// ForgetApp deletes a ThingSpaceApp's series.
+func ForgetApp(ns, name string) {
+	for _, v := range []*prometheus.GaugeVec{appExpiry, appRenewal, appReady} {
+		v.DeleteLabelValues(ns, name)
+	}
+}
+
+func setTime(v *prometheus.GaugeVec, ns, name string, t time.Time) {
+	if t.IsZero() {
+		v.DeleteLabelValues(ns, name)
+		return
+	}
+	v.WithLabelValues(ns, name).Set(float64(t.Unix()))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

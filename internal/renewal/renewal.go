@@ -1,0 +1,125 @@
+// Package renewal holds the timing decisions of the operator as pure functions of (issued, expires,
+// spec, now): when to renew a credential and how long to back off after a failure. Nothing here reads a
+// clock or a random source of its own; callers pass both in, so every decision is testable with fixed
+// values.
+package renewal
+
+import (
+	"math"
+	"time"
+)
+
+// Precision is the resolution of every instant the operator stores. Kubernetes serialises metav1.Time
+// at whole seconds; computing a time at a finer precision than it is stored at leads to a renewal that
+// never fires after a round trip (cert-manager #4345), so instants are truncated before anything uses them.
+const Precision = time.Second
+
+// Truncate rounds t down to the stored precision: earlier is always the safe side for an expiry.
+func Truncate(t time.Time) time.Time { return t.Truncate(Precision) }
+
+// Expiry is when a credential obtained by a request sent at sent, answered with expiresIn, expires.
+// The send time (not the receive time) is the conservative anchor: the upstream counted from a moment
+// after it.
+func Expiry(sent time.Time, expiresIn time.Duration) time.Time {
+	return Truncate(sent).Add(expiresIn.Truncate(Precision))
+}
+
+// MaxJitter is the largest share of the renew-before window that jitter moves a renewal earlier, so
+// objects created together do not renew together.
+const MaxJitter = 0.1
+
+// RenewalTime is when a token issued at issued and expiring at expires should be replaced.
+//
+// renewBefore of zero means "at expiry": the upstream hands out the same token until it expires, so
+// asking earlier gains nothing. Otherwise the token is renewed renewBefore ahead of expiry, moved earlier
+// by jitter (a value in [0,1), times MaxJitter of the window). A window not shorter than the lifetime
+// would renew in a loop (cert-manager #3396), so it is clamped to a third of the lifetime.
+func RenewalTime(issued, expires time.Time, renewBefore time.Duration, jitter float64) time.Time {
+	if renewBefore <= 0 {
+		return Truncate(expires)
+	}
+	lifetime := expires.Sub(issued)
+	if lifetime > 0 && renewBefore >= lifetime {
+		renewBefore = lifetime / 3
+	}
+	window := renewBefore + time.Duration(clamp01(jitter)*MaxJitter*float64(renewBefore))
+	return Truncate(expires.Add(-window))
+}
+
+// FractionRenewalTime is when to renew a credential at fraction of its lifetime, moved earlier by up to
+// MaxJitter of the lifetime. It serves upstreams whose tokens should be refreshed well ahead of expiry
+// (rotating OAuth2 refresh tokens) when the user set no explicit window.
+func FractionRenewalTime(issued, expires time.Time, fraction, jitter float64) time.Time {
+	lifetime := expires.Sub(issued)
+	if lifetime <= 0 {
+		return Truncate(expires)
+	}
+	// Rounded to the millisecond first so float error cannot push a whole-second result down a second.
+	offset := time.Duration((fraction - clamp01(jitter)*MaxJitter) * float64(lifetime)).Round(time.Millisecond)
+	return Truncate(issued.Add(offset))
+}
+
+// SameTokenRetry is how long to wait before asking again when the upstream answered a refresh with the
+// token it was supposed to replace: it has not expired upstream yet. expiresIn is what the upstream
+// said is left. ThingSpace reports whole seconds, so "0" may still mean almost a second: wait at least
+// MinSameTokenRetry, which is enough for the token to be gone and keeps the new token within two
+// seconds of the true expiry.
+func SameTokenRetry(expiresIn time.Duration) time.Duration {
+	return max(expiresIn, MinSameTokenRetry)
+}
+
+// MinSameTokenRetry bounds SameTokenRetry from below; see there.
+const MinSameTokenRetry = time.Second
+
+// Backoff parameters for transient upstream failures: capped exponential with jitter, like the
+// anchors in the field (VSO 5s→60s ×1.5; the controller-runtime default has no jitter and no cap
+// short enough for one-hour tokens).
+type Backoff struct {
+	// Base is the wait after the first failure.
+	Base time.Duration
+	// Cap bounds the wait.
+	Cap time.Duration
+	// Factor multiplies the wait per further failure.
+	Factor float64
+	// Jitter is the share of the wait that is randomised away (0.2 → the wait is 80–100% of nominal).
+	Jitter float64
+}
+
+// DefaultBackoff is the backoff the controllers use.
+var DefaultBackoff = Backoff{Base: time.Second, Cap: 5 * time.Minute, Factor: 2, Jitter: 0.2}
+
+// RetryDelay is how long to wait after the failures-th consecutive failure (1 for the first).
+//
+// rnd is a value in [0,1). retryAfter, when positive, is the upstream's own Retry-After and is always
+// honoured. untilExpiry, when positive, is how long the credential in use stays valid: the next try is
+// pulled in to halfway there, so that several tries land before it expires.
+func (b Backoff) RetryDelay(failures int32, rnd float64, retryAfter, untilExpiry time.Duration) time.Duration {
+	if failures < 1 {
+		failures = 1
+	}
+	nominal := float64(b.Base) * math.Pow(b.Factor, float64(failures-1))
+	if nominal > float64(b.Cap) || math.IsInf(nominal, 0) || math.IsNaN(nominal) {
+		nominal = float64(b.Cap)
+	}
+	d := time.Duration(nominal * (1 - clamp01(rnd)*b.Jitter))
+	if untilExpiry > 0 && d > untilExpiry/2 {
+		d = untilExpiry / 2
+	}
+	// Retry-After wins over the expiry pull-in: asking earlier than the upstream allows only earns
+	// another refusal.
+	d = max(d, retryAfter)
+	return max(d, MinRetryDelay)
+}
+
+// MinRetryDelay keeps a failing object from spinning, whatever the inputs.
+const MinRetryDelay = 100 * time.Millisecond
+
+func clamp01(v float64) float64 {
+	switch {
+	case v < 0 || math.IsNaN(v):
+		return 0
+	case v >= 1:
+		return math.Nextafter(1, 0)
+	}
+	return v
+}

@@ -1,0 +1,104 @@
+package renewal
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func TestExpiryIsConservativeAndWholeSeconds(t *testing.T) {
+	got := Expiry(t0.Add(700*time.Millisecond), 3600*time.Second)
+	if want := t0.Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("Expiry = %v, want %v", got, want)
+	}
+	if got.Nanosecond() != 0 {
+		t.Fatalf("Expiry carries sub-second precision: %v", got)
+	}
+}
+
+func TestRenewalTime(t *testing.T) {
+	issued, expires := t0, t0.Add(time.Hour)
+	cases := []struct {
+		name        string
+		renewBefore time.Duration
+		jitter      float64
+		want        time.Time
+	}{
+		{"unset renews at expiry", 0, 0.9, expires},
+		{"window ahead of expiry", 10 * time.Minute, 0, expires.Add(-10 * time.Minute)},
+		{"jitter moves earlier by at most a tenth of the window", 10 * time.Minute, 0.5, expires.Add(-10*time.Minute - 30*time.Second)},
+		{"jitter just below one", 10 * time.Minute, 0.9999999, expires.Add(-11 * time.Minute)},
+		{"jitter out of range is clamped", 10 * time.Minute, 7, expires.Add(-11 * time.Minute)},
+		{"negative jitter is none", 10 * time.Minute, -1, expires.Add(-10 * time.Minute)},
+		{"window equal to lifetime is clamped to a third", time.Hour, 0, issued.Add(40 * time.Minute)},
+		{"window longer than lifetime is clamped", 2 * time.Hour, 0, issued.Add(40 * time.Minute)},
+		{"seconds-long windows for tests", 2 * time.Second, 0, expires.Add(-2 * time.Second)},
+		{"sub-second results are truncated", 1500 * time.Millisecond, 0, expires.Add(-2 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := RenewalTime(issued, expires, tc.renewBefore, tc.jitter)
+			if !got.Equal(tc.want) {
+				t.Fatalf("RenewalTime = %v, want %v", got, tc.want)
+			}
+			if !got.Before(expires) && tc.renewBefore > 0 {
+				t.Fatalf("renewal %v not before expiry %v", got, expires)
+			}
+			if got.Before(issued) {
+				t.Fatalf("renewal %v before issue %v: would loop", got, issued)
+			}
+		})
+	}
+}
+
+func TestFractionRenewalTime(t *testing.T) {
+	issued, expires := t0, t0.Add(90*time.Minute)
+	if got, want := FractionRenewalTime(issued, expires, 2.0/3, 0), t0.Add(time.Hour); !got.Equal(want) {
+		t.Fatalf("no jitter: got %v want %v", got, want)
+	}
+	if got, want := FractionRenewalTime(issued, expires, 2.0/3, 0.5), t0.Add(time.Hour-270*time.Second); !got.Equal(want) {
+		t.Fatalf("half jitter: got %v want %v", got, want)
+	}
+	if got := FractionRenewalTime(expires, issued, 2.0/3, 0); !got.Equal(issued) {
+		t.Fatalf("non-positive lifetime renews at expiry, got %v", got)
+	}
+}
+
+func TestSameTokenRetry(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{0: time.Second, 500 * time.Millisecond: time.Second, 3 * time.Second: 3 * time.Second} {
+		if got := SameTokenRetry(in); got != want {
+			t.Errorf("SameTokenRetry(%v) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	b := Backoff{Base: time.Second, Cap: time.Minute, Factor: 2, Jitter: 0.2}
+	cases := []struct {
+		name        string
+		failures    int32
+		rnd         float64
+		retryAfter  time.Duration
+		untilExpiry time.Duration
+		want        time.Duration
+	}{
+		{"first failure", 1, 0, 0, 0, time.Second},
+		{"zero failures counts as one", 0, 0, 0, 0, time.Second},
+		{"grows exponentially", 4, 0, 0, 0, 8 * time.Second},
+		{"jitter shortens", 4, 0.5, 0, 0, 7200 * time.Millisecond},
+		{"capped", 30, 0, 0, 0, time.Minute},
+		{"huge failure count stays capped", 1 << 30, 0, 0, 0, time.Minute},
+		{"pulled in before expiry", 6, 0, 0, 20 * time.Second, 10 * time.Second},
+		{"retry-after honoured over backoff", 1, 0, 30 * time.Second, 0, 30 * time.Second},
+		{"retry-after honoured over expiry pull-in", 6, 0, 15 * time.Second, 20 * time.Second, 15 * time.Second},
+		{"never below the floor", 1, 0, 0, 10 * time.Millisecond, MinRetryDelay},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := b.RetryDelay(tc.failures, tc.rnd, tc.retryAfter, tc.untilExpiry); got != tc.want {
+				t.Fatalf("RetryDelay = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,204 @@
+package simulator
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// DefaultTokenLifetime is ThingSpace's documented token lifetime ("one hour
+// from when it was first issued").
+const DefaultTokenLifetime = time.Hour
+
+// statusClientClosed is counted when the client gives up while the request is
+// held by injected latency, so no real status was ever sent (nginx's 499).
+const statusClientClosed = 499
+
+// Config configures a Server. The zero value is usable: no apps, 1h tokens,
+// no faults, real clock.
+type Config struct {
+	// Apps maps ThingSpace app key to app secret.
+	Apps map[string]string
+	// TokenLifetime of an access token from first issue; 0 means 1h.
+	TokenLifetime time.Duration
+	// Faults injected on /api/... requests; see Faults.
+	Faults Faults
+	// Clock drives token expiry and injected latency; nil means the real clock.
+	Clock clock.Clock
+}
+
+// Server simulates the ThingSpace API. It is safe for concurrent use.
+type Server struct {
+	clock clock.Clock
+	mux   *http.ServeMux
+	ts    *tsOAuth
+
+	mu     sync.Mutex // guards faults and stats
+	faults Faults
+	stats  map[string]map[int]int // route key -> status -> count
+}
+
+// New returns a Server configured by cfg. cfg.Apps is copied.
+func New(cfg Config) *Server {
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	lifetime := cfg.TokenLifetime
+	if lifetime <= 0 {
+		lifetime = DefaultTokenLifetime
+	}
+	s := &Server{
+		clock:  clk,
+		mux:    http.NewServeMux(),
+		ts:     newTSOAuth(clk, lifetime, cfg.Apps),
+		faults: cfg.Faults.sanitized(),
+		stats:  map[string]map[int]int{},
+	}
+
+	// One register call per API family; M2M (/api/m2m/v1/...) and Verizon
+	// Cloud (/cloud/1/...) slot in here with their own files and state.
+	s.ts.register(s.mux)
+	s.registerAdmin(s.mux)
+
+	// Anything else under /api/ is the gateway's "no such resource", which the
+	// contract documents as 400 900906. The catch-all also keeps stats keys
+	// bounded: unknown paths count under "<METHOD> /api/" rather than one key
+	// per path.
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeGatewayFault(w, http.StatusBadRequest, "900906",
+			"No matching resource found in the API for the given request",
+			"Access failure for API: "+r.URL.Path+", method "+r.Method)
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
+	})
+	return s
+}
+
+// ServeHTTP applies latency and fault injection to /api/... requests, counts
+// every non-admin request by route and status, and dispatches to the mux.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isAdminPath(r.URL.Path) {
+		// Admin traffic is the test harness talking to us, not the client under
+		// test, so it is neither faulted nor counted.
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+
+	// The route is resolved up front because faulted requests never reach the
+	// mux, yet must be counted under the route they were aimed at.
+	_, pattern := s.mux.Handler(r)
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() { s.count(routeKey(r.Method, pattern), rec.statusOrOK()) }()
+
+	if isFaultablePath(r.URL.Path) {
+		f := s.Faults()
+		if err := s.sleep(r.Context(), f.Latency); err != nil {
+			rec.status = statusClientClosed
+			return
+		}
+		if f.roll() {
+			writeInjectedFault(rec, f)
+			return
+		}
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// sleep waits d on the server clock, so fake-clock tests control latency too.
+func (s *Server) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := s.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Faults returns the faults currently injected.
+func (s *Server) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// SetFaults replaces the injected faults. Status 0 means 503; values that
+// Faults.Validate rejects are clamped (see Faults.Validate).
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f.sanitized()
+}
+
+// SetApp adds an app or changes its secret. Changing the secret ends the app's
+// live token, as regenerating a secret in Key Management would.
+func (s *Server) SetApp(key, secret string) { s.ts.setApp(key, secret) }
+
+// RemoveApp deletes an app and ends its live token. Unknown keys are ignored.
+func (s *Server) RemoveApp(key string) { s.ts.removeApp(key) }
+
+// ValidBearer reports whether token is a live ThingSpace access token: issued
+// by this server, not expired, not revoked, and its app still exists. Gateway
+// endpoints use it to decide on 401 900901.
+func (s *Server) ValidBearer(token string) bool { return s.ts.valid(token) }
+
+func isAdminPath(p string) bool {
+	return p == "/admin" || strings.HasPrefix(p, "/admin/") || p == "/healthz"
+}
+
+// isFaultablePath: the contract puts gateway faults on every /api/... path.
+func isFaultablePath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/")
+}
+
+// routeKey renders "<METHOD> <route path>" from a mux pattern, which may or
+// may not start with a method.
+func routeKey(method, pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if pattern == "" {
+		pattern = "(unmatched)"
+	}
+	return method + " " + pattern
+}
+
+// statusRecorder remembers the status a handler sent so it can be counted.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) statusOrOK() int {
+	if r.status == 0 {
+		return http.StatusOK // net/http sends 200 for a handler that wrote nothing
+	}
+	return r.status
+}

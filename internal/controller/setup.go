@@ -1,0 +1,113 @@
+package controller
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+)
+
+// Field indexes over the custom resources: which objects reference a Secret by name.
+const (
+	indexCredentialsSecret = "spec.credentialsSecretRef.name"
+	indexTargetSecret      = "spec.secretName"
+)
+
+// Wiring holds what the controllers of every kind share in one manager.
+type Wiring struct {
+	// SecretMeta is a metadata-only cache of all Secrets. Credentials Secrets are the user's and carry no
+	// label of ours, so they are watched through it: a change to them costs a reconcile, and their
+	// contents are read past the cache only when needed.
+	SecretMeta cache.Cache
+	// MaxConcurrentReconciles bounds the workers per controller.
+	MaxConcurrentReconciles int
+}
+
+// SetupWithManager registers the ThingSpaceApp controller.
+func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, notifications <-chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp]) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &v1alpha1.ThingSpaceApp{}, indexCredentialsSecret, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ThingSpaceApp).Spec.CredentialsSecretRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1alpha1.ThingSpaceApp{}, indexTargetSecret, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ThingSpaceApp).Spec.SecretName}
+	}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("thingspaceapp").
+		// Our own status writes do not need another pass: only spec and annotation changes (the refresh
+		// request) and deletion do.
+		For(&v1alpha1.ThingSpaceApp{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
+			handler.TypedEnqueueRequestsFromMapFunc(r.appsReferencingSecret))).
+		WatchesRawSource(source.Channel(notifications, &handler.TypedEnqueueRequestForObject[*v1alpha1.ThingSpaceApp]{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+}
+
+// appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials or write
+// it as their target (a foreign Secret in the way going away, say).
+func (r *ThingSpaceAppReconciler) appsReferencingSecret(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+	var out []reconcile.Request
+	for _, field := range []string{indexCredentialsSecret, indexTargetSecret} {
+		list := &v1alpha1.ThingSpaceAppList{}
+		if err := r.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{field: s.Name}); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
+}
+
+// Notifier turns broker notifications into reconcile requests for ThingSpaceApps.
+func Notifier(ch chan<- event.TypedGenericEvent[*v1alpha1.ThingSpaceApp]) func(types.NamespacedName) {
+	return func(nn types.NamespacedName) {
+		app := &v1alpha1.ThingSpaceApp{}
+		app.Namespace, app.Name = nn.Namespace, nn.Name
+		ch <- event.TypedGenericEvent[*v1alpha1.ThingSpaceApp]{Object: app}
+	}
+}
+
+func secretMeta() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
+}
+
+// NewSecretMetaCache builds the metadata-only cache of all Secrets. It keeps only what the operator
+// reads (name, namespace, labels, owner references, resourceVersion): annotations go, because a Secret
+// applied with kubectl carries its whole content in last-applied-configuration.
+func NewSecretMetaCache(mgr ctrl.Manager) (cache.Cache, error) {
+	return cache.New(mgr.GetConfig(), cache.Options{
+		Scheme: mgr.GetScheme(),
+		Mapper: mgr.GetRESTMapper(),
+		DefaultTransform: func(in any) (any, error) {
+			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+				m.Annotations = nil
+				m.ManagedFields = nil
+			}
+			return in, nil
+		},
+	})
+}

@@ -1,0 +1,231 @@
+package tokenbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/credops/thingspace-operator/internal/thingspace"
+)
+
+// fakeIssuer behaves like the platform for one key: one token until it expires or is revoked.
+type fakeIssuer struct {
+	mu       sync.Mutex
+	clk      *clocktesting.FakeClock
+	lifetime time.Duration
+	n        int
+	cur      string
+	expires  time.Time
+	tokens   int
+	revokes  []string
+	fail     error
+}
+
+func (f *fakeIssuer) Token(_ context.Context, _ thingspace.Credentials, _ string) (thingspace.Token, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens++
+	if f.fail != nil {
+		return thingspace.Token{}, f.fail
+	}
+	now := f.clk.Now()
+	if f.cur == "" || !now.Before(f.expires) {
+		f.n++
+		f.cur, f.expires = fmt.Sprintf("tok-%d", f.n), now.Add(f.lifetime)
+	}
+	return thingspace.Token{AccessToken: f.cur, TokenType: "Bearer", ExpiresIn: f.expires.Sub(now).Truncate(time.Second)}, nil
+}
+
+func (f *fakeIssuer) Revoke(_ context.Context, _ thingspace.Credentials, tok string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revokes = append(f.revokes, tok)
+	if tok == f.cur {
+		f.cur = ""
+	}
+	return nil
+}
+
+var (
+	t0    = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	creds = thingspace.Credentials{Key: "k", Secret: "s"}
+	a     = types.NamespacedName{Namespace: "ns", Name: "a"}
+	b     = types.NamespacedName{Namespace: "ns", Name: "b"}
+)
+
+type notes struct {
+	mu  sync.Mutex
+	got []types.NamespacedName
+}
+
+func (n *notes) add(x types.NamespacedName) { n.mu.Lock(); n.got = append(n.got, x); n.mu.Unlock() }
+func (n *notes) wait(t *testing.T, want int) []types.NamespacedName {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		n.mu.Lock()
+		if len(n.got) >= want {
+			defer n.mu.Unlock()
+			return append([]types.NamespacedName(nil), n.got...)
+		}
+		n.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("got %d notifications, want %d", len(n.got), want)
+	return nil
+}
+
+func setup() (*Broker, *fakeIssuer, *clocktesting.FakeClock, *notes, Key) {
+	clk := clocktesting.NewFakeClock(t0)
+	n := &notes{}
+	br := New(clk, n.add)
+	iss := &fakeIssuer{clk: clk, lifetime: time.Hour}
+	key := NewKey("https://ts", creds)
+	br.Subscribe(key, a)
+	br.Subscribe(key, b)
+	return br, iss, clk, n, key
+}
+
+func TestHoldersOfOneKeyShareOneUpstreamCall(t *testing.T) {
+	br, iss, _, n, key := setup()
+	ctx := context.Background()
+	ra, err := br.Fetch(ctx, key, a, iss, creds, "", "")
+	if err != nil || !ra.Called {
+		t.Fatalf("first fetch: %+v %v", ra, err)
+	}
+	rb, err := br.Fetch(ctx, key, b, iss, creds, "", "")
+	if err != nil || rb.Called || rb.Token.AccessToken != ra.Token.AccessToken {
+		t.Fatalf("second holder should get the shared token without a call: %+v %v", rb, err)
+	}
+	if iss.tokens != 1 {
+		t.Fatalf("upstream token calls = %d, want 1", iss.tokens)
+	}
+	if got := n.wait(t, 1); got[0] != b {
+		t.Fatalf("notified %v, want only b", got)
+	}
+	if !ra.Token.ExpiresAt.Equal(t0.Add(time.Hour)) || !ra.Token.IssuedAt.Equal(t0) {
+		t.Fatalf("times: %+v", ra.Token)
+	}
+}
+
+func TestRotateDoesNotRevokeATokenAnotherHolderJustFetched(t *testing.T) {
+	br, iss, clk, _, key := setup()
+	ctx := context.Background()
+	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+	clk.Step(50 * time.Minute)
+	ra, err := br.Rotate(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+	if err != nil || ra.Token.AccessToken == first.Token.AccessToken {
+		t.Fatalf("rotate: %+v %v", ra, err)
+	}
+	// b planned to rotate the same old token a moment later: it must get a's new token, no revoke.
+	rb, err := br.Rotate(ctx, key, b, iss, creds, "", first.Token.AccessToken)
+	if err != nil || rb.Called || rb.Token.AccessToken != ra.Token.AccessToken {
+		t.Fatalf("b should adopt a's rotation: %+v %v", rb, err)
+	}
+	if len(iss.revokes) != 1 || iss.tokens != 2 {
+		t.Fatalf("revokes=%v tokens=%d, want 1 revoke and 2 token calls", iss.revokes, iss.tokens)
+	}
+}
+
+func TestFetchAtExpiryWhenUpstreamStillHasTheOldToken(t *testing.T) {
+	br, iss, clk, _, key := setup()
+	ctx := context.Background()
+	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+	// The broker computed expiry from the send time; pretend the platform's own expiry is half a
+	// second later, so at our expiry it still returns the old token with expires_in 0.
+	iss.expires = iss.expires.Add(500 * time.Millisecond)
+	clk.SetTime(first.Token.ExpiresAt)
+	r, err := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+	if err != nil || r.Token.AccessToken != first.Token.AccessToken || r.RetryAt.IsZero() {
+		t.Fatalf("same token should come back with a retry time: %+v %v", r, err)
+	}
+	if want := first.Token.ExpiresAt.Add(time.Second); !r.RetryAt.Equal(want) {
+		t.Fatalf("RetryAt = %v, want %v", r.RetryAt, want)
+	}
+	// b asking in the same instant makes no second call.
+	rb, _ := br.Fetch(ctx, key, b, iss, creds, "", first.Token.AccessToken)
+	if rb.Called || iss.tokens != 2 {
+		t.Fatalf("b made a call during the retry window: %+v, tokens=%d", rb, iss.tokens)
+	}
+	clk.SetTime(r.RetryAt)
+	r2, _ := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+	if r2.Token.AccessToken == first.Token.AccessToken || !r2.RetryAt.IsZero() {
+		t.Fatalf("after the retry a new token is due: %+v", r2)
+	}
+}
+
+func TestSeedKeepsTheLaterTokenAndRefusesRevokedOnes(t *testing.T) {
+	br, iss, _, _, key := setup()
+	ctx := context.Background()
+	older := Token{AccessToken: "old", ExpiresAt: t0.Add(10 * time.Minute)}
+	newer := Token{AccessToken: "new", ExpiresAt: t0.Add(50 * time.Minute)}
+	br.Seed(key, newer)
+	br.Seed(key, older)
+	if cur, ok := br.Current(key); !ok || cur.AccessToken != "new" {
+		t.Fatalf("Current = %+v %v, want the later token", cur, ok)
+	}
+	if err := br.Revoke(ctx, key, a, iss, creds, "new"); err != nil {
+		t.Fatal(err)
+	}
+	br.Seed(key, newer)
+	if cur, ok := br.Current(key); ok {
+		t.Fatalf("a revoked token came back through Seed: %+v", cur)
+	}
+	br.Seed(key, Token{AccessToken: "expired", ExpiresAt: t0})
+	if _, ok := br.Current(key); ok {
+		t.Fatal("an expired token was seeded")
+	}
+}
+
+func TestRevokeTellsTheOtherHolders(t *testing.T) {
+	br, iss, _, n, key := setup()
+	ctx := context.Background()
+	br.Seed(key, Token{AccessToken: "t", ExpiresAt: t0.Add(time.Hour)})
+	if err := br.Revoke(ctx, key, a, iss, creds, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.wait(t, 1); got[0] != b {
+		t.Fatalf("notified %v, want b", got)
+	}
+}
+
+func TestFailuresAreReturnedAndNothingIsCached(t *testing.T) {
+	br, iss, _, _, key := setup()
+	iss.fail = errors.New("boom")
+	if _, err := br.Fetch(context.Background(), key, a, iss, creds, "", ""); err == nil {
+		t.Fatal("want error")
+	}
+	if _, ok := br.Current(key); ok {
+		t.Fatal("a failed fetch left a token behind")
+	}
+}
+
+func TestKeysSeparateSecretsAndEndpoints(t *testing.T) {
+	k1 := NewKey("https://ts", creds)
+	if k1 != NewKey("https://ts", thingspace.Credentials{Key: "k", Secret: "s"}) {
+		t.Fatal("equal inputs must give equal keys")
+	}
+	if k1 == NewKey("https://ts", thingspace.Credentials{Key: "k", Secret: "other"}) || k1 == NewKey("https://other", creds) {
+		t.Fatal("different secret or endpoint must give different keys")
+	}
+}
+
+func TestUnsubscribeForgetsUnheldKeys(t *testing.T) {
+	br, iss, _, _, key := setup()
+	_, _ = br.Fetch(context.Background(), key, a, iss, creds, "", "")
+	br.Unsubscribe(a)
+	if _, ok := br.Current(key); !ok {
+		t.Fatal("b still holds the key; the token must stay")
+	}
+	br.Unsubscribe(b)
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if len(br.entries) != 0 {
+		t.Fatalf("entries left: %d", len(br.entries))
+	}
+}

@@ -80,8 +80,9 @@ log "setup-envtest failed; building from source via the Go module proxy ($(go en
 # Only the throwaway builds get these settings:
 #  - GOFLAGS=-mod=mod: the throwaway go.mod has no go.sum; let go fill it in.
 #    -buildvcs=false: .envtest-build sits inside this repo's git checkout.
-#  - GONOSUMDB: the checksum database does not answer for some k8s.io /
-#    go.etcd.io module versions on restricted networks.
+#  - GONOSUMDB: on some restricted networks the checksum database does not
+#    answer for k8s.io / go.etcd.io modules. (Where GOPROXY serves /sumdb/, as
+#    proxy.golang.org does, verification works and this is just a safety net.)
 #  - GOWORK=off: never pick up a go.work from an enclosing directory.
 build_env=(env GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
            GONOSUMDB="k8s.io,go.etcd.io${GONOSUMDB:+,$GONOSUMDB}")
@@ -99,8 +100,10 @@ build_kube_apiserver() {
   # k8s.io/kubernetes' go.mod replaces its staging modules (k8s.io/api, ...) with
   # ./staging/src/... directories, so it can't be `go install`ed. Read that
   # replace list from its go.mod and point each module at the published v0.x.y.
-  gomod="$(cd "$dir" && "${build_env[@]}" go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" \
-           | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+  local dl info
+  dl="$(cd "$dir" && "${build_env[@]}" go mod download -json "k8s.io/kubernetes@v$K8S_VERSION")"
+  gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$dl")"
+  info="$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",*$/\1/p' <<<"$dl")"
   [[ -f "$gomod" ]] || { log "could not download k8s.io/kubernetes@v$K8S_VERSION go.mod"; return 1; }
   local edits=(-require="k8s.io/kubernetes@v$K8S_VERSION") m
   # Local-path replaces, restricted to modules kubernetes actually requires
@@ -115,7 +118,8 @@ build_kube_apiserver() {
   local v=k8s.io/component-base/version minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
   local ldflags="-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=${K8S_VERSION%%.*}"
   ldflags+=" -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-  ldflags+=" -X $v.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  # Release time from the proxy's .info (not "now"), so re-runs hit the build cache.
+  ldflags+=" -X $v.buildDate=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")"
   (cd "$dir" && "${build_env[@]}" go build -trimpath -ldflags="$ldflags" \
      -o "$dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 }
@@ -145,6 +149,7 @@ build_kube_apiserver
 build_etcd
 install_bin "$BUILD_DIR/kube-apiserver/kube-apiserver"
 install_bin "$BUILD_DIR/etcd/etcd"
+rm -f "$BUILD_DIR/kube-apiserver/kube-apiserver" "$BUILD_DIR/etcd/etcd"  # ~130MB, now in $DEST
 log "built from source in $(( SECONDS - start ))s"
 
 # --- c. verify ------------------------------------------------------------------

@@ -4,30 +4,19 @@ package main
 
 import (
 	"flag"
-	"math/rand/v2"
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
-	"github.com/credops/thingspace-operator/internal/renewal"
-	"github.com/credops/thingspace-operator/internal/secrets"
-	"github.com/credops/thingspace-operator/internal/tokenbroker"
-	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 func main() {
@@ -60,47 +49,19 @@ func main() {
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "thingspace-operator.credops.io",
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{
-			// Only the Secrets the operator writes are cached in full; the rest of the cluster's Secrets
-			// cost nothing here (credentials Secrets are watched through a metadata-only cache).
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
-			},
-			DefaultTransform: cache.TransformStripManagedFields(),
-		},
+		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
 		os.Exit(1)
 	}
 
-	secretMeta, err := controller.NewSecretMetaCache(mgr)
-	if err != nil {
-		log.Error(err, "Unable to create the Secret metadata cache")
-		os.Exit(1)
-	}
-	utilruntime.Must(mgr.Add(secretMeta))
-
-	clk := clock.RealClock{}
-	endpoints := &controller.Endpoints{HTTP: upstream.NewHTTPClients(upstreamTimeout), Clock: clk, AllowInsecure: insecure, RequestTimeout: upstreamTimeout}
-	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: scheme}
-	wiring := controller.Wiring{SecretMeta: secretMeta, MaxConcurrentReconciles: workers}
-
-	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
-	apps := &controller.ThingSpaceAppReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    scheme,
-		Recorder:  mgr.GetEventRecorder("thingspace-operator"),
-		Clock:     clk,
-		Rand:      rand.Float64,
-		Broker:    tokenbroker.New(clk, controller.Notifier(appEvents)),
-		Secrets:   writer,
-		Endpoints: endpoints,
-		Backoff:   renewal.DefaultBackoff,
-	}
-	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
-		log.Error(err, "Unable to set up the controller", "controller", "ThingSpaceApp")
+	if err := controller.Setup(mgr, controller.Options{
+		AllowInsecureEndpoints:  insecure,
+		MaxConcurrentReconciles: workers,
+		UpstreamTimeout:         upstreamTimeout,
+	}); err != nil {
+		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
 	}
 

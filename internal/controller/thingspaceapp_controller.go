@@ -210,9 +210,12 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 // plannedRenewal is when the token cur should be replaced: the time already in status while it is about
 // this token and this spec (so a restart keeps the jittered plan), otherwise a fresh computation.
 func (r *ThingSpaceAppReconciler) plannedRenewal(s *appState, cur tokenbroker.Token) time.Time {
+	if renewBefore(s.app) == 0 {
+		return cur.ExpiresAt // no window: at expiry, precisely; nothing to keep stable
+	}
 	st := s.st
 	ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	if st.RenewalTime != nil && st.ExpiresAt != nil && st.ExpiresAt.Time.Equal(cur.ExpiresAt) &&
+	if st.RenewalTime != nil && st.ExpiresAt != nil && st.ExpiresAt.Time.Equal(renewal.Truncate(cur.ExpiresAt)) &&
 		ready != nil && ready.ObservedGeneration == s.app.Generation {
 		return st.RenewalTime.Time
 	}
@@ -247,7 +250,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		// The platform still hands out the token we wanted replaced: it is valid (it was just vouched
 		// for); ask again shortly.
 		next = res.RetryAt
-	case st.FailedRefreshAttempts == 0 && st.ExpiresAt != nil && st.ExpiresAt.Time.Equal(tok.ExpiresAt) && idle:
+	case st.FailedRefreshAttempts == 0 && idle:
 		next = r.plannedRenewal(s, tok)
 	default:
 		next = renewal.RenewalTime(tok.IssuedAt, tok.ExpiresAt, renewBefore(s.app), r.Rand())
@@ -431,9 +434,15 @@ func tokenData(t tokenbroker.Token) map[string][]byte {
 	return map[string][]byte{
 		KeyAccessToken: []byte(t.AccessToken),
 		KeyTokenType:   []byte(typ),
-		KeyExpiresAt:   []byte(t.ExpiresAt.UTC().Format(time.RFC3339)),
+		KeyExpiresAt:   []byte(formatExpiry(t.ExpiresAt)),
 	}
 }
+
+// expiryLayout is RFC 3339 in UTC with milliseconds: the operator replaces tokens at that precision,
+// and a reader comparing expires_at with its clock must not see a token outlive its published expiry.
+const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }
 
 func endpointOf(app *v1alpha1.ThingSpaceApp) string {
 	if app.Spec.Endpoint == "" {

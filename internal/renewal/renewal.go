@@ -9,19 +9,23 @@ import (
 	"time"
 )
 
-// Precision is the resolution of every instant the operator stores. Kubernetes serialises metav1.Time
-// at whole seconds; computing a time at a finer precision than it is stored at leads to a renewal that
-// never fires after a round trip (cert-manager #4345), so instants are truncated before anything uses them.
-const Precision = time.Second
+// Precision is the resolution of the instants the operator acts on and publishes in Secrets (RFC 3339
+// with milliseconds). Kubernetes status times are whole seconds; they are for people to read, and every
+// comparison against them is made at whole seconds (see Truncate), so a value never fails to match
+// itself after a round trip (cert-manager #4345).
+const Precision = time.Millisecond
 
-// Truncate rounds t down to the stored precision: earlier is always the safe side for an expiry.
-func Truncate(t time.Time) time.Time { return t.Truncate(Precision) }
+// Truncate rounds t down to the whole second, the precision of status times: earlier is the safe side.
+func Truncate(t time.Time) time.Time { return t.Truncate(time.Second) }
 
-// Expiry is when a credential obtained by a request sent at sent, answered with expiresIn, expires.
-// The send time (not the receive time) is the conservative anchor: the upstream counted from a moment
-// after it.
-func Expiry(sent time.Time, expiresIn time.Duration) time.Time {
-	return Truncate(sent).Add(expiresIn.Truncate(Precision))
+// Expiry is when a credential received at received, answered with expiresIn, expires.
+//
+// The receive time is the anchor: a token issued fresh expires expiresIn after the upstream created
+// it, which lies between sending and receiving, so this errs late by at most the request's latency.
+// Anchoring at the send time instead errs early, and a refresh at that moment finds the platform
+// still handing out the old token, costing a second call per lifetime.
+func Expiry(received time.Time, expiresIn time.Duration) time.Time {
+	return received.Add(expiresIn).Truncate(Precision)
 }
 
 // MaxJitter is the largest share of the renew-before window that jitter moves a renewal earlier, so
@@ -36,7 +40,7 @@ const MaxJitter = 0.1
 // would renew in a loop (cert-manager #3396), so it is clamped to a third of the lifetime.
 func RenewalTime(issued, expires time.Time, renewBefore time.Duration, jitter float64) time.Time {
 	if renewBefore <= 0 {
-		return Truncate(expires)
+		return expires
 	}
 	lifetime := expires.Sub(issued)
 	if lifetime > 0 && renewBefore >= lifetime {

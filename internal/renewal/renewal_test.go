@@ -7,18 +7,21 @@ import (
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
-func TestExpiryIsConservativeAndWholeSeconds(t *testing.T) {
-	got := Expiry(t0.Add(700*time.Millisecond), 3600*time.Second)
-	if want := t0.Add(time.Hour); !got.Equal(want) {
+func TestExpiryAnchorsAtReceiveTimeInMilliseconds(t *testing.T) {
+	got := Expiry(t0.Add(700*time.Millisecond+300*time.Microsecond), 3600*time.Second)
+	if want := t0.Add(time.Hour + 700*time.Millisecond); !got.Equal(want) {
 		t.Fatalf("Expiry = %v, want %v", got, want)
 	}
-	if got.Nanosecond() != 0 {
-		t.Fatalf("Expiry carries sub-second precision: %v", got)
+	if Truncate(got) != t0.Add(time.Hour) {
+		t.Fatalf("Truncate(%v) should drop to the second", got)
 	}
 }
 
 func TestRenewalTime(t *testing.T) {
 	issued, expires := t0, t0.Add(time.Hour)
+	if got := RenewalTime(issued, expires.Add(250*time.Millisecond), 0, 0); !got.Equal(expires.Add(250 * time.Millisecond)) {
+		t.Fatalf("unset renewBefore must renew at the precise expiry, got %v", got)
+	}
 	cases := []struct {
 		name        string
 		renewBefore time.Duration

@@ -220,16 +220,16 @@ func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.
 }
 
 func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, stale string) (Result, error) {
-	sent := b.clock.Now()
 	resp, err := iss.Token(ctx, creds, scope)
 	if err != nil {
 		return Result{Called: true}, err
 	}
+	received := b.clock.Now()
 	tok := Token{
 		AccessToken: resp.AccessToken,
 		TokenType:   resp.TokenType,
-		IssuedAt:    renewal.Truncate(sent),
-		ExpiresAt:   renewal.Expiry(sent, resp.ExpiresIn),
+		IssuedAt:    received.Truncate(renewal.Precision),
+		ExpiresAt:   renewal.Expiry(received, resp.ExpiresIn),
 	}
 	res := Result{Token: tok, Called: true}
 	if e.tok != nil && e.tok.AccessToken == tok.AccessToken {
@@ -237,7 +237,7 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		res.Token = tok
 	}
 	if tok.AccessToken == stale {
-		e.sameTil = sent.Add(renewal.SameTokenRetry(resp.ExpiresIn))
+		e.sameTil = received.Add(renewal.SameTokenRetry(resp.ExpiresIn))
 		res.RetryAt = e.sameTil
 	}
 	changed := e.tok == nil || e.tok.AccessToken != tok.AccessToken

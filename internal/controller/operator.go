@@ -1,0 +1,88 @@
+package controller
+
+import (
+	"math/rand/v2"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/secrets"
+	"github.com/credops/thingspace-operator/internal/tokenbroker"
+	"github.com/credops/thingspace-operator/internal/upstream"
+)
+
+// Options are the manager-wide settings of the controllers.
+type Options struct {
+	// AllowInsecureEndpoints accepts plain http:// endpoints.
+	AllowInsecureEndpoints bool
+	// MaxConcurrentReconciles bounds the workers per controller.
+	MaxConcurrentReconciles int
+	// UpstreamTimeout bounds one request to a Verizon API.
+	UpstreamTimeout time.Duration
+	// Clock defaults to the real clock; tests inject their own.
+	Clock clock.PassiveClock
+	// Rand returns values in [0,1) for jitter; defaults to math/rand.
+	Rand func() float64
+	// Backoff for upstream failures; zero means renewal.DefaultBackoff.
+	Backoff renewal.Backoff
+}
+
+// CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
+// writes are cached in full, so the cluster's other Secrets cost nothing (credentials Secrets are
+// watched through a separate metadata-only cache, see NewSecretMetaCache).
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+}
+
+// Setup registers every controller with mgr, which must have been built with CacheOptions.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	if o.Backoff == (renewal.Backoff{}) {
+		o.Backoff = renewal.DefaultBackoff
+	}
+	secretMeta, err := NewSecretMetaCache(mgr)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(secretMeta); err != nil {
+		return err
+	}
+	wiring := Wiring{SecretMeta: secretMeta, MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	endpoints := &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock,
+		AllowInsecure: o.AllowInsecureEndpoints, RequestTimeout: o.UpstreamTimeout}
+	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}
+	recorder := mgr.GetEventRecorder("thingspace-operator")
+
+	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
+	apps := &ThingSpaceAppReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  recorder,
+		Clock:     o.Clock,
+		Rand:      o.Rand,
+		Broker:    tokenbroker.New(o.Clock, Notifier(appEvents)),
+		Secrets:   writer,
+		Endpoints: endpoints,
+		Backoff:   o.Backoff,
+	}
+	return apps.SetupWithManager(mgr, wiring, appEvents)
+}

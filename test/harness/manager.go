@@ -1,0 +1,234 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// ManagerConfig starts a manager process.
+type ManagerConfig struct {
+	// Binary is the manager executable.
+	Binary string
+	// Kubeconfig is the kubeconfig file the manager uses (passed as KUBECONFIG).
+	Kubeconfig string
+	// Args are passed after the harness's own flags (metrics and probe addresses on free ports of
+	// 127.0.0.1, --allow-insecure-endpoints, --leader-elect=false). Do not override the addresses: the
+	// harness reads them.
+	Args []string
+	// LeaderElect turns leader election on.
+	LeaderElect bool
+	// LogPath receives the manager's stdout and stderr, appended across restarts; empty means a new
+	// temporary file.
+	LogPath string
+	// ReadyTimeout bounds the wait for /readyz; zero means 60s.
+	ReadyTimeout time.Duration
+}
+
+// Manager is a running manager process.
+type Manager struct {
+	// LogPath holds everything the manager printed, over all its runs.
+	LogPath string
+	// MetricsURL is the Prometheus endpoint, e.g. http://127.0.0.1:41234/metrics.
+	MetricsURL string
+	// ProbeURL is the base of the health probes, e.g. http://127.0.0.1:41235 (+ /readyz, /healthz).
+	ProbeURL string
+
+	cfg  ManagerConfig
+	args []string
+	http *http.Client
+
+	mu      sync.Mutex
+	proc    *process
+	lastHWM int64 // VmHWM sampled just before the last stop
+}
+
+// StartManager runs the manager binary bin against kubeconfig with metrics and probes on free local
+// ports, plain-http endpoints allowed and leader election off, and waits until /readyz answers 200.
+// args are added to the command line (pass "--leader-elect" to turn leader election on).
+func StartManager(ctx context.Context, bin, kubeconfig string, args ...string) (*Manager, error) {
+	return ManagerConfig{Binary: bin, Kubeconfig: kubeconfig, Args: args}.Start(ctx)
+}
+
+// Start runs the manager and waits until it is ready.
+func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
+	if c.Kubeconfig == "" {
+		return nil, errors.New("manager: no kubeconfig")
+	}
+	metricsPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	probePort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	log, err := openLog(c.LogPath, "thingspace-manager-*.log")
+	if err != nil {
+		return nil, err
+	}
+	log.Close()
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
+	probeAddr := "127.0.0.1:" + strconv.Itoa(probePort)
+	m := &Manager{
+		LogPath:    log.Name(),
+		MetricsURL: "http://" + metricsAddr + "/metrics",
+		ProbeURL:   "http://" + probeAddr,
+		cfg:        c,
+		args: append([]string{
+			"--metrics-bind-address", metricsAddr,
+			"--health-probe-bind-address", probeAddr,
+			"--allow-insecure-endpoints",
+			"--leader-elect=" + strconv.FormatBool(c.LeaderElect),
+		}, c.Args...),
+		http: &http.Client{Timeout: 10 * time.Second},
+	}
+	if err := m.start(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) start(ctx context.Context) error {
+	log, err := openLog(m.LogPath, "")
+	if err != nil {
+		return err
+	}
+	p, err := startProcess("manager", m.cfg.Binary, m.args, []string{"KUBECONFIG=" + m.cfg.Kubeconfig}, log, nil)
+	log.Close() // the child has its own descriptor
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.proc = p
+	m.mu.Unlock()
+
+	timeout := m.cfg.ReadyTimeout
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	err = WaitFor(ctx, timeout, 100*time.Millisecond, func() (bool, error) {
+		if p.exited() {
+			return false, fmt.Errorf("exited (%v)", p.err)
+		}
+		resp, err := m.http.Get(m.ProbeURL + "/readyz")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		_ = m.Stop()
+		return fmt.Errorf("manager not ready: %w; log %s:\n%s", err, m.LogPath, readTail(m.LogPath, 8192))
+	}
+	return nil
+}
+
+// Stop ends the manager with SIGTERM (SIGKILL after a grace period) and waits for it. It returns an
+// error when the manager exited unsuccessfully.
+func (m *Manager) Stop() error {
+	m.mu.Lock()
+	p := m.proc
+	m.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	if hwm, err := procStatusBytes(p.pid(), "VmHWM"); err == nil {
+		m.mu.Lock()
+		m.lastHWM = hwm
+		m.mu.Unlock()
+	}
+	return p.stop()
+}
+
+// Restart stops the manager and starts it again with the same flags, ports and log file, and waits
+// until it is ready. An unclean exit of the old process is reported, after the new one is up.
+func (m *Manager) Restart(ctx context.Context) error {
+	stopErr := m.Stop()
+	if err := m.start(ctx); err != nil {
+		return errors.Join(stopErr, err)
+	}
+	if stopErr != nil {
+		return fmt.Errorf("restart: the old process exited uncleanly: %w", stopErr)
+	}
+	return nil
+}
+
+// Start starts a stopped manager again, as Restart does, so that something can happen in between (a
+// stats reset, say).
+func (m *Manager) Start(ctx context.Context) error {
+	if m.Running() {
+		return errors.New("manager: already running")
+	}
+	return m.start(ctx)
+}
+
+// Running reports whether the manager process is alive.
+func (m *Manager) Running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc != nil && !m.proc.exited()
+}
+
+// Pid is the process id of the current manager process.
+func (m *Manager) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc.pid()
+}
+
+// Logs returns everything the manager printed, over all its runs.
+func (m *Manager) Logs() string {
+	b, _ := os.ReadFile(m.LogPath)
+	return string(b)
+}
+
+// Metrics returns the Prometheus text exposition from the metrics endpoint.
+func (m *Manager) Metrics() (string, error) {
+	resp, err := m.http.Get(m.MetricsURL)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: status %d", m.MetricsURL, resp.StatusCode)
+	}
+	return string(b), nil
+}
+
+// PeakRSS is the peak resident set size (VmHWM) of the current manager process in bytes; after Stop, the
+// value sampled just before it. 0 when unknown.
+func (m *Manager) PeakRSS() int64 {
+	m.mu.Lock()
+	p, last := m.proc, m.lastHWM
+	m.mu.Unlock()
+	if p != nil && !p.exited() {
+		if v, err := procStatusBytes(p.pid(), "VmHWM"); err == nil {
+			return v
+		}
+	}
+	return last
+}
+
+// RSS is the current resident set size (VmRSS) of the manager in bytes; 0 when it is not running.
+func (m *Manager) RSS() int64 {
+	m.mu.Lock()
+	p := m.proc
+	m.mu.Unlock()
+	if p == nil || p.exited() {
+		return 0
+	}
+	v, _ := procStatusBytes(p.pid(), "VmRSS")
+	return v
+}

@@ -15,6 +15,9 @@ const (
 
 	// RevokeFinalizer holds a ThingSpaceApp with revokeOnDelete until its token is revoked.
 	RevokeFinalizer = "thingspace.credops.io/revoke-on-delete"
+
+	// LogoutFinalizer holds an M2MSession with logoutOnDelete until its session is logged out.
+	LogoutFinalizer = "thingspace.credops.io/logout-on-delete"
 )
 
 // Condition types.
@@ -44,6 +47,19 @@ const (
 	ReasonRequestInvalid = "RequestInvalid"
 	// ReasonSecretConflict: a Secret with the target name exists and is not managed by this object.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonLoginRejected: the platform refused the UWS login; no login is attempted again until the
+	// credentials Secret changes (5 failures lock the username).
+	ReasonLoginRejected = "LoginRejected"
+	// ReasonInvalidCredentials: the UWS username or password breaks the platform's rules (length or a
+	// forbidden character); no login is attempted with it.
+	ReasonInvalidCredentials = "InvalidCredentials"
+	// ReasonSessionValid: the Secret holds a live session and a valid app token.
+	ReasonSessionValid = "SessionValid"
+	// ReasonAppNotReady: the referenced ThingSpaceApp is missing or holds no valid token.
+	ReasonAppNotReady = "AppNotReady"
+	// ReasonPasswordNotStored: a password reset succeeded but the new password could not be written to
+	// the credentials Secret yet; the operator keeps retrying the write before anything else.
+	ReasonPasswordNotStored = "PasswordNotStored"
 	// ReasonInvalidEndpoint: the endpoint cannot be used (plain http without --allow-insecure-endpoints,
 	// or an unusable CA bundle).
 	ReasonInvalidEndpoint = "InvalidEndpoint"

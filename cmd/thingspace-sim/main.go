@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -44,10 +45,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("thingspace-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	apps := &appsFlag{m: map[string]string{}}
+	users := &appsFlag{m: map[string]string{}, noun: "user", format: "name:password"}
 	listen := fs.String("listen", "127.0.0.1:8088", "address to listen on; port 0 picks a free port")
 	fs.Var(apps, "app", "app credentials as key:secret (repeatable); visible in ps, prefer --apps-file")
 	appsFile := fs.String("apps-file", "", "file of key:secret lines (blank lines and # comments ignored)")
 	lifetime := fs.Duration("token-lifetime", simulator.DefaultTokenLifetime, "access token lifetime")
+	fs.Var(users, "m2m-user", "M2M (UWS) user as name:password (repeatable); visible in ps, prefer --m2m-users-file")
+	usersFile := fs.String("m2m-users-file", "", "file of M2M name:password lines (blank lines and # comments ignored)")
+	idle := fs.Duration("m2m-idle-timeout", simulator.DefaultM2MIdleTimeout, "M2M session idle timeout")
+	lockedCode := fs.String("m2m-locked-code", simulator.DefaultM2MLockedCode, "errorCode answered to a locked M2M user's login (the real one is unknown)")
+	resetEnds := fs.Bool("m2m-reset-ends-sessions", false, "a password reset ends every session of the user")
 	var faults simulator.Faults
 	fs.Float64Var(&faults.Rate, "fault-rate", 0, "share (0..1) of /api requests answered with a gateway fault")
 	fs.IntVar(&faults.Status, "fault-status", 503, "status of injected faults: 503 or 429")
@@ -59,11 +66,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := errors.Join(apps.errs...); err != nil {
 		return fmt.Errorf("--app: %w", err)
 	}
+	if err := errors.Join(users.errs...); err != nil {
+		return fmt.Errorf("--m2m-user: %w", err)
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if *appsFile != "" {
 		if err := apps.load(*appsFile); err != nil {
+			return err
+		}
+	}
+	if *usersFile != "" {
+		if err := users.load(*usersFile); err != nil {
 			return err
 		}
 	}
@@ -74,7 +89,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--token-lifetime must be positive, got %v", *lifetime)
 	}
 
-	sim := simulator.New(simulator.Config{Apps: apps.m, TokenLifetime: *lifetime, Faults: faults})
+	if *idle <= 0 {
+		return fmt.Errorf("--m2m-idle-timeout must be positive, got %v", *idle)
+	}
+	if strings.TrimSpace(*lockedCode) == "" {
+		return errors.New("--m2m-locked-code must not be empty")
+	}
+
+	sim := simulator.New(simulator.Config{
+		Apps:              apps.m,
+		TokenLifetime:     *lifetime,
+		Faults:            faults,
+		M2MUsers:          users.m,
+		M2MIdleTimeout:    *idle,
+		M2MLockedCode:     *lockedCode,
+		ResetEndsSessions: *resetEnds,
+	})
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -87,6 +117,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "thingspace-sim: apps %s; token lifetime %v; faults %+v\n",
 			strings.Join(apps.keys(), ", "), *lifetime, sim.Faults())
 	}
+	// Usernames only, never passwords.
+	fmt.Fprintf(stderr, "thingspace-sim: m2m users [%s]; idle timeout %v; reset ends sessions %v\n",
+		strings.Join(users.keys(), ", "), *idle, *resetEnds)
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
@@ -111,9 +144,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// appsFlag collects --app key:secret values.
+// appsFlag collects --app key:secret values, and with noun "user" and format
+// "name:password" --m2m-user values.
 type appsFlag struct {
 	m map[string]string
+	// noun and format name the values in errors; "" means "app" and
+	// "key:secret".
+	noun, format string
 	// errs holds bad values for run to report after parsing: returning them
 	// from Set would make the flag package print the value, secret and all.
 	errs []error
@@ -138,10 +175,10 @@ func (a *appsFlag) add(v string) error {
 	// secrets may.
 	key, secret, ok := strings.Cut(v, ":")
 	if !ok || key == "" || secret == "" {
-		return errors.New("want key:secret with both parts non-empty")
+		return fmt.Errorf("want %s with both parts non-empty", cmp.Or(a.format, "key:secret"))
 	}
 	if _, dup := a.m[key]; dup {
-		return fmt.Errorf("app %q given twice", key)
+		return fmt.Errorf("%s %q given twice", cmp.Or(a.noun, "app"), key)
 	}
 	a.m[key] = secret
 	return nil

@@ -72,6 +72,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
+	broker := tokenbroker.New(o.Clock, Notifier(appEvents))
 	apps := &ThingSpaceAppReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -79,10 +80,29 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Recorder:  recorder,
 		Clock:     o.Clock,
 		Rand:      o.Rand,
-		Broker:    tokenbroker.New(o.Clock, Notifier(appEvents)),
+		Broker:    broker,
 		Secrets:   writer,
 		Endpoints: endpoints,
 		Backoff:   o.Backoff,
+		Handled:   newHandledRequests(),
 	}
-	return apps.SetupWithManager(mgr, wiring, appEvents)
+	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
+		return err
+	}
+	sessions := &M2MSessionReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  recorder,
+		Clock:     o.Clock,
+		Rand:      o.Rand,
+		Secrets:   writer,
+		Endpoints: endpoints,
+		Backoff:   o.Backoff,
+		Broker:    broker,
+		Gate:      newLoginGate(),
+		Pending:   newPendingPasswords(),
+		Handled:   newHandledRequests(),
+	}
+	return sessions.SetupWithManager(mgr, wiring)
 }

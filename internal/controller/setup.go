@@ -111,3 +111,61 @@ func NewSecretMetaCache(mgr ctrl.Manager) (cache.Cache, error) {
 		},
 	})
 }
+
+// Field indexes over M2MSessions.
+const indexAppRef = "spec.appRef.name"
+
+// SetupWithManager registers the M2MSession controller.
+func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	for field, fn := range map[string]func(*v1alpha1.M2MSession) string{
+		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.Name },
+		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.Name },
+		indexTargetSecret:      func(s *v1alpha1.M2MSession) string { return s.Spec.SecretName },
+	} {
+		if err := idx.IndexField(ctx, &v1alpha1.M2MSession{}, field, func(o client.Object) []string {
+			return []string{fn(o.(*v1alpha1.M2MSession))}
+		}); err != nil {
+			return err
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("m2msession").
+		For(&v1alpha1.M2MSession{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		// The app's token rotating (its managed Secret changing) or the app itself changing.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sessionsOfAppSecret)).
+		Watches(&v1alpha1.ThingSpaceApp{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return r.sessionsWhere(ctx, o.GetNamespace(), indexAppRef, o.GetName())
+		})).
+		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
+			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+				return append(r.sessionsWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
+					r.sessionsWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
+			}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+}
+
+// sessionsOfAppSecret maps a managed Secret written by a ThingSpaceApp to the sessions using that app.
+func (r *M2MSessionReconciler) sessionsOfAppSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil || ref.Kind != "ThingSpaceApp" || ref.APIVersion != v1alpha1.GroupVersion.String() {
+		return nil
+	}
+	return r.sessionsWhere(ctx, o.GetNamespace(), indexAppRef, ref.Name)
+}
+
+func (r *M2MSessionReconciler) sessionsWhere(ctx context.Context, ns, field, value string) []reconcile.Request {
+	list := &v1alpha1.M2MSessionList{}
+	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingFields{field: value}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}

@@ -117,7 +117,10 @@ type fixture struct {
 	url    string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, lifetime) }
+
+// newFixtureWith gives the test's simulator a token lifetime of its own.
+func newFixtureWith(t *testing.T, tokenLifetime time.Duration) *fixture {
 	t.Helper()
 	n := nsCount.Add(1)
 	f := &fixture{t: t, ns: fmt.Sprintf("t%d-%s", n, strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")))}
@@ -126,7 +129,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.ns = strings.TrimRight(f.ns, "-")
 	f.key, f.secret = "key-"+f.ns, fmt.Sprintf("S3cret-%d-%d", n, time.Now().UnixNano())
-	f.sim = simulator.New(simulator.Config{TokenLifetime: lifetime, Apps: map[string]string{f.key: f.secret}})
+	f.sim = simulator.New(simulator.Config{TokenLifetime: tokenLifetime, Apps: map[string]string{f.key: f.secret}})
 	srv := httptest.NewServer(f.sim)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,6 +56,8 @@ type ThingSpaceAppReconciler struct {
 	Secrets   *secrets.Writer
 	Endpoints *Endpoints
 	Backoff   renewal.Backoff
+	// Handled remembers refresh requests acted on (see handledRequests).
+	Handled *handledRequests
 }
 
 // +kubebuilder:rbac:groups=thingspace.credops.io,resources=thingspaceapps,verbs=get;list;watch;update;patch
@@ -71,6 +72,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Broker.Unsubscribe(req.NamespacedName)
+			r.Handled.forget(req.NamespacedName)
 			metrics.ForgetApp(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
@@ -79,13 +81,15 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if !app.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, app)
 	}
-	if err := r.syncFinalizer(ctx, app); err != nil {
+	if err := syncFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer, app.Spec.RevokeOnDelete); err != nil {
 		return ctrl.Result{}, err
 	}
 
 	st := app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, app, st)
-	if err := r.writeStatus(ctx, app, st); err != nil {
+	updated := app.DeepCopy()
+	updated.Status = *st
+	if err := patchStatus(ctx, r.Client, app, updated, &app.Status, st); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.recordMetrics(app, st)
@@ -140,8 +144,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	// Rejected credentials or a refused request: nothing goes upstream until the credentials Secret or
 	// the spec changes. A wrong secret must never turn into a request loop.
 	if st.RejectedCredentialsVersion != "" {
-		if ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); st.RejectedCredentialsVersion == cs.resourceVersion &&
-			ready != nil && ready.ObservedGeneration == app.Generation {
+		if st.RejectedCredentialsVersion == cs.resourceVersion && gatedByGeneration(st.Conditions, v1alpha1.ConditionReady, app.Generation) {
 			return ctrl.Result{}, nil
 		}
 		st.RejectedCredentialsVersion = ""
@@ -155,7 +158,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	}
 	cur, valid := r.Broker.Current(key)
 	refreshReq := app.Annotations[v1alpha1.RefreshRequestedAnnotation]
-	manual := refreshReq != "" && refreshReq != st.ObservedRefreshRequest
+	manual := r.Handled.pending(s.who, refreshReq, st.ObservedRefreshRequest)
 	plan := r.plannedRenewal(s, cur)
 
 	type step int
@@ -203,6 +206,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	}
 	if manual {
 		st.ObservedRefreshRequest = refreshReq
+		r.Handled.done(s.who, refreshReq)
 	}
 	return r.refreshed(ctx, s, res, next == wait)
 }
@@ -214,9 +218,8 @@ func (r *ThingSpaceAppReconciler) plannedRenewal(s *appState, cur tokenbroker.To
 		return cur.ExpiresAt // no window: at expiry, precisely; nothing to keep stable
 	}
 	st := s.st
-	ready := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
 	if st.RenewalTime != nil && st.ExpiresAt != nil && st.ExpiresAt.Time.Equal(renewal.Truncate(cur.ExpiresAt)) &&
-		ready != nil && ready.ObservedGeneration == s.app.Generation {
+		gatedByGeneration(st.Conditions, v1alpha1.ConditionReady, s.app.Generation) {
 		return st.RenewalTime.Time
 	}
 	return renewal.RenewalTime(cur.IssuedAt, cur.ExpiresAt, renewBefore(s.app), r.Rand())
@@ -321,9 +324,7 @@ func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, app *v1alpha1.Th
 		}
 	}
 	r.Broker.Unsubscribe(who)
-	orig := app.DeepCopy()
-	controllerutil.RemoveFinalizer(app, v1alpha1.RevokeFinalizer)
-	return client.IgnoreNotFound(r.Patch(ctx, app, client.MergeFrom(orig)))
+	return releaseFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer)
 }
 
 // revokeHeld revokes the unexpired token in the app's Secret. What cannot be revoked (no Secret,
@@ -365,31 +366,6 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.
 	}
 }
 
-// syncFinalizer holds deletion for revoking only while revokeOnDelete asks for it.
-func (r *ThingSpaceAppReconciler) syncFinalizer(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
-	has := controllerutil.ContainsFinalizer(app, v1alpha1.RevokeFinalizer)
-	if has == app.Spec.RevokeOnDelete {
-		return nil
-	}
-	orig := app.DeepCopy()
-	if app.Spec.RevokeOnDelete {
-		controllerutil.AddFinalizer(app, v1alpha1.RevokeFinalizer)
-	} else {
-		controllerutil.RemoveFinalizer(app, v1alpha1.RevokeFinalizer)
-	}
-	return r.Patch(ctx, app, client.MergeFrom(orig))
-}
-
-// writeStatus patches the status when, and only when, it changed.
-func (r *ThingSpaceAppReconciler) writeStatus(ctx context.Context, app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) error {
-	if equality.Semantic.DeepEqual(&app.Status, st) {
-		return nil
-	}
-	orig := app.DeepCopy()
-	app.Status = *st
-	return r.Status().Patch(ctx, app, client.MergeFrom(orig))
-}
-
 func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) {
 	var exp, ren time.Time
 	if st.ExpiresAt != nil {
@@ -403,15 +379,6 @@ func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st 
 
 func (r *ThingSpaceAppReconciler) setReady(s *appState, status metav1.ConditionStatus, reason, msg string) {
 	setCondition(&s.st.Conditions, v1alpha1.ConditionReady, status, reason, msg, s.app.Generation, s.now)
-}
-
-// setCondition sets a condition with the injected clock's time; meta.SetStatusCondition keeps the
-// transition time when the status does not flip.
-func setCondition(conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string, gen int64, now time.Time) {
-	meta.SetStatusCondition(conds, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg,
-		ObservedGeneration: gen, LastTransitionTime: metav1.NewTime(renewal.Truncate(now)),
-	})
 }
 
 // heldToken reads the token back from a managed Secret; a Secret without a parseable token yields none.
@@ -438,12 +405,6 @@ func tokenData(t tokenbroker.Token) map[string][]byte {
 	}
 }
 
-// expiryLayout is RFC 3339 in UTC with milliseconds: the operator replaces tokens at that precision,
-// and a reader comparing expires_at with its clock must not see a token outlive its published expiry.
-const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
-
-func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }
-
 func endpointOf(app *v1alpha1.ThingSpaceApp) string {
 	if app.Spec.Endpoint == "" {
 		return v1alpha1.DefaultThingSpaceEndpoint
@@ -461,14 +422,4 @@ func renewBefore(app *v1alpha1.ThingSpaceApp) time.Duration {
 func isConflict(err error) bool {
 	var c *secrets.ConflictError
 	return errors.As(err, &c)
-}
-
-func timePtr(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(renewal.Truncate(t))
-	return &mt
-}
-
-// requeueAt asks to be woken at t, and never sooner than renewal.MinRetryDelay from now.
-func requeueAt(now, t time.Time) ctrl.Result {
-	return ctrl.Result{RequeueAfter: max(t.Sub(now), renewal.MinRetryDelay)}
 }

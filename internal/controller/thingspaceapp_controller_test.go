@@ -202,12 +202,10 @@ func TestTransientFailuresBackOffAndKeepTheValidToken(t *testing.T) {
 }
 
 func TestManualRefreshRevokesAndReissuesOnce(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureWith(t, time.Hour) // no expiry-driven call muddles the counts
 	f.credentials("creds", f.key, f.secret)
 	f.app("app", "creds")
 	a := f.waitReady("app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
-	// Long enough that no expiry-driven call interferes.
-	f.sim.SetApp(f.key, f.secret)
 	before, _, _ := f.token("app-token")
 	patch := client.MergeFrom(a.DeepCopy())
 	a.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "2026-11-21T10:00:00Z"}
@@ -224,6 +222,21 @@ func TestManualRefreshRevokesAndReissuesOnce(t *testing.T) {
 	}
 	if got := f.get("app").Status.ObservedRefreshRequest; got != "2026-11-21T10:00:00Z" {
 		t.Fatalf("observedRefreshRequest = %q", got)
+	}
+	// One request, one revoke: our own Secret write triggers another reconcile that may read a
+	// cached app from before the status write; it must not act on the request again.
+	time.Sleep(500 * time.Millisecond)
+	if r, tc := f.revokeCalls(), f.tokenCalls(); r != 1 || tc != 2 {
+		t.Fatalf("revokes = %d, token calls = %d; want 1 and 2", r, tc)
+	}
+	// The same value again does nothing.
+	a = f.get("app")
+	patch = client.MergeFrom(a.DeepCopy())
+	a.Annotations["other"] = "touch"
+	must(t, k8s.Patch(ctx, a, patch))
+	time.Sleep(500 * time.Millisecond)
+	if r := f.revokeCalls(); r != 1 {
+		t.Fatalf("revokes after re-applying the same value = %d, want 1", r)
 	}
 }
 

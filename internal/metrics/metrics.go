@@ -40,9 +40,38 @@ var (
 	}, []string{"namespace", "name"})
 )
 
+var (
+	// M2MLogins counts UWS logins by result: success, rejected (credentials refused), bearer_rejected
+	// (stale app token; not a login failure) or error (transient).
+	M2MLogins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "m2m_logins_total",
+		Help:      "UWS logins by result (success, rejected, bearer_rejected, error).",
+	}, []string{"result"})
+
+	// M2MKeepAlives counts keep-alive calls by result: success, session_expired, bearer_rejected, error.
+	M2MKeepAlives = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Name:      "m2m_keepalives_total",
+		Help:      "Session keep-alive calls by result (success, session_expired, bearer_rejected, error).",
+	}, []string{"result"})
+
+	sessionReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "m2m_session_ready",
+		Help:      "1 when an M2MSession's Secret holds a live session and a valid app token, else 0.",
+	}, []string{"namespace", "name"})
+)
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(UpstreamRequests, appExpiry, appRenewal, appReady)
+	ctrlmetrics.Registry.MustRegister(UpstreamRequests, appExpiry, appRenewal, appReady, M2MLogins, M2MKeepAlives, sessionReady)
 }
+
+// SetSession records an M2MSession's readiness.
+func SetSession(ns, name string, ready bool) { sessionReady.WithLabelValues(ns, name).Set(boolValue(ready)) }
+
+// ForgetSession deletes an M2MSession's series.
+func ForgetSession(ns, name string) { sessionReady.DeleteLabelValues(ns, name) }
 
 // Observer returns the function the upstream clients call once per request.
 func Observer(api string) func(endpoint, code string) {

@@ -9,6 +9,8 @@
 // own state and registers its routes on the shared mux:
 //
 //   - tsoauth.go: §1 ThingSpace OAuth2 client-credentials token and revoke.
+//   - m2m.go:     §2 M2M (UWS) session: login, logout, password reset, the
+//     accounts keep-alive call, lockout, and their /admin/m2m/* controls.
 //   - admin.go:   /admin/* and /healthz, unauthenticated test controls.
 //
 // Cross-cutting behaviour (fault injection and latency on /api/..., request

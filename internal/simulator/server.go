@@ -19,7 +19,7 @@ const DefaultTokenLifetime = time.Hour
 const statusClientClosed = 499
 
 // Config configures a Server. The zero value is usable: no apps, 1h tokens,
-// no faults, real clock.
+// no faults, real clock, no M2M users, 20m M2M idle timeout.
 type Config struct {
 	// Apps maps ThingSpace app key to app secret.
 	Apps map[string]string
@@ -29,6 +29,18 @@ type Config struct {
 	Faults Faults
 	// Clock drives token expiry and injected latency; nil means the real clock.
 	Clock clock.Clock
+
+	// M2MUsers maps UWS username to password (§2); copied by New.
+	M2MUsers map[string]string
+	// M2MIdleTimeout ends an M2M session this long after its last successful
+	// use; 0 means DefaultM2MIdleTimeout (20m).
+	M2MIdleTimeout time.Duration
+	// M2MLockedCode is the errorCode of a locked user's login; "" means
+	// DefaultM2MLockedCode. The real code is unknown.
+	M2MLockedCode string
+	// ResetEndsSessions makes a password reset end every session of the user,
+	// the resetting one included. Whether Verizon does is unknown.
+	ResetEndsSessions bool
 }
 
 // Server simulates the ThingSpace API. It is safe for concurrent use.
@@ -36,6 +48,7 @@ type Server struct {
 	clock clock.Clock
 	mux   *http.ServeMux
 	ts    *tsOAuth
+	m2m   *m2m
 
 	mu     sync.Mutex // guards faults and stats
 	faults Faults
@@ -62,8 +75,11 @@ func New(cfg Config) *Server {
 
 	// One register call per API family; M2M (/api/m2m/v1/...) and Verizon
 	// Cloud (/cloud/1/...) slot in here with their own files and state.
+	s.m2m = newM2M(clk, s.ValidBearer, cfg)
 	s.ts.register(s.mux)
+	s.m2m.register(s.mux)
 	s.registerAdmin(s.mux)
+	s.registerM2MAdmin(s.mux)
 
 	// Anything else under /api/ is the gateway's "no such resource", which the
 	// contract documents as 400 900906. The catch-all also keeps stats keys

@@ -348,7 +348,8 @@ func TestConfigAppsCopied(t *testing.T) {
 func TestUnknownAPIResource(t *testing.T) {
 	tests := []struct{ method, path string }{
 		{http.MethodGet, tsTokenPath},
-		{http.MethodPost, "/api/m2m/v1/session/login"},
+		{http.MethodPost, "/api/m2m/v1/devices/actions/list"},
+		{http.MethodGet, "/api/m2m/v1/session/login"},
 		{http.MethodGet, "/api/nothing"},
 	}
 	for _, tt := range tests {

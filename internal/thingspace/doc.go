@@ -3,7 +3,8 @@
 //
 // One file per API family, all sharing the request helper in request.go:
 //   - oauth.go: §1, the OAuth2 client-credentials token and its revoke;
-//   - the M2M session calls (§2) will live in m2m.go, with their own error classification.
+//   - m2m.go: §2, the M2M (UWS) session calls (login, logout, password reset, the accounts
+//     keep-alive), their error classification and the UWS credential rules.
 //
 // The client only speaks the wire protocol and sorts failures into upstream.Kind; it holds no
 // state, caches nothing and never retries: retry, backoff and renewal policy belong to the

@@ -3,16 +3,21 @@ package thingspace
 import "encoding/json"
 
 // errorBody holds the machine-readable parts of an error response, and nothing else: free text
-// (error_description, fault.message, fault.description) is never even decoded, so it cannot
-// reach an error, a log or a status. Upstreams have echoed credentials in such text.
+// (error_description, fault.message, fault.description, errorMessage) is never even decoded, so
+// it cannot reach an error, a log or a status. Upstreams have echoed credentials in such text.
 type errorBody struct {
 	oauth string // a known OAuth2 error code ("invalid_client"), or ""
 	fault string // a gateway fault code, digits only ("900901"), or ""
+	m2m   string // an M2M errorCode shaped like a dotted identifier (see parseM2MCode), or ""
 }
 
 // code is the value for upstream.Error.Code.
 func (e errorBody) code() string {
-	if e.oauth != "" {
+	// An M2M errorCode is the most specific statement a body can make; only M2M calls get one.
+	switch {
+	case e.m2m != "":
+		return e.m2m
+	case e.oauth != "":
 		return e.oauth
 	}
 	return e.fault
@@ -56,6 +61,9 @@ func parseErrorBody(body []byte) errorBody {
 	var fault map[string]json.RawMessage
 	if raw, ok := top["fault"]; ok && json.Unmarshal(raw, &fault) == nil {
 		eb.fault = parseFaultCode(fault["code"])
+	}
+	if raw, ok := top["errorCode"]; ok {
+		eb.m2m = parseM2MCode(raw)
 	}
 	return eb
 }

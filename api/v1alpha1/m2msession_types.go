@@ -1,0 +1,168 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// M2MSessionSpec asks for a Connectivity Management (UWS) session kept alive in a Secret.
+// +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes session data into the credentials Secret"
+type M2MSessionSpec struct {
+	// appRef names a ThingSpaceApp in the same namespace. Its current token is the Bearer for login and
+	// every session call, and its endpoint is the session's endpoint.
+	// +required
+	AppRef LocalObjectReference `json:"appRef"`
+
+	// credentialsSecretRef names a Secret in the same namespace with data keys `username` and `password`
+	// (the UWS credentials). With passwordRotation, the operator writes the new password into it.
+	// +required
+	CredentialsSecretRef LocalSecretReference `json:"credentialsSecretRef"`
+
+	// secretName is the Secret the operator writes, in the same namespace: data keys `session_token`,
+	// `access_token` (the app's current token) and `access_token_expires_at`. It cannot be changed.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
+	// +required
+	SecretName string `json:"secretName"`
+
+	// secretTemplate holds labels and annotations stamped on the written Secret.
+	// +optional
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// keepAlive says how the session is kept from idling out (ThingSpace ends it after 20 minutes
+	// without use).
+	// +kubebuilder:default={}
+	// +optional
+	KeepAlive KeepAliveSpec `json:"keepAlive,omitempty"`
+
+	// logoutOnDelete logs the session out when the M2MSession is deleted.
+	// +kubebuilder:default=true
+	// +optional
+	LogoutOnDelete *bool `json:"logoutOnDelete,omitempty"`
+
+	// passwordRotation, when set, resets the UWS password on a schedule and writes the new password into
+	// the credentials Secret before anything else.
+	// +optional
+	PasswordRotation *PasswordRotationSpec `json:"passwordRotation,omitempty"`
+}
+
+// KeepAliveSpec configures the keep-alive.
+type KeepAliveSpec struct {
+	// interval between keep-alives (or re-logins without an accountName): any positive duration under
+	// 20m, the platform's idle timeout. Default 10m.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) < duration('20m')",message="keepAlive.interval must be positive and under 20m (the platform's idle timeout)"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// accountName, when set, keeps the session alive with a read of this account
+	// (GET /api/m2m/v1/accounts/{accountName}), so one login lasts. Without it, the operator logs in
+	// again before the idle timeout and leaves the old session to idle out.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	// +optional
+	AccountName string `json:"accountName,omitempty"`
+}
+
+// PasswordRotationSpec configures password rotation.
+type PasswordRotationSpec struct {
+	// interval between password resets: any positive duration (Verizon recommends 90 days, "2160h").
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="passwordRotation.interval must be a positive duration"
+	// +required
+	Interval metav1.Duration `json:"interval"`
+}
+
+// LocalObjectReference names an object of a known kind in the same namespace.
+type LocalObjectReference struct {
+	// name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// M2MSessionStatus is what the operator observed.
+type M2MSessionStatus struct {
+	// conditions: `Ready` is True while the Secret holds a live session and a valid app token.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastLoginTime is when the session in the Secret was obtained.
+	// +optional
+	LastLoginTime *metav1.Time `json:"lastLoginTime,omitempty"`
+
+	// lastKeepAliveTime is when the session was last used to keep it alive.
+	// +optional
+	LastKeepAliveTime *metav1.Time `json:"lastKeepAliveTime,omitempty"`
+
+	// nextKeepAliveTime is when the next keep-alive (or re-login) is planned.
+	// +optional
+	NextKeepAliveTime *metav1.Time `json:"nextKeepAliveTime,omitempty"`
+
+	// consecutiveLoginFailures counts logins the platform refused since the last successful one. Five
+	// lock the username; the operator never lets this pass two for one username.
+	// +optional
+	ConsecutiveLoginFailures int32 `json:"consecutiveLoginFailures,omitempty"`
+
+	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret whose login was
+	// refused. No login is attempted again until the Secret changes.
+	// +optional
+	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
+
+	// passwordRotatedAt is when the operator last reset the password.
+	// +optional
+	PasswordRotatedAt *metav1.Time `json:"passwordRotatedAt,omitempty"`
+
+	// failedAttempts counts consecutive transient failures (network, 5xx, 429); it drives the backoff.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
+	// acted on (a forced new login).
+	// +optional
+	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
+
+	// observedCredentialsVersion is the resourceVersion of the credentials Secret last checked against
+	// the UWS rules (so a weak-password warning is emitted once per change).
+	// +optional
+	ObservedCredentialsVersion string `json:"observedCredentialsVersion,omitempty"`
+}
+
+// M2MSession keeps a ThingSpace Connectivity Management (UWS) session alive in a Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=m2m,categories=thingspace
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretName`
+// +kubebuilder:printcolumn:name="Last Login",type=date,JSONPath=`.status.lastLoginTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type M2MSession struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec M2MSessionSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status M2MSessionStatus `json:"status,omitempty"`
+}
+
+// M2MSessionList is a list of M2MSession.
+// +kubebuilder:object:root=true
+type M2MSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []M2MSession `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&M2MSession{}, &M2MSessionList{})
+}

@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/credops/thingspace-operator/internal/renewal"
+)
+
+// patchStatus writes updated's status when, and only when, it differs from orig's: one write per
+// reconcile at most, none when nothing changed.
+func patchStatus(ctx context.Context, c client.Client, orig, updated client.Object, origStatus, newStatus any) error {
+	if equality.Semantic.DeepEqual(origStatus, newStatus) {
+		return nil
+	}
+	return c.Status().Patch(ctx, updated, client.MergeFrom(orig))
+}
+
+// syncFinalizer makes obj carry finalizer exactly when want is true.
+func syncFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string, want bool) error {
+	if controllerutil.ContainsFinalizer(obj, finalizer) == want {
+		return nil
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	if want {
+		controllerutil.AddFinalizer(obj, finalizer)
+	} else {
+		controllerutil.RemoveFinalizer(obj, finalizer)
+	}
+	return c.Patch(ctx, obj, client.MergeFrom(orig))
+}
+
+// releaseFinalizer removes finalizer from obj, tolerating an object that is already gone.
+func releaseFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
+	orig := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, finalizer)
+	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFrom(orig)))
+}
+
+// setCondition sets a condition with the injected clock's time; meta.SetStatusCondition keeps the
+// transition time when the status does not flip.
+func setCondition(conds *[]metav1.Condition, typ string, status metav1.ConditionStatus, reason, msg string, gen int64, now time.Time) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: gen, LastTransitionTime: metav1.NewTime(renewal.Truncate(now)),
+	})
+}
+
+// gatedByGeneration reports whether a condition was set for the current generation: a decision that
+// waits "until the spec changes" compares against it.
+func gatedByGeneration(conds []metav1.Condition, typ string, gen int64) bool {
+	c := meta.FindStatusCondition(conds, typ)
+	return c != nil && c.ObservedGeneration == gen
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(renewal.Truncate(t))
+	return &mt
+}
+
+// requeueAt asks to be woken at t, and never sooner than renewal.MinRetryDelay from now.
+func requeueAt(now, t time.Time) ctrl.Result {
+	return ctrl.Result{RequeueAfter: max(t.Sub(now), renewal.MinRetryDelay)}
+}
+
+// expiryLayout is RFC 3339 in UTC with milliseconds: the operator replaces tokens at that precision,
+// and a reader comparing an expiry with its clock must not see a token outlive its published expiry.
+const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }

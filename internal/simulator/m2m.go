@@ -1,0 +1,507 @@
+package simulator
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// §2 of the contract: the Connectivity Management (M2M / UWS) session: login,
+// logout, password reset and a read-only keep-alive call. Every route sits
+// behind the gateway's Bearer check (a live §1 access token); every route but
+// login also needs a live session in VZ-M2M-Token.
+
+const (
+	m2mLoginPath   = "/api/m2m/v1/session/login"
+	m2mLogoutPath  = "/api/m2m/v1/session/logout"
+	m2mResetPath   = "/api/m2m/v1/session/password/actions/reset"
+	m2mAccountPath = "/api/m2m/v1/accounts/{accountName}"
+
+	// M2MTokenHeader carries the session token on every call after login.
+	M2MTokenHeader = "VZ-M2M-Token"
+
+	// DefaultM2MIdleTimeout is the documented session lifetime: "expire after
+	// 20 minutes of inactivity".
+	DefaultM2MIdleTimeout = 20 * time.Minute
+
+	// M2MLockoutThreshold is the documented number of consecutive failed
+	// logins that locks a user.
+	M2MLockoutThreshold = 5
+
+	// DefaultM2MLockedCode is the errorCode a locked user's login gets. The
+	// real code is unknown ([guess]), hence Config.M2MLockedCode.
+	DefaultM2MLockedCode = "UnifiedWebService.REQUEST_FAILED.UserLocked"
+
+	// The M2M error codes the contract names ([seen]).
+	m2mCodeSessionInvalid  = "UnifiedWebService.INPUT_INVALID.SessionToken.Invalid"
+	m2mCodeSessionExpired  = "UnifiedWebService.REQUEST_FAILED.SessionToken.Expired"
+	m2mCodePasswordInvalid = "UnifiedWebService.INPUT_INVALID.Password.Invalid"
+	// m2mCodeBodyInvalid answers a body that is not the documented JSON
+	// object; the real code is not known.
+	m2mCodeBodyInvalid = "UnifiedWebService.INPUT_INVALID.RequestBody.Invalid"
+
+	// m2mPasswordLen and m2mPasswordAlphabet shape reset passwords like the
+	// documented example "Wh0a1545a84d".
+	m2mPasswordLen      = 12
+	m2mPasswordAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+	// m2mTombstoneTTL is how long an idle-expired session keeps answering
+	// SessionToken.Expired (rather than .Invalid) before it is forgotten, and
+	// m2mSweepEvery how often (on the server clock) logins sweep them.
+	m2mTombstoneTTL = time.Hour
+	m2mSweepEvery   = time.Minute
+)
+
+// M2MUserInfo is the state of one simulated UWS user, for tests and the admin
+// API. Password is included on purpose: after a reset the harness has no
+// other way to learn it.
+type M2MUserInfo struct {
+	Locked              bool   `json:"locked"`
+	ConsecutiveFailures int    `json:"consecutiveFailures"`
+	Logins              int    `json:"logins"`
+	Password            string `json:"password"`
+	ActiveSessions      int    `json:"activeSessions"`
+}
+
+type m2mUser struct {
+	password string
+	failures int // consecutive failed logins
+	locked   bool
+	logins   int // successful logins
+}
+
+type m2mSession struct {
+	token    string
+	user     string
+	lastUsed time.Time
+	// expired marks a tombstone: the session idled out (or was expired by the
+	// admin API) and now only answers SessionToken.Expired.
+	expired   bool
+	expiredAt time.Time
+}
+
+// m2m holds §2 state.
+type m2m struct {
+	clock             clock.PassiveClock
+	validBearer       func(string) bool
+	idle              time.Duration
+	lockedCode        string
+	resetEndsSessions bool
+
+	mu        sync.Mutex
+	users     map[string]*m2mUser
+	sessions  map[string]*m2mSession // token -> session, tombstones included
+	lastSweep time.Time
+}
+
+func newM2M(clk clock.PassiveClock, validBearer func(string) bool, cfg Config) *m2m {
+	m := &m2m{
+		clock:             clk,
+		validBearer:       validBearer,
+		idle:              cfg.M2MIdleTimeout,
+		lockedCode:        cfg.M2MLockedCode,
+		resetEndsSessions: cfg.ResetEndsSessions,
+		users:             make(map[string]*m2mUser, len(cfg.M2MUsers)),
+		sessions:          map[string]*m2mSession{},
+	}
+	if m.idle <= 0 {
+		m.idle = DefaultM2MIdleTimeout
+	}
+	if m.lockedCode == "" {
+		m.lockedCode = DefaultM2MLockedCode
+	}
+	for name, pw := range cfg.M2MUsers {
+		m.users[name] = &m2mUser{password: pw}
+	}
+	return m
+}
+
+func (m *m2m) register(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+m2mLoginPath, m.handleLogin)
+	mux.HandleFunc("POST "+m2mLogoutPath, m.handleLogout)
+	mux.HandleFunc("PUT "+m2mResetPath, m.handleReset)
+	mux.HandleFunc("GET "+m2mAccountPath, m.handleAccount)
+}
+
+// m2mError is the M2M service's error body.
+type m2mError struct {
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+func writeM2MError(w http.ResponseWriter, code, message string) {
+	// [doc] M2M errors are HTTP 400, whatever the code.
+	writeJSON(w, http.StatusBadRequest, m2mError{ErrorCode: code, ErrorMessage: message})
+}
+
+// gateway writes the gateway's 401 fault and returns false unless the request
+// carries a live ThingSpace access token as a Bearer.
+func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		writeGatewayFault(w, http.StatusUnauthorized, "900902", "Missing Credentials",
+			"Required OAuth credentials not provided. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'")
+		return false
+	}
+	if !m.validBearer(strings.TrimSpace(token)) {
+		writeGatewayFault(w, http.StatusUnauthorized, "900901", "Invalid Credentials",
+			"Access failure for API: "+r.URL.Path+". Make sure you have given the correct access token")
+		return false
+	}
+	return true
+}
+
+// session writes the M2M error and returns nil unless VZ-M2M-Token names a
+// live session. It does not refresh the idle timer: only success does.
+func (m *m2m) session(w http.ResponseWriter, r *http.Request) *m2mSession {
+	token := r.Header.Get(M2MTokenHeader)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sess := m.liveLocked(token)
+	switch {
+	case sess != nil:
+		return sess
+	case token != "" && m.sessions[token] != nil: // a tombstone
+		writeM2MError(w, m2mCodeSessionExpired, "Session token is expired.")
+	default:
+		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
+	}
+	return nil
+}
+
+// liveLocked returns the live session for token, turning it into a tombstone
+// if it has idled out. Expiry is lazy, as for access tokens.
+func (m *m2m) liveLocked(token string) *m2mSession {
+	sess := m.sessions[token]
+	if sess == nil || sess.expired {
+		return nil
+	}
+	if now := m.clock.Now(); !now.Before(sess.lastUsed.Add(m.idle)) {
+		sess.expired, sess.expiredAt = true, sess.lastUsed.Add(m.idle)
+		return nil
+	}
+	return sess
+}
+
+// touchLocked refreshes the idle timer of sess if it is still the live
+// session (a concurrent logout or reset may have ended it).
+func (m *m2m) touchLocked(sess *m2mSession) bool {
+	if m.sessions[sess.token] != sess || sess.expired {
+		return false
+	}
+	sess.lastUsed = m.clock.Now()
+	return true
+}
+
+func decodeM2MBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err := dec.Decode(v); err != nil {
+		writeM2MError(w, m2mCodeBodyInvalid, "Request body is not valid.")
+		return false
+	}
+	return true
+}
+
+func (m *m2m) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !m.gateway(w, r) {
+		return
+	}
+	var body struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if !decodeM2MBody(w, r, &body) {
+		return
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.users[body.Username]
+	switch {
+	case u == nil:
+		// Same answer as a wrong password: no user enumeration.
+		writeM2MError(w, m2mCodePasswordInvalid, "Invalid username or password.")
+		return
+	case u.locked:
+		// [doc] locked until support unlocks it, right password or not.
+		writeM2MError(w, m.lockedCode, "User is locked.")
+		return
+	case subtle.ConstantTimeCompare([]byte(body.Password), []byte(u.password)) != 1:
+		u.failures++
+		if u.failures >= M2MLockoutThreshold {
+			u.locked = true
+		}
+		writeM2MError(w, m2mCodePasswordInvalid, "Invalid username or password.")
+		return
+	}
+	u.failures = 0
+	u.logins++
+	now := m.clock.Now()
+	m.sweepLocked(now)
+	sess := &m2mSession{token: newTokenValue(), user: body.Username, lastUsed: now}
+	m.sessions[sess.token] = sess
+	writeJSON(w, http.StatusOK, map[string]string{"sessionToken": sess.token})
+}
+
+// sweepLocked forgets tombstones older than m2mTombstoneTTL and marks idle
+// sessions, at most once per m2mSweepEvery, so the map stays bounded.
+func (m *m2m) sweepLocked(now time.Time) {
+	if now.Sub(m.lastSweep) < m2mSweepEvery {
+		return
+	}
+	m.lastSweep = now
+	for token := range m.sessions {
+		m.liveLocked(token)
+		if s := m.sessions[token]; s.expired && now.Sub(s.expiredAt) >= m2mTombstoneTTL {
+			delete(m.sessions, token)
+		}
+	}
+}
+
+func (m *m2m) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if !m.gateway(w, r) {
+		return
+	}
+	sess := m.session(w, r)
+	if sess == nil {
+		return
+	}
+	m.mu.Lock()
+	live := m.sessions[sess.token] == sess && !sess.expired
+	if live {
+		delete(m.sessions, sess.token) // ended: from now on .Invalid, not .Expired
+	}
+	m.mu.Unlock()
+	if !live { // a concurrent logout or reset got there first
+		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"sessionToken": sess.token})
+}
+
+func (m *m2m) handleReset(w http.ResponseWriter, r *http.Request) {
+	if !m.gateway(w, r) {
+		return
+	}
+	sess := m.session(w, r)
+	if sess == nil {
+		return
+	}
+	var body struct {
+		OldPassword string `json:"oldPassword"`
+	}
+	if !decodeM2MBody(w, r, &body) {
+		return
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.users[sess.user]
+	if u == nil || subtle.ConstantTimeCompare([]byte(body.OldPassword), []byte(u.password)) != 1 {
+		// Whether this counts towards the lockout is unknown; it does not here.
+		writeM2MError(w, m2mCodePasswordInvalid, "Old password is not valid.")
+		return
+	}
+	if !m.touchLocked(sess) {
+		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
+		return
+	}
+	u.password = newM2MPassword()
+	if m.resetEndsSessions {
+		m.endUserSessionsLocked(sess.user)
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"newPassword": u.password})
+}
+
+func (m *m2m) endUserSessionsLocked(user string) {
+	for token, s := range m.sessions {
+		if s.user == user {
+			delete(m.sessions, token)
+		}
+	}
+}
+
+func (m *m2m) handleAccount(w http.ResponseWriter, r *http.Request) {
+	if !m.gateway(w, r) {
+		return
+	}
+	sess := m.session(w, r)
+	if sess == nil {
+		return
+	}
+	m.mu.Lock()
+	ok := m.touchLocked(sess)
+	m.mu.Unlock()
+	if !ok {
+		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
+		return
+	}
+	name := r.PathValue("accountName")
+	number, _, _ := strings.Cut(name, "-") // "0000123456-00001" -> "0000123456"
+	writeJSON(w, http.StatusOK, map[string]any{
+		"accountName":           name,
+		"accountNumber":         number,
+		"organizationName":      "Simulated Organization",
+		"isProvisioningAllowed": true,
+	})
+}
+
+// newM2MPassword returns 12 random letters and digits with at least one upper
+// case letter, one lower case letter and one digit, like "Wh0a1545a84d".
+func newM2MPassword() string {
+	for {
+		b := make([]byte, m2mPasswordLen)
+		for i := range b {
+			b[i] = m2mPasswordAlphabet[randIntn(len(m2mPasswordAlphabet))]
+		}
+		s := string(b)
+		if strings.ContainsAny(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") &&
+			strings.ContainsAny(s, "abcdefghijklmnopqrstuvwxyz") &&
+			strings.ContainsAny(s, "0123456789") {
+			return s
+		}
+	}
+}
+
+// randIntn returns a uniform crypto/rand integer in [0, n) for small n.
+func randIntn(n int) int {
+	limit := 256 - 256%n // reject the biased tail
+	var b [1]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if int(b[0]) < limit {
+			return int(b[0]) % n
+		}
+	}
+}
+
+// --- in-process and admin controls ---
+
+func (m *m2m) setUser(name, password string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.users[name]; u != nil {
+		u.password = password
+		return
+	}
+	m.users[name] = &m2mUser{password: password}
+}
+
+func (m *m2m) unlock(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.users[name]
+	if u == nil {
+		return false
+	}
+	u.locked, u.failures = false, 0
+	return true
+}
+
+func (m *m2m) user(name string) (M2MUserInfo, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.users[name]
+	if u == nil {
+		return M2MUserInfo{}, false
+	}
+	info := M2MUserInfo{Locked: u.locked, ConsecutiveFailures: u.failures, Logins: u.logins, Password: u.password}
+	for token, s := range m.sessions {
+		if s.user == name && m.liveLocked(token) != nil {
+			info.ActiveSessions++
+		}
+	}
+	return info, true
+}
+
+func (m *m2m) expireAll() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	n := 0
+	for token, s := range m.sessions {
+		if m.liveLocked(token) != nil {
+			s.expired, s.expiredAt = true, now
+			n++
+		}
+	}
+	return n
+}
+
+func (m *m2m) active() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for token := range m.sessions {
+		if m.liveLocked(token) != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// SetM2MUser creates a UWS user or sets its password. Lock state, failure
+// count and live sessions are left as they are.
+func (s *Server) SetM2MUser(name, password string) { s.m2m.setUser(name, password) }
+
+// UnlockM2MUser unlocks a user and clears its consecutive-failure count, as
+// Verizon support would. It reports false for an unknown user.
+func (s *Server) UnlockM2MUser(name string) bool { return s.m2m.unlock(name) }
+
+// M2MUser returns the state of a user, including its current password.
+func (s *Server) M2MUser(name string) (M2MUserInfo, bool) { return s.m2m.user(name) }
+
+// ExpireM2MSessions ends every live session as if it had idled out: the next
+// use answers SessionToken.Expired. It returns how many were live.
+func (s *Server) ExpireM2MSessions() int { return s.m2m.expireAll() }
+
+// ActiveM2MSessions returns how many sessions are live (not idled out, logged
+// out, ended by a reset or expired by ExpireM2MSessions).
+func (s *Server) ActiveM2MSessions() int { return s.m2m.active() }
+
+// registerM2MAdmin adds the /admin/m2m/* controls (see admin.go for the
+// conventions: unauthenticated, never faulted or counted).
+func (s *Server) registerM2MAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /admin/m2m/users/{name}", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Password string `json:"password"`
+		}
+		if err := decodeAdminJSON(w, r, &body); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if body.Password == "" {
+			adminError(w, http.StatusBadRequest, "password must not be empty")
+			return
+		}
+		s.SetM2MUser(r.PathValue("name"), body.Password)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /admin/m2m/users/{name}", func(w http.ResponseWriter, r *http.Request) {
+		info, ok := s.M2MUser(r.PathValue("name"))
+		if !ok {
+			adminError(w, http.StatusNotFound, "no such user")
+			return
+		}
+		writeJSON(w, http.StatusOK, info)
+	})
+	mux.HandleFunc("POST /admin/m2m/users/{name}/unlock", func(w http.ResponseWriter, r *http.Request) {
+		if !s.UnlockM2MUser(r.PathValue("name")) {
+			adminError(w, http.StatusNotFound, "no such user")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /admin/m2m/sessions/expire", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]int{"expired": s.ExpireM2MSessions()})
+	})
+	mux.HandleFunc("GET /admin/m2m/sessions", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]int{"active": s.ActiveM2MSessions()})
+	})
+}

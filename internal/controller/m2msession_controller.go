@@ -66,6 +66,9 @@ type M2MSessionReconciler struct {
 	Pending *pendingPasswords
 	// Handled remembers refresh requests acted on (see handledRequests).
 	Handled *handledRequests
+	// rotated remembers the last reset per session for the same reason: the credentials Secret write
+	// wakes a reconcile that may read a session whose status does not show the reset yet.
+	rotated sync.Map // types.NamespacedName → time.Time
 }
 
 // pendingPasswords keeps a new password in memory until it lands in its credentials Secret: losing the
@@ -111,6 +114,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetSession(req.Namespace, req.Name)
 			r.Handled.forget(req.NamespacedName)
+			r.rotated.Delete(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -210,24 +214,21 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	switch {
 	case s.session == "" || manual:
 		return r.login(ctx, s, manual, refreshReq)
+	case r.rotationDue(s):
+		// Before a keep-alive: the reset uses the session, so it keeps it alive too.
+		return r.rotatePassword(ctx, s)
 	case due && sess.Spec.KeepAlive.AccountName == "":
 		// No account to read: a fresh login before the idle timeout; the old session idles out.
 		return r.login(ctx, s, false, "")
 	case due:
 		return r.keepAlive(ctx, s)
-	case rotationDue(sess, st, s.now):
-		return r.rotatePassword(ctx, s)
 	}
 	// Nothing due: make sure the Secret carries the app's current token, which follows app rotations.
 	if err := r.writeSecret(ctx, s, s.session); err != nil {
 		return r.secretWriteFailed(s, err)
 	}
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
-	wake := next
-	if rt, ok := rotationTime(sess, st); ok && rt.Before(wake) {
-		wake = rt
-	}
-	return requeueAt(s.now, wake), nil
+	return r.wakeAt(s, next), nil
 }
 
 // loadApp reads the referenced ThingSpaceApp, its client and its current token. false: not usable yet
@@ -337,7 +338,7 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, requeste
 	st.NextKeepAliveTime = timePtr(s.now.Add(keepAliveInterval(s.sess)))
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
 	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
-	return requeueAt(s.now, s.now.Add(keepAliveInterval(s.sess))), nil
+	return r.wakeAt(s, s.now.Add(keepAliveInterval(s.sess))), nil
 }
 
 // keepAlive uses the session so the platform does not idle it out.
@@ -366,7 +367,7 @@ func (r *M2MSessionReconciler) keepAlive(ctx context.Context, s *sessState) (ctr
 	next := s.now.Add(keepAliveInterval(s.sess))
 	st.NextKeepAliveTime = timePtr(next)
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
-	return requeueAt(s.now, next), nil
+	return r.wakeAt(s, next), nil
 }
 
 // rotatePassword resets the UWS password and stores the new one before anything else.
@@ -389,6 +390,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		return ctrl.Result{}, err
 	}
 	s.st.PasswordRotatedAt = timePtr(s.now)
+	r.rotated.Store(client.ObjectKeyFromObject(s.sess), s.now)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
 	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
@@ -398,7 +400,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	if s.st.NextKeepAliveTime != nil && s.st.NextKeepAliveTime.Time.Before(next) {
 		next = s.st.NextKeepAliveTime.Time
 	}
-	return requeueAt(s.now, next), nil
+	return r.wakeAt(s, next), nil
 }
 
 // storePassword writes a new password into the credentials Secret, retrying briefly: the API server
@@ -525,6 +527,14 @@ func (r *M2MSessionReconciler) finalize(ctx context.Context, sess *v1alpha1.M2MS
 	return releaseFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer)
 }
 
+// wakeAt plans the next look: the next keep-alive, or the next password reset when that comes first.
+func (r *M2MSessionReconciler) wakeAt(s *sessState, next time.Time) ctrl.Result {
+	if rt, ok := r.rotationTime(s); ok && rt.Before(next) {
+		next = rt
+	}
+	return requeueAt(s.now, next)
+}
+
 func (r *M2MSessionReconciler) setReady(s *sessState, status metav1.ConditionStatus, reason, msg string) {
 	setCondition(&s.st.Conditions, v1alpha1.ConditionReady, status, reason, msg, s.sess.Generation, s.now)
 }
@@ -540,19 +550,23 @@ func logoutOnDelete(sess *v1alpha1.M2MSession) bool {
 	return sess.Spec.LogoutOnDelete == nil || *sess.Spec.LogoutOnDelete
 }
 
-// rotationTime is when the password is next due for a reset.
-func rotationTime(sess *v1alpha1.M2MSession, st *v1alpha1.M2MSessionStatus) (time.Time, bool) {
-	if sess.Spec.PasswordRotation == nil {
+// rotationTime is when the password is next due for a reset: an interval after the last reset (as
+// status or, fresher, this process remembers it), or after creation.
+func (r *M2MSessionReconciler) rotationTime(s *sessState) (time.Time, bool) {
+	if s.sess.Spec.PasswordRotation == nil {
 		return time.Time{}, false
 	}
-	from := sess.CreationTimestamp.Time
-	if st.PasswordRotatedAt != nil {
-		from = st.PasswordRotatedAt.Time
+	from := s.sess.CreationTimestamp.Time
+	if s.st.PasswordRotatedAt != nil {
+		from = s.st.PasswordRotatedAt.Time
 	}
-	return from.Add(sess.Spec.PasswordRotation.Interval.Duration), true
+	if v, ok := r.rotated.Load(client.ObjectKeyFromObject(s.sess)); ok && v.(time.Time).After(from) {
+		from = v.(time.Time)
+	}
+	return from.Add(s.sess.Spec.PasswordRotation.Interval.Duration), true
 }
 
-func rotationDue(sess *v1alpha1.M2MSession, st *v1alpha1.M2MSessionStatus, now time.Time) bool {
-	t, ok := rotationTime(sess, st)
-	return ok && !now.Before(t)
+func (r *M2MSessionReconciler) rotationDue(s *sessState) bool {
+	t, ok := r.rotationTime(s)
+	return ok && !s.now.Before(t)
 }

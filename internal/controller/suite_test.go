@@ -53,7 +53,11 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-const lifetime = 4 * time.Second
+const (
+	lifetime = 4 * time.Second
+	// m2mIdle is the simulator's session idle timeout: 20 minutes compressed.
+	m2mIdle = 3 * time.Second
+)
 
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
@@ -129,13 +133,14 @@ func newFixtureWith(t *testing.T, tokenLifetime time.Duration) *fixture {
 	}
 	f.ns = strings.TrimRight(f.ns, "-")
 	f.key, f.secret = "key-"+f.ns, fmt.Sprintf("S3cret-%d-%d", n, time.Now().UnixNano())
-	f.sim = simulator.New(simulator.Config{TokenLifetime: tokenLifetime, Apps: map[string]string{f.key: f.secret}})
+	f.sim = simulator.New(simulator.Config{TokenLifetime: tokenLifetime, Apps: map[string]string{f.key: f.secret}, M2MIdleTimeout: m2mIdle})
 	srv := httptest.NewServer(f.sim)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}))
 	// Runs before srv.Close: apps with revokeOnDelete still reach their simulator while they go.
 	t.Cleanup(func() {
+		_ = k8s.DeleteAllOf(context.Background(), &v1alpha1.M2MSession{}, client.InNamespace(f.ns))
 		_ = k8s.DeleteAllOf(context.Background(), &v1alpha1.ThingSpaceApp{}, client.InNamespace(f.ns))
 	})
 	return f

@@ -8,7 +8,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 IMG ?= thingspace-operator:dev
 
 include hack/envtest.mk
--include hack/deploy.mk
+include hack/deploy.mk
+include hack/run.mk
 
 .PHONY: help
 help: ## Show the targets.

@@ -111,7 +111,7 @@ type ThingSpaceAppStatus struct {
 // +kubebuilder:resource:shortName=tsapp,categories=thingspace
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretName`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the token in the Secret expires (a future date prints as <invalid> in a date column)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ThingSpaceApp struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -22,6 +22,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr string
+		leaderNamespace        string
 		leaderElect, insecure  bool
 		workers                int
 		upstreamTimeout        time.Duration
@@ -29,6 +30,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts (on in the deployed config).")
+	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace in a cluster (required outside one).")
 	flag.BoolVar(&insecure, "allow-insecure-endpoints", false, "Accept plain http:// endpoints (tests and the simulator only: credentials would cross the network in clear).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
@@ -48,6 +50,7 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "thingspace-operator.credops.io",
+		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controller.CacheOptions(),
 	})

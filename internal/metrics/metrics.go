@@ -68,7 +68,9 @@ func init() {
 }
 
 // SetSession records an M2MSession's readiness.
-func SetSession(ns, name string, ready bool) { sessionReady.WithLabelValues(ns, name).Set(boolValue(ready)) }
+func SetSession(ns, name string, ready bool) {
+	sessionReady.WithLabelValues(ns, name).Set(boolValue(ready))
+}
 
 // ForgetSession deletes an M2MSession's series.
 func ForgetSession(ns, name string) { sessionReady.DeleteLabelValues(ns, name) }

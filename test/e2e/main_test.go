@@ -72,6 +72,13 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) (code int) {
 	flag.Parse()
+	// The tests mostly wait on timers (token lifetimes), not on the CPU: run them all at once unless
+	// -parallel says otherwise.
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", "16")
+	}
 	start := time.Now()
 	var err error
 	if workDir, err = os.MkdirTemp("", "thingspace-e2e-"); err != nil {
@@ -79,10 +86,10 @@ func runSuite(m *testing.M) (code int) {
 		return 1
 	}
 	defer func() {
-		if code == 0 {
+		if code == 0 && os.Getenv("E2E_KEEP_LOGS") == "" {
 			_ = os.RemoveAll(workDir)
 		} else {
-			fmt.Fprintf(os.Stderr, "e2e: logs of the manager and simulators kept in %s\n", workDir)
+			fmt.Fprintf(os.Stderr, "e2e: logs of the manager and simulators kept in %s (E2E_KEEP_LOGS=1 keeps them always)\n", workDir)
 		}
 	}()
 

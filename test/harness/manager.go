@@ -22,7 +22,9 @@ type ManagerConfig struct {
 	// 127.0.0.1, --allow-insecure-endpoints, --leader-elect=false). Do not override the addresses: the
 	// harness reads them.
 	Args []string
-	// LeaderElect turns leader election on.
+	// LeaderElect turns leader election on. The manager has no flag for the lease's namespace and
+	// controller-runtime only finds one in a pod, so for now a manager started this way outside a
+	// cluster exits at once ("unable to find leader election namespace").
 	LeaderElect bool
 	// LogPath receives the manager's stdout and stderr, appended across restarts; empty means a new
 	// temporary file.

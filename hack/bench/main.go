@@ -1,0 +1,890 @@
+// Command bench measures thingspace-operator at scale, end to end, with the real processes: envtest's
+// kube-apiserver and etcd (KUBEBUILDER_ASSETS, else bin/k8s), the thingspace-sim binary and the manager
+// binary, started through test/harness. It is a benchmark, not a test: it prints what it measured next
+// to the targets and exits non-zero only when it could not measure (a missed target is reported, not
+// fatal).
+//
+//	make bench                                  # 1,000 apps, 300 unrelated 1 MiB Secrets
+//	make bench BENCH_ARGS="--apps=200 --json"
+//	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/bench [flags]
+//
+// The simulator issues one-hour tokens and knows one app key per ThingSpaceApp (passed in a --apps-file),
+// so every app needs a token request of its own. The manager runs with leader election off and
+// --allow-insecure-endpoints (the simulator is plain http).
+//
+// Phase 1, unrelated Secrets. The manager is started with an empty cluster, and its RSS (VmRSS) is read
+// once it has settled: its controller has started its workers (every cache, including the metadata
+// cache of all Secrets, has synced) and RSS has stayed within 512 KiB for 3 s. The manager is stopped,
+// --unrelated Secrets of 1 MiB each are created in a namespace no ThingSpaceApp uses, and the manager is
+// started again (a new process, so its initial LIST includes them) and measured the same way. The
+// difference of the two settled RSS values is what the Secrets added; the difference of the peaks
+// (VmHWM) is printed beside it.
+//
+// Phase 2, scale. The manager from phase 1 keeps running. --apps credentials Secrets and ThingSpaceApps
+// are created by --creators concurrent workers, as fast as the API server takes them. A List of the
+// ThingSpaceApps every 250 ms tells when all are Ready=True; the clock starts at the first create. Then
+// the simulator's request counts give the token requests (POST /api/ts/v1/oauth2/token) and the
+// manager's VmHWM its peak RSS.
+//
+// Phase 3, restart. The simulator's counts are reset, the manager is restarted, and every upstream call
+// from its start until --restart-window after it reports ready is counted (tokens are valid for an
+// hour, so there should be none). The manager's thingspace_app_ready metric tells when it has seen all
+// apps again.
+//
+// Results go to stdout as a Markdown table (or JSON with --json); progress goes to stderr. The logs of
+// the manager and the simulator are kept in bin/bench/run-* when a target is missed, on error, or with
+// --keep. Ctrl-C stops the manager, the simulator and the control plane before exiting.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// Targets.
+const (
+	targetReady         = 60 * time.Second
+	targetPeakRSS       = 150 << 20
+	targetUnrelatedRSS  = 10 << 20
+	unrelatedSecretSize = 1 << 20 // the API server's limit for a Secret's data
+	pollInterval        = 250 * time.Millisecond
+)
+
+// Namespaces the benchmark creates.
+const (
+	nsUnrelated = "bench-unrelated"
+	nsApps      = "bench-apps"
+)
+
+type options struct {
+	apps, unrelated, creators int
+	readyTimeout              time.Duration
+	restartWindow             time.Duration
+	json, keep                bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.apps, "apps", 1000, "ThingSpaceApps to create (each with its own credentials Secret and app key)")
+	flag.IntVar(&o.unrelated, "unrelated", 300, "unrelated 1 MiB Secrets to create in phase 1 (0 skips phase 1)")
+	flag.IntVar(&o.creators, "creators", 8, "concurrent creators of Secrets and ThingSpaceApps")
+	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
+	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager and simulator logs) even when every target is met")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: bench [flags]\n\nBenchmark thingspace-operator with the real control plane, simulator and manager.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go onSignals(cancel)
+
+	r, err := run(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			logf("interrupted")
+			os.Exit(130)
+		}
+		logf("error: %v", err)
+		os.Exit(1)
+	}
+	if o.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(r)
+	} else {
+		r.writeMarkdown(os.Stdout)
+	}
+}
+
+// onSignals cancels the run on the first SIGINT or SIGTERM, so that everything is stopped in order. A
+// third one exits at once (kube-apiserver and etcd may then be left running).
+func onSignals(cancel context.CancelFunc) {
+	ch := make(chan os.Signal, 3)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	for n := 1; ; n++ {
+		<-ch
+		switch n {
+		case 1:
+			logf("interrupted: stopping the manager, the simulator and the control plane (Ctrl-C twice more to abandon them)")
+			cancel()
+		case 2:
+			logf("still stopping; Ctrl-C once more exits at once and may leave kube-apiserver and etcd running")
+		default:
+			os.Exit(130)
+		}
+	}
+}
+
+var started = time.Now()
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %6.1fs  %s\n", time.Since(started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Results is what the benchmark measured; it is also the --json output.
+type Results struct {
+	Apps             int `json:"apps"`
+	UnrelatedSecrets int `json:"unrelated_secrets"`
+
+	// Phase 1.
+	RSSBaselineBytes      int64   `json:"rss_baseline_bytes,omitempty"`       // settled VmRSS without the unrelated Secrets
+	RSSWithUnrelatedBytes int64   `json:"rss_with_unrelated_bytes,omitempty"` // settled VmRSS with them (a fresh process)
+	UnrelatedAddedBytes   int64   `json:"unrelated_added_bytes"`              // the difference
+	HWMBaselineBytes      int64   `json:"hwm_baseline_bytes,omitempty"`       // VmHWM of the first process when it was measured
+	HWMWithUnrelatedBytes int64   `json:"hwm_with_unrelated_bytes,omitempty"` // VmHWM of the second
+	HeapBaselineBytes     int64   `json:"heap_inuse_baseline_bytes,omitempty"`
+	HeapWithUnrelated     int64   `json:"heap_inuse_with_unrelated_bytes,omitempty"`
+	UnrelatedCreateSecs   float64 `json:"unrelated_create_seconds,omitempty"`
+
+	// Phase 2.
+	CreateSeconds     float64        `json:"create_seconds"`    // first create → last create answered
+	AllReady          bool           `json:"all_ready"`         // all apps Ready=True before --ready-timeout
+	ReadyCount        int            `json:"ready_count"`       // Ready=True at the end of the wait
+	AllReadySeconds   float64        `json:"all_ready_seconds"` // first create → all Ready=True (or the timeout)
+	NotReadyReasons   map[string]int `json:"not_ready_reasons,omitempty"`
+	TokenRequests     int            `json:"token_requests"` // POST /api/ts/v1/oauth2/token, any status
+	TokenByStatus     map[string]int `json:"token_requests_by_status"`
+	OtherUpstream     map[string]int `json:"other_upstream_requests,omitempty"` // every other /api route
+	PeakRSSBytes      int64          `json:"peak_rss_bytes"`                    // VmHWM of the manager after phase 2
+	RSSAfterBytes     int64          `json:"rss_after_bytes"`                   // VmRSS after phase 2
+	HeapAfterBytes    int64          `json:"heap_inuse_after_bytes,omitempty"`
+	ManagerLogErrors  int            `json:"manager_log_errors"` // "level":"error" lines in the manager's log
+	ManagerRestartErr string         `json:"manager_restart_error,omitempty"`
+
+	// Phase 3.
+	RestartReadySeconds   float64        `json:"restart_ready_seconds"`        // process start → /readyz 200
+	RestartObserved       bool           `json:"restart_all_observed"`         // thingspace_app_ready == 1 for all apps
+	RestartObservedSecs   float64        `json:"restart_all_observed_seconds"` // process start → all observed
+	RestartUpstreamCalls  int            `json:"restart_upstream_calls"`       // from process start to ready + window
+	RestartUpstreamRoutes map[string]int `json:"restart_upstream_by_route,omitempty"`
+	RestartWindowSeconds  float64        `json:"restart_window_seconds"`
+
+	Checks []Check `json:"checks"`
+	Pass   bool    `json:"pass"`
+
+	WorkDir string `json:"work_dir,omitempty"` // kept logs
+}
+
+// Check is one line of the results table.
+type Check struct {
+	Measure string `json:"measure"`
+	Result  string `json:"result"`
+	Target  string `json:"target"`
+	Pass    bool   `json:"pass"`
+}
+
+func (r *Results) evaluate() {
+	r.Checks = []Check{
+		{
+			Measure: fmt.Sprintf("all %d ThingSpaceApps Ready (first create → Ready=True)", r.Apps),
+			Result:  readyResult(r),
+			Target:  fmt.Sprintf("< %.0f s", targetReady.Seconds()),
+			Pass:    r.AllReady && r.AllReadySeconds < targetReady.Seconds(),
+		},
+		{
+			Measure: "token requests (" + harness.RouteToken + ")",
+			Result:  strconv.Itoa(r.TokenRequests),
+			Target:  "exactly " + strconv.Itoa(r.Apps),
+			Pass:    r.TokenRequests == r.Apps,
+		},
+		{
+			Measure: "manager peak RSS (VmHWM)",
+			Result:  mib(r.PeakRSSBytes),
+			Target:  fmt.Sprintf("< %d MiB", targetPeakRSS>>20),
+			Pass:    r.PeakRSSBytes > 0 && r.PeakRSSBytes < targetPeakRSS,
+		},
+	}
+	if r.UnrelatedSecrets > 0 {
+		r.Checks = append(r.Checks, Check{
+			Measure: fmt.Sprintf("RSS added by %d unrelated 1 MiB Secrets (settled)", r.UnrelatedSecrets),
+			Result:  fmt.Sprintf("%s (%s → %s)", signedMiB(r.UnrelatedAddedBytes), mib(r.RSSBaselineBytes), mib(r.RSSWithUnrelatedBytes)),
+			Target:  fmt.Sprintf("< %d MiB", targetUnrelatedRSS>>20),
+			Pass:    r.UnrelatedAddedBytes < targetUnrelatedRSS,
+		})
+	}
+	r.Checks = append(r.Checks, Check{
+		Measure: fmt.Sprintf("upstream calls after a restart (start → ready + %s)", time.Duration(r.RestartWindowSeconds*float64(time.Second))),
+		Result:  strconv.Itoa(r.RestartUpstreamCalls),
+		Target:  "0",
+		Pass:    r.RestartUpstreamCalls == 0,
+	})
+	r.Pass = true
+	for _, c := range r.Checks {
+		r.Pass = r.Pass && c.Pass
+	}
+}
+
+func readyResult(r *Results) string {
+	if !r.AllReady {
+		return fmt.Sprintf("%d/%d after %s", r.ReadyCount, r.Apps, secs(r.AllReadySeconds))
+	}
+	return secs(r.AllReadySeconds)
+}
+
+func (r *Results) writeMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "\n| measure | result | target | |\n|---|---|---|---|\n")
+	for _, c := range r.Checks {
+		verdict := "MISS"
+		if c.Pass {
+			verdict = "PASS"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Measure, c.Result, c.Target, verdict)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "- creates: %d Secrets + %d ThingSpaceApps answered in %s\n", r.Apps, r.Apps, secs(r.CreateSeconds))
+	fmt.Fprintf(w, "- token requests by status: %s", formatCounts(r.TokenByStatus))
+	if len(r.OtherUpstream) > 0 {
+		fmt.Fprintf(w, "; other upstream calls: %s", formatCounts(r.OtherUpstream))
+	}
+	fmt.Fprintln(w)
+	if len(r.NotReadyReasons) > 0 {
+		fmt.Fprintf(w, "- not Ready at the end of the wait, by reason: %s\n", formatCounts(r.NotReadyReasons))
+	}
+	fmt.Fprintf(w, "- manager after phase 2: RSS %s, Go heap in use %s; %d error lines in its log\n",
+		mib(r.RSSAfterBytes), mib(r.HeapAfterBytes), r.ManagerLogErrors)
+	if r.UnrelatedSecrets > 0 {
+		fmt.Fprintf(w, "- unrelated Secrets: peak RSS (VmHWM) %s → %s (%s); Go heap in use %s → %s; created in %s\n",
+			mib(r.HWMBaselineBytes), mib(r.HWMWithUnrelatedBytes), signedMiB(r.HWMWithUnrelatedBytes-r.HWMBaselineBytes),
+			mib(r.HeapBaselineBytes), mib(r.HeapWithUnrelated), secs(r.UnrelatedCreateSecs))
+	}
+	observed := "not all observed within the wait"
+	if r.RestartObserved {
+		observed = "all " + strconv.Itoa(r.Apps) + " observed Ready after " + secs(r.RestartObservedSecs)
+	}
+	fmt.Fprintf(w, "- restart: ready after %s, %s (times from process start)", secs(r.RestartReadySeconds), observed)
+	if len(r.RestartUpstreamRoutes) > 0 {
+		fmt.Fprintf(w, "; upstream calls: %s", formatCounts(r.RestartUpstreamRoutes))
+	}
+	fmt.Fprintln(w)
+	if r.ManagerRestartErr != "" {
+		fmt.Fprintf(w, "- the first manager process exited uncleanly: %s\n", r.ManagerRestartErr)
+	}
+	if r.WorkDir != "" {
+		fmt.Fprintf(w, "- logs: %s\n", r.WorkDir)
+	}
+}
+
+// run sets everything up, runs the three phases and tears everything down.
+func run(ctx context.Context, o options) (_ *Results, err error) {
+	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds()}
+	// The work directory (binaries, logs, a kubeconfig) is under bin/, not the shared temporary
+	// directory, where a cleaner could pull it from under a running manager.
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "bin", "bench"), 0o755); err != nil {
+		return nil, err
+	}
+	workDir, err := os.MkdirTemp(filepath.Join(root, "bin", "bench"), "run-")
+	if err != nil {
+		return nil, err
+	}
+	// Registered first, so it runs after every process has been stopped.
+	defer func() {
+		if err != nil || o.keep || !res.Pass {
+			res.WorkDir = workDir
+			logf("manager and simulator logs kept in %s", workDir)
+			return
+		}
+		_ = os.RemoveAll(workDir)
+		_ = os.Remove(filepath.Dir(workDir)) // bin/bench, when no other run is kept there
+	}()
+
+	// Build the binaries while the control plane starts: both take seconds.
+	logf("starting kube-apiserver and etcd; building the manager and the simulator")
+	type built struct {
+		mgr, sim string
+		err      error
+	}
+	bc := make(chan built, 1)
+	go func() {
+		m, s, err := harness.BuildBinaries(ctx, filepath.Join(workDir, "bin"))
+		bc <- built{m, s, err}
+	}()
+	cp, cpErr := harness.StartControlPlane(ctx)
+	b := <-bc
+	if cpErr != nil {
+		return nil, cpErr
+	}
+	defer func() {
+		logf("stopping the control plane")
+		if err := cp.Stop(); err != nil {
+			logf("stopping the control plane: %v", err)
+		}
+	}()
+	if b.err != nil {
+		return nil, b.err
+	}
+	c := cp.Client
+
+	// One app key per ThingSpaceApp, in a file: a thousand --app flags would put every secret in ps.
+	keys := make([]string, o.apps)
+	secrets := make([]string, o.apps)
+	var appsFile strings.Builder
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench-key-%04d", i)
+		secrets[i] = "bench-" + randHex(12)
+		fmt.Fprintf(&appsFile, "%s:%s\n", keys[i], secrets[i])
+	}
+	appsPath := filepath.Join(workDir, "apps.txt")
+	if err := os.WriteFile(appsPath, []byte(appsFile.String()), 0o600); err != nil {
+		return nil, err
+	}
+	sim, err := harness.SimConfig{
+		Binary:  b.sim,
+		Args:    []string{"--apps-file", appsPath, "--token-lifetime", "1h"},
+		LogPath: filepath.Join(workDir, "sim.log"),
+	}.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sim.Stop() }()
+	logf("simulator on %s with %d app keys, 1h tokens", sim.URL, o.apps)
+
+	// The manager is restarted twice: it reads a copy of the kubeconfig that lives as long as the run.
+	kubeconfig := filepath.Join(workDir, "kubeconfig")
+	if err := copyFile(cp.KubeconfigPath, kubeconfig); err != nil {
+		return nil, err
+	}
+	mgr, err := harness.ManagerConfig{
+		Binary:     b.mgr,
+		Kubeconfig: kubeconfig,
+		LogPath:    filepath.Join(workDir, "manager.log"),
+	}.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		// After Ctrl-C in a terminal the manager got the SIGINT too, and SIGTERM on top of it makes it
+		// exit 1: nothing to report then.
+		if err := mgr.Stop(); err != nil && ctx.Err() == nil {
+			logf("stopping the manager: %v", err)
+		}
+	}()
+
+	// ---- Phase 1: unrelated Secrets -------------------------------------------------------------
+	if o.unrelated > 0 {
+		logf("phase 1: manager started without unrelated Secrets; waiting for it to settle")
+		base, err := settle(ctx, mgr, 0)
+		if err != nil {
+			return nil, err
+		}
+		res.RSSBaselineBytes, res.HWMBaselineBytes, res.HeapBaselineBytes = base.rss, base.hwm, base.heap
+		logf("phase 1: baseline RSS %s (peak %s, Go heap in use %s)", mib(base.rss), mib(base.hwm), mib(base.heap))
+		if err := mgr.Stop(); err != nil {
+			return nil, fmt.Errorf("stopping the manager: %w", err)
+		}
+
+		logf("phase 1: creating %d unrelated Secrets of 1 MiB in namespace %s", o.unrelated, nsUnrelated)
+		t0 := time.Now()
+		if err := createUnrelated(ctx, c, o.unrelated, o.creators); err != nil {
+			return nil, err
+		}
+		res.UnrelatedCreateSecs = time.Since(t0).Seconds()
+		logf("phase 1: created in %s; starting the manager again", secs(res.UnrelatedCreateSecs))
+
+		offset := len(mgr.Logs())
+		if err := mgr.Start(ctx); err != nil {
+			return nil, err
+		}
+		with, err := settle(ctx, mgr, offset)
+		if err != nil {
+			return nil, err
+		}
+		res.RSSWithUnrelatedBytes, res.HWMWithUnrelatedBytes, res.HeapWithUnrelated = with.rss, with.hwm, with.heap
+		res.UnrelatedAddedBytes = with.rss - base.rss
+		logf("phase 1: with %d unrelated Secrets RSS %s (peak %s, Go heap in use %s): %s",
+			o.unrelated, mib(with.rss), mib(with.hwm), mib(with.heap), signedMiB(res.UnrelatedAddedBytes))
+	}
+
+	// ---- Phase 2: N apps -----------------------------------------------------------------------
+	if err := sim.ResetStats(); err != nil {
+		return nil, err
+	}
+	if err := phase2(ctx, c, sim, mgr, o, keys, secrets, res); err != nil {
+		return nil, err
+	}
+
+	// ---- Phase 3: restart ----------------------------------------------------------------------
+	if err := phase3(ctx, sim, mgr, o, res); err != nil {
+		return nil, err
+	}
+	res.evaluate()
+	return res, nil
+}
+
+type memSample struct{ rss, hwm, heap int64 }
+
+// settle waits until every controller of the manager has started its workers (so every cache it
+// watches, including the metadata cache of all Secrets, has synced), then until the manager's RSS holds
+// still, and returns its memory then. logOffset is where this process's part of the log begins.
+func settle(ctx context.Context, mgr *harness.Manager, logOffset int) (memSample, error) {
+	const (
+		every     = 500 * time.Millisecond
+		minWait   = 5 * time.Second
+		window    = 6 // samples: 3 s
+		tolerance = 512 << 10
+		maxWait   = 30 * time.Second
+	)
+	err := harness.WaitFor(ctx, 90*time.Second, 100*time.Millisecond, func() (bool, error) {
+		if !mgr.Running() {
+			return false, errors.New("the manager exited; log " + mgr.LogPath)
+		}
+		return controllersStarted(mgr.Logs(), logOffset), nil
+	})
+	if err != nil {
+		return memSample{}, fmt.Errorf("waiting for the manager's controllers to start: %w", err)
+	}
+	start := time.Now()
+	var samples []int64
+	for {
+		rss := mgr.RSS()
+		if rss == 0 {
+			return memSample{}, errors.New("the manager exited; log " + mgr.LogPath)
+		}
+		samples = append(samples, rss)
+		// A controller that began starting after the others had finished shows up here.
+		if len(samples) >= window && time.Since(start) >= minWait && controllersStarted(mgr.Logs(), logOffset) {
+			last := samples[len(samples)-window:]
+			if slices.Max(last)-slices.Min(last) <= tolerance || time.Since(start) >= maxWait {
+				var total int64
+				for _, v := range last {
+					total += v
+				}
+				s := memSample{rss: total / window, hwm: mgr.PeakRSS()}
+				if expo, err := mgr.Metrics(); err == nil {
+					if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
+						s.heap = int64(v)
+					}
+				}
+				return s, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return memSample{}, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// controllersStarted reports whether, in logs past offset, every controller that logged "Starting
+// EventSource" has also logged "Starting workers", which controller-runtime does once its sources
+// have synced.
+func controllersStarted(logs string, offset int) bool {
+	if offset > len(logs) {
+		offset = 0
+	}
+	sources, workers := map[string]bool{}, map[string]bool{}
+	for line := range strings.SplitSeq(logs[offset:], "\n") {
+		var e struct {
+			Msg        string `json:"msg"`
+			Controller string `json:"controller"`
+		}
+		if !strings.Contains(line, `"Starting `) || json.Unmarshal([]byte(line), &e) != nil || e.Controller == "" {
+			continue
+		}
+		switch e.Msg {
+		case "Starting EventSource":
+			sources[e.Controller] = true
+		case "Starting workers":
+			workers[e.Controller] = true
+		}
+	}
+	if len(sources) == 0 {
+		return false
+	}
+	for c := range sources {
+		if !workers[c] {
+			return false
+		}
+	}
+	return true
+}
+
+func createUnrelated(ctx context.Context, c client.Client, n, workers int) error {
+	if err := createNamespace(ctx, c, nsUnrelated); err != nil {
+		return err
+	}
+	blob := make([]byte, unrelatedSecretSize)
+	_, _ = rand.Read(blob)
+	return parallel(ctx, n, workers, func(i int) error {
+		return create(ctx, c, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsUnrelated, Name: fmt.Sprintf("unrelated-%04d", i),
+				Labels: map[string]string{"app.kubernetes.io/part-of": "some-other-app"}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{"blob": blob},
+		})
+	})
+}
+
+func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options,
+	keys, secrets []string, res *Results) error {
+	if err := createNamespace(ctx, c, nsApps); err != nil {
+		return err
+	}
+	logf("phase 2: creating %d credentials Secrets and ThingSpaceApps with %d creators", o.apps, o.creators)
+
+	var created atomic.Int64
+	start := time.Now()
+	type outcome struct {
+		err  error
+		took time.Duration
+	}
+	createDone := make(chan outcome, 1)
+	go func() {
+		err := parallel(ctx, o.apps, o.creators, func(i int) error {
+			creds := fmt.Sprintf("creds-%04d", i)
+			if err := create(ctx, c, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
+				Type:       corev1.SecretTypeOpaque,
+				Data:       map[string][]byte{harness.CredKey: []byte(keys[i]), harness.CredSecret: []byte(secrets[i])},
+			}); err != nil {
+				return err
+			}
+			if err := create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i))); err != nil {
+				return err
+			}
+			created.Add(1)
+			return nil
+		})
+		createDone <- outcome{err, time.Since(start)}
+	}()
+
+	var (
+		ready     int
+		reasons   map[string]int
+		createsOK bool
+		lastLog   time.Time
+	)
+	deadline := start.Add(o.readyTimeout)
+	for {
+		if !createsOK {
+			select {
+			case out := <-createDone:
+				if out.err != nil {
+					return fmt.Errorf("creating the apps: %w", out.err)
+				}
+				res.CreateSeconds = out.took.Seconds()
+				createsOK = true
+				logf("phase 2: all creates answered after %s", secs(res.CreateSeconds))
+			default:
+			}
+		}
+		list := &v1alpha1.ThingSpaceAppList{}
+		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			logf("phase 2: listing ThingSpaceApps: %v", err)
+		} else {
+			ready, reasons = 0, map[string]int{}
+			for i := range list.Items {
+				if ok, reason := harness.Ready(&list.Items[i]); ok {
+					ready++
+				} else {
+					if reason == "" {
+						reason = "(no condition yet)"
+					}
+					reasons[reason]++
+				}
+			}
+			if createsOK && ready == o.apps {
+				res.AllReady = true
+				break
+			}
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		if now.Sub(lastLog) >= 5*time.Second {
+			logf("phase 2: %4d created, %4d Ready, manager RSS %s", created.Load(), ready, mib(mgr.RSS()))
+			lastLog = now
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	res.AllReadySeconds = time.Since(start).Seconds()
+	res.ReadyCount = ready
+	if !res.AllReady {
+		res.NotReadyReasons = reasons
+		if missing := o.apps - ready - sum(reasons); missing > 0 {
+			res.NotReadyReasons["(not created)"] = missing
+		}
+		logf("phase 2: only %d of %d Ready after %s", ready, o.apps, o.readyTimeout)
+		if !createsOK {
+			out := <-createDone
+			if out.err != nil {
+				return fmt.Errorf("creating the apps: %w", out.err)
+			}
+			res.CreateSeconds = out.took.Seconds()
+		}
+	} else {
+		logf("phase 2: all %d Ready after %s", o.apps, secs(res.AllReadySeconds))
+	}
+
+	// Let stragglers (a second reconcile, a late retry) land before counting.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(3 * time.Second):
+	}
+	stats, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	res.TokenByStatus = stats[harness.RouteToken]
+	if res.TokenByStatus == nil {
+		res.TokenByStatus = map[string]int{}
+	}
+	res.TokenRequests = sum(res.TokenByStatus)
+	for route, byStatus := range stats {
+		if route != harness.RouteToken {
+			if res.OtherUpstream == nil {
+				res.OtherUpstream = map[string]int{}
+			}
+			res.OtherUpstream[route] = sum(byStatus)
+		}
+	}
+	res.PeakRSSBytes = mgr.PeakRSS()
+	res.RSSAfterBytes = mgr.RSS()
+	if expo, err := mgr.Metrics(); err == nil {
+		if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
+			res.HeapAfterBytes = int64(v)
+		}
+	}
+	res.ManagerLogErrors = strings.Count(mgr.Logs(), `"level":"error"`)
+	logf("phase 2: %d token requests (%s); manager peak RSS %s", res.TokenRequests, formatCounts(res.TokenByStatus), mib(res.PeakRSSBytes))
+	return nil
+}
+
+func phase3(ctx context.Context, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+	logf("phase 3: restarting the manager")
+	if err := mgr.Stop(); err != nil {
+		res.ManagerRestartErr = err.Error()
+		logf("phase 3: the manager exited uncleanly: %v", err)
+	}
+	if err := sim.ResetStats(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	readyAt := time.Now()
+	res.RestartReadySeconds = readyAt.Sub(start).Seconds()
+	logf("phase 3: manager ready after %s; counting upstream calls for %s", secs(res.RestartReadySeconds), o.restartWindow)
+	end := readyAt.Add(o.restartWindow)
+	for {
+		if !res.RestartObserved {
+			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps {
+				res.RestartObserved = true
+				res.RestartObservedSecs = time.Since(start).Seconds()
+				logf("phase 3: all %d apps observed Ready again after %s", o.apps, secs(res.RestartObservedSecs))
+			}
+		}
+		// Keep watching past the window while the apps are not all observed, within bounds.
+		if time.Now().After(end) && (res.RestartObserved || time.Since(readyAt) > max(o.restartWindow, 60*time.Second)) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	stats, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	res.RestartUpstreamRoutes = map[string]int{}
+	for route, byStatus := range stats {
+		if n := sum(byStatus); n > 0 {
+			res.RestartUpstreamRoutes[route] = n
+			res.RestartUpstreamCalls += n
+		}
+	}
+	logf("phase 3: %d upstream calls", res.RestartUpstreamCalls)
+	return nil
+}
+
+// countSamples counts the samples of metric name with label namespace=ns whose value is want.
+func countSamples(exposition, name, ns string, want float64) int {
+	n := 0
+	for line := range strings.SplitSeq(exposition, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndexByte(rest, '}')
+		if end < 0 || !strings.Contains(rest[:end], `namespace="`+ns+`"`) {
+			continue
+		}
+		f := strings.Fields(rest[end+1:])
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil && v == want {
+			n++
+		}
+	}
+	return n
+}
+
+func createNamespace(ctx context.Context, c client.Client, name string) error {
+	err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// create creates obj, retrying what the API server may answer under load.
+func create(ctx context.Context, c client.Client, obj client.Object) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.Create(ctx, obj)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		retriable := apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+			apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)
+		if !retriable || attempt == 5 {
+			return fmt.Errorf("create %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+		obj.SetResourceVersion("")
+	}
+}
+
+// parallel calls fn(0..n-1) from workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return firstErr
+}
+
+// copyFile copies from to path, readable by the owner only.
+func copyFile(from, path string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func formatCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func signedMiB(b int64) string {
+	sign := "+"
+	if b < 0 {
+		sign = "−"
+	}
+	return fmt.Sprintf("%s%.1f MiB", sign, math.Abs(float64(b))/(1<<20))
+}
+
+func secs(s float64) string { return fmt.Sprintf("%.1f s", s) }

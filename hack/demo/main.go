@@ -1,0 +1,692 @@
+// Command demo shows thingspace-operator at work on a fresh machine, with nothing but Go: it starts a
+// local Kubernetes control plane (envtest's kube-apiserver and etcd from KUBEBUILDER_ASSETS, else
+// bin/k8s), the ThingSpace simulator with a compressed token lifetime and the manager, applies the
+// samples from config/samples, and narrates what happens: the token Secret being written, each rotation
+// when the token expires, and a manual refresh through the thingspace.credops.io/refresh-requested
+// annotation.
+//
+//	make demo                                   # until Ctrl-C
+//	make demo DEMO_ARGS=--duration=60s          # stop by itself (a smoke test)
+//	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/demo [flags]
+//
+// The samples are read as they are: the credentials Secret gets the simulator's demo app key and secret
+// (demo-key / demo-secret) and the ThingSpaceApp the simulator's URL as its endpoint, then both are
+// created in the namespace --namespace with the Go client (kubectl is not needed). Tokens are only ever
+// shown as a short SHA-256 fingerprint.
+//
+// While the demo runs, bin/demo.kubeconfig points at its API server, for kubectl if it is installed;
+// the file is removed on exit. The binaries and the logs of the manager and the simulator are in
+// bin/demo/.
+//
+// With --duration the narrative stops after that long (counted from when the samples are applied) and
+// the demo exits non-zero when a step that fits in that time did not happen: the first token, and with
+// enough time an automatic rotation and the manual refresh.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/duration"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// The simulator's demo app (as in config/sim and `make sim`).
+const (
+	demoKey    = "demo-key"
+	demoSecret = "demo-secret"
+)
+
+const (
+	pollInterval = 250 * time.Millisecond
+	// manualDelay is how long after the first rotation the manual refresh is asked for.
+	manualDelay = 3 * time.Second
+)
+
+type options struct {
+	lifetime   time.Duration
+	duration   time.Duration
+	namespace  string
+	kubeconfig string
+	samples    string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.lifetime, "token-lifetime", 20*time.Second, "lifetime of the simulator's tokens (ThingSpace's is 1h)")
+	flag.DurationVar(&o.duration, "duration", 0, "stop after this long, counted from when the samples are applied (0: run until Ctrl-C)")
+	flag.StringVar(&o.namespace, "namespace", "demo", "namespace to apply the samples to")
+	flag.StringVar(&o.kubeconfig, "kubeconfig-out", "bin/demo.kubeconfig", "where to write a kubeconfig for the demo's API server (relative to the repository root)")
+	flag.StringVar(&o.samples, "samples", "config/samples", "directory of sample manifests (relative to the repository root)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: demo [flags]\n\nRun the operator locally against the ThingSpace simulator and narrate what it does.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() > 0 || o.lifetime < time.Second || o.duration < 0 || o.namespace == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go onSignals(cancel)
+
+	if err := run(ctx, o); err != nil {
+		if ctx.Err() != nil {
+			say("Interrupted during start-up; everything that had started was stopped.")
+			return
+		}
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// onSignals ends the demo on the first SIGINT or SIGTERM, so that everything is stopped in order. A
+// third one exits at once (kube-apiserver and etcd may then be left running).
+func onSignals(cancel context.CancelFunc) {
+	ch := make(chan os.Signal, 3)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	for n := 1; ; n++ {
+		<-ch
+		switch n {
+		case 1:
+			cancel()
+		case 2:
+			say("Still stopping; Ctrl-C once more exits at once and may leave kube-apiserver and etcd running.")
+		default:
+			os.Exit(130)
+		}
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// step prints a line that stands out: something the operator did.
+func step(format string, args ...any) { say("▶ "+format, args...) }
+
+// indent prints detail lines under the last one.
+func indent(format string, args ...any) {
+	fmt.Printf("%s    %s\n", strings.Repeat(" ", len("15:04:05.000")), fmt.Sprintf(format, args...))
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bin", "demo")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+
+	say("Starting a local control plane (kube-apiserver, etcd) and building the manager and the simulator…")
+	type built struct {
+		mgr, sim string
+		err      error
+	}
+	bc := make(chan built, 1)
+	go func() {
+		m, s, err := harness.BuildBinaries(ctx, dir)
+		bc <- built{m, s, err}
+	}()
+	cp, cpErr := harness.StartControlPlane(ctx)
+	b := <-bc
+	if cpErr != nil {
+		return cpErr
+	}
+	defer func() {
+		say("Stopping the control plane.")
+		if err := cp.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo: stopping the control plane:", err)
+		}
+	}()
+	if b.err != nil {
+		return b.err
+	}
+	say("Control plane up: %s", cp.Config.Host)
+
+	simLog := filepath.Join(dir, "sim.log")
+	mgrLog := filepath.Join(dir, "manager.log")
+	for _, p := range []string{simLog, mgrLog} {
+		_ = os.Remove(p) // logs of this run only
+	}
+	sim, err := harness.SimConfig{
+		Binary:  b.sim,
+		Args:    []string{"--app", demoKey + ":" + demoSecret, "--token-lifetime", o.lifetime.String()},
+		LogPath: simLog,
+	}.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("Stopping the simulator.")
+		_ = sim.Stop()
+	}()
+	say("ThingSpace simulator up: %s (app key %s, tokens live %s; ThingSpace's live 1h)", sim.URL, demoKey, o.lifetime)
+
+	// The manager reads the kubeconfig written for the user (removed after everything has stopped).
+	kubeconfig := o.kubeconfig
+	if !filepath.IsAbs(kubeconfig) {
+		kubeconfig = filepath.Join(root, kubeconfig)
+	}
+	if err := writeKubeconfig(cp.KubeconfigPath, kubeconfig); err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(kubeconfig) }()
+
+	mgr, err := harness.ManagerConfig{Binary: b.mgr, Kubeconfig: kubeconfig, LogPath: mgrLog}.Start(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("Stopping the manager.")
+		// After Ctrl-C in a terminal the manager got the SIGINT too, and SIGTERM on top of it makes it
+		// exit 1: nothing to report then.
+		if err := mgr.Stop(); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+		}
+	}()
+	say("Manager up (leader election off, --allow-insecure-endpoints for the simulator's http:// URL).")
+	indent("logs: %s, %s", rel(root, mgrLog), rel(root, simLog))
+
+	explainKubeconfig(root, kubeconfig, o.namespace)
+
+	samples := o.samples
+	if !filepath.IsAbs(samples) {
+		samples = filepath.Join(root, samples)
+	}
+	apps, err := applySamples(ctx, cp.Client, root, samples, o.namespace, sim.URL)
+	if err != nil {
+		return err
+	}
+	if len(apps) == 0 {
+		return fmt.Errorf("no ThingSpaceApp in %s", samples)
+	}
+
+	n := &narrator{c: cp.Client, sim: sim, ns: o.namespace, lifetime: o.lifetime, apps: map[string]*appView{}}
+	for _, name := range apps {
+		n.order = append(n.order, name)
+		n.apps[name] = &appView{name: name}
+	}
+	ran := n.run(ctx, o.duration)
+	if ran != nil && !errors.Is(ran, context.Canceled) {
+		return ran
+	}
+	return n.summary(o)
+}
+
+// writeKubeconfig copies the control plane's admin kubeconfig to path (0600).
+func writeKubeconfig(from, path string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func explainKubeconfig(root, path, ns string) {
+	p := rel(root, path)
+	say("kubeconfig for this cluster: %s (valid while the demo runs; removed on exit)", p)
+	kubectl := ""
+	if _, err := exec.LookPath("kubectl"); err == nil {
+		kubectl = "kubectl"
+	} else if assets, err := harness.AssetsDir(); err == nil {
+		if _, err := os.Stat(filepath.Join(assets, "kubectl")); err == nil {
+			kubectl = rel(root, filepath.Join(assets, "kubectl"))
+		}
+	}
+	if kubectl == "" {
+		indent("kubectl is not installed; the demo prints what `kubectl get tsapp` would show. With kubectl:")
+		kubectl = "kubectl"
+	} else {
+		indent("in another terminal:")
+	}
+	indent("  export KUBECONFIG=%s", p)
+	indent("  %s get tsapp -n %s -w", kubectl, ns)
+	indent("  %s describe secret -n %s   # data sizes only, not the token", kubectl, ns)
+}
+
+// applySamples creates the objects of the manifests listed by dir's kustomization.yaml (else every
+// *.yaml in dir) in namespace ns: Secrets a ThingSpaceApp reads its credentials from get the
+// simulator's demo app, ThingSpaceApps get endpoint. It returns the names of the ThingSpaceApps.
+func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint string) ([]string, error) {
+	files, err := sampleFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		got, err := readManifests(f)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, got...)
+	}
+
+	credentials := map[string]bool{}
+	var apps []string
+	for _, u := range objs {
+		if u.GroupVersionKind().GroupKind() != v1alpha1.GroupVersion.WithKind("ThingSpaceApp").GroupKind() {
+			continue
+		}
+		name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
+		credentials[name] = true
+		if err := unstructured.SetNestedField(u.Object, endpoint, "spec", "endpoint"); err != nil {
+			return nil, err
+		}
+		apps = append(apps, u.GetName())
+	}
+	for _, u := range objs {
+		if u.GetKind() == "Secret" && u.GetAPIVersion() == "v1" && credentials[u.GetName()] {
+			delete(u.Object, "data")
+			if err := unstructured.SetNestedStringMap(u.Object, map[string]string{"key": demoKey, "secret": demoSecret}, "stringData"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Secrets first, so that no ThingSpaceApp is reconciled before its credentials exist.
+	slices.SortStableFunc(objs, func(a, b *unstructured.Unstructured) int {
+		return boolRank(a.GetKind() != "Secret") - boolRank(b.GetKind() != "Secret")
+	})
+
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, err
+	}
+	say("Applying the samples from %s to namespace %s:", rel(root, dir), ns)
+	for _, u := range objs {
+		u.SetNamespace(ns)
+		if err := createOrReplace(ctx, c, u); err != nil {
+			return nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		switch {
+		case credentials[u.GetName()] && u.GetKind() == "Secret":
+			step("Secret %s/%s created: the app's credentials (key=%s, secret hidden)", ns, u.GetName(), demoKey)
+		case u.GetKind() == "ThingSpaceApp":
+			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
+			step("ThingSpaceApp %s/%s created: endpoint %s, token to Secret %s", ns, u.GetName(), endpoint, secretName)
+		default:
+			step("%s %s/%s created", u.GetKind(), ns, u.GetName())
+		}
+	}
+	return apps, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sampleFiles(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err == nil {
+		var k struct {
+			Resources []string `json:"resources"`
+		}
+		if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(b)), 4096).Decode(&k); err != nil {
+			return nil, fmt.Errorf("%s/kustomization.yaml: %w", dir, err)
+		}
+		out := make([]string, 0, len(k.Resources))
+		for _, r := range k.Resources {
+			out = append(out, filepath.Join(dir, r))
+		}
+		return out, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return filepath.Glob(filepath.Join(dir, "*.yaml"))
+}
+
+// readManifests decodes every YAML document in path.
+func readManifests(path string) ([]*unstructured.Unstructured, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	var out []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(m) == 0 {
+			continue // an empty document
+		}
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+}
+
+func createOrReplace(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
+	err := c.Create(ctx, u.DeepCopy())
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	cur := &unstructured.Unstructured{}
+	cur.SetGroupVersionKind(u.GroupVersionKind())
+	if err := c.Get(ctx, client.ObjectKeyFromObject(u), cur); err != nil {
+		return err
+	}
+	upd := u.DeepCopy()
+	upd.SetResourceVersion(cur.GetResourceVersion())
+	return c.Update(ctx, upd)
+}
+
+// appView is what the narrator last saw of one ThingSpaceApp and its Secret.
+type appView struct {
+	name        string
+	ready       string // "True (TokenValid)"
+	token       string // fingerprint
+	expiresAt   time.Time
+	tokens      int       // distinct tokens seen
+	rotations   int       // automatic rotations seen
+	rotatedAt   time.Time // when the first automatic rotation was seen
+	manualValue string
+	manualAt    time.Time
+	manualDone  bool
+}
+
+type narrator struct {
+	c        client.Client
+	sim      *harness.Sim
+	ns       string
+	lifetime time.Duration
+	order    []string
+	apps     map[string]*appView
+	start    time.Time
+	warned   bool
+	// Last counts the simulator reported.
+	requests, revokes int
+}
+
+// run polls the ThingSpaceApps and their Secrets until ctx ends or d (when positive) has passed.
+func (n *narrator) run(ctx context.Context, d time.Duration) error {
+	n.start = time.Now()
+	if d > 0 {
+		say("Watching for %s (--duration). Ctrl-C stops earlier.", d)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	} else {
+		say("Watching. Ctrl-C stops the demo.")
+	}
+	for {
+		for _, name := range n.order {
+			if err := n.observe(ctx, n.apps[name]); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				if !n.warned {
+					say("(could not read %s: %v; retrying)", name, err)
+					n.warned = true
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Println()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				say("%s have passed.", d)
+				return nil
+			}
+			say("Interrupted.")
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func (n *narrator) observe(ctx context.Context, v *appView) error {
+	app := &v1alpha1.ThingSpaceApp{}
+	if err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: v.name}, app); err != nil {
+		return err
+	}
+	if c := meta.FindStatusCondition(app.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		if r := string(c.Status) + " (" + c.Reason + ")"; r != v.ready {
+			v.ready = r
+			step("%s: Ready=%s: %s", v.name, r, c.Message)
+		}
+	}
+
+	s := &corev1.Secret{}
+	err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: app.Spec.SecretName}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	tok := string(s.Data[harness.KeyAccessToken])
+	if tok == "" {
+		return nil
+	}
+	fp := fingerprint(tok)
+	if fp != v.token {
+		now := time.Now()
+		prevExpiry := v.expiresAt
+		v.token = fp
+		v.tokens++
+		v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[harness.KeyExpiresAt]))
+		requests, revokes := n.counts()
+		switch {
+		case v.tokens == 1:
+			step("%s: the operator wrote Secret %s/%s", v.name, n.ns, s.Name)
+			indent("data keys: %s (token_type %s)", strings.Join(sortedKeys(s.Data), ", "), s.Data[harness.KeyTokenType])
+			indent("labels: %s; controlled by ThingSpaceApp %s", formatLabels(s.Labels), controller(s))
+			indent("access_token: %s (fingerprint; the token itself is never printed)", fp)
+			indent("expires_at:   %s (%s)", s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("token requests to ThingSpace so far: %d", requests)
+		case v.manualValue != "" && !v.manualDone:
+			v.manualDone = true
+			step("%s: manual refresh done %s after the request: old token revoked, new one issued", v.name, now.Sub(v.manualAt).Round(time.Millisecond))
+			indent("access_token: %s, expires_at %s (%s)", fp, s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("token requests so far: %d, revokes: %d", requests, revokes)
+		default:
+			v.rotations++
+			if v.rotations == 1 {
+				v.rotatedAt = now
+			}
+			step("%s: rotated at %s: the old token expired at %s", v.name, now.UTC().Format("15:04:05.000Z"), prevExpiry.UTC().Format("15:04:05.000Z"))
+			indent("new access_token: %s, expires_at %s (%s)", fp, s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("token requests so far: %d (renewBefore is unset: ThingSpace hands out the same token until it expires)", requests)
+		}
+		n.table(ctx)
+		if v.rotations == 1 && v.manualValue == "" {
+			indent("next: a manual refresh in %s, through the annotation %s", n.manualDelay(), v1alpha1.RefreshRequestedAnnotation)
+		} else {
+			indent("next: automatic rotation when this token expires, %s", until(v.expiresAt))
+		}
+	}
+
+	if v.rotations >= 1 && v.manualValue == "" && time.Since(v.rotatedAt) >= n.manualDelay() {
+		if err := n.requestRefresh(ctx, app, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// manualDelay is how long after the first rotation the manual refresh is asked for: well before the
+// next automatic one.
+func (n *narrator) manualDelay() time.Duration { return min(manualDelay, n.lifetime/4) }
+
+func (n *narrator) requestRefresh(ctx context.Context, app *v1alpha1.ThingSpaceApp, v *appView) error {
+	value := time.Now().UTC().Format(time.RFC3339)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.RefreshRequestedAnnotation, value)
+	if err := n.c.Patch(ctx, app, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		return fmt.Errorf("annotate %s: %w", v.name, err)
+	}
+	v.manualValue, v.manualAt = value, time.Now()
+	fmt.Println()
+	step("%s: asking for a manual refresh, as", v.name)
+	indent("kubectl annotate tsapp %s -n %s %s=%s --overwrite", v.name, n.ns, v1alpha1.RefreshRequestedAnnotation, value)
+	return nil
+}
+
+// counts returns the simulator's token and revoke request counts; when it cannot be asked (it has
+// gone with Ctrl-C, say), the last ones it gave.
+func (n *narrator) counts() (requests, revokes int) {
+	if r, err := n.sim.TokenRequests(); err == nil {
+		n.requests = r
+	}
+	if r, err := n.sim.RevokeRequests(); err == nil {
+		n.revokes = r
+	}
+	return n.requests, n.revokes
+}
+
+// table prints the ThingSpaceApps of the namespace as `kubectl get tsapp` lays them out, with Expires
+// shown as the time left.
+func (n *narrator) table(ctx context.Context) {
+	list := &v1alpha1.ThingSpaceAppList{}
+	if err := n.c.List(ctx, list, client.InNamespace(n.ns)); err != nil {
+		return
+	}
+	fmt.Println()
+	indent("$ kubectl get tsapp -n %s", n.ns)
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(w, "NAME\tREADY\tSECRET\tEXPIRES\tAGE")
+	for _, a := range list.Items {
+		ready := "<none>"
+		if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+			ready = string(c.Status)
+		}
+		expires := "<none>"
+		if a.Status.ExpiresAt != nil {
+			expires = until(a.Status.ExpiresAt.Time)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.Name, ready, a.Spec.SecretName, expires,
+			duration.HumanDuration(time.Since(a.CreationTimestamp.Time)))
+	}
+	_ = w.Flush()
+	for line := range strings.SplitSeq(strings.TrimRight(b.String(), "\n"), "\n") {
+		indent("%s", line)
+	}
+	fmt.Println()
+}
+
+// summary prints what was seen and, with --duration, fails when a step that fitted in it did not happen.
+func (n *narrator) summary(o options) error {
+	requests, revokes := n.counts()
+	say("Summary after %s:", time.Since(n.start).Round(time.Second))
+	var missing []string
+	for _, name := range n.order {
+		v := n.apps[name]
+		manual := "no manual refresh"
+		if v.manualDone {
+			manual = "1 manual refresh"
+		}
+		indent("%s: %s written, %s, %s; Ready=%s", name, plural(v.tokens, "token"), plural(v.rotations, "automatic rotation"), manual, v.ready)
+		if o.duration == 0 {
+			continue
+		}
+		// Start-up to the first token takes a second or two; a rotation comes a lifetime later and the
+		// manual refresh manualDelay after it.
+		if v.tokens == 0 {
+			missing = append(missing, name+": no token was written")
+		}
+		if o.duration >= o.lifetime+10*time.Second && v.rotations == 0 {
+			missing = append(missing, name+": no automatic rotation")
+		}
+		if o.duration >= o.lifetime+manualDelay+10*time.Second && !v.manualDone {
+			missing = append(missing, name+": the manual refresh did not happen")
+		}
+	}
+	indent("token requests to ThingSpace: %d, revokes: %d", requests, revokes)
+	if len(missing) > 0 {
+		return fmt.Errorf("expected within %s but not seen: %s", o.duration, strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+// fingerprint identifies a token without revealing it: the start of its SHA-256.
+func fingerprint(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return "sha256:" + hex.EncodeToString(sum[:])[:12] + "…"
+}
+
+func until(t time.Time) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	d := time.Until(t)
+	if d < 0 {
+		return "expired " + duration.HumanDuration(-d) + " ago"
+	}
+	return "in " + duration.HumanDuration(d)
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func formatLabels(m map[string]string) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ",")
+}
+
+func controller(s *corev1.Secret) string {
+	if ref := metav1.GetControllerOf(s); ref != nil {
+		return ref.Name
+	}
+	return "(none)"
+}
+
+func rel(root, path string) string {
+	if r, err := filepath.Rel(root, path); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return path
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

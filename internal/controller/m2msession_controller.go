@@ -64,11 +64,8 @@ type M2MSessionReconciler struct {
 	Gate *loginGate
 	// Pending holds reset passwords not yet stored in their credentials Secret.
 	Pending *pendingPasswords
-	// Handled remembers refresh requests acted on (see handledRequests).
-	Handled *handledRequests
-	// rotated remembers the last reset per session for the same reason: the credentials Secret write
-	// wakes a reconcile that may read a session whose status does not show the reset yet.
-	rotated sync.Map // types.NamespacedName → time.Time
+	// statuses remembers the status last written per session (see statusMemory).
+	statuses *statusMemory[v1alpha1.M2MSessionStatus]
 }
 
 // pendingPasswords keeps a new password in memory until it lands in its credentials Secret: losing the
@@ -113,8 +110,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, sess); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetSession(req.Namespace, req.Name)
-			r.Handled.forget(req.NamespacedName)
-			r.rotated.Delete(req.NamespacedName)
+			r.statuses.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -125,6 +121,8 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := syncFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer, logoutOnDelete(sess)); err != nil {
 		return ctrl.Result{}, err
 	}
+	known := r.statuses.get(req.NamespacedName, sess.UID, sess.Status)
+	sess.Status = *known.DeepCopy()
 	st := sess.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, sess, st)
 	updated := sess.DeepCopy()
@@ -132,6 +130,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := patchStatus(ctx, r.Client, sess, updated, &sess.Status, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.statuses.put(req.NamespacedName, sess.UID, *st)
 	metrics.SetSession(sess.Namespace, sess.Name, meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady))
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
@@ -187,7 +186,6 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 		return ctrl.Result{}, nil
 	}
 	digest := passwordDigest(s.creds.Username, s.creds.Password)
-	who := client.ObjectKeyFromObject(sess)
 	rejectedHere := st.RejectedCredentialsVersion != "" && st.RejectedCredentialsVersion == s.credsRV
 	if rejectedHere {
 		r.Gate.Seed(s.gateKey, int(st.ConsecutiveLoginFailures), digest)
@@ -196,7 +194,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	}
 
 	refreshReq := sess.Annotations[v1alpha1.RefreshRequestedAnnotation]
-	manual := r.Handled.pending(who, refreshReq, st.ObservedRefreshRequest)
+	manual := refreshReq != "" && refreshReq != st.ObservedRefreshRequest
 	if rejectedHere && !manual && gatedByGeneration(st.Conditions, v1alpha1.ConditionReady, sess.Generation) {
 		return ctrl.Result{}, nil // refused credentials: wait for the Secret (or a person) to change something
 	}
@@ -303,7 +301,6 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, requeste
 	session, err := s.cli.Login(ctx, s.appTok.AccessToken, s.creds)
 	if refreshReq != "" {
 		s.st.ObservedRefreshRequest = refreshReq
-		r.Handled.done(client.ObjectKeyFromObject(s.sess), refreshReq)
 	}
 	switch {
 	case err == nil:
@@ -390,7 +387,6 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		return ctrl.Result{}, err
 	}
 	s.st.PasswordRotatedAt = timePtr(s.now)
-	r.rotated.Store(client.ObjectKeyFromObject(s.sess), s.now)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
 	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
@@ -550,8 +546,8 @@ func logoutOnDelete(sess *v1alpha1.M2MSession) bool {
 	return sess.Spec.LogoutOnDelete == nil || *sess.Spec.LogoutOnDelete
 }
 
-// rotationTime is when the password is next due for a reset: an interval after the last reset (as
-// status or, fresher, this process remembers it), or after creation.
+// rotationTime is when the password is next due for a reset: an interval after the last reset, or
+// after creation.
 func (r *M2MSessionReconciler) rotationTime(s *sessState) (time.Time, bool) {
 	if s.sess.Spec.PasswordRotation == nil {
 		return time.Time{}, false
@@ -559,9 +555,6 @@ func (r *M2MSessionReconciler) rotationTime(s *sessState) (time.Time, bool) {
 	from := s.sess.CreationTimestamp.Time
 	if s.st.PasswordRotatedAt != nil {
 		from = s.st.PasswordRotatedAt.Time
-	}
-	if v, ok := r.rotated.Load(client.ObjectKeyFromObject(s.sess)); ok && v.(time.Time).After(from) {
-		from = v.(time.Time)
 	}
 	return from.Add(s.sess.Spec.PasswordRotation.Interval.Duration), true
 }

@@ -84,7 +84,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Secrets:   writer,
 		Endpoints: endpoints,
 		Backoff:   o.Backoff,
-		Handled:   newHandledRequests(),
+		statuses:  newStatusMemory[v1alpha1.ThingSpaceAppStatus](),
 	}
 	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
 		return err
@@ -102,7 +102,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Broker:    broker,
 		Gate:      newLoginGate(),
 		Pending:   newPendingPasswords(),
-		Handled:   newHandledRequests(),
+		statuses:  newStatusMemory[v1alpha1.M2MSessionStatus](),
 	}
 	return sessions.SetupWithManager(mgr, wiring)
 }

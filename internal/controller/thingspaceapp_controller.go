@@ -56,8 +56,8 @@ type ThingSpaceAppReconciler struct {
 	Secrets   *secrets.Writer
 	Endpoints *Endpoints
 	Backoff   renewal.Backoff
-	// Handled remembers refresh requests acted on (see handledRequests).
-	Handled *handledRequests
+	// statuses remembers the status last written per app (see statusMemory).
+	statuses *statusMemory[v1alpha1.ThingSpaceAppStatus]
 }
 
 // +kubebuilder:rbac:groups=thingspace.credops.io,resources=thingspaceapps,verbs=get;list;watch;update;patch
@@ -72,7 +72,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Broker.Unsubscribe(req.NamespacedName)
-			r.Handled.forget(req.NamespacedName)
+			r.statuses.forget(req.NamespacedName)
 			metrics.ForgetApp(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
@@ -85,6 +85,8 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
+	known := r.statuses.get(req.NamespacedName, app.UID, app.Status)
+	app.Status = *known.DeepCopy()
 	st := app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, app, st)
 	updated := app.DeepCopy()
@@ -92,6 +94,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := patchStatus(ctx, r.Client, app, updated, &app.Status, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.statuses.put(req.NamespacedName, app.UID, *st)
 	r.recordMetrics(app, st)
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
@@ -158,7 +161,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	}
 	cur, valid := r.Broker.Current(key)
 	refreshReq := app.Annotations[v1alpha1.RefreshRequestedAnnotation]
-	manual := r.Handled.pending(s.who, refreshReq, st.ObservedRefreshRequest)
+	manual := refreshReq != "" && refreshReq != st.ObservedRefreshRequest
 	plan := r.plannedRenewal(s, cur)
 
 	type step int
@@ -206,7 +209,6 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	}
 	if manual {
 		st.ObservedRefreshRequest = refreshReq
-		r.Handled.done(s.who, refreshReq)
 	}
 	return r.refreshed(ctx, s, res, next == wait)
 }

@@ -42,6 +42,10 @@ func passwordDigest(username, password string) string {
 func (g *loginGate) entry(key string) *gateEntry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.entryLocked(key)
+}
+
+func (g *loginGate) entryLocked(key string) *gateEntry {
 	e, ok := g.m[key]
 	if !ok {
 		e = &gateEntry{failed: map[string]bool{}}
@@ -81,11 +85,7 @@ func (g *loginGate) Allow(key, digest string, requested bool) (bool, string) {
 func (g *loginGate) Failed(key, digest string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e := g.m[key]
-	if e == nil {
-		e = &gateEntry{failed: map[string]bool{}}
-		g.m[key] = e
-	}
+	e := g.entryLocked(key)
 	e.failures++
 	e.failed[digest] = true
 }
@@ -108,11 +108,7 @@ func (g *loginGate) Seed(key string, failures int, digest string) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e := g.m[key]
-	if e == nil {
-		e = &gateEntry{failed: map[string]bool{}}
-		g.m[key] = e
-	}
+	e := g.entryLocked(key)
 	e.failures = max(e.failures, failures)
 	if digest != "" {
 		e.failed[digest] = true

@@ -1,0 +1,50 @@
+package controller
+
+import "testing"
+
+func TestLoginGateNeverLetsAUsernameReachTheLock(t *testing.T) {
+	g := newLoginGate()
+	k := gateKey("https://ts", "fleet")
+	wrong1, wrong2, wrong3, right := passwordDigest("fleet", "a"), passwordDigest("fleet", "b"), passwordDigest("fleet", "c"), passwordDigest("fleet", "ok")
+
+	if ok, _ := g.Allow(k, wrong1, false); !ok {
+		t.Fatal("a first login must be allowed")
+	}
+	g.Failed(k, wrong1)
+	if ok, _ := g.Allow(k, wrong1, true); ok {
+		t.Fatal("a refused password must never be sent again, even on request")
+	}
+	if ok, _ := g.Allow(k, wrong2, false); !ok {
+		t.Fatal("a changed password gets one try")
+	}
+	g.Failed(k, wrong2)
+	if ok, why := g.Allow(k, wrong3, false); ok || why == "" {
+		t.Fatal("after 2 failures the operator must stop by itself")
+	}
+	if ok, _ := g.Allow(k, wrong3, true); !ok {
+		t.Fatal("a person may ask once more")
+	}
+	g.Failed(k, wrong3)
+	g.Failed(k, passwordDigest("fleet", "d"))
+	if ok, _ := g.Allow(k, right, true); ok || g.Failures(k) != hardFailureCap {
+		t.Fatalf("the hard cap must hold one short of Verizon's lock (failures=%d)", g.Failures(k))
+	}
+	g.Succeeded(k)
+	if ok, _ := g.Allow(k, wrong1, false); !ok || g.Failures(k) != 0 {
+		t.Fatal("a success resets the count, as the platform does")
+	}
+}
+
+func TestLoginGateSeedIsIdempotent(t *testing.T) {
+	g := newLoginGate()
+	k := gateKey("https://ts", "fleet")
+	d := passwordDigest("fleet", "a")
+	g.Seed(k, 1, d)
+	g.Seed(k, 1, d)
+	if g.Failures(k) != 1 {
+		t.Fatalf("seeding twice double-counted: %d", g.Failures(k))
+	}
+	if ok, _ := g.Allow(k, d, false); ok {
+		t.Fatal("a seeded refused password must stay refused")
+	}
+}

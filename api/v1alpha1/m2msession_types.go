@@ -120,6 +120,11 @@ type M2MSessionStatus struct {
 	// +optional
 	PasswordRotatedAt *metav1.Time `json:"passwordRotatedAt,omitempty"`
 
+	// passwordRotationRejectedVersion is the resourceVersion of the credentials Secret whose password
+	// reset the platform refused. No reset is attempted again until the Secret changes.
+	// +optional
+	PasswordRotationRejectedVersion string `json:"passwordRotationRejectedVersion,omitempty"`
+
 	// failedAttempts counts consecutive transient failures (network, 5xx, 429); it drives the backoff.
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`

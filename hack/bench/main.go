@@ -4,8 +4,8 @@
 // to the targets and exits non-zero only when it could not measure (a missed target is reported, not
 // fatal).
 //
-//	make bench                                  # 1,000 apps, 300 unrelated 1 MiB Secrets
-//	make bench BENCH_ARGS="--apps=200 --json"
+//	make bench                                  # 1,000 apps and sessions, 300 unrelated 1 MiB Secrets
+//	make bench BENCH_ARGS="--apps=200 --sessions=200 --json"
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/bench [flags]
 //
 // The simulator issues one-hour tokens and knows one app key per ThingSpaceApp (passed in a --apps-file),
@@ -26,10 +26,19 @@
 // the simulator's request counts give the token requests (POST /api/ts/v1/oauth2/token) and the
 // manager's VmHWM its peak RSS.
 //
+// Phase 2b, M2M sessions. --sessions UWS credentials Secrets and M2MSessions are created the same way;
+// session i uses ThingSpaceApp i (modulo --apps) and a UWS user of its own (the simulator gets them in
+// a --m2m-users-file), and is kept alive every --keepalive-interval with an account read; the
+// simulator ends sessions idle for --m2m-idle-timeout. A List every 250 ms tells when all are Ready.
+// Then the keep-alives (GET /api/m2m/v1/accounts/{accountName}) over --session-window are counted
+// against the plan, sessions × window / interval, and the logins from the first create to the end of
+// the window against the minimum, one per session. --sessions=0 skips the phase.
+//
 // Phase 3, restart. The simulator's counts are reset, the manager is restarted, and every upstream call
 // from its start until --restart-window after it reports ready is counted (tokens are valid for an
-// hour, so there should be none). The manager's thingspace_app_ready metric tells when it has seen all
-// apps again.
+// hour and the sessions are in their Secrets, so there should be none but the keep-alives that fall
+// due, which are counted apart against the ones due by the sessions' status.nextKeepAliveTime). The manager's thingspace_app_ready and
+// thingspace_m2m_session_ready metrics tell when it has seen all apps and sessions again.
 //
 // Results go to stdout as a Markdown table (or JSON with --json); progress goes to stderr. The logs of
 // the manager and the simulator are kept in bin/bench/run-* when a target is missed, on error, or with
@@ -84,6 +93,9 @@ const (
 
 type options struct {
 	apps, unrelated, creators int
+	sessions                  int
+	keepAlive, idleTimeout    time.Duration
+	sessionWindow             time.Duration
 	readyTimeout              time.Duration
 	restartWindow             time.Duration
 	json, keep                bool
@@ -93,6 +105,10 @@ func main() {
 	var o options
 	flag.IntVar(&o.apps, "apps", 1000, "ThingSpaceApps to create (each with its own credentials Secret and app key)")
 	flag.IntVar(&o.unrelated, "unrelated", 300, "unrelated 1 MiB Secrets to create in phase 1 (0 skips phase 1)")
+	flag.IntVar(&o.sessions, "sessions", 1000, "M2MSessions to create in phase 2b, each with its own UWS user and credentials Secret (0 skips phase 2b)")
+	flag.DurationVar(&o.keepAlive, "keepalive-interval", 30*time.Second, "keepAlive.interval of the M2MSessions")
+	flag.DurationVar(&o.idleTimeout, "m2m-idle-timeout", 90*time.Second, "the simulator's M2M session idle timeout")
+	flag.DurationVar(&o.sessionWindow, "session-window", 60*time.Second, "how long keep-alives are counted once all sessions are Ready (a multiple of --keepalive-interval, so that every session owes the same number)")
 	flag.IntVar(&o.creators, "creators", 8, "concurrent creators of Secrets and ThingSpaceApps")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
@@ -103,7 +119,8 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 {
+	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
+		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -186,11 +203,35 @@ type Results struct {
 	ManagerLogErrors  int            `json:"manager_log_errors"` // "level":"error" lines in the manager's log
 	ManagerRestartErr string         `json:"manager_restart_error,omitempty"`
 
+	// Phase 2b.
+	Sessions                int            `json:"sessions"`
+	KeepAliveSeconds        float64        `json:"keepalive_interval_seconds,omitempty"`
+	SessionCreateSeconds    float64        `json:"session_create_seconds,omitempty"` // first create → last create answered
+	SessionsAllReady        bool           `json:"sessions_all_ready,omitempty"`
+	SessionsReadyCount      int            `json:"sessions_ready_count,omitempty"`
+	SessionsReadySeconds    float64        `json:"sessions_all_ready_seconds,omitempty"` // first create → all Ready=True
+	SessionsNotReady        map[string]int `json:"sessions_not_ready_reasons,omitempty"`
+	Logins                  map[string]int `json:"logins_by_status,omitempty"` // first create → end of the window
+	WindowLogins            int            `json:"window_logins"`              // during the keep-alive window
+	KeepAlives              int            `json:"keepalives"`                 // in the window, any status
+	KeepAlivesOK            int            `json:"keepalives_ok"`
+	KeepAlivesPlanned       int            `json:"keepalives_planned"` // sessions × window / interval
+	KeepAliveWindowSeconds  float64        `json:"keepalive_window_seconds,omitempty"`
+	LiveSessionsAfterWindow int            `json:"live_sessions_after_window"` // the simulator's count
+	SessionsPeakRSSBytes    int64          `json:"sessions_peak_rss_bytes,omitempty"`
+	SessionsRSSAfterBytes   int64          `json:"sessions_rss_after_bytes,omitempty"`
+	SessionsHeapAfterBytes  int64          `json:"sessions_heap_inuse_after_bytes,omitempty"`
+	SessionsLogErrors       int            `json:"sessions_manager_log_errors"` // "level":"error" lines added in phase 2b
+
 	// Phase 3.
 	RestartReadySeconds   float64        `json:"restart_ready_seconds"`        // process start → /readyz 200
 	RestartObserved       bool           `json:"restart_all_observed"`         // thingspace_app_ready == 1 for all apps
 	RestartObservedSecs   float64        `json:"restart_all_observed_seconds"` // process start → all observed
-	RestartUpstreamCalls  int            `json:"restart_upstream_calls"`       // from process start to ready + window
+	RestartUpstreamCalls  int            `json:"restart_upstream_calls"`       // from process start to ready + window, keep-alives aside
+	RestartLogins         int            `json:"restart_logins"`
+	RestartKeepAlives     int            `json:"restart_keepalives"`
+	RestartKeepAlivesPlan int            `json:"restart_keepalives_due"` // due by the statuses' nextKeepAliveTime
+	RestartLiveSessions   int            `json:"restart_live_sessions"`  // the simulator's count at the end
 	RestartUpstreamRoutes map[string]int `json:"restart_upstream_by_route,omitempty"`
 	RestartWindowSeconds  float64        `json:"restart_window_seconds"`
 
@@ -237,16 +278,82 @@ func (r *Results) evaluate() {
 			Pass:    r.UnrelatedAddedBytes < targetUnrelatedRSS,
 		})
 	}
-	r.Checks = append(r.Checks, Check{
-		Measure: fmt.Sprintf("upstream calls after a restart (start → ready + %s)", time.Duration(r.RestartWindowSeconds*float64(time.Second))),
+	if r.Sessions > 0 {
+		logins := sum(r.Logins)
+		r.Checks = append(r.Checks,
+			Check{
+				Measure: fmt.Sprintf("all %d M2MSessions Ready (first create → Ready=True)", r.Sessions),
+				Result:  sessionsReadyResult(r),
+				Target:  fmt.Sprintf("< %.0f s", targetSessionsReady.Seconds()),
+				Pass:    r.SessionsAllReady && r.SessionsReadySeconds < targetSessionsReady.Seconds(),
+			},
+			Check{
+				Measure: fmt.Sprintf("UWS logins (%s), first create → end of the keep-alive window", harness.RouteM2MLogin),
+				Result:  strconv.Itoa(logins),
+				Target:  "exactly " + strconv.Itoa(r.Sessions),
+				Pass:    logins == r.Sessions,
+			},
+			Check{
+				Measure: fmt.Sprintf("keep-alives in %s at a %s interval (%s)", secs(r.KeepAliveWindowSeconds),
+					time.Duration(r.KeepAliveSeconds*float64(time.Second)), harness.RouteM2MAccount),
+				Result: fmt.Sprintf("%d (%d answered 200)", r.KeepAlives, r.KeepAlivesOK),
+				Target: fmt.Sprintf("%d ± %.0f%%", r.KeepAlivesPlanned, keepAliveTolerance*100),
+				Pass: r.KeepAlivesOK == r.KeepAlives &&
+					math.Abs(float64(r.KeepAlives-r.KeepAlivesPlanned)) <= keepAliveTolerance*float64(r.KeepAlivesPlanned),
+			},
+			Check{
+				Measure: fmt.Sprintf("manager peak RSS (VmHWM) with %d M2MSessions", r.Sessions),
+				Result:  mib(r.SessionsPeakRSSBytes),
+				Target:  fmt.Sprintf("< %d MiB", targetPeakRSS>>20),
+				Pass:    r.SessionsPeakRSSBytes > 0 && r.SessionsPeakRSSBytes < targetPeakRSS,
+			},
+		)
+	}
+	window := time.Duration(r.RestartWindowSeconds * float64(time.Second))
+	restartCalls := Check{
+		Measure: fmt.Sprintf("upstream calls after a restart (start → ready + %s)", window),
 		Result:  strconv.Itoa(r.RestartUpstreamCalls),
 		Target:  "0",
 		Pass:    r.RestartUpstreamCalls == 0,
-	})
+	}
+	if r.Sessions > 0 {
+		restartCalls.Measure += ", keep-alives aside"
+	}
+	r.Checks = append(r.Checks, restartCalls)
+	if r.Sessions > 0 {
+		r.Checks = append(r.Checks,
+			Check{
+				Measure: fmt.Sprintf("UWS logins after a restart (start → ready + %s)", window),
+				Result:  strconv.Itoa(r.RestartLogins),
+				Target:  "0",
+				Pass:    r.RestartLogins == 0,
+			},
+			Check{
+				Measure: fmt.Sprintf("keep-alives after a restart (start → ready + %s)", window),
+				Result:  strconv.Itoa(r.RestartKeepAlives),
+				Target:  fmt.Sprintf("≤ %d (the ones due)", restartKeepAliveLimit(r)),
+				Pass:    r.RestartKeepAlives <= restartKeepAliveLimit(r),
+			},
+		)
+	}
 	r.Pass = true
 	for _, c := range r.Checks {
 		r.Pass = r.Pass && c.Pass
 	}
+}
+
+// restartKeepAliveLimit is how many keep-alives may be sent in the restart window: the ones due by the
+// sessions' statuses, with the tolerance of the steady state. A restart must not send one for every
+// session at once.
+func restartKeepAliveLimit(r *Results) int {
+	return int(math.Ceil(float64(r.RestartKeepAlivesPlan) * (1 + keepAliveTolerance)))
+}
+
+func sessionsReadyResult(r *Results) string {
+	if !r.SessionsAllReady {
+		return fmt.Sprintf("%d/%d after %s", r.SessionsReadyCount, r.Sessions, secs(r.SessionsReadySeconds))
+	}
+	return secs(r.SessionsReadySeconds)
 }
 
 func readyResult(r *Results) string {
@@ -282,13 +389,28 @@ func (r *Results) writeMarkdown(w io.Writer) {
 			mib(r.HWMBaselineBytes), mib(r.HWMWithUnrelatedBytes), signedMiB(r.HWMWithUnrelatedBytes-r.HWMBaselineBytes),
 			mib(r.HeapBaselineBytes), mib(r.HeapWithUnrelated), secs(r.UnrelatedCreateSecs))
 	}
+	if r.Sessions > 0 {
+		fmt.Fprintf(w, "- sessions: %d UWS credentials Secrets + %d M2MSessions answered in %s; logins by status: %s; %d logins during the keep-alive window; %d live sessions upstream after it\n",
+			r.Sessions, r.Sessions, secs(r.SessionCreateSeconds), formatCounts(r.Logins), r.WindowLogins, r.LiveSessionsAfterWindow)
+		if len(r.SessionsNotReady) > 0 {
+			fmt.Fprintf(w, "- sessions not Ready at the end of the wait, by reason: %s\n", formatCounts(r.SessionsNotReady))
+		}
+		fmt.Fprintf(w, "- manager after phase 2b: RSS %s, Go heap in use %s; %d more error lines in its log\n",
+			mib(r.SessionsRSSAfterBytes), mib(r.SessionsHeapAfterBytes), r.SessionsLogErrors)
+	}
 	observed := "not all observed within the wait"
 	if r.RestartObserved {
 		observed = "all " + strconv.Itoa(r.Apps) + " observed Ready after " + secs(r.RestartObservedSecs)
+		if r.Sessions > 0 {
+			observed = fmt.Sprintf("all %d apps and %d sessions observed Ready after %s", r.Apps, r.Sessions, secs(r.RestartObservedSecs))
+		}
 	}
 	fmt.Fprintf(w, "- restart: ready after %s, %s (times from process start)", secs(r.RestartReadySeconds), observed)
 	if len(r.RestartUpstreamRoutes) > 0 {
 		fmt.Fprintf(w, "; upstream calls: %s", formatCounts(r.RestartUpstreamRoutes))
+	}
+	if r.Sessions > 0 {
+		fmt.Fprintf(w, "; keep-alives %d (%d due by the sessions' nextKeepAliveTime); %d live sessions upstream at the end", r.RestartKeepAlives, r.RestartKeepAlivesPlan, r.RestartLiveSessions)
 	}
 	fmt.Fprintln(w)
 	if r.ManagerRestartErr != "" {
@@ -299,9 +421,10 @@ func (r *Results) writeMarkdown(w io.Writer) {
 	}
 }
 
-// run sets everything up, runs the three phases and tears everything down.
+// run sets everything up, runs the phases and tears everything down.
 func run(ctx context.Context, o options) (_ *Results, err error) {
-	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds()}
+	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds(),
+		Sessions: o.sessions, KeepAliveSeconds: o.keepAlive.Seconds()}
 	// The work directory (binaries, logs, a kubeconfig) is under bin/, not the shared temporary
 	// directory, where a cleaner could pull it from under a running manager.
 	root, err := harness.RepoRoot()
@@ -366,16 +489,22 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := os.WriteFile(appsPath, []byte(appsFile.String()), 0o600); err != nil {
 		return nil, err
 	}
+	// One UWS user per M2MSession, in a file too.
+	users, passwords, usersPath, err := uwsUsers(workDir, o.sessions)
+	if err != nil {
+		return nil, err
+	}
 	sim, err := harness.SimConfig{
-		Binary:  b.sim,
-		Args:    []string{"--apps-file", appsPath, "--token-lifetime", "1h"},
+		Binary: b.sim,
+		Args: []string{"--apps-file", appsPath, "--token-lifetime", "1h",
+			"--m2m-users-file", usersPath, "--m2m-idle-timeout", o.idleTimeout.String()},
 		LogPath: filepath.Join(workDir, "sim.log"),
 	}.Start(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = sim.Stop() }()
-	logf("simulator on %s with %d app keys, 1h tokens", sim.URL, o.apps)
+	logf("simulator on %s with %d app keys, 1h tokens, %d UWS users, sessions idle out after %s", sim.URL, o.apps, o.sessions, o.idleTimeout)
 
 	// The manager is restarted twice: it reads a copy of the kubeconfig that lives as long as the run.
 	kubeconfig := filepath.Join(workDir, "kubeconfig")
@@ -441,8 +570,15 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 		return nil, err
 	}
 
+	// ---- Phase 2b: M2M sessions ------------------------------------------------------------------
+	if o.sessions > 0 {
+		if err := phase2b(ctx, c, sim, mgr, o, users, passwords, res); err != nil {
+			return nil, err
+		}
+	}
+
 	// ---- Phase 3: restart ----------------------------------------------------------------------
-	if err := phase3(ctx, sim, mgr, o, res); err != nil {
+	if err := phase3(ctx, c, sim, mgr, o, res); err != nil {
 		return nil, err
 	}
 	res.evaluate()
@@ -698,7 +834,21 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	return nil
 }
 
-func phase3(ctx context.Context, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+	// When each session's next keep-alive is due, as the statuses say: the ones falling due in the
+	// window are legitimate, any more are the restart's.
+	var nextKeepAlives []time.Time
+	if o.sessions > 0 {
+		list := &v1alpha1.M2MSessionList{}
+		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+			return fmt.Errorf("listing M2MSessions: %w", err)
+		}
+		for i := range list.Items {
+			if t := list.Items[i].Status.NextKeepAliveTime; t != nil {
+				nextKeepAlives = append(nextKeepAlives, t.Time)
+			}
+		}
+	}
 	logf("phase 3: restarting the manager")
 	if err := mgr.Stop(); err != nil {
 		res.ManagerRestartErr = err.Error()
@@ -717,10 +867,11 @@ func phase3(ctx context.Context, sim *harness.Sim, mgr *harness.Manager, o optio
 	end := readyAt.Add(o.restartWindow)
 	for {
 		if !res.RestartObserved {
-			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps {
+			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps &&
+				countSamples(expo, "thingspace_m2m_session_ready", nsApps, 1) >= o.sessions {
 				res.RestartObserved = true
 				res.RestartObservedSecs = time.Since(start).Seconds()
-				logf("phase 3: all %d apps observed Ready again after %s", o.apps, secs(res.RestartObservedSecs))
+				logf("phase 3: all %d apps and %d sessions observed Ready again after %s", o.apps, o.sessions, secs(res.RestartObservedSecs))
 			}
 		}
 		// Keep watching past the window while the apps are not all observed, within bounds.
@@ -737,15 +888,42 @@ func phase3(ctx context.Context, sim *harness.Sim, mgr *harness.Manager, o optio
 	if err != nil {
 		return err
 	}
+	countedTo := time.Now()
 	res.RestartUpstreamRoutes = map[string]int{}
 	for route, byStatus := range stats {
-		if n := sum(byStatus); n > 0 {
-			res.RestartUpstreamRoutes[route] = n
-			res.RestartUpstreamCalls += n
+		n := sum(byStatus)
+		if n == 0 {
+			continue
+		}
+		res.RestartUpstreamRoutes[route] = n
+		// Keep-alives fall due whatever the restart: they are counted against the ones due instead.
+		if route == harness.RouteM2MAccount {
+			res.RestartKeepAlives = n
+			continue
+		}
+		res.RestartUpstreamCalls += n
+	}
+	res.RestartLogins = sum(stats[harness.RouteM2MLogin])
+	res.RestartKeepAlivesPlan = keepAlivesDue(nextKeepAlives, o.keepAlive, countedTo)
+	if n, err := sim.ActiveM2MSessions(); err == nil {
+		res.RestartLiveSessions = n
+	}
+	logf("phase 3: %d upstream calls besides %d keep-alives (%d due by the statuses); %d live sessions upstream",
+		res.RestartUpstreamCalls, res.RestartKeepAlives, res.RestartKeepAlivesPlan, res.RestartLiveSessions)
+	return nil
+}
+
+// keepAlivesDue counts the keep-alives due up to end, each session's from its next keep-alive time on
+// (one every interval; an overdue one counts once). Status times are whole seconds, rounded down, so
+// this errs on the high side.
+func keepAlivesDue(next []time.Time, interval time.Duration, end time.Time) int {
+	n := 0
+	for _, t := range next {
+		if !t.After(end) {
+			n += 1 + int(end.Sub(t)/interval)
 		}
 	}
-	logf("phase 3: %d upstream calls", res.RestartUpstreamCalls)
-	return nil
+	return n
 }
 
 // countSamples counts the samples of metric name with label namespace=ns whose value is want.

@@ -3,16 +3,20 @@
 // bin/k8s), the ThingSpace simulator with a compressed token lifetime and the manager, applies the
 // samples from config/samples, and narrates what happens: the token Secret being written, each rotation
 // when the token expires, and a manual refresh through the thingspace.credops.io/refresh-requested
-// annotation.
+// annotation; and for the M2MSession, the UWS login, the keep-alives that hold the one session, and the
+// session Secret's access_token following every change of the app's token.
 //
 //	make demo                                   # until Ctrl-C
 //	make demo DEMO_ARGS=--duration=60s          # stop by itself (a smoke test)
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/demo [flags]
 //
-// The samples are read as they are: the credentials Secret gets the simulator's demo app key and secret
-// (demo-key / demo-secret) and the ThingSpaceApp the simulator's URL as its endpoint, then both are
-// created in the namespace --namespace with the Go client (kubectl is not needed). Tokens are only ever
-// shown as a short SHA-256 fingerprint.
+// The samples are read as they are: the app's credentials Secret gets the simulator's demo app key and
+// secret (demo-key / demo-secret), the ThingSpaceApp the simulator's URL as its endpoint, the UWS
+// credentials Secret the simulator's demo UWS user (demo-uws) and the M2MSession a keep-alive interval
+// of --keepalive-interval instead of 10m (the simulator ends sessions idle for --m2m-idle-timeout
+// instead of 20m); then all are created in the namespace --namespace with the Go client (kubectl is not
+// needed). Tokens and session tokens are only ever shown as a short SHA-256 fingerprint, passwords not
+// at all.
 //
 // While the demo runs, bin/demo.kubeconfig points at its API server, for kubectl if it is installed;
 // the file is removed on exit. The binaries and the logs of the manager and the simulator are in
@@ -20,7 +24,8 @@
 //
 // With --duration the narrative stops after that long (counted from when the samples are applied) and
 // the demo exits non-zero when a step that fits in that time did not happen: the first token, and with
-// enough time an automatic rotation and the manual refresh.
+// enough time an automatic rotation and the manual refresh; for the M2MSession the login, and with
+// enough time a keep-alive and the session Secret following an app token rotation.
 package main
 
 import (
@@ -61,6 +66,12 @@ const (
 	demoSecret = "demo-secret"
 )
 
+// The simulator's demo UWS user. The password meets the UWS rules (upper, lower, digit, symbol).
+const (
+	demoUWSUser     = "demo-uws"
+	demoUWSPassword = "Dem0-Uws!Pass"
+)
+
 const (
 	pollInterval = 250 * time.Millisecond
 	// manualDelay is how long after the first rotation the manual refresh is asked for.
@@ -69,6 +80,8 @@ const (
 
 type options struct {
 	lifetime   time.Duration
+	keepAlive  time.Duration
+	m2mIdle    time.Duration
 	duration   time.Duration
 	namespace  string
 	kubeconfig string
@@ -78,6 +91,8 @@ type options struct {
 func main() {
 	var o options
 	flag.DurationVar(&o.lifetime, "token-lifetime", 20*time.Second, "lifetime of the simulator's tokens (ThingSpace's is 1h)")
+	flag.DurationVar(&o.keepAlive, "keepalive-interval", 10*time.Second, "keepAlive.interval given to the sample M2MSession (the sample says 10m)")
+	flag.DurationVar(&o.m2mIdle, "m2m-idle-timeout", 30*time.Second, "the simulator's M2M session idle timeout (ThingSpace's is 20m)")
 	flag.DurationVar(&o.duration, "duration", 0, "stop after this long, counted from when the samples are applied (0: run until Ctrl-C)")
 	flag.StringVar(&o.namespace, "namespace", "demo", "namespace to apply the samples to")
 	flag.StringVar(&o.kubeconfig, "kubeconfig-out", "bin/demo.kubeconfig", "where to write a kubeconfig for the demo's API server (relative to the repository root)")
@@ -87,7 +102,8 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || o.lifetime < time.Second || o.duration < 0 || o.namespace == "" {
+	if flag.NArg() > 0 || o.lifetime < time.Second || o.duration < 0 || o.namespace == "" ||
+		o.keepAlive <= 0 || o.keepAlive >= 20*time.Minute || o.m2mIdle <= o.keepAlive {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -178,8 +194,9 @@ func run(ctx context.Context, o options) error {
 		_ = os.Remove(p) // logs of this run only
 	}
 	sim, err := harness.SimConfig{
-		Binary:  b.sim,
-		Args:    []string{"--app", demoKey + ":" + demoSecret, "--token-lifetime", o.lifetime.String()},
+		Binary: b.sim,
+		Args: []string{"--app", demoKey + ":" + demoSecret, "--token-lifetime", o.lifetime.String(),
+			"--m2m-user", demoUWSUser + ":" + demoUWSPassword, "--m2m-idle-timeout", o.m2mIdle.String()},
 		LogPath: simLog,
 	}.Start(ctx)
 	if err != nil {
@@ -190,6 +207,7 @@ func run(ctx context.Context, o options) error {
 		_ = sim.Stop()
 	}()
 	say("ThingSpace simulator up: %s (app key %s, tokens live %s; ThingSpace's live 1h)", sim.URL, demoKey, o.lifetime)
+	indent("UWS user %s (password hidden); sessions idle out after %s (ThingSpace: 20m)", demoUWSUser, o.m2mIdle)
 
 	// The manager reads the kubeconfig written for the user (removed after everything has stopped).
 	kubeconfig := o.kubeconfig
@@ -222,7 +240,7 @@ func run(ctx context.Context, o options) error {
 	if !filepath.IsAbs(samples) {
 		samples = filepath.Join(root, samples)
 	}
-	apps, err := applySamples(ctx, cp.Client, root, samples, o.namespace, sim.URL)
+	apps, sessions, err := applySamples(ctx, cp.Client, root, samples, o.namespace, sim.URL, o.keepAlive)
 	if err != nil {
 		return err
 	}
@@ -230,10 +248,15 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("no ThingSpaceApp in %s", samples)
 	}
 
-	n := &narrator{c: cp.Client, sim: sim, ns: o.namespace, lifetime: o.lifetime, apps: map[string]*appView{}}
+	n := &narrator{c: cp.Client, sim: sim, ns: o.namespace, lifetime: o.lifetime, keepAlive: o.keepAlive,
+		apps: map[string]*appView{}, sessions: map[string]*sessionView{}}
 	for _, name := range apps {
 		n.order = append(n.order, name)
 		n.apps[name] = &appView{name: name}
+	}
+	for _, name := range sessions {
+		n.sessionOrder = append(n.sessionOrder, name)
+		n.sessions[name] = &sessionView{name: name}
 	}
 	ran := n.run(ctx, o.duration)
 	if ran != nil && !errors.Is(ran, context.Canceled) {
@@ -273,45 +296,65 @@ func explainKubeconfig(root, path, ns string) {
 	}
 	indent("  export KUBECONFIG=%s", p)
 	indent("  %s get tsapp -n %s -w", kubectl, ns)
+	indent("  %s get m2m -n %s -w", kubectl, ns)
 	indent("  %s describe secret -n %s   # data sizes only, not the token", kubectl, ns)
 }
 
 // applySamples creates the objects of the manifests listed by dir's kustomization.yaml (else every
 // *.yaml in dir) in namespace ns: Secrets a ThingSpaceApp reads its credentials from get the
-// simulator's demo app, ThingSpaceApps get endpoint. It returns the names of the ThingSpaceApps.
-func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint string) ([]string, error) {
+// simulator's demo app, ThingSpaceApps get endpoint, Secrets an M2MSession reads its credentials from
+// get the simulator's demo UWS user, M2MSessions get keepAlive.interval. It returns the names of the
+// ThingSpaceApps and of the M2MSessions.
+func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint string, keepAlive time.Duration) (apps, sessions []string, err error) {
 	files, err := sampleFiles(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
 		got, err := readManifests(f)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		objs = append(objs, got...)
 	}
 
-	credentials := map[string]bool{}
-	var apps []string
+	credentials := map[string]bool{}    // the apps'
+	uwsCredentials := map[string]bool{} // the sessions'
 	for _, u := range objs {
-		if u.GroupVersionKind().GroupKind() != v1alpha1.GroupVersion.WithKind("ThingSpaceApp").GroupKind() {
-			continue
+		switch u.GroupVersionKind().GroupKind() {
+		case v1alpha1.GroupVersion.WithKind("ThingSpaceApp").GroupKind():
+			name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
+			credentials[name] = true
+			if err := unstructured.SetNestedField(u.Object, endpoint, "spec", "endpoint"); err != nil {
+				return nil, nil, err
+			}
+			apps = append(apps, u.GetName())
+		case v1alpha1.GroupVersion.WithKind("M2MSession").GroupKind():
+			name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
+			uwsCredentials[name] = true
+			if err := unstructured.SetNestedField(u.Object, keepAlive.String(), "spec", "keepAlive", "interval"); err != nil {
+				return nil, nil, err
+			}
+			sessions = append(sessions, u.GetName())
 		}
-		name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
-		credentials[name] = true
-		if err := unstructured.SetNestedField(u.Object, endpoint, "spec", "endpoint"); err != nil {
-			return nil, err
-		}
-		apps = append(apps, u.GetName())
 	}
 	for _, u := range objs {
-		if u.GetKind() == "Secret" && u.GetAPIVersion() == "v1" && credentials[u.GetName()] {
-			delete(u.Object, "data")
-			if err := unstructured.SetNestedStringMap(u.Object, map[string]string{"key": demoKey, "secret": demoSecret}, "stringData"); err != nil {
-				return nil, err
-			}
+		if u.GetKind() != "Secret" || u.GetAPIVersion() != "v1" {
+			continue
+		}
+		var data map[string]string
+		switch {
+		case credentials[u.GetName()]:
+			data = map[string]string{"key": demoKey, "secret": demoSecret}
+		case uwsCredentials[u.GetName()]:
+			data = map[string]string{"username": demoUWSUser, "password": demoUWSPassword}
+		default:
+			continue
+		}
+		delete(u.Object, "data")
+		if err := unstructured.SetNestedStringMap(u.Object, data, "stringData"); err != nil {
+			return nil, nil, err
 		}
 	}
 	// Secrets first, so that no ThingSpaceApp is reconciled before its credentials exist.
@@ -320,25 +363,33 @@ func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint 
 	})
 
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, err
+		return nil, nil, err
 	}
 	say("Applying the samples from %s to namespace %s:", rel(root, dir), ns)
 	for _, u := range objs {
 		u.SetNamespace(ns)
 		if err := createOrReplace(ctx, c, u); err != nil {
-			return nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+			return nil, nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 		switch {
 		case credentials[u.GetName()] && u.GetKind() == "Secret":
 			step("Secret %s/%s created: the app's credentials (key=%s, secret hidden)", ns, u.GetName(), demoKey)
+		case uwsCredentials[u.GetName()] && u.GetKind() == "Secret":
+			step("Secret %s/%s created: the UWS credentials (username=%s, password hidden)", ns, u.GetName(), demoUWSUser)
 		case u.GetKind() == "ThingSpaceApp":
 			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
 			step("ThingSpaceApp %s/%s created: endpoint %s, token to Secret %s", ns, u.GetName(), endpoint, secretName)
+		case u.GetKind() == "M2MSession":
+			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
+			app, _, _ := unstructured.NestedString(u.Object, "spec", "appRef", "name")
+			account, _, _ := unstructured.NestedString(u.Object, "spec", "keepAlive", "accountName")
+			step("M2MSession %s/%s created: session of ThingSpaceApp %s to Secret %s, kept alive every %s by reading account %s (the sample says 10m)",
+				ns, u.GetName(), app, secretName, keepAlive, account)
 		default:
 			step("%s %s/%s created", u.GetKind(), ns, u.GetName())
 		}
 	}
-	return apps, nil
+	return apps, sessions, nil
 }
 
 func boolRank(b bool) int {
@@ -411,8 +462,9 @@ func createOrReplace(ctx context.Context, c client.Client, u *unstructured.Unstr
 // appView is what the narrator last saw of one ThingSpaceApp and its Secret.
 type appView struct {
 	name        string
-	ready       string // "True (TokenValid)"
-	token       string // fingerprint
+	ready       string    // "True (TokenValid)"
+	token       string    // fingerprint
+	tokenAt     time.Time // when this token was first seen in the Secret
 	expiresAt   time.Time
 	tokens      int       // distinct tokens seen
 	rotations   int       // automatic rotations seen
@@ -423,14 +475,18 @@ type appView struct {
 }
 
 type narrator struct {
-	c        client.Client
-	sim      *harness.Sim
-	ns       string
-	lifetime time.Duration
-	order    []string
-	apps     map[string]*appView
-	start    time.Time
-	warned   bool
+	c         client.Client
+	sim       *harness.Sim
+	ns        string
+	lifetime  time.Duration
+	keepAlive time.Duration
+	order     []string
+	apps      map[string]*appView
+	// The M2MSessions, in the order of the samples.
+	sessionOrder []string
+	sessions     map[string]*sessionView
+	start        time.Time
+	warned       bool
 	// Last counts the simulator reported.
 	requests, revokes int
 }
@@ -449,6 +505,19 @@ func (n *narrator) run(ctx context.Context, d time.Duration) error {
 	for {
 		for _, name := range n.order {
 			if err := n.observe(ctx, n.apps[name]); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				if !n.warned {
+					say("(could not read %s: %v; retrying)", name, err)
+					n.warned = true
+				}
+			}
+		}
+		// After the apps: a token change seen in an app's Secret this round can be matched in the
+		// session Secret at once.
+		for _, name := range n.sessionOrder {
+			if err := n.observeSession(ctx, n.sessions[name]); err != nil {
 				if ctx.Err() != nil {
 					break
 				}
@@ -499,7 +568,7 @@ func (n *narrator) observe(ctx context.Context, v *appView) error {
 	if fp != v.token {
 		now := time.Now()
 		prevExpiry := v.expiresAt
-		v.token = fp
+		v.token, v.tokenAt = fp, now
 		v.tokens++
 		v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[harness.KeyExpiresAt]))
 		requests, revokes := n.counts()
@@ -601,6 +670,149 @@ func (n *narrator) table(ctx context.Context) {
 	fmt.Println()
 }
 
+// sessionView is what the narrator last saw of one M2MSession and its Secret.
+type sessionView struct {
+	name        string
+	ready       string
+	session     string // fingerprint of session_token
+	sessions    int    // distinct sessions seen
+	accessToken string // fingerprint of access_token
+	follows     int    // changes of access_token after the first that matched the app's token
+	lastKA      time.Time
+	keepAlives  int  // keep-alives seen in the status
+	tabled      bool // the `kubectl get m2m` table was shown (once the first session is Ready)
+}
+
+// observeSession narrates one M2MSession: its Ready changes, the session Secret being written, a new
+// session (a re-login), each keep-alive, and access_token following the app's token.
+func (n *narrator) observeSession(ctx context.Context, v *sessionView) error {
+	sess := &v1alpha1.M2MSession{}
+	if err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: v.name}, sess); err != nil {
+		return err
+	}
+	if c := meta.FindStatusCondition(sess.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		if r := string(c.Status) + " (" + c.Reason + ")"; r != v.ready {
+			v.ready = r
+			step("%s: Ready=%s: %s", v.name, r, c.Message)
+		}
+	}
+	app := n.apps[sess.Spec.AppRef.Name]
+
+	s := &corev1.Secret{}
+	err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: sess.Spec.SecretName}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	session, access := string(s.Data[harness.KeySessionToken]), string(s.Data[harness.KeyAccessToken])
+	if session == "" || access == "" {
+		return nil
+	}
+	now := time.Now()
+	sfp, afp := fingerprint(session), fingerprint(access)
+	if sfp != v.session {
+		v.session = sfp
+		v.sessions++
+		logins, keepAlives := n.m2mCounts()
+		if v.sessions == 1 {
+			step("%s: logged in as %s; the operator wrote Secret %s/%s", v.name, demoUWSUser, n.ns, s.Name)
+			indent("data keys: %s; controlled by M2MSession %s", strings.Join(sortedKeys(s.Data), ", "), controller(s))
+			indent("session_token: %s (the VZ-M2M-Token header; fingerprint, never the token)", sfp)
+			indent("access_token:  %s (the Authorization: Bearer header: ThingSpaceApp %s's current token, %s)", afp,
+				sess.Spec.AppRef.Name, sameAs(app, afp))
+			indent("access_token_expires_at: %s", s.Data[harness.KeyAccessTokenExpiresAt])
+			indent("logins to ThingSpace so far: %d; next: a keep-alive (account %s) every %s, so that this one login lasts",
+				logins, sess.Spec.KeepAlive.AccountName, n.keepAlive)
+		} else {
+			step("%s: a new session in the Secret: %s (login #%d; keep-alives so far %d)", v.name, sfp, logins, keepAlives)
+		}
+	}
+	if afp != v.accessToken {
+		if v.accessToken != "" {
+			if app != nil && app.token == afp {
+				v.follows++
+				lag := "within " + pollInterval.String() + " of the app's Secret changing (seen in the same look)"
+				if d := now.Sub(app.tokenAt); d >= pollInterval {
+					lag = d.Round(time.Millisecond).String() + " after the app's Secret changed"
+				}
+				step("%s: access_token followed ThingSpaceApp %s's new token: %s → %s, %s; same session %s",
+					v.name, app.name, v.accessToken, afp, lag, sfp)
+				indent("access_token_expires_at: %s", s.Data[harness.KeyAccessTokenExpiresAt])
+			} else {
+				step("%s: access_token is now %s (%s)", v.name, afp, sameAs(app, afp))
+			}
+		}
+		v.accessToken = afp
+	}
+	if ka := sess.Status.LastKeepAliveTime; ka != nil && !ka.Time.Equal(v.lastKA) {
+		v.lastKA = ka.Time
+		v.keepAlives++
+		logins, keepAlives := n.m2mCounts()
+		next := "unknown"
+		if t := sess.Status.NextKeepAliveTime; t != nil {
+			next = until(t.Time)
+		}
+		step("%s: keep-alive at %s: account read with session %s; logins so far %d, keep-alives %d; next %s",
+			v.name, ka.UTC().Format("15:04:05Z"), sfp, logins, keepAlives, next)
+	}
+	if !v.tabled && v.sessions > 0 && strings.HasPrefix(v.ready, "True") {
+		v.tabled = true
+		n.sessionTable(ctx)
+	}
+	return nil
+}
+
+// sameAs says whether fp is the app's current token as last seen.
+func sameAs(app *appView, fp string) string {
+	switch {
+	case app == nil:
+		return "app not watched"
+	case app.token == fp:
+		return "the same as in " + app.name + "'s Secret"
+	default:
+		return "not the token last seen in " + app.name + "'s Secret"
+	}
+}
+
+// m2mCounts returns the simulator's login and keep-alive (account read) counts; 0 when it cannot be
+// asked.
+func (n *narrator) m2mCounts() (logins, keepAlives int) {
+	logins, _ = n.sim.Total(harness.RouteM2MLogin)
+	keepAlives, _ = n.sim.Total(harness.RouteM2MAccount)
+	return logins, keepAlives
+}
+
+// sessionTable prints the M2MSessions of the namespace as `kubectl get m2m` lays them out.
+func (n *narrator) sessionTable(ctx context.Context) {
+	list := &v1alpha1.M2MSessionList{}
+	if err := n.c.List(ctx, list, client.InNamespace(n.ns)); err != nil {
+		return
+	}
+	fmt.Println()
+	indent("$ kubectl get m2m -n %s", n.ns)
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(w, "NAME\tREADY\tSECRET\tLAST LOGIN\tAGE")
+	for _, s := range list.Items {
+		ready := "<none>"
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+			ready = string(c.Status)
+		}
+		login := "<none>"
+		if s.Status.LastLoginTime != nil {
+			login = duration.HumanDuration(time.Since(s.Status.LastLoginTime.Time))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, ready, s.Spec.SecretName, login,
+			duration.HumanDuration(time.Since(s.CreationTimestamp.Time)))
+	}
+	_ = w.Flush()
+	for line := range strings.SplitSeq(strings.TrimRight(b.String(), "\n"), "\n") {
+		indent("%s", line)
+	}
+	fmt.Println()
+}
+
 // summary prints what was seen and, with --duration, fails when a step that fitted in it did not happen.
 func (n *narrator) summary(o options) error {
 	requests, revokes := n.counts()
@@ -629,6 +841,27 @@ func (n *narrator) summary(o options) error {
 		}
 	}
 	indent("token requests to ThingSpace: %d, revokes: %d", requests, revokes)
+	for _, name := range n.sessionOrder {
+		v := n.sessions[name]
+		indent("%s: %s, %s seen, access_token followed the app's token %s; Ready=%s", name, plural(v.sessions, "session"),
+			plural(v.keepAlives, "keep-alive"), plural(v.follows, "time"), v.ready)
+		if o.duration == 0 {
+			continue
+		}
+		if v.sessions == 0 {
+			missing = append(missing, name+": no session was written")
+		}
+		if o.duration >= o.keepAlive+10*time.Second && v.keepAlives == 0 {
+			missing = append(missing, name+": no keep-alive")
+		}
+		if o.duration >= o.lifetime+10*time.Second && v.follows == 0 {
+			missing = append(missing, name+": access_token did not follow an app token change")
+		}
+	}
+	if len(n.sessionOrder) > 0 {
+		logins, keepAlives := n.m2mCounts()
+		indent("UWS logins to ThingSpace: %d, keep-alives: %d", logins, keepAlives)
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("expected within %s but not seen: %s", o.duration, strings.Join(missing, "; "))
 	}

@@ -61,9 +61,10 @@ func (g *loginGate) Acquire(key string) func() {
 	return e.login.Unlock
 }
 
-// Allow says whether a login with this password may be sent now, and why not. requested is a person's
-// explicit ask (the refresh annotation), which may pass the automatic limit but never the hard cap.
-func (g *loginGate) Allow(key, digest string, requested bool) (bool, string) {
+// Allow says whether a login with this password may be sent now, and why not. deliberate is a person's
+// act (the refresh annotation, or changing credentials the platform refused), which may pass the
+// automatic limit but never the hard cap.
+func (g *loginGate) Allow(key, digest string, deliberate bool) (bool, string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.m[key]
@@ -75,10 +76,18 @@ func (g *loginGate) Allow(key, digest string, requested bool) (bool, string) {
 		return false, "the username has failed to log in 4 times in a row; one more locks it until Verizon support unlocks it. Verify the password in ThingSpace Manage, then recreate the M2MSession"
 	case e.failed[digest]:
 		return false, "the platform already refused this password for this username; update the credentials Secret"
-	case e.failures >= maxFailuresPerUsername && !requested:
-		return false, "the username has failed to log in twice in a row; the operator will not try again by itself (5 failures lock it). Fix the credentials Secret, or set the refresh-requested annotation to try once more"
+	case e.failures >= maxFailuresPerUsername && !deliberate:
+		return false, "the username has failed to log in twice in a row; the operator will not try again by itself (5 failures lock it). Fix this session's credentials Secret if the platform refused it, or set the refresh-requested annotation to try once more"
 	}
 	return true, ""
+}
+
+// Refused reports whether the platform already refused this password for the username.
+func (g *loginGate) Refused(key, digest string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.m[key]
+	return e != nil && e.failed[digest]
 }
 
 // Failed records a refused login.

@@ -48,3 +48,21 @@ func TestLoginGateSeedIsIdempotent(t *testing.T) {
 		t.Fatal("a seeded refused password must stay refused")
 	}
 }
+
+func TestLoginGateTellsARefusedPasswordFromALimit(t *testing.T) {
+	g := newLoginGate()
+	k := gateKey("https://ts", "fleet")
+	a, b, c := passwordDigest("fleet", "a"), passwordDigest("fleet", "b"), passwordDigest("fleet", "c")
+	g.Failed(k, a)
+	g.Failed(k, b)
+	if !g.Refused(k, a) || g.Refused(k, c) {
+		t.Fatal("Refused must be true only for passwords the platform refused")
+	}
+	// c is held back by the limit, not refused: a status must not record it as refused.
+	if ok, _ := g.Allow(k, c, false); ok {
+		t.Fatal("the limit must hold c back")
+	}
+	if g.Refused(k, c) {
+		t.Fatal("being held back must not mark c refused")
+	}
+}

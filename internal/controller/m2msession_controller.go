@@ -72,30 +72,36 @@ type M2MSessionReconciler struct {
 // response of a reset means losing the account's password.
 type pendingPasswords struct {
 	mu sync.Mutex
-	m  map[types.NamespacedName]string
+	m  map[types.NamespacedName]pendingPassword
+}
+
+// pendingPassword is a reset's outcome: the new password and when the reset happened.
+type pendingPassword struct {
+	password string
+	resetAt  time.Time
 }
 
 func newPendingPasswords() *pendingPasswords {
-	return &pendingPasswords{m: map[types.NamespacedName]string{}}
+	return &pendingPasswords{m: map[types.NamespacedName]pendingPassword{}}
 }
 
-func (p *pendingPasswords) get(k types.NamespacedName) (string, bool) {
+func (p *pendingPasswords) get(k types.NamespacedName) (pendingPassword, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.m[k]
 	return v, ok
 }
 
-func (p *pendingPasswords) put(k types.NamespacedName, v string) {
+func (p *pendingPasswords) put(k types.NamespacedName, v pendingPassword) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.m[k] = v
 }
 
-func (p *pendingPasswords) drop(k types.NamespacedName, v string) {
+func (p *pendingPasswords) drop(k types.NamespacedName, password string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.m[k] == v {
+	if p.m[k].password == password {
 		delete(p.m, k)
 	}
 }
@@ -159,11 +165,13 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	// A password from a reset that has not landed yet comes before anything else.
 	credsKey := types.NamespacedName{Namespace: sess.Namespace, Name: sess.Spec.CredentialsSecretRef.Name}
 	if pw, ok := r.Pending.get(credsKey); ok {
-		if err := r.storePassword(ctx, credsKey, pw); err != nil {
+		if err := r.storePassword(ctx, credsKey, pw.password); err != nil {
 			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 				"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
 			return ctrl.Result{}, err
 		}
+		// The reset happened when the password was issued, not when it finally landed.
+		st.PasswordRotatedAt = timePtr(pw.resetAt)
 	}
 
 	ready, err := r.loadApp(ctx, s)
@@ -292,9 +300,16 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, requeste
 	release := r.Gate.Acquire(s.gateKey)
 	defer release()
 	digest := passwordDigest(s.creds.Username, s.creds.Password)
-	if ok, why := r.Gate.Allow(s.gateKey, digest, requested); !ok {
+	// A person asked (the annotation), or this session's own refused credentials were since changed:
+	// either may pass the automatic limit, never the hard cap.
+	changed := s.st.RejectedCredentialsVersion != "" && s.st.RejectedCredentialsVersion != s.credsRV
+	if ok, why := r.Gate.Allow(s.gateKey, digest, requested || changed); !ok {
 		s.st.ConsecutiveLoginFailures = int32(r.Gate.Failures(s.gateKey))
-		s.st.RejectedCredentialsVersion = s.credsRV
+		if r.Gate.Refused(s.gateKey, digest) {
+			// The platform refused this very password (through another session): remember it across
+			// restarts. A password held back only by the limit was never refused and is not recorded.
+			s.st.RejectedCredentialsVersion = s.credsRV
+		}
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, "No login attempted: "+why)
 		return ctrl.Result{}, nil
 	}
@@ -376,11 +391,18 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		return r.login(ctx, s, false, "")
 	case thingspace.IsBearerRejected(err):
 		return r.bearerRejected(ctx, s)
-	default:
+	case upstream.IsTransient(err):
 		return r.transient(ctx, s, err)
+	default:
+		// Refused (an old password the platform no longer takes, say). Retrying could count towards the
+		// lockout: no reset until the credentials Secret changes. The session itself is unaffected.
+		s.st.PasswordRotationRejectedVersion = s.credsRV
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
+			"The platform refused the password reset (%s); no reset is attempted until the credentials Secret changes", err.Error())
+		return r.wakeAt(s, s.now), nil
 	}
 	credsKey := types.NamespacedName{Namespace: s.sess.Namespace, Name: s.sess.Spec.CredentialsSecretRef.Name}
-	r.Pending.put(credsKey, newPassword)
+	r.Pending.put(credsKey, pendingPassword{password: newPassword, resetAt: s.now})
 	if err := r.storePassword(ctx, credsKey, newPassword); err != nil {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
@@ -403,7 +425,9 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 // may be unavailable for a moment, and the password exists nowhere else. What does not land here is
 // kept in Pending and retried first on the next reconcile.
 func (r *M2MSessionReconciler) storePassword(ctx context.Context, key types.NamespacedName, password string) error {
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 6, Cap: 3 * time.Second}
+	// Brief: a longer outage is covered by Pending and the next reconciles, with PasswordNotStored
+	// visible meanwhile, instead of holding a worker.
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 4}
 	var lastErr error
 	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
 		s := &corev1.Secret{}
@@ -549,7 +573,7 @@ func logoutOnDelete(sess *v1alpha1.M2MSession) bool {
 // rotationTime is when the password is next due for a reset: an interval after the last reset, or
 // after creation.
 func (r *M2MSessionReconciler) rotationTime(s *sessState) (time.Time, bool) {
-	if s.sess.Spec.PasswordRotation == nil {
+	if s.sess.Spec.PasswordRotation == nil || (s.st.PasswordRotationRejectedVersion != "" && s.st.PasswordRotationRejectedVersion == s.credsRV) {
 		return time.Time{}, false
 	}
 	from := s.sess.CreationTimestamp.Time
@@ -560,6 +584,9 @@ func (r *M2MSessionReconciler) rotationTime(s *sessState) (time.Time, bool) {
 }
 
 func (r *M2MSessionReconciler) rotationDue(s *sessState) bool {
+	if v := s.st.PasswordRotationRejectedVersion; v != "" && v == s.credsRV {
+		return false
+	}
 	t, ok := r.rotationTime(s)
 	return ok && !s.now.Before(t)
 }

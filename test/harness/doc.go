@@ -16,6 +16,15 @@
 //	_ = cp.Client.Create(ctx, harness.NewApp("ns", "app", sim.URL, "creds", "token"))
 //	tok, exp, _ := harness.ReadToken(ctx, cp.Client, "ns", "token")
 //
+// and for a Connectivity Management (UWS) session, with a simulator started with
+// "--m2m-user", "uws:Passw0rd!" (and a short "--m2m-idle-timeout"):
+//
+//	_ = harness.CreateUWSCredentials(ctx, cp.Client, "ns", "uws-creds", "uws", "Passw0rd!")
+//	_ = cp.Client.Create(ctx, harness.NewM2MSession("ns", "s", "app", "uws-creds", "session", time.Second, "0000123456-00001"))
+//	ss, _ := harness.ReadSession(ctx, cp.Client, "ns", "session")   // session_token, access_token, expiry
+//	info, _ := sim.M2MUser("uws")                                   // locked, failures, logins, password
+//	n, _ := sim.Count(harness.RouteM2MAccount, 200)                 // keep-alives
+//
 // Processes are stopped with SIGTERM (SIGKILL after a grace period) and are killed by the kernel if the
 // process that started them dies, so an interrupted test run leaves nothing behind. Their output goes to
 // log files (LogPath), which the caller keeps or removes.

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// M2MSessions (phase 2b): one UWS user per session, each session kept alive with an account read.
+const (
+	benchAccount = "0000123456-00001"
+	// targetSessionsReady is the target for all sessions to be Ready, from the first create.
+	targetSessionsReady = 60 * time.Second
+	// keepAliveTolerance is how far the keep-alives in the window may be from the planned number.
+	keepAliveTolerance = 0.05
+)
+
+// uwsUsers makes one UWS user per session, writes them as a --m2m-users-file and returns the names and
+// passwords (which meet the UWS rules).
+func uwsUsers(workDir string, n int) (names, passwords []string, path string, err error) {
+	names, passwords = make([]string, n), make([]string, n)
+	var b strings.Builder
+	for i := range n {
+		names[i] = fmt.Sprintf("bench-uws-%04d", i)
+		passwords[i] = "Bw!" + randHex(6) + "7q"
+		fmt.Fprintf(&b, "%s:%s\n", names[i], passwords[i])
+	}
+	path = filepath.Join(workDir, "m2m-users.txt")
+	return names, passwords, path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+func sessionName(i int) string { return fmt.Sprintf("m2m-%04d", i) }
+
+// phase2b creates --sessions UWS credentials Secrets and M2MSessions (session i uses app i), waits
+// until all are Ready, counts the logins, then counts the keep-alives over --session-window.
+func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options,
+	users, passwords []string, res *Results) error {
+	logf("phase 2b: creating %d UWS credentials Secrets and M2MSessions (keep-alive every %s, idle timeout %s) with %d creators",
+		o.sessions, o.keepAlive, o.idleTimeout, o.creators)
+	before, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	var created atomic.Int64
+	start := time.Now()
+	type outcome struct {
+		err  error
+		took time.Duration
+	}
+	createDone := make(chan outcome, 1)
+	go func() {
+		err := parallel(ctx, o.sessions, o.creators, func(i int) error {
+			creds := fmt.Sprintf("uws-%04d", i)
+			if err := create(ctx, c, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
+				Type:       corev1.SecretTypeOpaque,
+				Data:       map[string][]byte{harness.UWSUsername: []byte(users[i]), harness.UWSPassword: []byte(passwords[i])},
+			}); err != nil {
+				return err
+			}
+			s := harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",
+				o.keepAlive, benchAccount)
+			if err := create(ctx, c, s); err != nil {
+				return err
+			}
+			created.Add(1)
+			return nil
+		})
+		createDone <- outcome{err, time.Since(start)}
+	}()
+
+	var (
+		ready     int
+		reasons   map[string]int
+		createsOK bool
+		lastLog   time.Time
+	)
+	deadline := start.Add(o.readyTimeout)
+	for {
+		if !createsOK {
+			select {
+			case out := <-createDone:
+				if out.err != nil {
+					return fmt.Errorf("creating the sessions: %w", out.err)
+				}
+				res.SessionCreateSeconds = out.took.Seconds()
+				createsOK = true
+				logf("phase 2b: all creates answered after %s", secs(res.SessionCreateSeconds))
+			default:
+			}
+		}
+		list := &v1alpha1.M2MSessionList{}
+		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			logf("phase 2b: listing M2MSessions: %v", err)
+		} else {
+			ready, reasons = 0, map[string]int{}
+			for i := range list.Items {
+				if ok, reason := harness.SessionReady(&list.Items[i]); ok {
+					ready++
+				} else {
+					if reason == "" {
+						reason = "(no condition yet)"
+					}
+					reasons[reason]++
+				}
+			}
+			if createsOK && ready == o.sessions {
+				res.SessionsAllReady = true
+				break
+			}
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		if now.Sub(lastLog) >= 5*time.Second {
+			logf("phase 2b: %4d created, %4d Ready, manager RSS %s", created.Load(), ready, mib(mgr.RSS()))
+			lastLog = now
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	res.SessionsReadySeconds = time.Since(start).Seconds()
+	res.SessionsReadyCount = ready
+	if !res.SessionsAllReady {
+		res.SessionsNotReady = reasons
+		if missing := o.sessions - ready - sum(reasons); missing > 0 {
+			res.SessionsNotReady["(not created)"] = missing
+		}
+		logf("phase 2b: only %d of %d sessions Ready after %s", ready, o.sessions, o.readyTimeout)
+		if !createsOK {
+			out := <-createDone
+			if out.err != nil {
+				return fmt.Errorf("creating the sessions: %w", out.err)
+			}
+			res.SessionCreateSeconds = out.took.Seconds()
+		}
+	} else {
+		logf("phase 2b: all %d sessions Ready after %s", o.sessions, secs(res.SessionsReadySeconds))
+	}
+
+	// Let stragglers land, then count the logins and open the keep-alive window.
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	atReady, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	windowStart := time.Now()
+	logf("phase 2b: %d logins so far; counting keep-alives for %s",
+		sum(atReady[harness.RouteM2MLogin])-sum(before[harness.RouteM2MLogin]), o.sessionWindow)
+	if err := sleep(ctx, o.sessionWindow); err != nil {
+		return err
+	}
+	after, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	res.KeepAliveWindowSeconds = time.Since(windowStart).Seconds()
+	res.KeepAlives = sum(after[harness.RouteM2MAccount]) - sum(atReady[harness.RouteM2MAccount])
+	res.KeepAlivesOK = after[harness.RouteM2MAccount]["200"] - atReady[harness.RouteM2MAccount]["200"]
+	res.KeepAlivesPlanned = int(float64(o.sessions) * o.sessionWindow.Seconds() / o.keepAlive.Seconds())
+	res.WindowLogins = sum(after[harness.RouteM2MLogin]) - sum(atReady[harness.RouteM2MLogin])
+	// Every login from the first create to the end of the window, by status.
+	res.Logins = map[string]int{}
+	for status, n := range after[harness.RouteM2MLogin] {
+		if d := n - before[harness.RouteM2MLogin][status]; d > 0 {
+			res.Logins[status] = d
+		}
+	}
+	if n, err := sim.ActiveM2MSessions(); err == nil {
+		res.LiveSessionsAfterWindow = n
+	}
+	res.SessionsLogErrors = strings.Count(mgr.Logs(), `"level":"error"`) - res.ManagerLogErrors
+	res.SessionsPeakRSSBytes = mgr.PeakRSS()
+	res.SessionsRSSAfterBytes = mgr.RSS()
+	if expo, err := mgr.Metrics(); err == nil {
+		if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
+			res.SessionsHeapAfterBytes = int64(v)
+		}
+	}
+	logf("phase 2b: %d keep-alives in %s (%d planned), %d logins meanwhile, %d live sessions upstream; manager peak RSS %s",
+		res.KeepAlives, secs(res.KeepAliveWindowSeconds), res.KeepAlivesPlanned, res.WindowLogins, res.LiveSessionsAfterWindow,
+		mib(res.SessionsPeakRSSBytes))
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

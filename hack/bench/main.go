@@ -697,15 +697,9 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	}
 	logf("phase 2: creating %d credentials Secrets and ThingSpaceApps with %d creators", o.apps, o.creators)
 
-	var created atomic.Int64
-	start := time.Now()
-	type outcome struct {
-		err  error
-		took time.Duration
-	}
-	createDone := make(chan outcome, 1)
-	go func() {
-		err := parallel(ctx, o.apps, o.creators, func(i int) error {
+	out, err := runRollout(ctx, mgr, o, rollout{
+		phase: "phase 2", what: "ThingSpaceApps", n: o.apps,
+		create: func(i int) error {
 			creds := fmt.Sprintf("creds-%04d", i)
 			if err := create(ctx, c, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
@@ -714,89 +708,23 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 			}); err != nil {
 				return err
 			}
-			if err := create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i))); err != nil {
-				return err
+			return create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i)))
+		},
+		countReady: func(ctx context.Context) (int, map[string]int, error) {
+			list := &v1alpha1.ThingSpaceAppList{}
+			if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+				return 0, nil, err
 			}
-			created.Add(1)
-			return nil
-		})
-		createDone <- outcome{err, time.Since(start)}
-	}()
-
-	var (
-		ready     int
-		reasons   map[string]int
-		createsOK bool
-		lastLog   time.Time
-	)
-	deadline := start.Add(o.readyTimeout)
-	for {
-		if !createsOK {
-			select {
-			case out := <-createDone:
-				if out.err != nil {
-					return fmt.Errorf("creating the apps: %w", out.err)
-				}
-				res.CreateSeconds = out.took.Seconds()
-				createsOK = true
-				logf("phase 2: all creates answered after %s", secs(res.CreateSeconds))
-			default:
-			}
-		}
-		list := &v1alpha1.ThingSpaceAppList{}
-		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			logf("phase 2: listing ThingSpaceApps: %v", err)
-		} else {
-			ready, reasons = 0, map[string]int{}
-			for i := range list.Items {
-				if ok, reason := harness.Ready(&list.Items[i]); ok {
-					ready++
-				} else {
-					if reason == "" {
-						reason = "(no condition yet)"
-					}
-					reasons[reason]++
-				}
-			}
-			if createsOK && ready == o.apps {
-				res.AllReady = true
-				break
-			}
-		}
-		now := time.Now()
-		if now.After(deadline) {
-			break
-		}
-		if now.Sub(lastLog) >= 5*time.Second {
-			logf("phase 2: %4d created, %4d Ready, manager RSS %s", created.Load(), ready, mib(mgr.RSS()))
-			lastLog = now
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollInterval):
-		}
+			ready, why := countReady(len(list.Items), func(i int) (bool, string) { return harness.Ready(&list.Items[i]) })
+			return ready, why, nil
+		},
+	})
+	if err != nil {
+		return err
 	}
-	res.AllReadySeconds = time.Since(start).Seconds()
-	res.ReadyCount = ready
-	if !res.AllReady {
-		res.NotReadyReasons = reasons
-		if missing := o.apps - ready - sum(reasons); missing > 0 {
-			res.NotReadyReasons["(not created)"] = missing
-		}
-		logf("phase 2: only %d of %d Ready after %s", ready, o.apps, o.readyTimeout)
-		if !createsOK {
-			out := <-createDone
-			if out.err != nil {
-				return fmt.Errorf("creating the apps: %w", out.err)
-			}
-			res.CreateSeconds = out.took.Seconds()
-		}
-	} else {
-		logf("phase 2: all %d Ready after %s", o.apps, secs(res.AllReadySeconds))
+	res.CreateSeconds, res.AllReady, res.AllReadySeconds, res.ReadyCount = out.createSeconds, out.allReady, out.readySeconds, out.ready
+	if !out.allReady {
+		res.NotReadyReasons = out.notReady
 	}
 
 	// Let stragglers (a second reconcile, a late retry) land before counting.
@@ -1066,3 +994,125 @@ func signedMiB(b int64) string {
 }
 
 func secs(s float64) string { return fmt.Sprintf("%.1f s", s) }
+
+// rollout is one phase's "create n objects, then wait until all are Ready".
+type rollout struct {
+	phase, what string
+	n           int
+	create      func(i int) error
+	// countReady lists the objects: how many are Ready, and why the others are not.
+	countReady func(ctx context.Context) (ready int, reasons map[string]int, err error)
+}
+
+type rolloutResult struct {
+	createSeconds, readySeconds float64
+	allReady                    bool
+	ready                       int
+	notReady                    map[string]int
+}
+
+// runRollout creates r.n objects with o.creators at a time and polls until all are Ready or
+// o.readyTimeout passes, timing both from the first create.
+func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout) (rolloutResult, error) {
+	var res rolloutResult
+	var created atomic.Int64
+	start := time.Now()
+	type outcome struct {
+		err  error
+		took time.Duration
+	}
+	createDone := make(chan outcome, 1)
+	go func() {
+		err := parallel(ctx, r.n, o.creators, func(i int) error {
+			if err := r.create(i); err != nil {
+				return err
+			}
+			created.Add(1)
+			return nil
+		})
+		createDone <- outcome{err, time.Since(start)}
+	}()
+	var (
+		ready     int
+		reasons   map[string]int
+		createsOK bool
+		lastLog   time.Time
+	)
+	deadline := start.Add(o.readyTimeout)
+	for {
+		if !createsOK {
+			select {
+			case out := <-createDone:
+				if out.err != nil {
+					return res, fmt.Errorf("creating the %s: %w", r.what, out.err)
+				}
+				res.createSeconds = out.took.Seconds()
+				createsOK = true
+				logf("%s: all creates answered after %s", r.phase, secs(res.createSeconds))
+			default:
+			}
+		}
+		n, why, err := r.countReady(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			logf("%s: listing %s: %v", r.phase, r.what, err)
+		} else {
+			ready, reasons = n, why
+			if createsOK && ready == r.n {
+				res.allReady = true
+				break
+			}
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		if now.Sub(lastLog) >= 5*time.Second {
+			logf("%s: %4d created, %4d Ready, manager RSS %s", r.phase, created.Load(), ready, mib(mgr.RSS()))
+			lastLog = now
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+	res.readySeconds = time.Since(start).Seconds()
+	res.ready = ready
+	if res.allReady {
+		logf("%s: all %d %s Ready after %s", r.phase, r.n, r.what, secs(res.readySeconds))
+		return res, nil
+	}
+	res.notReady = reasons
+	if missing := r.n - ready - sum(reasons); missing > 0 {
+		res.notReady["(not created)"] = missing
+	}
+	logf("%s: only %d of %d %s Ready after %s", r.phase, ready, r.n, r.what, o.readyTimeout)
+	if !createsOK {
+		out := <-createDone
+		if out.err != nil {
+			return res, fmt.Errorf("creating the %s: %w", r.what, out.err)
+		}
+		res.createSeconds = out.took.Seconds()
+	}
+	return res, nil
+}
+
+// countReady tallies n objects by readiness: how many are Ready, and the others by reason.
+func countReady(n int, readyOf func(i int) (bool, string)) (int, map[string]int) {
+	ready, reasons := 0, map[string]int{}
+	for i := 0; i < n; i++ {
+		ok, reason := readyOf(i)
+		switch {
+		case ok:
+			ready++
+		case reason == "":
+			reasons["(no condition yet)"]++
+		default:
+			reasons[reason]++
+		}
+	}
+	return ready, reasons
+}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,15 +51,9 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	if err != nil {
 		return err
 	}
-	var created atomic.Int64
-	start := time.Now()
-	type outcome struct {
-		err  error
-		took time.Duration
-	}
-	createDone := make(chan outcome, 1)
-	go func() {
-		err := parallel(ctx, o.sessions, o.creators, func(i int) error {
+	out, err := runRollout(ctx, mgr, o, rollout{
+		phase: "phase 2b", what: "M2MSessions", n: o.sessions,
+		create: func(i int) error {
 			creds := fmt.Sprintf("uws-%04d", i)
 			if err := create(ctx, c, &corev1.Secret{
 				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
@@ -69,91 +62,24 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 			}); err != nil {
 				return err
 			}
-			s := harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",
-				o.keepAlive, benchAccount)
-			if err := create(ctx, c, s); err != nil {
-				return err
+			return create(ctx, c, harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",
+				o.keepAlive, benchAccount))
+		},
+		countReady: func(ctx context.Context) (int, map[string]int, error) {
+			list := &v1alpha1.M2MSessionList{}
+			if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+				return 0, nil, err
 			}
-			created.Add(1)
-			return nil
-		})
-		createDone <- outcome{err, time.Since(start)}
-	}()
-
-	var (
-		ready     int
-		reasons   map[string]int
-		createsOK bool
-		lastLog   time.Time
-	)
-	deadline := start.Add(o.readyTimeout)
-	for {
-		if !createsOK {
-			select {
-			case out := <-createDone:
-				if out.err != nil {
-					return fmt.Errorf("creating the sessions: %w", out.err)
-				}
-				res.SessionCreateSeconds = out.took.Seconds()
-				createsOK = true
-				logf("phase 2b: all creates answered after %s", secs(res.SessionCreateSeconds))
-			default:
-			}
-		}
-		list := &v1alpha1.M2MSessionList{}
-		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			logf("phase 2b: listing M2MSessions: %v", err)
-		} else {
-			ready, reasons = 0, map[string]int{}
-			for i := range list.Items {
-				if ok, reason := harness.SessionReady(&list.Items[i]); ok {
-					ready++
-				} else {
-					if reason == "" {
-						reason = "(no condition yet)"
-					}
-					reasons[reason]++
-				}
-			}
-			if createsOK && ready == o.sessions {
-				res.SessionsAllReady = true
-				break
-			}
-		}
-		now := time.Now()
-		if now.After(deadline) {
-			break
-		}
-		if now.Sub(lastLog) >= 5*time.Second {
-			logf("phase 2b: %4d created, %4d Ready, manager RSS %s", created.Load(), ready, mib(mgr.RSS()))
-			lastLog = now
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pollInterval):
-		}
+			ready, why := countReady(len(list.Items), func(i int) (bool, string) { return harness.SessionReady(&list.Items[i]) })
+			return ready, why, nil
+		},
+	})
+	if err != nil {
+		return err
 	}
-	res.SessionsReadySeconds = time.Since(start).Seconds()
-	res.SessionsReadyCount = ready
-	if !res.SessionsAllReady {
-		res.SessionsNotReady = reasons
-		if missing := o.sessions - ready - sum(reasons); missing > 0 {
-			res.SessionsNotReady["(not created)"] = missing
-		}
-		logf("phase 2b: only %d of %d sessions Ready after %s", ready, o.sessions, o.readyTimeout)
-		if !createsOK {
-			out := <-createDone
-			if out.err != nil {
-				return fmt.Errorf("creating the sessions: %w", out.err)
-			}
-			res.SessionCreateSeconds = out.took.Seconds()
-		}
-	} else {
-		logf("phase 2b: all %d sessions Ready after %s", o.sessions, secs(res.SessionsReadySeconds))
+	res.SessionCreateSeconds, res.SessionsAllReady, res.SessionsReadySeconds, res.SessionsReadyCount = out.createSeconds, out.allReady, out.readySeconds, out.ready
+	if !out.allReady {
+		res.SessionsNotReady = out.notReady
 	}
 
 	// Let stragglers land, then count the logins and open the keep-alive window.

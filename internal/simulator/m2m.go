@@ -159,6 +159,15 @@ func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
 
 // session writes the M2M error and returns nil unless VZ-M2M-Token names a
 // live session. It does not refresh the idle timer: only success does.
+// authenticated runs the checks every session call shares, in the platform's order: the gateway's
+// Bearer check, then the session header. It has answered the request when it returns nil.
+func (m *m2m) authenticated(w http.ResponseWriter, r *http.Request) *m2mSession {
+	if !m.gateway(w, r) {
+		return nil
+	}
+	return m.session(w, r)
+}
+
 func (m *m2m) session(w http.ResponseWriter, r *http.Request) *m2mSession {
 	token := r.Header.Get(M2MTokenHeader)
 	m.mu.Lock()
@@ -265,10 +274,7 @@ func (m *m2m) sweepLocked(now time.Time) {
 }
 
 func (m *m2m) handleLogout(w http.ResponseWriter, r *http.Request) {
-	if !m.gateway(w, r) {
-		return
-	}
-	sess := m.session(w, r)
+	sess := m.authenticated(w, r)
 	if sess == nil {
 		return
 	}
@@ -286,10 +292,7 @@ func (m *m2m) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *m2m) handleReset(w http.ResponseWriter, r *http.Request) {
-	if !m.gateway(w, r) {
-		return
-	}
-	sess := m.session(w, r)
+	sess := m.authenticated(w, r)
 	if sess == nil {
 		return
 	}
@@ -328,10 +331,7 @@ func (m *m2m) endUserSessionsLocked(user string) {
 }
 
 func (m *m2m) handleAccount(w http.ResponseWriter, r *http.Request) {
-	if !m.gateway(w, r) {
-		return
-	}
-	sess := m.session(w, r)
+	sess := m.authenticated(w, r)
 	if sess == nil {
 		return
 	}

@@ -63,9 +63,40 @@ var (
 	}, []string{"namespace", "name"})
 )
 
+var (
+	cloudExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "cloud_token_expiration_timestamp_seconds",
+		Help:      "When the access token in a CloudAuthorization's Secret expires, as a Unix timestamp.",
+	}, []string{"namespace", "name"})
+
+	cloudAuthorized = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "cloud_authorized",
+		Help:      "1 when the operator holds a usable refresh token for a CloudAuthorization, else 0 (consent needed).",
+	}, []string{"namespace", "name"})
+
+	cloudReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "cloud_ready",
+		Help:      "1 when a CloudAuthorization's Secret holds an access token that has not expired, else 0.",
+	}, []string{"namespace", "name"})
+)
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(UpstreamRequests, appExpiry, appRenewal, appReady, M2MLogins, M2MKeepAlives, sessionReady)
+	ctrlmetrics.Registry.MustRegister(UpstreamRequests, appExpiry, appRenewal, appReady, M2MLogins, M2MKeepAlives, sessionReady,
+		cloudExpiry, cloudAuthorized, cloudReady)
 }
+
+// SetCloud records a CloudAuthorization's state. A zero expiry leaves its series out.
+func SetCloud(ns, name string, authorized, ready bool, expires time.Time) {
+	setTime(cloudExpiry, ns, name, expires)
+	cloudAuthorized.WithLabelValues(ns, name).Set(boolValue(authorized))
+	cloudReady.WithLabelValues(ns, name).Set(boolValue(ready))
+}
+
+// ForgetCloud deletes a CloudAuthorization's series.
+func ForgetCloud(ns, name string) { forget(ns, name, cloudExpiry, cloudAuthorized, cloudReady) }
 
 // SetSession records an M2MSession's readiness.
 func SetSession(ns, name string, ready bool) {
@@ -88,8 +119,10 @@ func SetApp(ns, name string, ready bool, expires, renewal time.Time) {
 }
 
 // ForgetApp deletes a ThingSpaceApp's series.
-func ForgetApp(ns, name string) {
-	for _, v := range []*prometheus.GaugeVec{appExpiry, appRenewal, appReady} {
+func ForgetApp(ns, name string) { forget(ns, name, appExpiry, appRenewal, appReady) }
+
+func forget(ns, name string, vs ...*prometheus.GaugeVec) {
+	for _, v := range vs {
 		v.DeleteLabelValues(ns, name)
 	}
 }

@@ -127,3 +127,27 @@ func clamp01(v float64) float64 {
 	}
 	return v
 }
+
+// DefaultRefreshFraction is the share of an access token's lifetime after which a rotating OAuth2
+// grant is refreshed when the user set no window: the old token then still has a third of its life
+// while the new one propagates to workloads.
+const DefaultRefreshFraction = 2.0 / 3
+
+// RefreshTime is when to refresh a rotating OAuth2 grant whose access token was issued at issued and
+// expires at expires: renewBefore ahead of expiry when set (see RenewalTime), else at
+// DefaultRefreshFraction of the lifetime, and in any case no later than keepAlive after issued, so a
+// refresh token that dies unused is used in time (zero keepAlive: no such bound).
+func RefreshTime(issued, expires time.Time, renewBefore, keepAlive time.Duration, jitter float64) time.Time {
+	var t time.Time
+	if renewBefore > 0 {
+		t = RenewalTime(issued, expires, renewBefore, jitter)
+	} else {
+		t = FractionRenewalTime(issued, expires, DefaultRefreshFraction, jitter)
+	}
+	if keepAlive > 0 {
+		if k := Truncate(issued.Add(keepAlive)); k.Before(t) {
+			t = k
+		}
+	}
+	return t
+}

@@ -105,3 +105,25 @@ func TestRetryDelay(t *testing.T) {
 		})
 	}
 }
+
+func TestRefreshTime(t *testing.T) {
+	issued, expires := t0, t0.Add(time.Hour)
+	cases := []struct {
+		name                   string
+		renewBefore, keepAlive time.Duration
+		jitter                 float64
+		want                   time.Time
+	}{
+		{"default: two thirds of the lifetime", 0, 0, 0, issued.Add(40 * time.Minute)},
+		{"default with jitter moves earlier by up to a tenth of the lifetime", 0, 0, 0.5, issued.Add(37 * time.Minute)},
+		{"renewBefore ahead of expiry", 5 * time.Minute, 0, 0, expires.Add(-5 * time.Minute)},
+		{"renewBefore not shorter than the lifetime falls back to two thirds", 3 * time.Hour, 0, 0, issued.Add(40 * time.Minute)},
+		{"keep-alive shorter than the plan wins", 0, 10 * time.Second, 0.9, issued.Add(10 * time.Second)},
+		{"keep-alive longer than the plan changes nothing", 5 * time.Minute, 168 * time.Hour, 0, expires.Add(-5 * time.Minute)},
+	}
+	for _, c := range cases {
+		if got := RefreshTime(issued, expires, c.renewBefore, c.keepAlive, c.jitter); !got.Equal(c.want) {
+			t.Errorf("%s: RefreshTime = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -77,39 +77,88 @@ func (w *Writer) Get(ctx context.Context, owner client.Object, name string) (*co
 // anything was written.
 func (w *Writer) Apply(ctx context.Context, owner client.Object, current *corev1.Secret, name string,
 	tmpl *v1alpha1.SecretTemplate, data map[string][]byte) (bool, error) {
+	_, written, err := w.Write(ctx, owner, current, name, Change{Template: tmpl, Data: data})
+	return written, err
+}
+
+// Change is the content of one write.
+type Change struct {
+	// Template holds the user's labels and annotations.
+	Template *v1alpha1.SecretTemplate
+	// Data replaces the Secret's data wholesale.
+	Data map[string][]byte
+	// Annotations are the operator's own bookkeeping annotations: a value sets one, "" removes it.
+	Annotations map[string]string
+	// Adopt lets the write take over a Secret that carries no controller reference (see Fresh).
+	Adopt bool
+}
+
+// Write makes the Secret name match ch, stamped as in Apply, and returns the Secret as stored (its
+// resourceVersion is the precondition of a following write) and whether anything was written. The
+// update is conditional on current's resourceVersion: a Secret changed since it was read is a
+// Conflict error, never silently overwritten.
+func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, bool, error) {
 	if current == nil {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: owner.GetNamespace(), Name: name}, Type: corev1.SecretTypeOpaque}
-		if err := w.stamp(owner, s, tmpl, data); err != nil {
-			return false, err
+		if err := w.stamp(owner, s, ch); err != nil {
+			return nil, false, err
 		}
 		err := w.Client.Create(ctx, s)
+		if err == nil {
+			return s, true, nil
+		}
 		if !apierrors.IsAlreadyExists(err) {
-			return err == nil, err
+			return nil, false, err
 		}
 		// Either a foreign Secret the caches have not shown us yet, or our own create that the cache
 		// has not caught up with: ask the API server which.
 		current = &corev1.Secret{}
 		if err := w.Reader.Get(ctx, client.ObjectKeyFromObject(s), current); err != nil {
-			return false, err
-		}
-		if err := checkOwned(current, owner); err != nil {
-			return false, err
+			return nil, false, err
 		}
 	}
-	if err := checkOwned(current, owner); err != nil {
-		return false, err
+	if err := checkWritable(current, owner, ch.Adopt); err != nil {
+		return nil, false, err
 	}
 	desired := current.DeepCopy()
-	if err := w.stamp(owner, desired, tmpl, data); err != nil {
-		return false, err
+	if err := w.stamp(owner, desired, ch); err != nil {
+		return nil, false, err
 	}
 	if equalSecret(current, desired) {
-		return false, nil
+		return current, false, nil
 	}
 	if err := w.Client.Update(ctx, desired); err != nil {
-		return false, err
+		return nil, false, err
 	}
-	return true, nil
+	return desired, true, nil
+}
+
+// Fresh reads the Secret name past the caches, for decisions that must not act on a stale copy (a
+// rotating refresh token must never be sent twice). It returns nil when no such Secret exists, and a
+// *ConflictError when another object controls it, or when nobody does and adoptable (nil: never)
+// does not accept it.
+func (w *Writer) Fresh(ctx context.Context, owner client.Object, name string, adoptable func(*corev1.Secret) bool) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	if err := w.Reader.Get(ctx, types.NamespacedName{Namespace: owner.GetNamespace(), Name: name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if err := checkOwned(s, owner); err == nil {
+		return s, nil
+	} else if metav1.GetControllerOf(s) != nil || adoptable == nil || !adoptable(s) {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkWritable is checkOwned, relaxed for adoption: a Secret nobody controls may be taken over.
+func checkWritable(obj metav1.Object, owner client.Object, adopt bool) error {
+	if adopt && metav1.GetControllerOf(obj) == nil {
+		return nil
+	}
+	return checkOwned(obj, owner)
 }
 
 // IsManaged reports whether obj carries the operator's managed-by label.
@@ -128,13 +177,20 @@ func checkOwned(obj metav1.Object, owner client.Object) error {
 	return nil
 }
 
-func (w *Writer) stamp(owner client.Object, s *corev1.Secret, tmpl *v1alpha1.SecretTemplate, data map[string][]byte) error {
-	if tmpl != nil {
+func (w *Writer) stamp(owner client.Object, s *corev1.Secret, ch Change) error {
+	if tmpl := ch.Template; tmpl != nil {
 		s.Labels = mergeInto(s.Labels, tmpl.Labels)
 		s.Annotations = mergeInto(s.Annotations, tmpl.Annotations)
 	}
 	s.Labels = mergeInto(s.Labels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
-	s.Data = maps.Clone(data)
+	for k, v := range ch.Annotations {
+		if v == "" {
+			delete(s.Annotations, k)
+			continue
+		}
+		s.Annotations = mergeInto(s.Annotations, map[string]string{k: v})
+	}
+	s.Data = maps.Clone(ch.Data)
 	return controllerutil.SetControllerReference(owner, s, w.Scheme)
 }
 
@@ -152,5 +208,10 @@ func mergeInto(dst, src map[string]string) map[string]string {
 func equalSecret(a, b *corev1.Secret) bool {
 	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
 		maps.EqualFunc(a.Data, b.Data, func(x, y []byte) bool { return string(x) == string(y) }) &&
-		len(a.OwnerReferences) == len(b.OwnerReferences)
+		len(a.OwnerReferences) == len(b.OwnerReferences) && equalControllerUID(a, b)
+}
+
+func equalControllerUID(a, b metav1.Object) bool {
+	ra, rb := metav1.GetControllerOf(a), metav1.GetControllerOf(b)
+	return (ra == nil) == (rb == nil) && (ra == nil || ra.UID == rb.UID)
 }

@@ -1,0 +1,201 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultCloudEndpoint is Verizon's production Personal Cloud Storage API base.
+const DefaultCloudEndpoint = "https://api.cloudapi.verizon.com/cloud/1"
+
+// CloudAuthorization condition types, besides Ready.
+const (
+	// ConditionAuthorized is True while the operator holds a refresh token it can use: a person
+	// consented (or a refresh token was supplied) and the upstream has not refused it since.
+	ConditionAuthorized = "Authorized"
+)
+
+// CloudAuthorization condition reasons. Users and alerts match on them; keep the spelling.
+const (
+	// ReasonGranted: the operator holds a usable refresh token.
+	ReasonGranted = "Granted"
+	// ReasonAuthorizationPending: nobody has consented yet; open status.authorizationURL, or put an
+	// existing refresh token under `refresh_token` in the target Secret.
+	ReasonAuthorizationPending = "AuthorizationPending"
+	// ReasonAccessDenied: the person refused consent; a new authorization URL is in status.
+	ReasonAccessDenied = "AccessDenied"
+	// ReasonReauthorizationRequired: the refresh token was refused (revoked, expired, already rotated)
+	// or a refresh was interrupted before its answer was stored; a person must consent again.
+	ReasonReauthorizationRequired = "ReauthorizationRequired"
+	// ReasonAuthorizationFailed: Verizon answered the consent with an error other than access_denied; a
+	// new authorization URL is in status.
+	ReasonAuthorizationFailed = "AuthorizationFailed"
+	// ReasonCodeExchangeFailed: the callback arrived but exchanging its code failed; a new
+	// authorization URL is in status.
+	ReasonCodeExchangeFailed = "CodeExchangeFailed"
+)
+
+// Annotations the operator keeps on a CloudAuthorization's Secret. They are bookkeeping, not
+// configuration: workloads read the data keys.
+const (
+	// RefreshStartedAnnotation is written, and confirmed by the API server, before a refresh token is
+	// sent; the write that stores the answer removes it. Finding it later means a refresh may have
+	// reached Verizon without its answer being stored, so that refresh token is never sent again.
+	RefreshStartedAnnotation = "thingspace.credops.io/refresh-started-at"
+	// RefreshedAtAnnotation is when the tokens in the Secret were obtained (RFC 3339, UTC).
+	RefreshedAtAnnotation = "thingspace.credops.io/refreshed-at"
+)
+
+// CloudAuthorizationSpec is what the user asks for: obtain a person's consent for a Verizon Cloud app
+// (OAuth2 authorization code) and keep its access token valid in a Secret, refreshing it with the
+// rotating refresh token.
+// +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
+type CloudAuthorizationSpec struct {
+	// endpoint is the Verizon Cloud API base URL, including its path. Plain http:// is refused unless
+	// the manager runs with --allow-insecure-endpoints (tests, the simulator).
+	// +kubebuilder:default="https://api.cloudapi.verizon.com/cloud/1"
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="endpoint must be an absolute http or https URL"
+	// +kubebuilder:validation:XValidation:rule="url(self).getQuery().size() == 0 && !self.contains('#')",message="endpoint must not carry a query or fragment"
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// caBundle is a PEM bundle of CA certificates trusted for the endpoint instead of the system roots.
+	// +optional
+	CABundle []byte `json:"caBundle,omitempty"`
+
+	// credentialsSecretRef names a Secret in the same namespace with data keys `key` and `secret`: the
+	// app's Key (the OAuth2 client_id) and Secret from ThingSpace Key Management.
+	// +required
+	CredentialsSecretRef LocalSecretReference `json:"credentialsSecretRef"`
+
+	// callbackURL is the Callback URL registered for the app in Key Management. It is sent verbatim as
+	// redirect_uri (Verizon compares it case-sensitively) and must reach the manager's
+	// /oauth2/callback endpoint (see --oauth-callback-bind-address).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="callbackURL must be an absolute http or https URL"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="callbackURL must not carry a fragment"
+	// +required
+	CallbackURL string `json:"callbackURL"`
+
+	// deviceID is sent as `deviceid` when set: Verizon needs it when one client id serves several device
+	// types. Keep it stable.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	DeviceID string `json:"deviceID,omitempty"`
+
+	// secretName is the Secret the operator writes, in the same namespace: data keys `access_token`,
+	// `refresh_token`, `token_type` and `expires_at` (RFC 3339, UTC). To start from a refresh token
+	// obtained elsewhere, create this Secret with just `refresh_token`; the operator adopts it. It cannot
+	// be changed after creation.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
+	// +required
+	SecretName string `json:"secretName"`
+
+	// secretTemplate holds labels and annotations stamped on the written Secret.
+	// +optional
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// renewBefore makes the operator refresh this long before the access token expires (any positive
+	// duration, for example "10m" or "5s"). Unset, it refreshes at about two thirds of the token's
+	// lifetime, with jitter. When renewBefore is not shorter than the lifetime, two thirds apply.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="renewBefore must be a positive duration"
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+
+	// refreshTokenKeepAlive makes the operator refresh at least this often even when the access token
+	// would last longer, so the refresh token (dead after 14 days unused) never lapses. Default 168h.
+	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="refreshTokenKeepAlive must be a positive duration"
+	// +optional
+	RefreshTokenKeepAlive *metav1.Duration `json:"refreshTokenKeepAlive,omitempty"`
+}
+
+// CloudAuthorizationStatus is what the operator observed.
+type CloudAuthorizationStatus struct {
+	// conditions: `Authorized` is True while the operator holds a usable refresh token; `Ready` is True
+	// while the Secret holds an access token that has not expired.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// authorizationURL is the URL a person opens to consent, with a fresh single-use `state`. Set only
+	// while consent is needed; it stops working at authorizationURLExpiresAt and is then replaced.
+	// +optional
+	AuthorizationURL string `json:"authorizationURL,omitempty"`
+
+	// authorizationURLExpiresAt is when the state in authorizationURL stops being accepted.
+	// +optional
+	AuthorizationURLExpiresAt *metav1.Time `json:"authorizationURLExpiresAt,omitempty"`
+
+	// expiresAt is when the access token in the Secret expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// renewalTime is the next planned refresh, or the next retry after a failure.
+	// +optional
+	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
+
+	// lastRefreshTime is when the tokens in the Secret were obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// failedRefreshAttempts counts consecutive failed refreshes; it drives the backoff and resets on success.
+	// +optional
+	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
+
+	// lastFailureTime is when the last refresh failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret the upstream rejected.
+	// Nothing is sent upstream again until the Secret's resourceVersion differs or the spec changes.
+	// +optional
+	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
+
+	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
+	// that was acted on.
+	// +optional
+	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
+}
+
+// CloudAuthorization obtains a person's consent for a Verizon Cloud app and keeps its OAuth2 tokens
+// valid in a Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cloudauth,categories=thingspace
+// +kubebuilder:printcolumn:name="Authorized",type=string,JSONPath=`.status.conditions[?(@.type=="Authorized")].status`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the access token in the Secret expires (a future date prints as <invalid> in a date column)"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CloudAuthorization struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec CloudAuthorizationSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status CloudAuthorizationStatus `json:"status,omitempty"`
+}
+
+// CloudAuthorizationList is a list of CloudAuthorization.
+// +kubebuilder:object:root=true
+type CloudAuthorizationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CloudAuthorization `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CloudAuthorization{}, &CloudAuthorizationList{})
+}

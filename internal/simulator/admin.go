@@ -7,7 +7,7 @@ import (
 )
 
 // Admin endpoints: unauthenticated controls for local tests and demos. They
-// are outside /api, so they are never faulted, delayed or counted.
+// are outside /api and /cloud, so they are never faulted, delayed or counted.
 
 func (s *Server) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// Faults describes gateway trouble injected on every /api/... request.
+// Faults describes trouble injected on every /api/... (ThingSpace gateway) and
+// /cloud/... (Verizon Cloud) request.
 type Faults struct {
 	// Rate is the share (0..1) of requests answered with a fault.
 	Rate float64
@@ -21,8 +22,8 @@ type Faults struct {
 	// RetryAfter is sent as Retry-After in whole seconds, rounded up; 0 sends
 	// no header.
 	RetryAfter time.Duration
-	// Latency is added before every /api/... request is handled, faulted or
-	// not.
+	// Latency is added before every /api/... and /cloud/... request is
+	// handled, faulted or not.
 	Latency time.Duration
 }
 
@@ -133,10 +134,20 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // writeInjectedFault answers like the gateway's throttling (900800), which the
-// contract reports for both 429 and 503.
-func writeInjectedFault(w http.ResponseWriter, f Faults) {
+// contract reports for both 429 and 503. Verizon Cloud paths get the OAuth
+// error body the contract gives for every Cloud error instead; its error codes
+// are not documented, so these are guesses clients must not depend on.
+func writeInjectedFault(w http.ResponseWriter, f Faults, path string) {
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(f.RetryAfter))
+	}
+	if isCloudPath(path) {
+		code := "temporarily_unavailable"
+		if f.Status == http.StatusTooManyRequests {
+			code = "rate_limit_exceeded"
+		}
+		writeOAuthError(w, f.Status, code, "The service is busy. (simulated fault)")
+		return
 	}
 	writeGatewayFault(w, f.Status, "900800", "Message Throttled Out",
 		"You have exceeded your quota. (simulated fault)")

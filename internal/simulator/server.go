@@ -1,7 +1,10 @@
 package simulator
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,7 +22,8 @@ const DefaultTokenLifetime = time.Hour
 const statusClientClosed = 499
 
 // Config configures a Server. The zero value is usable: no apps, 1h tokens,
-// no faults, real clock, no M2M users, 20m M2M idle timeout.
+// no faults, real clock, no M2M users, 20m M2M idle timeout, no Verizon Cloud
+// clients, Cloud lifetimes of 1h (access), 14d (refresh) and 5m (code).
 type Config struct {
 	// Apps maps ThingSpace app key to app secret.
 	Apps map[string]string
@@ -41,6 +45,22 @@ type Config struct {
 	// ResetEndsSessions makes a password reset end every session of the user,
 	// the resetting one included. Whether Verizon does is unknown.
 	ResetEndsSessions bool
+
+	// CloudApps maps Verizon Cloud client id to its secret and registered
+	// callback URL (§3); copied by New.
+	CloudApps map[string]CloudApp
+	// CloudAccessTokenLifetime, CloudRefreshTokenLifetime (from each refresh
+	// token's own issue) and CloudCodeLifetime; 0 means the Default... value.
+	CloudAccessTokenLifetime  time.Duration
+	CloudRefreshTokenLifetime time.Duration
+	CloudCodeLifetime         time.Duration
+	// CloudDenyConsent makes authorize redirect with error=access_denied, as
+	// a person refusing consent would.
+	CloudDenyConsent bool
+	// CloudTokenResponseDelay holds every Cloud token response this long
+	// after the request has been processed (a refresh already rotated): the
+	// worst case for a client that dies or times out mid-refresh.
+	CloudTokenResponseDelay time.Duration
 }
 
 // Server simulates the ThingSpace API. It is safe for concurrent use.
@@ -49,13 +69,14 @@ type Server struct {
 	mux   *http.ServeMux
 	ts    *tsOAuth
 	m2m   *m2m
+	cloud *cloud
 
 	mu     sync.Mutex // guards faults and stats
 	faults Faults
 	stats  map[string]map[int]int // route key -> status -> count
 }
 
-// New returns a Server configured by cfg. cfg.Apps is copied.
+// New returns a Server configured by cfg. Its maps are copied.
 func New(cfg Config) *Server {
 	clk := cfg.Clock
 	if clk == nil {
@@ -73,13 +94,15 @@ func New(cfg Config) *Server {
 		stats:  map[string]map[int]int{},
 	}
 
-	// One register call per API family; M2M (/api/m2m/v1/...) and Verizon
-	// Cloud (/cloud/1/...) slot in here with their own files and state.
+	// One register call per API family, each with its own file and state.
 	s.m2m = newM2M(clk, s.ValidBearer, cfg)
+	s.cloud = newCloud(clk, s.respondLate, cfg)
 	s.ts.register(s.mux)
 	s.m2m.register(s.mux)
+	s.cloud.register(s.mux)
 	s.registerAdmin(s.mux)
 	s.registerM2MAdmin(s.mux)
+	s.registerCloudAdmin(s.mux)
 
 	// Anything else under /api/ is the gateway's "no such resource", which the
 	// contract documents as 400 900906. The catch-all also keeps stats keys
@@ -96,7 +119,8 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP applies latency and fault injection to /api/... requests, counts
+// ServeHTTP applies latency and fault injection to /api/... and /cloud/...
+// requests, counts
 // every non-admin request by route and status, and dispatches to the mux.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isAdminPath(r.URL.Path) {
@@ -119,7 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f.roll() {
-			writeInjectedFault(rec, f)
+			writeInjectedFault(rec, f, r.URL.Path)
 			return
 		}
 	}
@@ -140,6 +164,40 @@ func (s *Server) sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// respondLate runs h to completion, then holds what it wrote for d on the
+// server clock before sending it. If the client gives up meanwhile nothing is
+// sent and the request counts as 499, but whatever h did stays done.
+func (s *Server) respondLate(w http.ResponseWriter, r *http.Request, d time.Duration, h http.HandlerFunc) {
+	held := &heldResponse{header: http.Header{}}
+	h(held, r)
+	if err := s.sleep(r.Context(), d); err != nil {
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.status = statusClientClosed
+		}
+		return
+	}
+	maps.Copy(w.Header(), held.header)
+	w.WriteHeader(cmp.Or(held.status, http.StatusOK))
+	_, _ = w.Write(held.body.Bytes()) // a write error is a gone client: nobody to tell
+}
+
+// heldResponse buffers a handler's response for respondLate.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) { return h.body.Write(b) }
 
 // Faults returns the faults currently injected.
 func (s *Server) Faults() Faults {
@@ -172,9 +230,14 @@ func isAdminPath(p string) bool {
 	return p == "/admin" || strings.HasPrefix(p, "/admin/") || p == "/healthz"
 }
 
-// isFaultablePath: the contract puts gateway faults on every /api/... path.
+// isFaultablePath: the contract puts gateway faults on every /api/... path,
+// and lists 429 and 503 among Verizon Cloud's errors.
 func isFaultablePath(p string) bool {
-	return p == "/api" || strings.HasPrefix(p, "/api/")
+	return p == "/api" || strings.HasPrefix(p, "/api/") || isCloudPath(p)
+}
+
+func isCloudPath(p string) bool {
+	return p == "/cloud" || strings.HasPrefix(p, "/cloud/")
 }
 
 // routeKey renders "<METHOD> <route path>" from a mux pattern, which may or

@@ -41,11 +41,13 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
-// ResetStats forgets all request counts.
+// ResetStats forgets all request counts and the Verizon Cloud event counts
+// (CloudStats); state such as CloudStats.LiveRefreshTokens is kept.
 func (s *Server) ResetStats() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.stats = map[string]map[int]int{}
+	s.mu.Unlock()
+	s.cloud.resetCounts()
 }
 
 func (s *Server) count(route string, status int) {

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -55,11 +56,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("m2m-idle-timeout", simulator.DefaultM2MIdleTimeout, "M2M session idle timeout")
 	lockedCode := fs.String("m2m-locked-code", simulator.DefaultM2MLockedCode, "errorCode answered to a locked M2M user's login (the real one is unknown)")
 	resetEnds := fs.Bool("m2m-reset-ends-sessions", false, "a password reset ends every session of the user")
+	cloudApps := &cloudAppsFlag{m: map[string]simulator.CloudApp{}}
+	fs.Var(cloudApps, "cloud-app", "Verizon Cloud client as client-id:secret:callback-url (repeatable; split at the first two colons, so the URL keeps its own); visible in ps")
+	cloudAccess := fs.Duration("cloud-access-token-lifetime", simulator.DefaultCloudAccessTokenLifetime, "Verizon Cloud access token lifetime")
+	cloudRefresh := fs.Duration("cloud-refresh-token-lifetime", simulator.DefaultCloudRefreshTokenLifetime, "Verizon Cloud refresh token lifetime, from each refresh token's issue")
+	cloudCode := fs.Duration("cloud-code-lifetime", simulator.DefaultCloudCodeLifetime, "Verizon Cloud authorization code lifetime")
+	cloudDeny := fs.Bool("cloud-deny-consent", false, "Verizon Cloud authorize refuses consent (redirects with error=access_denied)")
+	cloudDelay := fs.Duration("cloud-token-delay", 0, "hold every Verizon Cloud token response this long after processing it (a refresh has already rotated)")
 	var faults simulator.Faults
-	fs.Float64Var(&faults.Rate, "fault-rate", 0, "share (0..1) of /api requests answered with a gateway fault")
+	fs.Float64Var(&faults.Rate, "fault-rate", 0, "share (0..1) of /api and /cloud requests answered with a fault")
 	fs.IntVar(&faults.Status, "fault-status", 503, "status of injected faults: 503 or 429")
 	fs.DurationVar(&faults.RetryAfter, "fault-retry-after", 0, "Retry-After sent with injected faults (rounded up to seconds; 0 = none)")
-	fs.DurationVar(&faults.Latency, "latency", 0, "delay added to every /api request")
+	fs.DurationVar(&faults.Latency, "latency", 0, "delay added to every /api and /cloud request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := errors.Join(users.errs...); err != nil {
 		return fmt.Errorf("--m2m-user: %w", err)
+	}
+	if err := errors.Join(cloudApps.errs...); err != nil {
+		return fmt.Errorf("--cloud-app: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -95,6 +106,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if strings.TrimSpace(*lockedCode) == "" {
 		return errors.New("--m2m-locked-code must not be empty")
 	}
+	for name, d := range map[string]time.Duration{
+		"cloud-access-token-lifetime":  *cloudAccess,
+		"cloud-refresh-token-lifetime": *cloudRefresh,
+		"cloud-code-lifetime":          *cloudCode,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("--%s must be positive, got %v", name, d)
+		}
+	}
+	if *cloudDelay < 0 {
+		return fmt.Errorf("--cloud-token-delay must not be negative, got %v", *cloudDelay)
+	}
 
 	sim := simulator.New(simulator.Config{
 		Apps:              apps.m,
@@ -104,6 +127,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		M2MIdleTimeout:    *idle,
 		M2MLockedCode:     *lockedCode,
 		ResetEndsSessions: *resetEnds,
+
+		CloudApps:                 cloudApps.m,
+		CloudAccessTokenLifetime:  *cloudAccess,
+		CloudRefreshTokenLifetime: *cloudRefresh,
+		CloudCodeLifetime:         *cloudCode,
+		CloudDenyConsent:          *cloudDeny,
+		CloudTokenResponseDelay:   *cloudDelay,
 	})
 
 	ln, err := net.Listen("tcp", *listen)
@@ -120,6 +150,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Usernames only, never passwords.
 	fmt.Fprintf(stderr, "thingspace-sim: m2m users [%s]; idle timeout %v; reset ends sessions %v\n",
 		strings.Join(users.keys(), ", "), *idle, *resetEnds)
+	// Client ids and callback URLs, never secrets.
+	fmt.Fprintf(stderr, "thingspace-sim: cloud apps [%s]; lifetimes access %v, refresh %v, code %v; deny consent %v; token delay %v\n",
+		cloudApps, *cloudAccess, *cloudRefresh, *cloudCode, *cloudDeny, *cloudDelay)
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
@@ -210,4 +243,49 @@ func (a *appsFlag) load(path string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// cloudAppsFlag collects --cloud-app client-id:secret:callback-url values.
+type cloudAppsFlag struct {
+	m map[string]simulator.CloudApp
+	// errs: as appsFlag.errs, so the flag package never prints a secret.
+	errs []error
+}
+
+// String lists client ids and callback URLs only, because flag prints it in
+// usage and run in its start-up line.
+func (c *cloudAppsFlag) String() string {
+	if c == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(c.m))
+	for _, k := range slices.Sorted(maps.Keys(c.m)) {
+		parts = append(parts, k+" -> "+c.m[k].CallbackURL)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c *cloudAppsFlag) Set(v string) error {
+	c.errs = append(c.errs, c.add(v))
+	return nil
+}
+
+// add splits at the first two colons: client ids (Basic auth) and secrets
+// cannot hold one, the callback URL always does. Errors never quote the
+// secret.
+func (c *cloudAppsFlag) add(v string) error {
+	key, rest, _ := strings.Cut(v, ":")
+	secret, callback, ok := strings.Cut(rest, ":")
+	if !ok {
+		return errors.New("want client-id:secret:callback-url")
+	}
+	app := simulator.CloudApp{Secret: secret, CallbackURL: callback}
+	if err := simulator.ValidateCloudApp(key, app); err != nil {
+		return err
+	}
+	if _, dup := c.m[key]; dup {
+		return fmt.Errorf("cloud app %q given twice", key)
+	}
+	c.m[key] = app
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,8 @@ const (
 	RouteRevoke = "POST /api/ts/v1/oauth2/revoke"
 )
 
-// Faults is what the simulator injects on every /api request (rate, status, Retry-After, latency); the
-// zero value injects nothing.
+// Faults is what the simulator injects on every /api and /cloud request (rate, status, Retry-After,
+// latency); the zero value injects nothing.
 type Faults = simulator.Faults
 
 // SimConfig starts a thingspace-sim process.
@@ -38,6 +39,16 @@ type SimConfig struct {
 	LogPath string
 	// StartTimeout bounds the wait for the listening line; zero means 30s.
 	StartTimeout time.Duration
+
+	// CloudApps registers Verizon Cloud clients (--cloud-app): client id → secret and callback URL.
+	CloudApps map[string]CloudApp
+	// CloudAccessTokenLifetime, CloudRefreshTokenLifetime and CloudCodeLifetime set the simulator's
+	// Verizon Cloud lifetimes when non-zero (its defaults: 1h, 14 days, 5m).
+	CloudAccessTokenLifetime, CloudRefreshTokenLifetime, CloudCodeLifetime time.Duration
+	// CloudDenyConsent starts the simulator refusing consent at authorize (--cloud-deny-consent).
+	CloudDenyConsent bool
+	// CloudTokenDelay holds every Cloud token response this long after processing it (--cloud-token-delay).
+	CloudTokenDelay time.Duration
 }
 
 // Sim is a running thingspace-sim process. Its admin endpoints are neither faulted nor counted.
@@ -67,7 +78,7 @@ func (c SimConfig) Start(ctx context.Context) (*Sim, error) {
 		log.Close()
 		return nil, err
 	}
-	args := append([]string{"--listen", "127.0.0.1:0"}, c.Args...)
+	args := slices.Concat([]string{"--listen", "127.0.0.1:0"}, c.cloudArgs(), c.Args)
 	p, err := startProcess("thingspace-sim", c.Binary, args, nil, log, w)
 	w.Close()
 	if err != nil {

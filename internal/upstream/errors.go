@@ -61,6 +61,13 @@ type Error struct {
 	RetryAfter time.Duration
 	// Kind says what to do about it.
 	Kind Kind
+	// Unanswered is set when the request was written out in full and then no complete response
+	// came back: a timeout, a reset or a closed connection while waiting for the answer, or a 2xx
+	// whose body was cut off. The upstream may have acted on the request without the caller
+	// learning the outcome, which matters for requests that are not idempotent (a refresh token
+	// that rotates, a password reset). A failure to connect (DNS, dial, TLS) or to write the
+	// request leaves it false: the upstream cannot have acted on it. It never changes the message.
+	Unanswered bool
 
 	cause  error
 	detail string // fixed vocabulary only; see describeTransport and NewError
@@ -85,6 +92,15 @@ func StatusError(api, endpoint string, status int, code string, kind Kind, retry
 // cause is reachable through errors.Is/As but never printed.
 func NewError(api, endpoint string, status int, kind Kind, reason string, cause error) *Error {
 	return &Error{API: api, Endpoint: endpoint, StatusCode: status, Kind: kind, cause: cause, detail: reason}
+}
+
+// Malformed is the error for a 2xx response an API client cannot use. It is Transient: a 2xx
+// means the upstream accepted the credentials, so Rejected or Invalid would park the object until
+// a Secret change that cannot fix anything; the causes seen in practice (a body cut off, an HTML
+// page from an intercepting proxy, a gateway glitch) clear on their own, and the controllers'
+// capped backoff bounds the cost of trying again. reason must be a fixed string (see NewError).
+func Malformed(api, endpoint string, status int, reason string, cause error) *Error {
+	return NewError(api, endpoint, status, Transient, "malformed response: "+reason, cause)
 }
 
 // Error renders e.g. `thingspace token: HTTP 401 "invalid_client" (rejected)`.
@@ -129,7 +145,14 @@ func (e *Error) Error() string {
 func (e *Error) GoString() string {
 	return "&upstream.Error{API:" + strconv.Quote(e.API) + ", Endpoint:" + strconv.Quote(e.Endpoint) +
 		", StatusCode:" + strconv.Itoa(e.StatusCode) + ", Code:" + strconv.Quote(safeCode(e.Code)) +
-		", RetryAfter:" + e.RetryAfter.String() + ", Kind:" + e.Kind.String() + ", Message:" + strconv.Quote(e.Error()) + "}"
+		", RetryAfter:" + e.RetryAfter.String() + ", Kind:" + e.Kind.String() + unansweredGoString(e.Unanswered) + ", Message:" + strconv.Quote(e.Error()) + "}"
+}
+
+func unansweredGoString(unanswered bool) string {
+	if unanswered {
+		return ", Unanswered:true"
+	}
+	return ""
 }
 
 // Unwrap returns the underlying cause (a transport error, a JSON error, ErrBodyTooLarge), if any.
@@ -219,6 +242,14 @@ func IsRejected(err error) bool { return KindOf(err) == Rejected }
 // IsInvalid reports whether the upstream (or the client, before sending) refused the request
 // as malformed.
 func IsInvalid(err error) bool { return KindOf(err) == Invalid }
+
+// IsUnanswered reports whether err is an upstream error whose request was written out in full
+// without a complete response coming back (see Error.Unanswered): the upstream may have acted on
+// it.
+func IsUnanswered(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Unanswered
+}
 
 // RetryAfterOf returns the Retry-After delay carried by err, if it carries a positive one.
 func RetryAfterOf(err error) (time.Duration, bool) {

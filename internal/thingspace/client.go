@@ -1,10 +1,7 @@
 package thingspace
 
 import (
-	"errors"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -26,12 +23,12 @@ const userAgent = "thingspace-operator"
 // Client calls one ThingSpace host. It holds no credentials and no state, so one Client can
 // serve every object pointing at the same host. Safe for concurrent use.
 type Client struct {
-	base      *url.URL
-	hc        *http.Client
-	observe   upstream.Observer
-	clock     clock.PassiveClock
-	timeout   time.Duration
-	bodyLimit int64
+	eng *upstream.Engine
+
+	// Set by the options; New hands them to eng.
+	observe upstream.Observer
+	clock   clock.PassiveClock
+	timeout time.Duration
 }
 
 // Option configures a Client.
@@ -68,56 +65,22 @@ func WithRequestTimeout(d time.Duration) Option {
 // follows redirects: a redirect would resend the Basic credentials, or turn the POST into a
 // GET, towards a URL nobody configured. hc's transport (and its connection pool) is shared.
 func New(baseURL string, hc *http.Client, opts ...Option) (*Client, error) {
-	base, err := parseBaseURL(baseURL)
-	if err != nil {
-		return nil, err
-	}
-	if hc == nil {
-		if hc, err = upstream.NewHTTPClient(nil, 0); err != nil {
-			return nil, err
-		}
-	}
-	own := *hc
-	own.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c := &Client{
-		base:      base,
-		hc:        &own,
-		clock:     clock.RealClock{},
-		timeout:   DefaultRequestTimeout,
-		bodyLimit: upstream.DefaultBodyLimit,
-	}
+	c := &Client{clock: clock.RealClock{}, timeout: DefaultRequestTimeout}
 	for _, opt := range opts {
 		opt(c)
 	}
-	return c, nil
-}
-
-// parseBaseURL validates baseURL. Its errors quote nothing from it: a URL pasted with
-// credentials in it must not be echoed into a status condition.
-func parseBaseURL(baseURL string) (*url.URL, error) {
-	u, err := url.Parse(baseURL)
+	eng, err := upstream.NewEngine(upstream.EngineConfig{
+		API:        API,
+		BaseURL:    baseURL,
+		HTTPClient: hc,
+		UserAgent:  userAgent,
+		Observer:   c.observe,
+		Clock:      c.clock,
+		Timeout:    c.timeout,
+	})
 	if err != nil {
-		return nil, errors.New("thingspace: base URL does not parse")
+		return nil, err
 	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, errors.New("thingspace: base URL must be an absolute http or https URL")
-	case u.Opaque != "" || u.Host == "":
-		return nil, errors.New("thingspace: base URL must have a host")
-	case u.User != nil:
-		// Secrets never go into URLs: transport errors and proxies print URLs.
-		return nil, errors.New("thingspace: base URL must not carry user info")
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(baseURL, "?#"):
-		return nil, errors.New("thingspace: base URL must not have a query or fragment")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u, nil
-}
-
-// endpointURL joins the base path prefix and an API path that starts with "/".
-func (c *Client) endpointURL(path string) string {
-	u := *c.base
-	u.Path = c.base.Path + path
-	return u.String()
+	c.eng = eng
+	return c, nil
 }

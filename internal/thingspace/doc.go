@@ -1,7 +1,8 @@
 // Package thingspace is the HTTP client for the Verizon ThingSpace API, built on the [doc] and
 // [sdk] facts of the shared wire contract (thingspace-api.md), never on its [guess] ones.
 //
-// One file per API family, all sharing the request helper in request.go:
+// One file per API family, all sending through the request helper in request.go (on the shared
+// upstream.Engine; OAuth2 pieces from upstream/oauth):
 //   - oauth.go: §1, the OAuth2 client-credentials token and its revoke;
 //   - m2m.go: §2, the M2M (UWS) session calls (login, logout, password reset, the accounts
 //     keep-alive), their error classification and the UWS credential rules.

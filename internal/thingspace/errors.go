@@ -1,12 +1,16 @@
 package thingspace
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
+)
 
 // errorBody holds the machine-readable parts of an error response, and nothing else: free text
 // (error_description, fault.message, fault.description, errorMessage) is never even decoded, so
 // it cannot reach an error, a log or a status. Upstreams have echoed credentials in such text.
 type errorBody struct {
-	oauth string // a known OAuth2 error code ("invalid_client"), or ""
+	oauth string // a known OAuth2 error code ("invalid_client", see oauth.ErrorCode), or ""
 	fault string // a gateway fault code, digits only ("900901"), or ""
 	m2m   string // an M2M errorCode shaped like a dotted identifier (see parseM2MCode), or ""
 }
@@ -23,25 +27,6 @@ func (e errorBody) code() string {
 	return e.fault
 }
 
-// knownOAuthErrors is the OAuth2 error vocabulary (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1,
-// RFC 7009 §2.2.1). Only these are copied into errors: an "error" member is upstream-controlled
-// and may hold anything, including an echoed secret that happens to look like a code.
-var knownOAuthErrors = map[string]bool{
-	"invalid_request":           true,
-	"invalid_client":            true,
-	"invalid_grant":             true,
-	"unauthorized_client":       true,
-	"unsupported_grant_type":    true,
-	"invalid_scope":             true,
-	"access_denied":             true,
-	"unsupported_response_type": true,
-	"server_error":              true,
-	"temporarily_unavailable":   true,
-	"invalid_token":             true,
-	"insufficient_scope":        true,
-	"unsupported_token_type":    true,
-}
-
 // maxFaultCodeDigits bounds a fault code; gateway codes are six digits.
 const maxFaultCodeDigits = 9
 
@@ -53,11 +38,7 @@ func parseErrorBody(body []byte) errorBody {
 	if json.Unmarshal(body, &top) != nil {
 		return errorBody{}
 	}
-	var eb errorBody
-	var oauth string
-	if raw, ok := top["error"]; ok && json.Unmarshal(raw, &oauth) == nil && knownOAuthErrors[oauth] {
-		eb.oauth = oauth
-	}
+	eb := errorBody{oauth: oauth.ErrorCode(top["error"])}
 	var fault map[string]json.RawMessage
 	if raw, ok := top["fault"]; ok && json.Unmarshal(raw, &fault) == nil {
 		eb.fault = parseFaultCode(fault["code"])

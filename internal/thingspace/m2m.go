@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/credops/thingspace-operator/internal/upstream"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // §2 of the contract: the Connectivity Management (M2M / UWS) session.
@@ -128,11 +129,11 @@ func (c *Client) Login(ctx context.Context, appToken string, creds UWSCredential
 	var lr struct {
 		SessionToken string `json:"sessionToken"`
 	}
-	if err := json.Unmarshal(resp.body, &lr); err != nil {
-		return "", malformed(EndpointLogin, resp.status, "not a session object", err)
+	if err := json.Unmarshal(resp.Body, &lr); err != nil {
+		return "", malformed(EndpointLogin, resp.Status, "not a session object", err)
 	}
-	if !isTokenValue(lr.SessionToken) {
-		return "", malformed(EndpointLogin, resp.status, "sessionToken missing or unusable", nil)
+	if !oauth.IsTokenValue(lr.SessionToken) {
+		return "", malformed(EndpointLogin, resp.Status, "sessionToken missing or unusable", nil)
 	}
 	return lr.SessionToken, nil
 }
@@ -180,14 +181,14 @@ func (c *Client) ResetPassword(ctx context.Context, appToken, session, oldPasswo
 	var rr struct {
 		NewPassword string `json:"newPassword"`
 	}
-	if err := json.Unmarshal(resp.body, &rr); err != nil {
-		return "", resetLost(resp.status, err)
+	if err := json.Unmarshal(resp.Body, &rr); err != nil {
+		return "", resetLost(resp.Status, err)
 	}
 	// U+FFFD is what JSON decoding makes of bytes that are not UTF-8: the password as sent is
 	// not the one decoded.
 	if passwordArgProblem(rr.NewPassword) != "" || len(rr.NewPassword) > maxPasswordBytes ||
 		strings.ContainsRune(rr.NewPassword, utf8.RuneError) {
-		return "", resetLost(resp.status, nil)
+		return "", resetLost(resp.Status, nil)
 	}
 	return rr.NewPassword, nil
 }
@@ -330,13 +331,7 @@ func IsLoginRejected(err error) bool {
 
 // checkHeaderToken refuses a token that is empty or cannot be sent as a header value as is.
 func checkHeaderToken(endpoint, what, v string) error {
-	switch {
-	case v == "":
-		return upstream.NewError(API, endpoint, 0, upstream.Invalid, what+" is empty", nil)
-	case !isTokenValue(v):
-		return upstream.NewError(API, endpoint, 0, upstream.Invalid, what+" is not a valid header value", nil)
-	}
-	return nil
+	return oauth.CheckTokenArg(API, endpoint, what, v)
 }
 
 func checkSessionArgs(endpoint, appToken, session string) error {
@@ -529,23 +524,25 @@ func hasCommonSequence(p string) bool {
 
 // String renders the username and a redacted password.
 func (c UWSCredentials) String() string {
-	return "{Username:" + c.Username + " Password:" + mask(c.Password) + "}"
+	return "{Username:" + c.Username + " Password:" + upstream.Redact(c.Password) + "}"
 }
 
 // GoString serves %#v.
 func (c UWSCredentials) GoString() string {
-	return "thingspace.UWSCredentials{Username:" + strconv.Quote(c.Username) + ", Password:" + strconv.Quote(mask(c.Password)) + "}"
+	return "thingspace.UWSCredentials{Username:" + strconv.Quote(c.Username) + ", Password:" + strconv.Quote(upstream.Redact(c.Password)) + "}"
 }
 
-// Format makes every fmt verb go through the redacted forms (see Credentials.Format).
-func (c UWSCredentials) Format(f fmt.State, verb rune) { format(f, verb, c.String(), c.GoString()) }
+// Format makes every fmt verb go through the redacted forms (see upstream.FormatRedacted).
+func (c UWSCredentials) Format(f fmt.State, verb rune) {
+	upstream.FormatRedacted(f, verb, c.String(), c.GoString())
+}
 
 // MarshalJSON redacts the password, so json.Marshal cannot be used to store UWSCredentials.
 func (c UWSCredentials) MarshalJSON() ([]byte, error) { return json.Marshal(c.redacted()) }
 
 // LogValue serves log/slog.
 func (c UWSCredentials) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("username", c.Username), slog.String("password", mask(c.Password)))
+	return slog.GroupValue(slog.String("username", c.Username), slog.String("password", upstream.Redact(c.Password)))
 }
 
 // MarshalLog serves logr.
@@ -557,5 +554,5 @@ type redactedUWSCredentials struct {
 }
 
 func (c UWSCredentials) redacted() redactedUWSCredentials {
-	return redactedUWSCredentials{Username: c.Username, Password: mask(c.Password)}
+	return redactedUWSCredentials{Username: c.Username, Password: upstream.Redact(c.Password)}
 }

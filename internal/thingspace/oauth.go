@@ -2,16 +2,12 @@ package thingspace
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/credops/thingspace-operator/internal/upstream"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // §1 of the contract: OAuth2 client credentials against the ThingSpace gateway.
@@ -28,15 +24,14 @@ const (
 	formContentType = "application/x-www-form-urlencoded"
 )
 
-// maxExpiresInSeconds rejects absurd lifetimes (the documented one is an hour) before they
-// become a time.Duration; renewal policy beyond that is the controller's.
-const maxExpiresInSeconds = math.MaxInt32
-
 // Credentials are a ThingSpace app key and secret. Every way of printing them (fmt verbs,
 // JSON, slog, logr) redacts Secret; only the Authorization header of a request carries it.
-type Credentials struct {
-	Key, Secret string
-}
+type Credentials = oauth.Credentials[credentialsName]
+
+// credentialsName makes %#v of Credentials read "thingspace.Credentials{...}".
+type credentialsName struct{}
+
+func (credentialsName) GoName() string { return "thingspace.Credentials" }
 
 // Token is an issued ThingSpace access token. Every way of printing it redacts AccessToken.
 type Token struct {
@@ -60,7 +55,7 @@ type Token struct {
 // credentials that cannot be encoded; the latter is refused without a request), Transient for
 // network failures, timeouts, 408, 429, 5xx and a malformed 2xx body.
 func (c *Client) Token(ctx context.Context, creds Credentials, scope string) (Token, error) {
-	if err := creds.validate(EndpointToken); err != nil {
+	if err := creds.Validate(API, EndpointToken); err != nil {
 		return Token{}, err
 	}
 	form := url.Values{"grant_type": {"client_credentials"}}
@@ -71,7 +66,7 @@ func (c *Client) Token(ctx context.Context, creds Credentials, scope string) (To
 		endpoint:    EndpointToken,
 		method:      http.MethodPost,
 		path:        tokenPath,
-		header:      http.Header{"Authorization": {creds.basic()}},
+		header:      http.Header{"Authorization": {creds.BasicAuth()}},
 		contentType: formContentType,
 		body:        []byte(form.Encode()),
 		readBody:    true,
@@ -87,7 +82,7 @@ func (c *Client) Token(ctx context.Context, creds Credentials, scope string) (To
 // makes the next Token call return a new token. Any 2xx is success; the response's headers and
 // body are undocumented and ignored. Errors are classified as for Token.
 func (c *Client) Revoke(ctx context.Context, creds Credentials, token string) error {
-	if err := creds.validate(EndpointRevoke); err != nil {
+	if err := creds.Validate(API, EndpointRevoke); err != nil {
 		return err
 	}
 	if token == "" {
@@ -98,7 +93,7 @@ func (c *Client) Revoke(ctx context.Context, creds Credentials, token string) er
 		endpoint:    EndpointRevoke,
 		method:      http.MethodPost,
 		path:        revokePath,
-		header:      http.Header{"Authorization": {creds.basic()}},
+		header:      http.Header{"Authorization": {creds.BasicAuth()}},
 		contentType: formContentType,
 		body:        []byte(form.Encode()),
 		classify:    classifyOAuth,
@@ -106,130 +101,22 @@ func (c *Client) Revoke(ctx context.Context, creds Credentials, token string) er
 	return err
 }
 
-// classifyOAuth sorts the error responses of the token and revoke endpoints. Any 401 or 403 here
-// is about the Basic credentials (gateway faults 900901/900902 included), since these
+// classifyOAuth sorts the error responses of the token and revoke endpoints: the shared OAuth2
+// classification (oauth.Classify), where a 400 with gateway fault 900901 or 900902 is Rejected
+// too. Any 401 or 403 here is about the Basic credentials (gateway faults included), since these
 // endpoints take no Bearer token.
 func classifyOAuth(status int, eb errorBody) upstream.Kind {
-	switch {
-	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
-		return upstream.Transient
-	case eb.oauth == "server_error", eb.oauth == "temporarily_unavailable":
-		return upstream.Transient
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	kind := oauth.Classify(status, eb.oauth)
+	if kind == upstream.Invalid && status == http.StatusBadRequest && (eb.fault == "900901" || eb.fault == "900902") {
 		return upstream.Rejected
-	case status == http.StatusBadRequest:
-		switch {
-		case eb.oauth == "invalid_client", eb.oauth == "unauthorized_client", eb.oauth == "invalid_grant",
-			eb.fault == "900901", eb.fault == "900902":
-			return upstream.Rejected
-		}
-		return upstream.Invalid // invalid_request, invalid_scope, unsupported_grant_type, no code
-	case status == http.StatusNotFound, status == http.StatusMethodNotAllowed:
-		return upstream.Invalid // wrong base URL or path prefix: retrying cannot help
-	default:
-		return upstream.Unknown // 3xx (redirects are not followed) and other 4xx
 	}
+	return kind
 }
 
-// tokenResponse is the 200 body. expires_in stays raw to check its type by hand.
-type tokenResponse struct {
-	AccessToken string          `json:"access_token"`
-	TokenType   string          `json:"token_type"`
-	ExpiresIn   json.RawMessage `json:"expires_in"`
-	Scope       string          `json:"scope"`
-}
-
-func parseToken(resp response) (Token, error) {
-	var tr tokenResponse
-	if err := json.Unmarshal(resp.body, &tr); err != nil {
-		return Token{}, malformed(EndpointToken, resp.status, "not a token object", err)
-	}
-	if !isTokenValue(tr.AccessToken) {
-		return Token{}, malformed(EndpointToken, resp.status, "access_token missing or unusable", nil)
-	}
-	secs, ok := parseExpiresIn(tr.ExpiresIn)
-	if !ok {
-		return Token{}, malformed(EndpointToken, resp.status, "expires_in missing or not a positive integer", nil)
-	}
-	t := Token{
-		AccessToken: tr.AccessToken,
-		TokenType:   tr.TokenType,
-		Scope:       tr.Scope,
-		ExpiresIn:   time.Duration(secs) * time.Second,
-	}
-	if t.TokenType == "" {
-		t.TokenType = "Bearer"
-	}
-	return t, nil
-}
-
-// isTokenValue reports whether s can go into an Authorization header as is: non-empty printable
-// ASCII without spaces. Anything else would break, or inject into, the header it is sent in.
-func isTokenValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// parseExpiresIn accepts a positive integer: a JSON number (documented), or, tolerated, an
-// integral float ("3600.0") or a quoted integer ("3600") as some gateways send.
-func parseExpiresIn(raw json.RawMessage) (int64, bool) {
-	s := strings.TrimSpace(string(raw))
-	if len(s) >= 2 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
+func parseToken(resp upstream.Response) (Token, error) {
+	tr, err := oauth.ParseTokenResponse(API, EndpointToken, resp)
 	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || f != math.Trunc(f) || f < 1 || f > maxExpiresInSeconds {
-			return 0, false
-		}
-		n = int64(f)
+		return Token{}, err
 	}
-	if n < 1 || n > maxExpiresInSeconds {
-		return 0, false
-	}
-	return n, true
-}
-
-// validate refuses credentials that cannot be sent as HTTP Basic: an empty part, a colon in the
-// key (RFC 7617: it would split differently on the server), control characters.
-func (c Credentials) validate(endpoint string) error {
-	var reason string
-	switch {
-	case c.Key == "":
-		reason = "credentials: key is empty"
-	case c.Secret == "":
-		reason = "credentials: secret is empty"
-	case strings.Contains(c.Key, ":"):
-		reason = "credentials: key contains a colon"
-	case hasControl(c.Key) || hasControl(c.Secret):
-		reason = "credentials: key or secret contains control characters"
-	default:
-		return nil
-	}
-	return upstream.NewError(API, endpoint, 0, upstream.Invalid, reason, nil)
-}
-
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < ' ' || s[i] == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// basic is the Authorization header value: base64(key:secret), as the contract documents
-// (no form-encoding of the parts).
-func (c Credentials) basic() string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Key+":"+c.Secret))
+	return Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, Scope: tr.Scope, ExpiresIn: tr.ExpiresIn}, nil
 }

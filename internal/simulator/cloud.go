@@ -307,7 +307,7 @@ func (c *cloud) token(w http.ResponseWriter, r *http.Request) {
 		tokens cloudTokens
 		failed string // invalid_grant description
 	)
-	switch gt := form.Get("grant_type"); gt {
+	switch form.Get("grant_type") {
 	case "authorization_code":
 		code, redirectURI := form.Get("code"), form.Get("redirect_uri")
 		if code == "" || redirectURI == "" {
@@ -374,70 +374,73 @@ func (c *cloud) app(id string) (CloudApp, bool) {
 	return app, ok
 }
 
+// grant runs one token grant under the lock. check returns the grant to
+// issue new tokens to, having used up what was redeemed, or why not; a
+// refusal is counted as an invalid grant.
+func (c *cloud) grant(check func(now time.Time) (*cloudGrant, string)) (cloudTokens, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	g, failed := check(now)
+	if failed != "" {
+		c.counts.InvalidGrants++
+		return cloudTokens{}, failed
+	}
+	return c.issueLocked(g, now), ""
+}
+
 // redeemCode exchanges a code for the grant's first tokens, or returns why
 // not. A code presented by another client or with another redirect_uri is
 // refused without being used up: the rightful client may still redeem it.
 func (c *cloud) redeemCode(clientID, code, redirectURI string) (cloudTokens, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
-	cd := c.codes[code]
-	var failed string
-	switch {
-	case cd == nil:
-		failed = "The authorization code is not valid."
-	case cd.grant.clientID != clientID:
-		failed = "The authorization code was issued to another client."
-	case cd.used:
-		c.counts.CodeReuses++
-		failed = "The authorization code has already been used."
-	case cd.grant.revoked:
-		failed = "The authorization has been revoked."
-	case !now.Before(cd.expires):
-		failed = "The authorization code has expired."
-	case cd.redirectURI != redirectURI:
-		failed = "redirect_uri does not match the one used to obtain the code."
-	}
-	if failed != "" {
-		c.counts.InvalidGrants++
-		return cloudTokens{}, failed
-	}
-	cd.used = true
-	c.counts.CodeExchanges++
-	return c.issueLocked(cd.grant, now), ""
+	return c.grant(func(now time.Time) (*cloudGrant, string) {
+		cd := c.codes[code]
+		switch {
+		case cd == nil:
+			return nil, "The authorization code is not valid."
+		case cd.grant.clientID != clientID:
+			return nil, "The authorization code was issued to another client."
+		case cd.used:
+			c.counts.CodeReuses++
+			return nil, "The authorization code has already been used."
+		case cd.grant.revoked:
+			return nil, "The authorization has been revoked."
+		case !now.Before(cd.expires):
+			return nil, "The authorization code has expired."
+		case cd.redirectURI != redirectURI:
+			return nil, "redirect_uri does not match the one used to obtain the code."
+		}
+		cd.used = true
+		c.counts.CodeExchanges++
+		return cd.grant, ""
+	})
 }
 
 // rotate trades a live refresh token for new tokens and retires it.
 func (c *cloud) rotate(clientID, token string) (cloudTokens, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.clock.Now()
-	rt := c.refresh[token]
-	var failed string
-	switch {
-	case rt == nil:
-		failed = "The refresh token is not valid."
-	case rt.grant.clientID != clientID:
-		failed = "The refresh token was issued to another client."
-	case rt.rotated:
-		// Checked before revocation and expiry: a client presenting a
-		// superseded token has a bug whatever else happened since.
-		c.counts.RefreshTokenReuses++
-		failed = "The refresh token has already been used."
-	case rt.grant.revoked:
-		failed = "The refresh token has been revoked."
-	case !now.Before(rt.expires):
-		failed = "The refresh token has expired."
-	}
-	if failed != "" {
-		c.counts.InvalidGrants++
-		return cloudTokens{}, failed
-	}
-	// [doc] the old refresh token stops working; access tokens already issued
-	// live out their own lifetime.
-	rt.rotated = true
-	c.counts.Refreshes++
-	return c.issueLocked(rt.grant, now), ""
+	return c.grant(func(now time.Time) (*cloudGrant, string) {
+		rt := c.refresh[token]
+		switch {
+		case rt == nil:
+			return nil, "The refresh token is not valid."
+		case rt.grant.clientID != clientID:
+			return nil, "The refresh token was issued to another client."
+		case rt.rotated:
+			// Checked before revocation and expiry: a client presenting a
+			// superseded token has a bug whatever else happened since.
+			c.counts.RefreshTokenReuses++
+			return nil, "The refresh token has already been used."
+		case rt.grant.revoked:
+			return nil, "The refresh token has been revoked."
+		case !now.Before(rt.expires):
+			return nil, "The refresh token has expired."
+		}
+		// [doc] the old refresh token stops working; access tokens already
+		// issued live out their own lifetime.
+		rt.rotated = true
+		c.counts.Refreshes++
+		return rt.grant, ""
+	})
 }
 
 func (c *cloud) issueLocked(g *cloudGrant, now time.Time) cloudTokens {

@@ -92,18 +92,24 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"bad listen", []string{"--listen", "not-an-address"}, "not-an-address"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr strings.Builder
-			err := run(context.Background(), tt.args, &stdout, &stderr)
-			if err == nil || !strings.Contains(err.Error()+stderr.String(), tt.want) {
-				t.Fatalf("err %v (stderr %q), want mention of %q", err, stderr.String(), tt.want)
-			}
-			if stdout.Len() != 0 {
-				t.Fatalf("printed %q to stdout before failing", stdout.String())
-			}
-			if strings.Contains(err.Error()+stderr.String(), "SECRET") {
-				t.Fatalf("secret echoed: %v / %s", err, stderr.String())
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expectRunFails(t, tt.args, tt.want) })
+	}
+}
+
+// expectRunFails runs the binary's loop with args and insists that it fails
+// before printing its address, with an error or usage mentioning want, and
+// without echoing any value containing "SECRET".
+func expectRunFails(t *testing.T, args []string, want string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	err := run(context.Background(), args, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error()+stderr.String(), want) {
+		t.Fatalf("err %v (stderr %q), want mention of %q", err, stderr.String(), want)
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("printed %q to stdout before failing", stdout.String())
+	}
+	if strings.Contains(err.Error()+stderr.String(), "SECRET") {
+		t.Fatalf("secret echoed: %v / %s", err, stderr.String())
 	}
 }

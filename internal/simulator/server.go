@@ -63,7 +63,8 @@ type Config struct {
 	CloudTokenResponseDelay time.Duration
 }
 
-// Server simulates the ThingSpace API. It is safe for concurrent use.
+// Server simulates the ThingSpace and Verizon Cloud APIs. It is safe for
+// concurrent use.
 type Server struct {
 	clock clock.Clock
 	mux   *http.ServeMux
@@ -120,8 +121,8 @@ func New(cfg Config) *Server {
 }
 
 // ServeHTTP applies latency and fault injection to /api/... and /cloud/...
-// requests, counts
-// every non-admin request by route and status, and dispatches to the mux.
+// requests, counts every non-admin request by route and status, and
+// dispatches to the mux.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isAdminPath(r.URL.Path) {
 		// Admin traffic is the test harness talking to us, not the client under

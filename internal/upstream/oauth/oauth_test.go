@@ -229,3 +229,26 @@ func TestParseTokenResponse(t *testing.T) {
 		})
 	}
 }
+
+func TestGrantValueChecks(t *testing.T) {
+	for v, want := range map[string]bool{
+		"code-123._~+/=": true,
+		"a b":            true, // VSCHAR includes the space
+		"":               false,
+		"a\n":            false,
+		"a\tb":           false,
+		"é":              false,
+		"a\x7f":          false,
+	} {
+		if IsVSChars(v) != want {
+			t.Errorf("IsVSChars(%q) = %v", v, !want)
+		}
+		err := CheckGrantArg("api", "ep", "refresh token", v)
+		if (err == nil) != want || err != nil && !upstream.IsInvalid(err) {
+			t.Errorf("CheckGrantArg(%q) = %v", v, err)
+		}
+		if err != nil && v != "" && strings.Contains(err.Error(), v) {
+			t.Errorf("CheckGrantArg(%q) quotes the value: %v", v, err)
+		}
+	}
+}

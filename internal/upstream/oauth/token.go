@@ -28,15 +28,37 @@ func IsTokenValue(s string) bool {
 	return true
 }
 
+// IsVSChars reports whether s is 1*VSCHAR (RFC 6749 Appendix A: printable ASCII, space
+// included), the syntax of an authorization code and of a refresh token.
+func IsVSChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // CheckTokenArg refuses a token argument that is empty or cannot be sent as a header value as
 // is (see IsTokenValue), before anything is sent: an Invalid *upstream.Error with no status whose
 // message names what ("app token", "access token") and never quotes the value.
 func CheckTokenArg(api, endpoint, what, v string) error {
+	return checkArg(api, endpoint, what, v, IsTokenValue, "is not a valid header value")
+}
+
+// CheckGrantArg refuses an authorization code or refresh token argument that is empty or not
+// 1*VSCHAR (see IsVSChars), like CheckTokenArg. A stray newline from a Secret would otherwise
+// spend the grant on an invalid_grant.
+func CheckGrantArg(api, endpoint, what, v string) error {
+	return checkArg(api, endpoint, what, v, IsVSChars, "contains characters a token cannot hold")
+}
+
+func checkArg(api, endpoint, what, v string, valid func(string) bool, problem string) error {
 	switch {
 	case v == "":
 		return upstream.NewError(api, endpoint, 0, upstream.Invalid, what+" is empty", nil)
-	case !IsTokenValue(v):
-		return upstream.NewError(api, endpoint, 0, upstream.Invalid, what+" is not a valid header value", nil)
+	case !valid(v):
+		return upstream.NewError(api, endpoint, 0, upstream.Invalid, what+" "+problem, nil)
 	}
 	return nil
 }

@@ -5,59 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/credops/thingspace-operator/internal/upstream/upstreamtest"
 )
 
 var engineNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-type observed struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (o *observed) observe(endpoint, code string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.calls = append(o.calls, endpoint+" "+code)
-}
-
-func (o *observed) expect(t *testing.T, want ...string) {
+func newTestEngine(t *testing.T, baseURL string, hc *http.Client, timeout time.Duration) (*Engine, *upstreamtest.Recorder) {
 	t.Helper()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if fmt.Sprint(o.calls) != fmt.Sprint(want) {
-		t.Errorf("observed %q, want %q", o.calls, want)
-	}
-}
-
-func quietServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func newTestEngine(t *testing.T, baseURL string, hc *http.Client, timeout time.Duration) (*Engine, *observed) {
-	t.Helper()
-	obs := &observed{}
+	obs := &upstreamtest.Recorder{}
 	e, err := NewEngine(EngineConfig{
 		API:        "api",
 		BaseURL:    baseURL,
 		HTTPClient: hc,
 		UserAgent:  "test-agent",
-		Observer:   obs.observe,
+		Observer:   obs.Observe,
 		Clock:      testingclock.NewFakePassiveClock(engineNow),
 		Timeout:    timeout,
 	})
@@ -83,7 +52,7 @@ func (c *classifyAll) classify(status int, body []byte) (string, Kind) {
 func TestEngineSuccess(t *testing.T) {
 	var seen *http.Request
 	var seenBody string
-	srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := upstreamtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		seen, seenBody = r, string(b)
 		w.Header().Set("X-Answer", "yes")
@@ -124,7 +93,7 @@ func TestEngineSuccess(t *testing.T) {
 	if cl.called != 0 {
 		t.Error("a 2xx was classified")
 	}
-	obs.expect(t, "ep 200")
+	obs.Expect(t, "ep 200")
 
 	// Without ReadBody a 2xx is success whatever its body, and the body is not returned.
 	resp, err = e.Do(t.Context(), Request{Endpoint: "ep", Method: http.MethodGet, Path: "/x", Classify: cl.classify})
@@ -134,7 +103,7 @@ func TestEngineSuccess(t *testing.T) {
 	if seen.Header.Get("Content-Type") != "" {
 		t.Error("Content-Type set without a content type")
 	}
-	obs.expect(t, "ep 200", "ep 200")
+	obs.Expect(t, "ep 200", "ep 200")
 }
 
 func TestEngineErrorResponse(t *testing.T) {
@@ -156,7 +125,7 @@ func TestEngineErrorResponse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var followed atomic.Bool
-			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := upstreamtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/elsewhere" {
 					followed.Store(true)
 					return
@@ -193,14 +162,14 @@ func TestEngineErrorResponse(t *testing.T) {
 			if followed.Load() || hc.CheckRedirect != nil {
 				t.Error("redirect followed, or the caller's client changed")
 			}
-			obs.expect(t, fmt.Sprintf("ep %d", tt.status))
+			obs.Expect(t, fmt.Sprintf("ep %d", tt.status))
 		})
 	}
 }
 
 func TestEngine2xxBodyProblems(t *testing.T) {
 	t.Run("too large is malformed", func(t *testing.T) {
-		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := upstreamtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, strings.Repeat("x", int(DefaultBodyLimit)+1))
 		}))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 0)
@@ -212,42 +181,25 @@ func TestEngine2xxBodyProblems(t *testing.T) {
 		if ue.Unanswered {
 			t.Error("a 2xx that arrived in full is not Unanswered")
 		}
-		obs.expect(t, "ep 200")
+		obs.Expect(t, "ep 200")
 	})
 	t.Run("cut off is an unanswered transport error", func(t *testing.T) {
-		srv := quietServer(t, hijack(func(rw io.Writer) {
-			_, _ = io.WriteString(rw, "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"a\":")
-		}))
+		srv := upstreamtest.NewServer(t, upstreamtest.Raw(t, "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"a\":"))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 0)
 		_, err := e.Do(t.Context(), Request{Endpoint: "ep", Method: http.MethodPost, Path: "/", Body: []byte("x"), ReadBody: true})
 		ue, ok := errors.AsType[*Error](err)
 		if !ok || ue.Kind != Transient || ue.StatusCode != 0 || !ue.Unanswered || !IsUnanswered(err) {
 			t.Fatalf("err = %#v", err)
 		}
-		obs.expect(t, "ep error")
+		obs.Expect(t, "ep error")
 	})
-}
-
-// hijack answers with what write writes on the raw connection, after reading the request in
-// full, and closes it.
-func hijack(write func(io.Writer)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		write(buf)
-		_ = buf.Flush()
-	}
 }
 
 func TestEngineUnanswered(t *testing.T) {
 	post := Request{Endpoint: "ep", Method: http.MethodPost, Path: "/", Body: []byte("grant_type=refresh_token"), ReadBody: true}
 
 	t.Run("connection closed after the request was read", func(t *testing.T) {
-		srv := quietServer(t, hijack(func(io.Writer) {}))
+		srv := upstreamtest.NewServer(t, upstreamtest.Raw(t, ""))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 0)
 		_, err := e.Do(t.Context(), post)
 		if !IsUnanswered(err) || !IsTransient(err) {
@@ -256,42 +208,30 @@ func TestEngineUnanswered(t *testing.T) {
 		if !strings.Contains(fmt.Sprintf("%#v", err), "Unanswered:true") {
 			t.Errorf("%%#v does not show Unanswered: %#v", err)
 		}
-		obs.expect(t, "ep error")
+		obs.Expect(t, "ep error")
 	})
 
 	t.Run("timeout after the request was written", func(t *testing.T) {
-		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.Copy(io.Discard, r.Body)
-			select {
-			case <-r.Context().Done():
-			case <-time.After(10 * time.Second):
-			}
-		}))
+		srv := upstreamtest.NewServer(t, http.HandlerFunc(upstreamtest.Block))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 50*time.Millisecond)
 		_, err := e.Do(t.Context(), post)
 		if !IsUnanswered(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %#v, want an Unanswered timeout", err)
 		}
-		obs.expect(t, "ep error")
+		obs.Expect(t, "ep error")
 	})
 
 	t.Run("connection refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		e, obs := newTestEngine(t, "http://"+addr, nil, 0)
-		_, err = e.Do(t.Context(), post)
+		e, obs := newTestEngine(t, upstreamtest.RefusedURL(t), nil, 0)
+		_, err := e.Do(t.Context(), post)
 		if !IsTransient(err) || IsUnanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
-		obs.expect(t, "ep error")
+		obs.Expect(t, "ep error")
 	})
 
 	t.Run("connection closed while the request is written", func(t *testing.T) {
-		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := upstreamtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			// Close without reading the body: the client's write fails part way.
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
@@ -305,11 +245,11 @@ func TestEngineUnanswered(t *testing.T) {
 		if !IsTransient(err) || IsUnanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
-		obs.expect(t, "ep error")
+		obs.Expect(t, "ep error")
 	})
 
 	t.Run("canceled before sending", func(t *testing.T) {
-		srv := quietServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		srv := upstreamtest.NewServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		e, _ := newTestEngine(t, srv.URL, srv.Client(), 0)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -327,7 +267,7 @@ func TestEngineUnanswered(t *testing.T) {
 	})
 
 	t.Run("error response", func(t *testing.T) {
-		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+		srv := upstreamtest.NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
 		e, _ := newTestEngine(t, srv.URL, srv.Client(), 0)
 		r := post
 		r.Classify = func(int, []byte) (string, Kind) { return "", Transient }

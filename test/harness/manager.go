@@ -18,10 +18,15 @@ type ManagerConfig struct {
 	Binary string
 	// Kubeconfig is the kubeconfig file the manager uses (passed as KUBECONFIG).
 	Kubeconfig string
-	// Args are passed after the harness's own flags (metrics and probe addresses on free ports of
-	// 127.0.0.1, --allow-insecure-endpoints, --leader-elect=false). Do not override the addresses: the
-	// harness reads them.
+	// Args are passed after the harness's own flags (metrics, probe and OAuth2 callback addresses on
+	// free ports of 127.0.0.1, --allow-insecure-endpoints, --leader-elect=false). Do not override the
+	// addresses: the harness reads them.
 	Args []string
+	// CallbackAddr is the host:port the manager serves GET /oauth2/callback on
+	// (--oauth-callback-bind-address); empty means a free port of 127.0.0.1. Choose it beforehand (see
+	// FreeAddr) when something started earlier must know the callback URL, such as a simulator's
+	// registered Verizon Cloud app.
+	CallbackAddr string
 	// LeaderElect turns leader election on. The manager has no flag for the lease's namespace and
 	// controller-runtime only finds one in a pod, so for now a manager started this way outside a
 	// cluster exits at once ("unable to find leader election namespace").
@@ -33,6 +38,9 @@ type ManagerConfig struct {
 	ReadyTimeout time.Duration
 }
 
+// CallbackPath is where the manager serves the OAuth2 callback of CloudAuthorizations.
+const CallbackPath = "/oauth2/callback"
+
 // Manager is a running manager process.
 type Manager struct {
 	// LogPath holds everything the manager printed, over all its runs.
@@ -41,6 +49,9 @@ type Manager struct {
 	MetricsURL string
 	// ProbeURL is the base of the health probes, e.g. http://127.0.0.1:41235 (+ /readyz, /healthz).
 	ProbeURL string
+	// CallbackURL is the manager's OAuth2 callback, e.g. http://127.0.0.1:41236/oauth2/callback: the
+	// callbackURL of a CloudAuthorization and the Callback URL a simulator's Cloud app is registered with.
+	CallbackURL string
 
 	cfg  ManagerConfig
 	args []string
@@ -71,6 +82,12 @@ func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	callbackAddr := c.CallbackAddr
+	if callbackAddr == "" {
+		if callbackAddr, err = FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
 	log, err := openLog(c.LogPath, "thingspace-manager-*.log")
 	if err != nil {
 		return nil, err
@@ -79,13 +96,15 @@ func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
 	probeAddr := "127.0.0.1:" + strconv.Itoa(probePort)
 	m := &Manager{
-		LogPath:    log.Name(),
-		MetricsURL: "http://" + metricsAddr + "/metrics",
-		ProbeURL:   "http://" + probeAddr,
-		cfg:        c,
+		LogPath:     log.Name(),
+		MetricsURL:  "http://" + metricsAddr + "/metrics",
+		ProbeURL:    "http://" + probeAddr,
+		CallbackURL: "http://" + callbackAddr + CallbackPath,
+		cfg:         c,
 		args: append([]string{
 			"--metrics-bind-address", metricsAddr,
 			"--health-probe-bind-address", probeAddr,
+			"--oauth-callback-bind-address", callbackAddr,
 			"--allow-insecure-endpoints",
 			"--leader-elect=" + strconv.FormatBool(c.LeaderElect),
 		}, c.Args...),
@@ -136,6 +155,25 @@ func (m *Manager) start(ctx context.Context) error {
 // Stop ends the manager with SIGTERM (SIGKILL after a grace period) and waits for it. It returns an
 // error when the manager exited unsuccessfully.
 func (m *Manager) Stop() error {
+	p := m.current()
+	if p == nil {
+		return nil
+	}
+	return p.stop()
+}
+
+// Kill ends the manager with SIGKILL at once, as a node failure or the OOM killer would: nothing it had
+// in flight completes. It waits for the process to be gone; start it again with Start.
+func (m *Manager) Kill() error {
+	p := m.current()
+	if p == nil {
+		return nil
+	}
+	return p.kill()
+}
+
+// current returns the manager process, after sampling its peak RSS for PeakRSS.
+func (m *Manager) current() *process {
 	m.mu.Lock()
 	p := m.proc
 	m.mu.Unlock()
@@ -147,7 +185,7 @@ func (m *Manager) Stop() error {
 		m.lastHWM = hwm
 		m.mu.Unlock()
 	}
-	return p.stop()
+	return p
 }
 
 // Restart stops the manager and starts it again with the same flags, ports and log file, and waits

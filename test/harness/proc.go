@@ -13,8 +13,11 @@ import (
 	"time"
 )
 
-// stopGrace is how long a process may take to exit after SIGTERM before it is killed.
-const stopGrace = 15 * time.Second
+// stopGrace is how long a process may take to exit after SIGTERM before it is killed. It outlasts the
+// manager's own graceful shutdown (max(30s, --upstream-timeout + 15s), so that a refresh in flight at
+// SIGTERM is completed and stored) for any --upstream-timeout up to 25s: a manager that is slow but
+// within its bound is never turned into a killed one by the harness.
+const stopGrace = 45 * time.Second
 
 // process is a child process whose output is appended to a log file.
 type process struct {
@@ -76,6 +79,17 @@ func (p *process) stop() error {
 	}
 }
 
+// kill sends SIGKILL and waits for the process to be gone. A process killed this way is not an error;
+// one that had already exited reports its exit error.
+func (p *process) kill() error {
+	if p.exited() {
+		return p.exitErr()
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return nil
+}
+
 func (p *process) exitErr() error {
 	if p.err == nil {
 		return nil
@@ -111,6 +125,15 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr returns "127.0.0.1:<port>" with a port that was free a moment ago.
+func FreeAddr() (string, error) {
+	port, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
 }
 
 // procStatusBytes reads a "<Field>:   123 kB" line of /proc/<pid>/status, in bytes.

@@ -3,11 +3,13 @@
 // status conditions, events, and the calls that reached the upstream.
 //
 // TestMain builds both binaries (or takes E2E_MANAGER_BIN / E2E_SIM_BIN), starts the control plane, a
-// shared simulator with short-lived tokens and one manager for the whole suite. Tests that count
+// shared simulator with short-lived tokens and one manager for the whole suite (its OAuth2 callback on
+// a free local port, harness.Manager.CallbackURL, and a short --upstream-timeout). Tests that count
 // upstream calls start a simulator of their own, so their counts are theirs alone and they can run in
-// parallel. The restart test is the only serial one: it restarts the shared manager. After all tests,
-// TestMain checks the manager's log, every Event and every ThingSpaceApp status seen for app secrets,
-// issued tokens and credential headers; a finding fails the run.
+// parallel. The restart tests are the only serial ones: they restart (or kill) the shared manager.
+// After all tests, TestMain checks the manager's log, every Event and every ThingSpaceApp, M2MSession
+// and CloudAuthorization status seen for app secrets, issued tokens, authorization codes and credential
+// headers; a finding fails the run.
 //
 // kube-apiserver and etcd come from KUBEBUILDER_ASSETS, else <repo>/bin/k8s (make envtest). Without
 // them the suite fails: it is never skipped.
@@ -45,6 +47,11 @@ const lifetime = 4 * time.Second
 
 // longLifetime is for simulators whose tokens must not expire during a test.
 const longLifetime = "1h"
+
+// upstreamTimeout is the manager's --upstream-timeout: short, so that a refresh interrupted by a killed
+// manager is given up on (after upstreamTimeout + 5s) within a test's time, and so that the manager's
+// graceful shutdown stays well inside the harness's grace period.
+const upstreamTimeout = 3 * time.Second
 
 var (
 	k8s     client.Client
@@ -106,7 +113,7 @@ func runSuite(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e: leak check could not run:", err)
 		code = 1
 	} else if len(leaks) > 0 {
-		fmt.Fprintln(os.Stderr, "--- FAIL: leak check (manager log, Events, ThingSpaceApp statuses)")
+		fmt.Fprintln(os.Stderr, "--- FAIL: leak check (manager log, Events, statuses)")
 		for _, l := range leaks {
 			fmt.Fprintln(os.Stderr, "    found", l)
 		}
@@ -155,7 +162,7 @@ func setUp() error {
 		Binary:     b.mgr,
 		Kubeconfig: cp.KubeconfigPath,
 		// Debug logging: the more the manager says, the more the leak check sees.
-		Args:    []string{"--zap-log-level=debug"},
+		Args:    []string{"--zap-log-level=debug", "--upstream-timeout=" + upstreamTimeout.String()},
 		LogPath: filepath.Join(workDir, "manager.log"),
 	}.Start(ctx)
 	return err
@@ -212,9 +219,16 @@ func checkLeaks() ([]harness.Leak, error) {
 	for i := range apps.Items {
 		collectStatus(&apps.Items[i])
 	}
+	clouds := &v1alpha1.CloudAuthorizationList{}
+	if err := k8s.List(ctx, clouds); err != nil {
+		return nil, fmt.Errorf("list CloudAuthorizations: %w", err)
+	}
+	for i := range clouds.Items {
+		collectCloudStatus(&clouds.Items[i])
+	}
 	statusesMu.Lock()
 	for _, s := range statuses {
-		leaks = append(leaks, sensitive.Scan("a ThingSpaceApp status", s)...)
+		leaks = append(leaks, sensitive.Scan("a status", s)...)
 	}
 	n := len(statuses)
 	statusesMu.Unlock()
@@ -230,6 +244,13 @@ func collectStatus(app *v1alpha1.ThingSpaceApp) {
 	statusesMu.Unlock()
 }
 
+func collectCloudStatus(ca *v1alpha1.CloudAuthorization) {
+	b, _ := json.Marshal(ca.Status)
+	statusesMu.Lock()
+	statuses = append(statuses, string(b))
+	statusesMu.Unlock()
+}
+
 func randHex(n int) string {
 	b := make([]byte, (n+1)/2)
 	_, _ = rand.Read(b)
@@ -238,9 +259,10 @@ func randHex(n int) string {
 
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// newNamespace creates a namespace for t. Cleanup records the statuses of its ThingSpaceApps for the
-// leak check, deletes them (finalizers removed: their simulator may be gone) and deletes the namespace
-// (envtest has no namespace controller, so it stays Terminating; its Events stay for the leak check).
+// newNamespace creates a namespace for t. Cleanup records the statuses of its ThingSpaceApps and
+// CloudAuthorizations for the leak check, deletes them (finalizers removed: their simulator may be gone)
+// and deletes the namespace (envtest has no namespace controller, so it stays Terminating; its Events
+// stay for the leak check).
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	base := strings.Trim(nonName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
@@ -268,6 +290,17 @@ func newNamespace(t *testing.T) string {
 			}
 			if err := k8s.Delete(ctx, app); err != nil && !apierrors.IsNotFound(err) {
 				t.Errorf("cleanup: delete app %s: %v", app.Name, err)
+			}
+		}
+		clouds := &v1alpha1.CloudAuthorizationList{}
+		if err := k8s.List(ctx, clouds, client.InNamespace(ns.Name)); err != nil {
+			t.Errorf("cleanup: list CloudAuthorizations: %v", err)
+		}
+		for i := range clouds.Items {
+			ca := &clouds.Items[i]
+			collectCloudStatus(ca)
+			if err := k8s.Delete(ctx, ca); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("cleanup: delete CloudAuthorization %s: %v", ca.Name, err)
 			}
 		}
 		_ = k8s.Delete(ctx, ns)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -22,6 +23,8 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr string
+		callbackAddr           string
+		stateTTL               time.Duration
 		leaderNamespace        string
 		leaderElect, insecure  bool
 		workers                int
@@ -34,6 +37,8 @@ func main() {
 	flag.BoolVar(&insecure, "allow-insecure-endpoints", false, "Accept plain http:// endpoints (tests and the simulator only: credentials would cross the network in clear).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
+	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 callback of CloudAuthorizations (GET /oauth2/callback) binds to; \"0\" disables it. Expose it at the Callback URL registered in Key Management.")
+	flag.DurationVar(&stateTTL, "oauth-state-ttl", controller.DefaultStateTTL, "How long an authorization URL (its state) is accepted before a new one replaces it.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -53,6 +58,9 @@ func main() {
 		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controller.CacheOptions(),
+		// On SIGTERM a refresh already sent must get its answer stored: a rotated refresh token that is
+		// not stored is lost, and the grant with it. Reconciles are given the upstream timeout and more.
+		GracefulShutdownTimeout: ptr.To(max(30*time.Second, upstreamTimeout+15*time.Second)),
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")
@@ -63,6 +71,8 @@ func main() {
 		AllowInsecureEndpoints:  insecure,
 		MaxConcurrentReconciles: workers,
 		UpstreamTimeout:         upstreamTimeout,
+		CallbackBindAddress:     callbackAddr,
+		StateTTL:                stateTTL,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -70,7 +80,7 @@ func main() {
 
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
-	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure)
+	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "oauthCallback", callbackAddr)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -11,7 +12,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/tokenbroker"
+	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 // patchStatus writes updated's status when, and only when, it differs from orig's: one write per
@@ -75,3 +79,38 @@ func requeueAt(now, t time.Time) ctrl.Result {
 const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }
+
+// retryPlan is when to try again after a transient upstream failure.
+type retryPlan struct {
+	delay time.Duration
+	at    time.Time
+	// ready, reason and message describe the credential meanwhile.
+	ready   metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+// planRetry backs off after the failures-th consecutive failure err, honouring Retry-After and pulling
+// the retry in ahead of held's expiry. The slot is rounded up to the whole second, the precision of the
+// status time a later pass is gated on: rounding down would retry before Retry-After.
+func planRetry(b renewal.Backoff, failures int32, rnd float64, err error, held tokenbroker.Token, now time.Time) retryPlan {
+	retryAfter, _ := upstream.RetryAfterOf(err)
+	var untilExpiry time.Duration
+	if held.AccessToken != "" {
+		untilExpiry = held.ExpiresAt.Sub(now)
+	}
+	at := now.Add(b.RetryDelay(failures, rnd, retryAfter, untilExpiry))
+	if t := renewal.Truncate(at); !t.Equal(at) {
+		at = t.Add(time.Second)
+	}
+	p := retryPlan{delay: at.Sub(now), at: at}
+	if untilExpiry > 0 {
+		p.ready, p.reason = metav1.ConditionTrue, v1alpha1.ReasonRefreshFailing
+		p.message = fmt.Sprintf("The token is valid until %s, but refreshing failed (%s, attempt %d); next try at %s",
+			held.ExpiresAt.UTC().Format(time.RFC3339), err.Error(), failures, at.UTC().Format(time.RFC3339))
+	} else {
+		p.ready, p.reason = metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable
+		p.message = fmt.Sprintf("No valid token: %s (attempt %d); next try at %s", err.Error(), failures, at.UTC().Format(time.RFC3339))
+	}
+	return p
+}

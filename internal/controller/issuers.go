@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"net/http"
 	"net/url"
 	"time"
 
 	"k8s.io/utils/clock"
 
+	"github.com/credops/thingspace-operator/internal/cloudapi"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/upstream"
@@ -47,6 +49,38 @@ func (e *Endpoints) check(endpoint string) error {
 
 // ThingSpace returns a ThingSpace API client for endpoint, trusting caBundle when set.
 func (e *Endpoints) ThingSpace(endpoint string, caBundle []byte) (*thingspace.Client, error) {
+	hc, err := e.httpClient(endpoint, caBundle)
+	if err != nil {
+		return nil, err
+	}
+	c, err := thingspace.New(endpoint, hc,
+		thingspace.WithObserver(metrics.Observer(thingspace.API)),
+		thingspace.WithClock(e.Clock),
+		thingspace.WithRequestTimeout(e.RequestTimeout))
+	if err != nil {
+		return nil, &endpointError{reason: err.Error()}
+	}
+	return c, nil
+}
+
+// Cloud returns a Verizon Cloud API client for endpoint, trusting caBundle when set.
+func (e *Endpoints) Cloud(endpoint string, caBundle []byte) (*cloudapi.Client, error) {
+	hc, err := e.httpClient(endpoint, caBundle)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cloudapi.New(endpoint, hc,
+		cloudapi.WithObserver(metrics.Observer(cloudapi.API)),
+		cloudapi.WithClock(e.Clock),
+		cloudapi.WithRequestTimeout(e.RequestTimeout))
+	if err != nil {
+		return nil, &endpointError{reason: err.Error()}
+	}
+	return c, nil
+}
+
+// httpClient applies the endpoint policy and returns the shared HTTP client for caBundle.
+func (e *Endpoints) httpClient(endpoint string, caBundle []byte) (*http.Client, error) {
 	if err := e.check(endpoint); err != nil {
 		return nil, err
 	}
@@ -54,12 +88,5 @@ func (e *Endpoints) ThingSpace(endpoint string, caBundle []byte) (*thingspace.Cl
 	if err != nil {
 		return nil, &endpointError{reason: "caBundle holds no usable PEM certificate"}
 	}
-	c, err := thingspace.New(endpoint, hc,
-		thingspace.WithObserver(metrics.Observer("thingspace")),
-		thingspace.WithClock(e.Clock),
-		thingspace.WithRequestTimeout(e.RequestTimeout))
-	if err != nil {
-		return nil, &endpointError{reason: err.Error()}
-	}
-	return c, nil
+	return hc, nil
 }

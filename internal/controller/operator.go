@@ -2,6 +2,7 @@ package controller
 
 import (
 	"math/rand/v2"
+	"net"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +34,12 @@ type Options struct {
 	Rand func() float64
 	// Backoff for upstream failures; zero means renewal.DefaultBackoff.
 	Backoff renewal.Backoff
+	// CallbackBindAddress is where GET /oauth2/callback is served ("" or "0": not served).
+	CallbackBindAddress string
+	// CallbackListener, when set, serves the callback instead of CallbackBindAddress (tests).
+	CallbackListener net.Listener
+	// StateTTL bounds how long an authorization URL is accepted; zero means DefaultStateTTL.
+	StateTTL time.Duration
 }
 
 // CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
@@ -104,5 +111,50 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Pending:   newPendingPasswords(),
 		statuses:  newStatusMemory[v1alpha1.M2MSessionStatus](),
 	}
-	return sessions.SetupWithManager(mgr, wiring)
+	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
+		return err
+	}
+
+	if o.StateTTL <= 0 {
+		o.StateTTL = DefaultStateTTL
+	}
+	timeout := o.UpstreamTimeout
+	if timeout <= 0 {
+		timeout = upstream.DefaultTimeout
+	}
+	consent := &Consent{TTL: o.StateTTL}
+	clouds := &CloudAuthorizationReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  recorder,
+		Clock:     o.Clock,
+		Rand:      o.Rand,
+		Secrets:   writer,
+		Endpoints: endpoints,
+		Backoff:   o.Backoff,
+		Consent:   consent,
+		// A refresh this long after its marker was written has either been stored or was interrupted.
+		InFlightBound: timeout + 5*time.Second,
+		unstored:      newUnstoredTokens(),
+	}
+	if err := clouds.SetupWithManager(mgr, wiring); err != nil {
+		return err
+	}
+	if o.CallbackListener == nil && (o.CallbackBindAddress == "" || o.CallbackBindAddress == "0") {
+		return nil
+	}
+	return mgr.Add(&CallbackServer{
+		Listener: o.CallbackListener,
+		Addr:     o.CallbackBindAddress,
+		Handler: NewCallbackHandler(CallbackHandler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Secrets:   writer,
+			Endpoints: endpoints,
+			Consent:   consent,
+			Clock:     o.Clock,
+			Recorder:  recorder,
+		}),
+	})
 }

@@ -169,3 +169,50 @@ func (r *M2MSessionReconciler) sessionsWhere(ctx context.Context, ns, field, val
 	}
 	return out
 }
+
+// SetupWithManager registers the CloudAuthorization controller and the index the callback finds
+// states by.
+func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	for field, fn := range map[string]func(*v1alpha1.CloudAuthorization) string{
+		indexCredentialsSecret:  func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
+		indexTargetSecret:       func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
+		indexAuthorizationState: func(c *v1alpha1.CloudAuthorization) string { return stateOf(c.Status.AuthorizationURL) },
+	} {
+		if err := idx.IndexField(ctx, &v1alpha1.CloudAuthorization{}, field, func(o client.Object) []string {
+			if v := fn(o.(*v1alpha1.CloudAuthorization)); v != "" {
+				return []string{v}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("cloudauthorization").
+		For(&v1alpha1.CloudAuthorization{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// The callback writing tokens, a person editing the Secret.
+		Owns(&corev1.Secret{}).
+		// Credentials changing; a bootstrap Secret (not ours yet, so only in the metadata cache) appearing.
+		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
+			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+				return append(r.cloudWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
+					r.cloudWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
+			}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
+		Complete(r)
+}
+
+func (r *CloudAuthorizationReconciler) cloudWhere(ctx context.Context, ns, field, value string) []reconcile.Request {
+	list := &v1alpha1.CloudAuthorizationList{}
+	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingFields{field: value}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}

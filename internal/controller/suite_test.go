@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -38,6 +39,8 @@ var (
 	k8s     client.Client
 	logs    syncBuffer
 	nsCount atomic.Int32
+	// callbackURL is the manager's OAuth2 callback, registered as every test's Cloud app callback.
+	callbackURL string
 )
 
 // syncBuffer collects the manager's logs for the leak test.
@@ -54,6 +57,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 const (
+	// stateTTL is how long an authorization URL lives in the suite.
+	stateTTL = 3 * time.Second
 	lifetime = 4 * time.Second
 	// m2mIdle is the simulator's session idle timeout: 20 minutes compressed.
 	m2mIdle = 3 * time.Second
@@ -92,9 +97,16 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	callbacks, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	callbackURL = "http://" + callbacks.Addr().String() + CallbackPath
 	// A short backoff keeps failure tests fast; the maths itself is unit-tested in internal/renewal.
 	if err := Setup(mgr, Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 4, UpstreamTimeout: 5 * time.Second,
-		Backoff: renewal.Backoff{Base: 300 * time.Millisecond, Cap: 2 * time.Second, Factor: 2, Jitter: 0.2}}); err != nil {
+		Backoff:          renewal.Backoff{Base: 300 * time.Millisecond, Cap: 2 * time.Second, Factor: 2, Jitter: 0.2},
+		CallbackListener: callbacks, StateTTL: stateTTL}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -125,6 +137,12 @@ func newFixture(t *testing.T) *fixture { return newFixtureWith(t, lifetime) }
 
 // newFixtureWith gives the test's simulator a token lifetime of its own.
 func newFixtureWith(t *testing.T, tokenLifetime time.Duration) *fixture {
+	return newFixtureConfig(t, simulator.Config{TokenLifetime: tokenLifetime})
+}
+
+// newFixtureConfig starts the test's simulator from cfg, adding the test's app as a ThingSpace app and
+// as a Cloud app whose callback is the manager's.
+func newFixtureConfig(t *testing.T, cfg simulator.Config) *fixture {
 	t.Helper()
 	n := nsCount.Add(1)
 	f := &fixture{t: t, ns: fmt.Sprintf("t%d-%s", n, strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")))}
@@ -133,7 +151,10 @@ func newFixtureWith(t *testing.T, tokenLifetime time.Duration) *fixture {
 	}
 	f.ns = strings.TrimRight(f.ns, "-")
 	f.key, f.secret = "key-"+f.ns, fmt.Sprintf("S3cret-%d-%d", n, time.Now().UnixNano())
-	f.sim = simulator.New(simulator.Config{TokenLifetime: tokenLifetime, Apps: map[string]string{f.key: f.secret}, M2MIdleTimeout: m2mIdle})
+	cfg.Apps = map[string]string{f.key: f.secret}
+	cfg.M2MIdleTimeout = m2mIdle
+	f.sim = simulator.New(cfg)
+	f.sim.SetCloudApp(f.key, f.secret, callbackURL)
 	srv := httptest.NewServer(f.sim)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
@@ -142,6 +163,7 @@ func newFixtureWith(t *testing.T, tokenLifetime time.Duration) *fixture {
 	t.Cleanup(func() {
 		_ = k8s.DeleteAllOf(context.Background(), &v1alpha1.M2MSession{}, client.InNamespace(f.ns))
 		_ = k8s.DeleteAllOf(context.Background(), &v1alpha1.ThingSpaceApp{}, client.InNamespace(f.ns))
+		_ = k8s.DeleteAllOf(context.Background(), &v1alpha1.CloudAuthorization{}, client.InNamespace(f.ns))
 	})
 	return f
 }

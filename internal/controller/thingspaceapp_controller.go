@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -290,27 +289,14 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 		log.FromContext(ctx).Info("Upstream refused the credentials; waiting for a change", "reason", reason, "error", msg)
 		return ctrl.Result{}, nil
 	}
-	retryAfter, _ := upstream.RetryAfterOf(err)
-	var untilExpiry time.Duration
-	if s.held.AccessToken != "" {
-		untilExpiry = s.held.ExpiresAt.Sub(s.now)
-	}
-	delay := r.Backoff.RetryDelay(st.FailedRefreshAttempts, r.Rand(), retryAfter, untilExpiry)
-	next := s.now.Add(delay)
-	st.RenewalTime = timePtr(next)
-	if untilExpiry > 0 {
-		r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonRefreshFailing, fmt.Sprintf(
-			"The token is valid until %s, but refreshing failed (%s, attempt %d); next try at %s",
-			s.held.ExpiresAt.UTC().Format(time.RFC3339), msg, st.FailedRefreshAttempts, renewal.Truncate(next).UTC().Format(time.RFC3339)))
-	} else {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable, fmt.Sprintf(
-			"No valid token: %s (attempt %d); next try at %s", msg, st.FailedRefreshAttempts, renewal.Truncate(next).UTC().Format(time.RFC3339)))
-	}
+	plan := planRetry(r.Backoff, st.FailedRefreshAttempts, r.Rand(), err, s.held, s.now)
+	st.RenewalTime = timePtr(plan.at)
+	r.setReady(s, plan.ready, plan.reason, plan.message)
 	if st.FailedRefreshAttempts == 1 {
 		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, "RefreshFailed", "RequestToken", "%s; retrying with backoff", msg)
 	}
-	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", msg, "attempt", st.FailedRefreshAttempts, "retryIn", delay)
-	return ctrl.Result{RequeueAfter: delay}, nil
+	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", msg, "attempt", st.FailedRefreshAttempts, "retryIn", plan.delay)
+	return ctrl.Result{RequeueAfter: plan.delay}, nil
 }
 
 // finalize revokes the token of an app with revokeOnDelete, then lets it go.

@@ -361,11 +361,25 @@ func TestZZNoSecretsInLogsEventsOrStatus(t *testing.T) {
 			haystack.WriteString(c.Message + "\n")
 		}
 	}
+	clouds := &v1alpha1.CloudAuthorizationList{}
+	must(t, k8s.List(ctx, clouds))
+	for _, c := range clouds.Items {
+		for _, cond := range c.Status.Conditions {
+			haystack.WriteString(cond.Message + "\n")
+		}
+	}
 	all := haystack.String()
-	if !strings.Contains(all, "invalid_client") {
+	cloudSecrets.mu.Lock()
+	// Header renderings, not the word: CloudAuthorization is a kind name.
+	needles := append([]string{f.secret, tok, "Basic ", "Authorization:", `"Authorization"`}, cloudSecrets.values...)
+	cloudSecrets.mu.Unlock()
+	if len(needles) < 10 {
+		t.Fatal("the cloud tests left no codes or tokens to look for")
+	}
+	if !strings.Contains(all, "invalid_client") || !strings.Contains(all, "invalid_grant") {
 		t.Fatal("the haystack lacks the rejection it should contain; the leak check would prove nothing")
 	}
-	for _, needle := range []string{f.secret, tok, "Basic ", "Authorization"} {
+	for _, needle := range needles {
 		if strings.Contains(all, needle) {
 			t.Errorf("found %q in logs, events or status", needle[:min(len(needle), 12)])
 		}

@@ -1,0 +1,514 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/simulator"
+)
+
+// cloudSecrets collects every code and token the cloud tests saw, for the leak test.
+var cloudSecrets struct {
+	mu     sync.Mutex
+	values []string
+}
+
+func sawSecret(vs ...string) {
+	cloudSecrets.mu.Lock()
+	defer cloudSecrets.mu.Unlock()
+	for _, v := range vs {
+		if v != "" {
+			cloudSecrets.values = append(cloudSecrets.values, v)
+		}
+	}
+}
+
+func newCloudFixture(t *testing.T, access time.Duration) *fixture {
+	return newFixtureConfig(t, simulator.Config{TokenLifetime: lifetime, CloudAccessTokenLifetime: access})
+}
+
+func (f *fixture) cloudAuth(name string, mutate ...func(*v1alpha1.CloudAuthorization)) {
+	f.t.Helper()
+	ca := &v1alpha1.CloudAuthorization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: v1alpha1.CloudAuthorizationSpec{
+			Endpoint:             f.url + "/cloud/1",
+			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
+			CallbackURL:          callbackURL,
+			SecretName:           name + "-tokens",
+		},
+	}
+	for _, m := range mutate {
+		m(ca)
+	}
+	must(f.t, k8s.Create(context.Background(), ca))
+}
+
+func (f *fixture) getCloud(name string) *v1alpha1.CloudAuthorization {
+	f.t.Helper()
+	ca := &v1alpha1.CloudAuthorization{}
+	must(f.t, k8s.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: name}, ca))
+	return ca
+}
+
+// waitCloud waits until condition typ of the CloudAuthorization has status and reason.
+func (f *fixture) waitCloud(name, typ string, status metav1.ConditionStatus, reason string, within time.Duration) *v1alpha1.CloudAuthorization {
+	f.t.Helper()
+	var last *metav1.Condition
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ca := f.getCloud(name)
+		last = meta.FindStatusCondition(ca.Status.Conditions, typ)
+		if last != nil && last.Status == status && last.Reason == reason {
+			return ca
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.t.Fatalf("%s/%s: %s never became %s/%s; last: %+v", f.ns, name, typ, status, reason, last)
+	return nil
+}
+
+// waitURL waits for an authorization URL other than not.
+func (f *fixture) waitURL(name, not string) string {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if u := f.getCloud(name).Status.AuthorizationURL; u != "" && u != not {
+			return u
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.t.Fatalf("%s/%s: no new authorization URL", f.ns, name)
+	return ""
+}
+
+var noFollow = &http.Client{
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// consent plays the browser at the authorization URL and returns where Verizon sends it back to.
+func consent(t *testing.T, authURL string) string {
+	t.Helper()
+	resp, err := noFollow.Get(authURL)
+	must(t, err)
+	_ = resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || loc == "" {
+		t.Fatalf("authorize answered %d, Location %q", resp.StatusCode, loc)
+	}
+	if u, err := url.Parse(loc); err == nil {
+		sawSecret(u.Query().Get("code"))
+	}
+	return loc
+}
+
+// land opens the callback as the browser would and returns the status and page.
+func land(t *testing.T, loc string) (int, string) {
+	t.Helper()
+	resp, err := noFollow.Get(loc)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (f *fixture) cloudSecret(name string) *corev1.Secret {
+	f.t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: name}, s); err != nil {
+		return nil
+	}
+	sawSecret(string(s.Data[KeyAccessToken]), string(s.Data[KeyRefreshToken]))
+	return s
+}
+
+func (f *fixture) authorizeCloud(name string) *v1alpha1.CloudAuthorization {
+	f.t.Helper()
+	ca := f.waitCloud(name, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
+	u := ca.Status.AuthorizationURL
+	if u == "" {
+		u = f.waitURL(name, "")
+	}
+	if status, page := land(f.t, consent(f.t, u)); status != http.StatusOK || !strings.Contains(page, "complete") {
+		f.t.Fatalf("callback answered %d: %s", status, page)
+	}
+	return f.waitCloud(name, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+}
+
+func TestCloudConsentWritesTokensAndStateIsSingleUse(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos", func(ca *v1alpha1.CloudAuthorization) { ca.Spec.DeviceID = "Android" })
+
+	ca := f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
+	au, err := url.Parse(f.waitURL("photos", ""))
+	must(t, err)
+	q := au.Query()
+	if q.Get("client_id") != f.key || q.Get("redirect_uri") != callbackURL || q.Get("response_type") != "code" ||
+		q.Get("deviceid") != "Android" || len(q.Get("state")) < 40 {
+		t.Fatalf("authorization URL query %v", q)
+	}
+	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse {
+		t.Fatalf("Ready before consent: %+v", c)
+	}
+
+	back := consent(t, au.String())
+	status, page := land(t, back)
+	if status != http.StatusOK || !strings.Contains(page, "complete") {
+		t.Fatalf("callback answered %d: %s", status, page)
+	}
+	ca = f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("Authorized after consent: %+v", c)
+	}
+	if ca.Status.AuthorizationURL != "" || ca.Status.ExpiresAt == nil || ca.Status.RenewalTime == nil {
+		t.Fatalf("status after consent: %+v", ca.Status)
+	}
+	s := f.cloudSecret("photos-tokens")
+	for _, k := range []string{KeyAccessToken, KeyRefreshToken, KeyTokenType, KeyExpiresAt} {
+		if len(s.Data[k]) == 0 {
+			t.Fatalf("Secret lacks %s: has %v", k, keys(s.Data))
+		}
+	}
+	if !f.sim.ValidCloudAccessToken(string(s.Data[KeyAccessToken])) {
+		t.Fatal("the access token in the Secret is not valid upstream")
+	}
+	if strings.Contains(page, string(s.Data[KeyAccessToken])) || strings.Contains(page, string(s.Data[KeyRefreshToken])) {
+		t.Fatal("the callback page shows a token")
+	}
+
+	// The same callback again (a replay, a reload) is refused without a second exchange.
+	exchanges := f.sim.CloudStats().CodeExchanges
+	if status, _ := land(t, back); status != http.StatusBadRequest {
+		t.Fatalf("replayed callback answered %d", status)
+	}
+	if got := f.sim.CloudStats(); got.CodeExchanges != exchanges || got.CodeReuses != 0 {
+		t.Fatalf("replay reached Verizon: %+v", got)
+	}
+}
+
+func TestCloudForgedStateIsRefusedWithoutExchange(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	real := stateOf(f.waitURL("photos", ""))
+	forged := []string{
+		"",
+		"not-a-state",
+		strings.Repeat("A", len(real)),         // well formed, never issued
+		real[:len(real)-1] + "x",               // one character off
+		real + "A",                             // longer
+		strings.ToUpper(real[:10]) + real[10:], // case matters
+	}
+	for _, s := range forged {
+		if s == real {
+			continue
+		}
+		status, _ := land(t, callbackURL+"?code=stolen-code&state="+url.QueryEscape(s))
+		if status < 400 || status > 499 {
+			t.Errorf("state %.12q answered %d, want 4xx", s, status)
+		}
+	}
+	if got := f.sim.CloudStats(); got.CodeExchanges != 0 || got.InvalidGrants != 0 {
+		t.Fatalf("a forged state reached the token endpoint: %+v", got)
+	}
+	if f.getCloud("photos").Status.AuthorizationURL == "" {
+		t.Fatal("forged callbacks spent the real state")
+	}
+}
+
+func TestCloudAccessDeniedOffersANewURL(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	first := f.waitURL("photos", "")
+	f.sim.SetCloudDenyConsent(true)
+	back := consent(t, first)
+	if !strings.Contains(back, "error=access_denied") {
+		t.Fatalf("simulator did not deny: %s", back)
+	}
+	if status, _ := land(t, back); status != http.StatusOK {
+		t.Fatalf("denied callback answered %d", status)
+	}
+	ca := f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAccessDenied, 10*time.Second)
+	if ca.Status.AuthorizationURL == "" || ca.Status.AuthorizationURL == first {
+		t.Fatalf("no new authorization URL after denial: %q", ca.Status.AuthorizationURL)
+	}
+	// The new URL works.
+	f.sim.SetCloudDenyConsent(false)
+	if status, _ := land(t, consent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
+		t.Fatalf("consent after denial answered %d", status)
+	}
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+}
+
+func TestCloudExpiredStateIsReplaced(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	first := f.waitURL("photos", "")
+	back := consent(t, first)
+	second := f.waitURL("photos", first) // the suite's state TTL is 3s
+	if status, _ := land(t, back); status != http.StatusBadRequest {
+		t.Fatalf("expired state answered %d", status)
+	}
+	if got := f.sim.CloudStats(); got.CodeExchanges != 0 {
+		t.Fatalf("an expired state was exchanged: %+v", got)
+	}
+	if status, _ := land(t, consent(t, second)); status != http.StatusOK {
+		t.Fatalf("current state answered %d", status)
+	}
+}
+
+func TestCloudRefreshesAheadOfExpiryWithoutReuseAndTokensStayValid(t *testing.T) {
+	f := newCloudFixture(t, 3*time.Second)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	f.authorizeCloud("photos")
+
+	// Watch the Secret for 7s (two refreshes at two thirds of a 3s lifetime, at least): the token in
+	// it must be valid upstream at every look.
+	deadline := time.Now().Add(7 * time.Second)
+	seen := map[string]bool{}
+	for time.Now().Before(deadline) {
+		s := f.cloudSecret("photos-tokens")
+		at := string(s.Data[KeyAccessToken])
+		if !f.sim.ValidCloudAccessToken(at) {
+			t.Fatal("the Secret held an access token that was not valid upstream")
+		}
+		seen[at] = true
+		time.Sleep(100 * time.Millisecond)
+	}
+	st := f.sim.CloudStats()
+	if st.Refreshes < 2 || len(seen) < 3 {
+		t.Fatalf("expected at least two refreshes in 7s: %+v, %d tokens seen", st, len(seen))
+	}
+	if st.Refreshes > 7 {
+		t.Fatalf("too many refreshes for a 3s token in 7s: %+v", st)
+	}
+	if st.RefreshTokenReuses != 0 || st.InvalidGrants != 0 {
+		t.Fatalf("a refresh token was sent twice: %+v", st)
+	}
+	evs := &corev1.EventList{}
+	must(t, k8s.List(context.Background(), evs, client.InNamespace(f.ns)))
+	refreshed := 0
+	for _, e := range evs.Items {
+		if e.Reason == "Refreshed" && e.Type == corev1.EventTypeNormal {
+			refreshed++
+		}
+	}
+	if refreshed == 0 {
+		t.Fatal("no Refreshed event")
+	}
+}
+
+func TestCloudKeepAliveRefreshesLongLivedTokens(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos", func(ca *v1alpha1.CloudAuthorization) {
+		ca.Spec.RefreshTokenKeepAlive = &metav1.Duration{Duration: 2 * time.Second}
+	})
+	f.authorizeCloud("photos")
+	time.Sleep(5 * time.Second)
+	st := f.sim.CloudStats()
+	if st.Refreshes < 2 || st.Refreshes > 3 {
+		t.Fatalf("keep-alive of 2s with 1h tokens: want 2-3 refreshes in 5s, got %+v", st)
+	}
+	if st.RefreshTokenReuses != 0 {
+		t.Fatalf("reuse: %+v", st)
+	}
+}
+
+func TestCloudRefreshRequestAndRevokedGrant(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	f.authorizeCloud("photos")
+	before := f.sim.CloudStats().Refreshes
+
+	// A workload that got a 401 asks for a refresh.
+	ca := f.getCloud("photos")
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "1"}
+	must(t, k8s.Patch(context.Background(), ca, patch))
+	deadline := time.Now().Add(10 * time.Second)
+	for f.sim.CloudStats().Refreshes != before+1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := f.sim.CloudStats().Refreshes; got != before+1 {
+		t.Fatalf("refresh request: %d refreshes, want exactly one more than %d", got, before)
+	}
+
+	// The person removes the app from their account: the next refresh is refused.
+	if n := f.sim.RevokeCloudGrants(f.key); n == 0 {
+		t.Fatal("nothing to revoke")
+	}
+	patch = client.MergeFrom(ca.DeepCopy())
+	ca.Annotations[v1alpha1.RefreshRequestedAnnotation] = "2"
+	must(t, k8s.Patch(context.Background(), ca, patch))
+	ca = f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonReauthorizationRequired, 10*time.Second)
+	if ca.Status.AuthorizationURL == "" {
+		ca.Status.AuthorizationURL = f.waitURL("photos", "")
+	}
+	if s := f.cloudSecret("photos-tokens"); len(s.Data[KeyRefreshToken]) != 0 {
+		t.Fatal("the dead refresh token was left in the Secret")
+	}
+	grants := f.sim.CloudStats().InvalidGrants
+	time.Sleep(time.Second)
+	if got := f.sim.CloudStats().InvalidGrants; got != grants || grants != 1 {
+		t.Fatalf("a refused refresh token was retried: %d invalid grants, then %d", grants, got)
+	}
+	// Consent again and all is well.
+	if status, _ := land(t, consent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
+		t.Fatalf("re-consent answered %d", status)
+	}
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+}
+
+func TestCloudBootstrapFromAnExistingRefreshToken(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	// Obtain a refresh token outside the operator, as the SDK would have.
+	f.sim.SetCloudApp(f.key, f.secret, "https://sdk.example/Callback")
+	rt := sdkRefreshToken(t, f, "https://sdk.example/Callback")
+	f.sim.SetCloudApp(f.key, f.secret, callbackURL)
+
+	f.credentials("creds", f.key, f.secret)
+	must(t, k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens"},
+		Data:       map[string][]byte{KeyRefreshToken: []byte(rt)},
+	}))
+	f.cloudAuth("photos")
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	s := f.cloudSecret("photos-tokens")
+	if string(s.Data[KeyRefreshToken]) == rt || metav1.GetControllerOf(s) == nil || s.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
+		t.Fatalf("bootstrap Secret not adopted and rotated: labels %v", s.Labels)
+	}
+	if got := f.sim.CloudStats(); got.Refreshes != 1 || got.RefreshTokenReuses != 0 {
+		t.Fatalf("bootstrap: %+v", got)
+	}
+}
+
+// sdkRefreshToken runs the consent and code exchange by hand against the simulator.
+func sdkRefreshToken(t *testing.T, f *fixture, callback string) string {
+	t.Helper()
+	q := url.Values{"client_id": {f.key}, "redirect_uri": {callback}, "response_type": {"code"}, "state": {"x"}}
+	back, err := url.Parse(consent(t, f.url+"/cloud/1/oauth2/authorize?"+q.Encode()))
+	must(t, err)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {callback}}
+	req, _ := http.NewRequest(http.MethodPost, f.url+"/cloud/1/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(f.key, f.secret)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	i := strings.Index(string(b), `"refresh_token":"`)
+	if resp.StatusCode != http.StatusOK || i < 0 {
+		t.Fatalf("exchange answered %d", resp.StatusCode)
+	}
+	rest := string(b)[i+len(`"refresh_token":"`):]
+	rt := rest[:strings.IndexByte(rest, '"')]
+	sawSecret(rt)
+	return rt
+}
+
+func TestCloudInterruptedRefreshIsNeverRetried(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	// A Secret left by a manager that died after sending this refresh token: Verizon may have rotated it.
+	must(t, k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens",
+			Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)}},
+		Data: map[string][]byte{KeyRefreshToken: []byte("possibly-rotated-refresh-token")},
+	}))
+	f.cloudAuth("photos")
+	ca := f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonReauthorizationRequired, 10*time.Second)
+	if !strings.Contains(meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized).Message, "interrupted") {
+		t.Fatalf("message: %+v", ca.Status.Conditions)
+	}
+	if got := f.sim.CloudStats(); got.Refreshes != 0 || got.InvalidGrants != 0 {
+		t.Fatalf("the possibly rotated refresh token was sent: %+v", got)
+	}
+	s := f.cloudSecret("photos-tokens")
+	if len(s.Data[KeyRefreshToken]) != 0 || s.Annotations[v1alpha1.RefreshStartedAnnotation] != "" {
+		t.Fatalf("Secret after an interrupted refresh: data %v, annotations %v", keys(s.Data), s.Annotations)
+	}
+}
+
+func TestCloudTransientRefreshFailureHonoursRetryAfter(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	f.cloudAuth("photos")
+	f.authorizeCloud("photos")
+	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable, RetryAfter: 2 * time.Second})
+	ca := f.getCloud("photos")
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "now"}
+	must(t, k8s.Patch(context.Background(), ca, patch))
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonRefreshFailing, 10*time.Second)
+	failed := f.sim.Stats().Count("POST /cloud/1/oauth2/token", http.StatusServiceUnavailable)
+	time.Sleep(1500 * time.Millisecond)
+	if got := f.sim.Stats().Count("POST /cloud/1/oauth2/token", http.StatusServiceUnavailable); got != failed {
+		t.Fatalf("retried before Retry-After: %d then %d", failed, got)
+	}
+	f.sim.SetFaults(simulator.Faults{})
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	if got := f.sim.CloudStats(); got.RefreshTokenReuses != 0 || got.InvalidGrants != 0 {
+		t.Fatalf("retry after 503 reused a token: %+v", got)
+	}
+}
+
+func TestCloudSchemaValidation(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	bad := []func(*v1alpha1.CloudAuthorization){
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.CallbackURL = "" },
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.CallbackURL = "not a url" },
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.SecretName = "creds" },
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.RenewBefore = &metav1.Duration{} },
+		func(ca *v1alpha1.CloudAuthorization) {
+			ca.Spec.RefreshTokenKeepAlive = &metav1.Duration{Duration: -time.Second}
+		},
+	}
+	for i, m := range bad {
+		ca := &v1alpha1.CloudAuthorization{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
+			Spec: v1alpha1.CloudAuthorizationSpec{
+				CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
+				CallbackURL:          "https://example.com/Callback",
+				SecretName:           "tokens",
+			},
+		}
+		m(ca)
+		if err := k8s.Create(context.Background(), ca); err == nil {
+			t.Errorf("case %d: accepted %+v", i, ca.Spec)
+			_ = k8s.Delete(context.Background(), ca)
+		}
+	}
+	good := &v1alpha1.CloudAuthorization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
+		Spec: v1alpha1.CloudAuthorizationSpec{
+			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
+			CallbackURL:          "https://Example.com/OAuth/Callback",
+			SecretName:           "tokens",
+		},
+	}
+	must(t, k8s.Create(context.Background(), good))
+	if good.Spec.Endpoint != v1alpha1.DefaultCloudEndpoint || good.Spec.RefreshTokenKeepAlive == nil ||
+		good.Spec.RefreshTokenKeepAlive.Duration != 168*time.Hour || good.Spec.CallbackURL != "https://Example.com/OAuth/Callback" {
+		t.Fatalf("defaults: %+v", good.Spec)
+	}
+}

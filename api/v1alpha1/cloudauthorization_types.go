@@ -136,35 +136,7 @@ type CloudAuthorizationStatus struct {
 	// +optional
 	AuthorizationURLExpiresAt *metav1.Time `json:"authorizationURLExpiresAt,omitempty"`
 
-	// expiresAt is when the access token in the Secret expires.
-	// +optional
-	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
-
-	// renewalTime is the next planned refresh, or the next retry after a failure.
-	// +optional
-	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
-
-	// lastRefreshTime is when the tokens in the Secret were obtained.
-	// +optional
-	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
-
-	// failedRefreshAttempts counts consecutive failed refreshes; it drives the backoff and resets on success.
-	// +optional
-	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
-
-	// lastFailureTime is when the last refresh failed.
-	// +optional
-	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-
-	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret the upstream rejected.
-	// Nothing is sent upstream again until the Secret's resourceVersion differs or the spec changes.
-	// +optional
-	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
-
-	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
-	// that was acted on.
-	// +optional
-	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
+	RefreshStatus `json:",inline"`
 }
 
 // CloudAuthorization obtains a person's consent for a Verizon Cloud app and keeps its OAuth2 tokens

@@ -1,5 +1,9 @@
 package v1alpha1
 
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // Labels, annotations and finalizers the operator reads or writes. They are part of the public contract:
 // users, dashboards and GitOps tooling match on them.
 const (
@@ -83,4 +87,37 @@ type SecretTemplate struct {
 	// annotations added to the written Secret.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// RefreshStatus is the renewal bookkeeping shared by the kinds that keep a token valid by refreshing it.
+type RefreshStatus struct {
+	// expiresAt is when the (access) token in the Secret expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// renewalTime is the next planned upstream call: a renewal, or the next retry after a failure.
+	// +optional
+	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
+
+	// lastRefreshTime is when the token in the Secret was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// failedRefreshAttempts counts consecutive failed refreshes; it drives the backoff and resets on success.
+	// +optional
+	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
+
+	// lastFailureTime is when the last refresh failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret the upstream rejected.
+	// Nothing is sent upstream again until the Secret's resourceVersion differs or the spec changes.
+	// +optional
+	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
+
+	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
+	// that was acted on.
+	// +optional
+	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
 }

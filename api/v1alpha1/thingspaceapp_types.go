@@ -74,35 +74,7 @@ type ThingSpaceAppStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// expiresAt is when the token in the Secret expires.
-	// +optional
-	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
-
-	// renewalTime is the next planned upstream call: a renewal, or the next retry after a failure.
-	// +optional
-	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
-
-	// lastRefreshTime is when the token in the Secret was obtained.
-	// +optional
-	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
-
-	// failedRefreshAttempts counts consecutive failed refreshes; it drives the backoff and resets on success.
-	// +optional
-	FailedRefreshAttempts int32 `json:"failedRefreshAttempts,omitempty"`
-
-	// lastFailureTime is when the last refresh failed.
-	// +optional
-	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
-
-	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret the upstream rejected.
-	// Nothing is sent upstream again until the Secret's resourceVersion differs or the spec changes.
-	// +optional
-	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
-
-	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
-	// that was acted on.
-	// +optional
-	ObservedRefreshRequest string `json:"observedRefreshRequest,omitempty"`
+	RefreshStatus `json:",inline"`
 }
 
 // ThingSpaceApp keeps a ThingSpace OAuth2 app token valid in a Secret.

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -38,15 +40,9 @@ type Wiring struct {
 
 // SetupWithManager registers the ThingSpaceApp controller.
 func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, notifications <-chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp]) error {
-	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &v1alpha1.ThingSpaceApp{}, indexCredentialsSecret, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.ThingSpaceApp).Spec.CredentialsSecretRef.Name}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &v1alpha1.ThingSpaceApp{}, indexTargetSecret, func(o client.Object) []string {
-		return []string{o.(*v1alpha1.ThingSpaceApp).Spec.SecretName}
+	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.ThingSpaceApp{}, map[string]func(*v1alpha1.ThingSpaceApp) string{
+		indexCredentialsSecret: func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.CredentialsSecretRef.Name },
+		indexTargetSecret:      func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.SecretName },
 	}); err != nil {
 		return err
 	}
@@ -67,17 +63,8 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 // appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials or write
 // it as their target (a foreign Secret in the way going away, say).
 func (r *ThingSpaceAppReconciler) appsReferencingSecret(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-	var out []reconcile.Request
-	for _, field := range []string{indexCredentialsSecret, indexTargetSecret} {
-		list := &v1alpha1.ThingSpaceAppList{}
-		if err := r.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{field: s.Name}); err != nil {
-			continue
-		}
-		for i := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return out
+	return append(requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexCredentialsSecret, s.Name),
+		requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexTargetSecret, s.Name)...)
 }
 
 // Notifier turns broker notifications into reconcile requests for ThingSpaceApps.
@@ -117,18 +104,12 @@ const indexAppRef = "spec.appRef.name"
 
 // SetupWithManager registers the M2MSession controller.
 func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
-	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	for field, fn := range map[string]func(*v1alpha1.M2MSession) string{
+	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.M2MSession{}, map[string]func(*v1alpha1.M2MSession) string{
 		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.Name },
 		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.Name },
 		indexTargetSecret:      func(s *v1alpha1.M2MSession) string { return s.Spec.SecretName },
-	} {
-		if err := idx.IndexField(ctx, &v1alpha1.M2MSession{}, field, func(o client.Object) []string {
-			return []string{fn(o.(*v1alpha1.M2MSession))}
-		}); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("m2msession").
@@ -159,35 +140,48 @@ func (r *M2MSessionReconciler) sessionsOfAppSecret(ctx context.Context, o client
 }
 
 func (r *M2MSessionReconciler) sessionsWhere(ctx context.Context, ns, field, value string) []reconcile.Request {
-	list := &v1alpha1.M2MSessionList{}
-	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingFields{field: value}); err != nil {
+	return requestsWhere(ctx, r.Client, &v1alpha1.M2MSessionList{}, ns, field, value)
+}
+
+// requestsWhere lists the objects of list's kind in ns whose field index holds value, as requests.
+func requestsWhere(ctx context.Context, c client.Reader, list client.ObjectList, ns, field, value string) []reconcile.Request {
+	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{field: value}); err != nil {
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
+	var out []reconcile.Request
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if obj, ok := o.(client.Object); ok {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+		return nil
+	})
 	return out
 }
 
-// SetupWithManager registers the CloudAuthorization controller and the index the callback finds
-// states by.
-func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
-	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	for field, fn := range map[string]func(*v1alpha1.CloudAuthorization) string{
-		indexCredentialsSecret:  func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
-		indexTargetSecret:       func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
-		indexAuthorizationState: func(c *v1alpha1.CloudAuthorization) string { return stateOf(c.Status.AuthorizationURL) },
-	} {
-		if err := idx.IndexField(ctx, &v1alpha1.CloudAuthorization{}, field, func(o client.Object) []string {
-			if v := fn(o.(*v1alpha1.CloudAuthorization)); v != "" {
+// indexFields registers one field index of obj's kind per entry of fields; an empty value is not indexed.
+func indexFields[T client.Object](idx client.FieldIndexer, obj T, fields map[string]func(T) string) error {
+	for field, fn := range fields {
+		if err := idx.IndexField(context.Background(), obj, field, func(o client.Object) []string {
+			if v := fn(o.(T)); v != "" {
 				return []string{v}
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// SetupWithManager registers the CloudAuthorization controller and the index the callback finds
+// states by.
+func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
+	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.CloudAuthorization{}, map[string]func(*v1alpha1.CloudAuthorization) string{
+		indexCredentialsSecret:  func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
+		indexTargetSecret:       func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
+		indexAuthorizationState: func(c *v1alpha1.CloudAuthorization) string { return stateOf(c.Status.AuthorizationURL) },
+	}); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("cloudauthorization").
@@ -206,13 +200,5 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 }
 
 func (r *CloudAuthorizationReconciler) cloudWhere(ctx context.Context, ns, field, value string) []reconcile.Request {
-	list := &v1alpha1.CloudAuthorizationList{}
-	if err := r.List(ctx, list, client.InNamespace(ns), client.MatchingFields{field: value}); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return out
+	return requestsWhere(ctx, r.Client, &v1alpha1.CloudAuthorizationList{}, ns, field, value)
 }

@@ -164,6 +164,8 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, ca *v1alpha1.Cl
 	}
 
 	if p.sec == nil || len(p.sec.Data[KeyRefreshToken]) == 0 {
+		// A refresh request has nothing to act on; it must not fire once consent arrives.
+		st.ObservedRefreshRequest = ca.Annotations[v1alpha1.RefreshRequestedAnnotation]
 		return r.awaitConsent(ctx, p)
 	}
 
@@ -198,7 +200,8 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, ca *v1alpha1.Cl
 		}
 		r.setReady(p, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds an access token valid until "+held.ExpiresAt.UTC().Format(time.RFC3339))
 		// The Secret may have been edited, or the template changed: repair it; nothing is written when it matches.
-		if _, _, err := r.Secrets.Write(ctx, ca, p.sec, ca.Spec.SecretName, secrets.Change{Template: ca.Spec.SecretTemplate, Data: p.sec.Data}); err != nil && !apierrors.IsConflict(err) {
+		// Adopt: Fresh accepted this Secret, a bootstrap one included.
+		if _, _, err := r.Secrets.Write(ctx, ca, p.sec, ca.Spec.SecretName, secrets.Change{Template: ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true}); err != nil && !apierrors.IsConflict(err) {
 			return ctrl.Result{}, err
 		}
 		return requeueAt(p.now, plan), nil

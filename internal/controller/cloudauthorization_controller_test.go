@@ -512,3 +512,29 @@ func TestCloudSchemaValidation(t *testing.T) {
 		t.Fatalf("defaults: %+v", good.Spec)
 	}
 }
+
+func TestCloudAdoptsACompleteSecretWithoutRefreshing(t *testing.T) {
+	f := newCloudFixture(t, time.Hour)
+	f.sim.SetCloudApp(f.key, f.secret, "https://sdk.example/Callback")
+	rt := sdkRefreshToken(t, f, "https://sdk.example/Callback")
+	f.sim.SetCloudApp(f.key, f.secret, callbackURL)
+	f.credentials("creds", f.key, f.secret)
+	// A Secret copied from elsewhere: refresh token, a live access token and its expiry.
+	must(t, k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens"},
+		Data: map[string][]byte{
+			KeyRefreshToken: []byte(rt), KeyAccessToken: []byte("copied-access-token"), KeyTokenType: []byte("Bearer"),
+			KeyExpiresAt: []byte(formatExpiry(time.Now().Add(30 * time.Minute))),
+		},
+	}))
+	f.cloudAuth("photos")
+	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	time.Sleep(time.Second)
+	s := f.cloudSecret("photos-tokens")
+	if metav1.GetControllerOf(s) == nil || string(s.Data[KeyRefreshToken]) != rt {
+		t.Fatal("the complete Secret was not adopted as it is")
+	}
+	if got := f.sim.CloudStats(); got.Refreshes != 0 {
+		t.Fatalf("a live access token was refreshed at once: %+v", got)
+	}
+}

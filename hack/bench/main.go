@@ -1,11 +1,13 @@
 // Command bench measures thingspace-operator at scale, end to end, with the real processes: envtest's
 // kube-apiserver and etcd (KUBEBUILDER_ASSETS, else bin/k8s), the thingspace-sim binary and the manager
 // binary, started through test/harness. It is a benchmark, not a test: it prints what it measured next
-// to the targets and exits non-zero only when it could not measure (a missed target is reported, not
-// fatal).
+// to the targets and exits non-zero only when it could not measure, or when a hard check failed (a
+// refresh token presented twice or a grant refused: a correctness bug, not a performance miss). A
+// missed target is reported, not fatal; no target is a time of the Cloud phase (timings on a shared
+// machine are noisy).
 //
-//	make bench                                  # 1,000 apps and sessions, 300 unrelated 1 MiB Secrets
-//	make bench BENCH_ARGS="--apps=200 --sessions=200 --json"
+//	make bench                                  # 1,000 apps, sessions and clouds, 300 unrelated 1 MiB Secrets
+//	make bench BENCH_ARGS="--apps=200 --sessions=200 --clouds=200 --json"
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/bench [flags]
 //
 // The simulator issues one-hour tokens and knows one app key per ThingSpaceApp (passed in a --apps-file),
@@ -34,11 +36,30 @@
 // against the plan, sessions × window / interval, and the logins from the first create to the end of
 // the window against the minimum, one per session. --sessions=0 skips the phase.
 //
+// Phase 2c, CloudAuthorizations. --clouds Verizon Cloud apps, one per CloudAuthorization (distinct
+// client ids, the worst case), are registered with the simulator through its admin API with the
+// manager's callback URL; the simulator's Cloud access tokens live --cloud-access-token-lifetime. The
+// credentials Secrets and CloudAuthorizations are created as above, and a List every 250 ms tells when
+// every status holds an authorization URL (the operator's first part). Then a bench "person" follows
+// every URL with --creators browsers: the simulator's consent page answers at once with its redirect
+// (the person's part, timed apart) and the manager's callback exchanges the code and stores the tokens
+// (the operator's); a List every 250 ms tells when all are Authorized and Ready. The simulator's Cloud
+// counts give the code exchanges, then the refreshes over --cloud-window, as refreshes per object per
+// access-token lifetime against what the plan allows (two thirds of the lifetime, up to 10 % earlier by
+// jitter, rounded down to the second), and the refresh-token reuses and invalid grants since the first
+// create (hard: both must be 0). At the end of the window every Secret's access token is tried on the
+// simulator's protected GET /cloud/1/account. --clouds=0 skips the phase.
+//
 // Phase 3, restart. The simulator's counts are reset, the manager is restarted, and every upstream call
 // from its start until --restart-window after it reports ready is counted (tokens are valid for an
-// hour and the sessions are in their Secrets, so there should be none but the keep-alives that fall
-// due, which are counted apart against the ones due by the sessions' status.nextKeepAliveTime). The manager's thingspace_app_ready and
-// thingspace_m2m_session_ready metrics tell when it has seen all apps and sessions again.
+// hour and the sessions are in their Secrets, so there should be none but the keep-alives and Cloud
+// refreshes that fall due, which are counted apart against the ones due by the statuses'
+// nextKeepAliveTime and renewalTime, read once the old manager has exited; Cloud refreshes also over
+// the first 5 s after ready, where a refresh storm would show). There must be no code exchange, no
+// refresh-token reuse and no invalid grant (hard). The Secrets must carry no refresh marker after the
+// SIGTERM, and once a marker left behind would have cost its grant (--upstream-timeout + 5 s after
+// ready) every CloudAuthorization must still be Authorized. The manager's thingspace_app_ready,
+// thingspace_m2m_session_ready and thingspace_cloud_ready metrics tell when it has seen everything again.
 //
 // Results go to stdout as a Markdown table (or JSON with --json); progress goes to stderr. The logs of
 // the manager and the simulator are kept in bin/bench/run-* when a target is missed, on error, or with
@@ -96,6 +117,9 @@ type options struct {
 	sessions                  int
 	keepAlive, idleTimeout    time.Duration
 	sessionWindow             time.Duration
+	clouds                    int
+	cloudLifetime             time.Duration
+	cloudWindow               time.Duration
 	readyTimeout              time.Duration
 	restartWindow             time.Duration
 	json, keep                bool
@@ -109,6 +133,9 @@ func main() {
 	flag.DurationVar(&o.keepAlive, "keepalive-interval", 30*time.Second, "keepAlive.interval of the M2MSessions")
 	flag.DurationVar(&o.idleTimeout, "m2m-idle-timeout", 90*time.Second, "the simulator's M2M session idle timeout")
 	flag.DurationVar(&o.sessionWindow, "session-window", 60*time.Second, "how long keep-alives are counted once all sessions are Ready (a multiple of --keepalive-interval, so that every session owes the same number)")
+	flag.IntVar(&o.clouds, "clouds", 1000, "CloudAuthorizations to create in phase 2c, each with its own Verizon Cloud app and credentials Secret (0 skips phase 2c)")
+	flag.DurationVar(&o.cloudLifetime, "cloud-access-token-lifetime", 20*time.Second, "the simulator's Verizon Cloud access-token lifetime (Verizon's: about an hour)")
+	flag.DurationVar(&o.cloudWindow, "cloud-window", 60*time.Second, "how long Cloud refreshes are counted once all CloudAuthorizations are Authorized (a multiple of the access-token lifetime)")
 	flag.IntVar(&o.creators, "creators", 8, "concurrent creators of Secrets and ThingSpaceApps")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
@@ -120,7 +147,8 @@ func main() {
 	}
 	flag.Parse()
 	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
-		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive {
+		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive ||
+		o.clouds < 0 || o.cloudLifetime < 5*time.Second || o.cloudWindow < o.cloudLifetime {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -145,6 +173,10 @@ func main() {
 		_ = enc.Encode(r)
 	} else {
 		r.writeMarkdown(os.Stdout)
+	}
+	if !r.HardPass {
+		logf("hard failure: a refresh token was sent twice or a grant was refused (see the rows marked hard)")
+		os.Exit(1)
 	}
 }
 
@@ -223,7 +255,42 @@ type Results struct {
 	SessionsHeapAfterBytes  int64          `json:"sessions_heap_inuse_after_bytes,omitempty"`
 	SessionsLogErrors       int            `json:"sessions_manager_log_errors"` // "level":"error" lines added in phase 2b
 
+	// Phase 2c.
+	Clouds                    int            `json:"clouds"`
+	CloudLifetimeSeconds      float64        `json:"cloud_access_token_lifetime_seconds,omitempty"`
+	CloudCreateSeconds        float64        `json:"cloud_create_seconds,omitempty"`     // first create → last create answered
+	CloudAllURLs              bool           `json:"cloud_all_urls,omitempty"`           // every status had an authorization URL before --ready-timeout
+	CloudURLsSeconds          float64        `json:"cloud_urls_seconds,omitempty"`       // first create → an authorization URL in every status
+	CloudConsentSeconds       float64        `json:"cloud_consent_seconds,omitempty"`    // first URL opened → last callback page received
+	CloudAuthorizeLegMillis   float64        `json:"cloud_authorize_leg_ms,omitempty"`   // per consent, mean: the consent page (the person's part)
+	CloudCallbackLegMillis    float64        `json:"cloud_callback_leg_ms,omitempty"`    // per consent, mean: the manager's callback (the operator's)
+	CloudAuthorizedSeconds    float64        `json:"cloud_authorized_seconds,omitempty"` // first URL opened → all Authorized and Ready
+	CloudTotalSeconds         float64        `json:"cloud_total_seconds,omitempty"`      // first create → all Authorized and Ready
+	CloudAllAuthorized        bool           `json:"cloud_all_authorized,omitempty"`
+	CloudAuthorizedCount      int            `json:"cloud_authorized_count,omitempty"`
+	CloudNotAuthorized        map[string]int `json:"cloud_not_authorized_reasons,omitempty"`
+	CloudCallbackPages        map[string]int `json:"cloud_callback_pages_by_status,omitempty"`
+	CloudCodesIssued          int            `json:"cloud_codes_issued"`
+	CloudCodeExchanges        int            `json:"cloud_code_exchanges"`
+	CloudCodeReuses           int            `json:"cloud_code_reuses"`
+	CloudConsentRefreshes     int            `json:"cloud_refreshes_before_window"` // first create → start of the refresh window
+	CloudRefreshes            int            `json:"cloud_refreshes"`               // in the refresh window
+	CloudWindowSeconds        float64        `json:"cloud_window_seconds,omitempty"`
+	CloudRefreshesPerLifetime float64        `json:"cloud_refreshes_per_object_per_lifetime"`
+	CloudRefreshTokenReuses   int            `json:"cloud_refresh_token_reuses"` // first create → end of the window
+	CloudInvalidGrants        int            `json:"cloud_invalid_grants"`
+	CloudLiveRefreshTokens    int            `json:"cloud_live_refresh_tokens"` // the simulator's count at the end of the window
+	CloudTokenByStatus        map[string]int `json:"cloud_token_requests_by_status,omitempty"`
+	CloudReadyAfterWindow     int            `json:"cloud_ready_after_window"` // Authorized and Ready at the end of the window
+	CloudNotReadyAfterWindow  map[string]int `json:"cloud_not_ready_after_window_reasons,omitempty"`
+	CloudTokensAccepted       int            `json:"cloud_tokens_accepted"` // the Secrets' access tokens GET /cloud/1/account accepted
+	CloudPeakRSSBytes         int64          `json:"cloud_peak_rss_bytes,omitempty"`
+	CloudRSSAfterBytes        int64          `json:"cloud_rss_after_bytes,omitempty"`
+	CloudHeapAfterBytes       int64          `json:"cloud_heap_inuse_after_bytes,omitempty"`
+	CloudLogErrors            int            `json:"cloud_manager_log_errors"` // "level":"error" lines added in phase 2c
+
 	// Phase 3.
+	RestartStopSeconds    float64        `json:"restart_stop_seconds"`         // SIGTERM → the old process gone
 	RestartReadySeconds   float64        `json:"restart_ready_seconds"`        // process start → /readyz 200
 	RestartObserved       bool           `json:"restart_all_observed"`         // thingspace_app_ready == 1 for all apps
 	RestartObservedSecs   float64        `json:"restart_all_observed_seconds"` // process start → all observed
@@ -234,9 +301,23 @@ type Results struct {
 	RestartLiveSessions   int            `json:"restart_live_sessions"`  // the simulator's count at the end
 	RestartUpstreamRoutes map[string]int `json:"restart_upstream_by_route,omitempty"`
 	RestartWindowSeconds  float64        `json:"restart_window_seconds"`
+	// Verizon Cloud, from process start to ready + window; due: by the statuses' renewalTime.
+	RestartCloudRefreshes        int            `json:"restart_cloud_refreshes"`
+	RestartCloudRefreshesDue     int            `json:"restart_cloud_refreshes_due"`
+	RestartCloudEarly            int            `json:"restart_cloud_refreshes_early"` // process start → ready + 5 s
+	RestartCloudEarlyDue         int            `json:"restart_cloud_refreshes_early_due"`
+	RestartCodeExchanges         int            `json:"restart_code_exchanges"`
+	RestartRefreshTokenReuses    int            `json:"restart_refresh_token_reuses"`
+	RestartInvalidGrants         int            `json:"restart_invalid_grants"`
+	RestartRefreshMarkers        int            `json:"restart_refresh_markers"`       // Secrets marked as being refreshed after the SIGTERM
+	RestartCloudsUnauthorized    int            `json:"restart_clouds_not_authorized"` // once a marker left behind would have cost the grant
+	RestartCloudsUnauthorizedWhy map[string]int `json:"restart_clouds_not_authorized_reasons,omitempty"`
 
 	Checks []Check `json:"checks"`
 	Pass   bool    `json:"pass"`
+	// HardPass is false when a hard check failed (a correctness bug rather than a missed target); the
+	// benchmark then exits 1.
+	HardPass bool `json:"hard_pass"`
 
 	WorkDir string `json:"work_dir,omitempty"` // kept logs
 }
@@ -247,6 +328,8 @@ type Check struct {
 	Result  string `json:"result"`
 	Target  string `json:"target"`
 	Pass    bool   `json:"pass"`
+	// Hard marks a correctness check: when it fails the benchmark exits 1.
+	Hard bool `json:"hard,omitempty"`
 }
 
 func (r *Results) evaluate() {
@@ -309,6 +392,9 @@ func (r *Results) evaluate() {
 			},
 		)
 	}
+	if r.Clouds > 0 {
+		r.Checks = append(r.Checks, cloudChecks(r)...)
+	}
 	window := time.Duration(r.RestartWindowSeconds * float64(time.Second))
 	restartCalls := Check{
 		Measure: fmt.Sprintf("upstream calls after a restart (start → ready + %s)", window),
@@ -316,8 +402,13 @@ func (r *Results) evaluate() {
 		Target:  "0",
 		Pass:    r.RestartUpstreamCalls == 0,
 	}
-	if r.Sessions > 0 {
+	switch {
+	case r.Sessions > 0 && r.Clouds > 0:
+		restartCalls.Measure += ", keep-alives and Cloud token calls aside"
+	case r.Sessions > 0:
 		restartCalls.Measure += ", keep-alives aside"
+	case r.Clouds > 0:
+		restartCalls.Measure += ", Cloud token calls aside"
 	}
 	r.Checks = append(r.Checks, restartCalls)
 	if r.Sessions > 0 {
@@ -331,22 +422,26 @@ func (r *Results) evaluate() {
 			Check{
 				Measure: fmt.Sprintf("keep-alives after a restart (start → ready + %s)", window),
 				Result:  strconv.Itoa(r.RestartKeepAlives),
-				Target:  fmt.Sprintf("≤ %d (the ones due)", restartKeepAliveLimit(r)),
-				Pass:    r.RestartKeepAlives <= restartKeepAliveLimit(r),
+				Target:  fmt.Sprintf("≤ %d (the ones due)", dueLimit(r.RestartKeepAlivesPlan)),
+				Pass:    r.RestartKeepAlives <= dueLimit(r.RestartKeepAlivesPlan),
 			},
 		)
 	}
-	r.Pass = true
+	if r.Clouds > 0 {
+		r.Checks = append(r.Checks, cloudRestartChecks(r, window)...)
+	}
+	r.Pass, r.HardPass = true, true
 	for _, c := range r.Checks {
 		r.Pass = r.Pass && c.Pass
+		r.HardPass = r.HardPass && (c.Pass || !c.Hard)
 	}
 }
 
-// restartKeepAliveLimit is how many keep-alives may be sent in the restart window: the ones due by the
-// sessions' statuses, with the tolerance of the steady state. A restart must not send one for every
-// session at once.
-func restartKeepAliveLimit(r *Results) int {
-	return int(math.Ceil(float64(r.RestartKeepAlivesPlan) * (1 + keepAliveTolerance)))
+// dueLimit is how many timed calls (keep-alives, refreshes) may be sent in the restart window when due
+// are due by the statuses, with the tolerance of the steady state. A restart must not send one for
+// every object at once.
+func dueLimit(due int) int {
+	return int(math.Ceil(float64(due) * (1 + keepAliveTolerance)))
 }
 
 func sessionsReadyResult(r *Results) string {
@@ -398,19 +493,27 @@ func (r *Results) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "- manager after phase 2b: RSS %s, Go heap in use %s; %d more error lines in its log\n",
 			mib(r.SessionsRSSAfterBytes), mib(r.SessionsHeapAfterBytes), r.SessionsLogErrors)
 	}
+	if r.Clouds > 0 {
+		r.writeCloudMarkdown(w)
+	}
 	observed := "not all observed within the wait"
 	if r.RestartObserved {
-		observed = "all " + strconv.Itoa(r.Apps) + " observed Ready after " + secs(r.RestartObservedSecs)
-		if r.Sessions > 0 {
-			observed = fmt.Sprintf("all %d apps and %d sessions observed Ready after %s", r.Apps, r.Sessions, secs(r.RestartObservedSecs))
-		}
+		observed = fmt.Sprintf("all %d apps, %d sessions and %d clouds observed Ready after %s", r.Apps, r.Sessions, r.Clouds, secs(r.RestartObservedSecs))
 	}
-	fmt.Fprintf(w, "- restart: ready after %s, %s (times from process start)", secs(r.RestartReadySeconds), observed)
+	fmt.Fprintf(w, "- restart: the old manager exited %s after SIGTERM; the new one ready after %s, %s (times from process start)",
+		secs(r.RestartStopSeconds), secs(r.RestartReadySeconds), observed)
 	if len(r.RestartUpstreamRoutes) > 0 {
 		fmt.Fprintf(w, "; upstream calls: %s", formatCounts(r.RestartUpstreamRoutes))
 	}
 	if r.Sessions > 0 {
 		fmt.Fprintf(w, "; keep-alives %d (%d due by the sessions' nextKeepAliveTime); %d live sessions upstream at the end", r.RestartKeepAlives, r.RestartKeepAlivesPlan, r.RestartLiveSessions)
+	}
+	if r.Clouds > 0 {
+		fmt.Fprintf(w, "; Cloud refreshes %d (%d due by the clouds' renewalTime), %d of them in the first %s (%d due)",
+			r.RestartCloudRefreshes, r.RestartCloudRefreshesDue, r.RestartCloudEarly, restartEarlyWindow, r.RestartCloudEarlyDue)
+		if len(r.RestartCloudsUnauthorizedWhy) > 0 {
+			fmt.Fprintf(w, "; clouds not Authorized by reason: %s", formatCounts(r.RestartCloudsUnauthorizedWhy))
+		}
 	}
 	fmt.Fprintln(w)
 	if r.ManagerRestartErr != "" {
@@ -424,7 +527,7 @@ func (r *Results) writeMarkdown(w io.Writer) {
 // run sets everything up, runs the phases and tears everything down.
 func run(ctx context.Context, o options) (_ *Results, err error) {
 	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds(),
-		Sessions: o.sessions, KeepAliveSeconds: o.keepAlive.Seconds()}
+		Sessions: o.sessions, KeepAliveSeconds: o.keepAlive.Seconds(), Clouds: o.clouds, CloudLifetimeSeconds: o.cloudLifetime.Seconds()}
 	// The work directory (binaries, logs, a kubeconfig) is under bin/, not the shared temporary
 	// directory, where a cleaner could pull it from under a running manager.
 	root, err := harness.RepoRoot()
@@ -498,13 +601,15 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 		Binary: b.sim,
 		Args: []string{"--apps-file", appsPath, "--token-lifetime", "1h",
 			"--m2m-users-file", usersPath, "--m2m-idle-timeout", o.idleTimeout.String()},
-		LogPath: filepath.Join(workDir, "sim.log"),
+		CloudAccessTokenLifetime: o.cloudLifetime,
+		LogPath:                  filepath.Join(workDir, "sim.log"),
 	}.Start(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = sim.Stop() }()
-	logf("simulator on %s with %d app keys, 1h tokens, %d UWS users, sessions idle out after %s", sim.URL, o.apps, o.sessions, o.idleTimeout)
+	logf("simulator on %s with %d app keys, 1h tokens, %d UWS users, sessions idle out after %s, Verizon Cloud access tokens live %s",
+		sim.URL, o.apps, o.sessions, o.idleTimeout, o.cloudLifetime)
 
 	// The manager is restarted twice: it reads a copy of the kubeconfig that lives as long as the run.
 	kubeconfig := filepath.Join(workDir, "kubeconfig")
@@ -577,6 +682,13 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 		}
 	}
 
+	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
+	if o.clouds > 0 {
+		if err := phase2c(ctx, c, sim, mgr, o, res); err != nil {
+			return nil, err
+		}
+	}
+
 	// ---- Phase 3: restart ----------------------------------------------------------------------
 	if err := phase3(ctx, c, sim, mgr, o, res); err != nil {
 		return nil, err
@@ -623,13 +735,8 @@ func settle(ctx context.Context, mgr *harness.Manager, logOffset int) (memSample
 				for _, v := range last {
 					total += v
 				}
-				s := memSample{rss: total / window, hwm: mgr.PeakRSS()}
-				if expo, err := mgr.Metrics(); err == nil {
-					if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
-						s.heap = int64(v)
-					}
-				}
-				return s, nil
+				hwm, _, heap := readMem(mgr)
+				return memSample{rss: total / window, hwm: hwm, heap: heap}, nil
 			}
 		}
 		select {
@@ -701,11 +808,7 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 		phase: "phase 2", what: "ThingSpaceApps", n: o.apps,
 		create: func(i int) error {
 			creds := fmt.Sprintf("creds-%04d", i)
-			if err := create(ctx, c, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
-				Type:       corev1.SecretTypeOpaque,
-				Data:       map[string][]byte{harness.CredKey: []byte(keys[i]), harness.CredSecret: []byte(secrets[i])},
-			}); err != nil {
+			if err := createSecret(ctx, c, creds, map[string]string{harness.CredKey: keys[i], harness.CredSecret: secrets[i]}); err != nil {
 				return err
 			}
 			return create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i)))
@@ -750,21 +853,23 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 			res.OtherUpstream[route] = sum(byStatus)
 		}
 	}
-	res.PeakRSSBytes = mgr.PeakRSS()
-	res.RSSAfterBytes = mgr.RSS()
-	if expo, err := mgr.Metrics(); err == nil {
-		if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
-			res.HeapAfterBytes = int64(v)
-		}
-	}
+	res.PeakRSSBytes, res.RSSAfterBytes, res.HeapAfterBytes = readMem(mgr)
 	res.ManagerLogErrors = strings.Count(mgr.Logs(), `"level":"error"`)
 	logf("phase 2: %d token requests (%s); manager peak RSS %s", res.TokenRequests, formatCounts(res.TokenByStatus), mib(res.PeakRSSBytes))
 	return nil
 }
 
 func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
-	// When each session's next keep-alive is due, as the statuses say: the ones falling due in the
-	// window are legitimate, any more are the restart's.
+	logf("phase 3: restarting the manager")
+	stopping := time.Now()
+	if err := mgr.Stop(); err != nil {
+		res.ManagerRestartErr = err.Error()
+		logf("phase 3: the manager exited uncleanly: %v", err)
+	}
+	res.RestartStopSeconds = time.Since(stopping).Seconds()
+	// When each session's next keep-alive and each CloudAuthorization's next refresh is due, as the
+	// statuses say once the manager has stopped: the ones falling due in the window are legitimate, any
+	// more are the restart's.
 	var nextKeepAlives []time.Time
 	if o.sessions > 0 {
 		list := &v1alpha1.M2MSessionList{}
@@ -777,10 +882,11 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 			}
 		}
 	}
-	logf("phase 3: restarting the manager")
-	if err := mgr.Stop(); err != nil {
-		res.ManagerRestartErr = err.Error()
-		logf("phase 3: the manager exited uncleanly: %v", err)
+	var clouds cloudRestart
+	if o.clouds > 0 {
+		if err := clouds.beforeRestart(ctx, c); err != nil {
+			return err
+		}
 	}
 	if err := sim.ResetStats(); err != nil {
 		return err
@@ -796,11 +902,15 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	for {
 		if !res.RestartObserved {
 			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps &&
-				countSamples(expo, "thingspace_m2m_session_ready", nsApps, 1) >= o.sessions {
+				countSamples(expo, "thingspace_m2m_session_ready", nsApps, 1) >= o.sessions &&
+				countSamples(expo, "thingspace_cloud_ready", nsApps, 1) >= o.clouds {
 				res.RestartObserved = true
 				res.RestartObservedSecs = time.Since(start).Seconds()
-				logf("phase 3: all %d apps and %d sessions observed Ready again after %s", o.apps, o.sessions, secs(res.RestartObservedSecs))
+				logf("phase 3: all %d apps, %d sessions and %d clouds observed Ready again after %s", o.apps, o.sessions, o.clouds, secs(res.RestartObservedSecs))
 			}
+		}
+		if o.clouds > 0 {
+			clouds.poll(sim, readyAt)
 		}
 		// Keep watching past the window while the apps are not all observed, within bounds.
 		if time.Now().After(end) && (res.RestartObserved || time.Since(readyAt) > max(o.restartWindow, 60*time.Second)) {
@@ -816,6 +926,11 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	if err != nil {
 		return err
 	}
+	if o.clouds > 0 {
+		if err := clouds.count(sim); err != nil {
+			return err
+		}
+	}
 	countedTo := time.Now()
 	res.RestartUpstreamRoutes = map[string]int{}
 	for route, byStatus := range stats {
@@ -824,27 +939,34 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 			continue
 		}
 		res.RestartUpstreamRoutes[route] = n
-		// Keep-alives fall due whatever the restart: they are counted against the ones due instead.
-		if route == harness.RouteM2MAccount {
+		// Keep-alives and Cloud refreshes fall due whatever the restart: they are counted against the
+		// ones due instead (and Cloud code exchanges by the simulator's Cloud counts).
+		switch route {
+		case harness.RouteM2MAccount:
 			res.RestartKeepAlives = n
+			continue
+		case harness.RouteCloudToken:
 			continue
 		}
 		res.RestartUpstreamCalls += n
 	}
 	res.RestartLogins = sum(stats[harness.RouteM2MLogin])
-	res.RestartKeepAlivesPlan = keepAlivesDue(nextKeepAlives, o.keepAlive, countedTo)
+	res.RestartKeepAlivesPlan = dueBy(nextKeepAlives, o.keepAlive, countedTo)
 	if n, err := sim.ActiveM2MSessions(); err == nil {
 		res.RestartLiveSessions = n
 	}
 	logf("phase 3: %d upstream calls besides %d keep-alives (%d due by the statuses); %d live sessions upstream",
 		res.RestartUpstreamCalls, res.RestartKeepAlives, res.RestartKeepAlivesPlan, res.RestartLiveSessions)
+	if o.clouds > 0 {
+		return clouds.afterRestart(ctx, c, o, countedTo, readyAt, res)
+	}
 	return nil
 }
 
-// keepAlivesDue counts the keep-alives due up to end, each session's from its next keep-alive time on
-// (one every interval; an overdue one counts once). Status times are whole seconds, rounded down, so
-// this errs on the high side.
-func keepAlivesDue(next []time.Time, interval time.Duration, end time.Time) int {
+// dueBy counts the timed calls (keep-alives, refreshes) due up to end, each object's from its next
+// planned time on (then one every interval; an overdue one counts once). Status times are whole
+// seconds, rounded down, so this errs on the high side.
+func dueBy(next []time.Time, interval time.Duration, end time.Time) int {
 	n := 0
 	for _, t := range next {
 		if !t.After(end) {
@@ -875,6 +997,30 @@ func countSamples(exposition, name, ns string, want float64) int {
 		}
 	}
 	return n
+}
+
+// createSecret creates the Secret name in the benchmark's namespace with data.
+func createSecret(ctx context.Context, c client.Client, name string, data map[string]string) error {
+	b := make(map[string][]byte, len(data))
+	for k, v := range data {
+		b[k] = []byte(v)
+	}
+	return create(ctx, c, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: name},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       b,
+	})
+}
+
+// readMem returns the manager's peak RSS (VmHWM), its RSS and its Go heap in use.
+func readMem(mgr *harness.Manager) (peak, rss, heap int64) {
+	peak, rss = mgr.PeakRSS(), mgr.RSS()
+	if expo, err := mgr.Metrics(); err == nil {
+		if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
+			heap = int64(v)
+		}
+	}
+	return peak, rss, heap
 }
 
 func createNamespace(ctx context.Context, c client.Client, name string) error {
@@ -998,8 +1144,11 @@ func secs(s float64) string { return fmt.Sprintf("%.1f s", s) }
 // rollout is one phase's "create n objects, then wait until all are Ready".
 type rollout struct {
 	phase, what string
-	n           int
-	create      func(i int) error
+	// did and state name, in the progress lines, what create does and what countReady counts; empty
+	// means "created" and "Ready".
+	did, state string
+	n          int
+	create     func(i int) error
 	// countReady lists the objects: how many are Ready, and why the others are not.
 	countReady func(ctx context.Context) (ready int, reasons map[string]int, err error)
 }
@@ -1016,6 +1165,12 @@ type rolloutResult struct {
 func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout) (rolloutResult, error) {
 	var res rolloutResult
 	var created atomic.Int64
+	if r.did == "" {
+		r.did = "created"
+	}
+	if r.state == "" {
+		r.state = "Ready"
+	}
 	start := time.Now()
 	type outcome struct {
 		err  error
@@ -1048,7 +1203,7 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 				}
 				res.createSeconds = out.took.Seconds()
 				createsOK = true
-				logf("%s: all creates answered after %s", r.phase, secs(res.createSeconds))
+				logf("%s: all %d %s %s after %s", r.phase, r.n, r.what, r.did, secs(res.createSeconds))
 			default:
 			}
 		}
@@ -1070,7 +1225,7 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 			break
 		}
 		if now.Sub(lastLog) >= 5*time.Second {
-			logf("%s: %4d created, %4d Ready, manager RSS %s", r.phase, created.Load(), ready, mib(mgr.RSS()))
+			logf("%s: %4d %s, %4d %s, manager RSS %s", r.phase, created.Load(), r.did, ready, r.state, mib(mgr.RSS()))
 			lastLog = now
 		}
 		select {
@@ -1082,14 +1237,14 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 	res.readySeconds = time.Since(start).Seconds()
 	res.ready = ready
 	if res.allReady {
-		logf("%s: all %d %s Ready after %s", r.phase, r.n, r.what, secs(res.readySeconds))
+		logf("%s: all %d %s %s after %s", r.phase, r.n, r.what, r.state, secs(res.readySeconds))
 		return res, nil
 	}
 	res.notReady = reasons
 	if missing := r.n - ready - sum(reasons); missing > 0 {
-		res.notReady["(not created)"] = missing
+		res.notReady["(not "+r.did+")"] = missing
 	}
-	logf("%s: only %d of %d %s Ready after %s", r.phase, ready, r.n, r.what, o.readyTimeout)
+	logf("%s: only %d of %d %s %s after %s", r.phase, ready, r.n, r.what, r.state, o.readyTimeout)
 	if !createsOK {
 		out := <-createDone
 		if out.err != nil {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -55,11 +53,7 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		phase: "phase 2b", what: "M2MSessions", n: o.sessions,
 		create: func(i int) error {
 			creds := fmt.Sprintf("uws-%04d", i)
-			if err := create(ctx, c, &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Namespace: nsApps, Name: creds},
-				Type:       corev1.SecretTypeOpaque,
-				Data:       map[string][]byte{harness.UWSUsername: []byte(users[i]), harness.UWSPassword: []byte(passwords[i])},
-			}); err != nil {
+			if err := createSecret(ctx, c, creds, map[string]string{harness.UWSUsername: users[i], harness.UWSPassword: passwords[i]}); err != nil {
 				return err
 			}
 			return create(ctx, c, harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",
@@ -90,17 +84,13 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	if err != nil {
 		return err
 	}
-	windowStart := time.Now()
 	logf("phase 2b: %d logins so far; counting keep-alives for %s",
 		sum(atReady[harness.RouteM2MLogin])-sum(before[harness.RouteM2MLogin]), o.sessionWindow)
-	if err := sleep(ctx, o.sessionWindow); err != nil {
-		return err
-	}
-	after, err := sim.Stats()
+	after, took, err := over(ctx, o.sessionWindow, sim.Stats)
 	if err != nil {
 		return err
 	}
-	res.KeepAliveWindowSeconds = time.Since(windowStart).Seconds()
+	res.KeepAliveWindowSeconds = took
 	res.KeepAlives = sum(after[harness.RouteM2MAccount]) - sum(atReady[harness.RouteM2MAccount])
 	res.KeepAlivesOK = after[harness.RouteM2MAccount]["200"] - atReady[harness.RouteM2MAccount]["200"]
 	res.KeepAlivesPlanned = int(float64(o.sessions) * o.sessionWindow.Seconds() / o.keepAlive.Seconds())
@@ -116,17 +106,22 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		res.LiveSessionsAfterWindow = n
 	}
 	res.SessionsLogErrors = strings.Count(mgr.Logs(), `"level":"error"`) - res.ManagerLogErrors
-	res.SessionsPeakRSSBytes = mgr.PeakRSS()
-	res.SessionsRSSAfterBytes = mgr.RSS()
-	if expo, err := mgr.Metrics(); err == nil {
-		if v, ok := harness.MetricValue(expo, "go_memstats_heap_inuse_bytes", nil); ok {
-			res.SessionsHeapAfterBytes = int64(v)
-		}
-	}
+	res.SessionsPeakRSSBytes, res.SessionsRSSAfterBytes, res.SessionsHeapAfterBytes = readMem(mgr)
 	logf("phase 2b: %d keep-alives in %s (%d planned), %d logins meanwhile, %d live sessions upstream; manager peak RSS %s",
 		res.KeepAlives, secs(res.KeepAliveWindowSeconds), res.KeepAlivesPlanned, res.WindowLogins, res.LiveSessionsAfterWindow,
 		mib(res.SessionsPeakRSSBytes))
 	return nil
+}
+
+// over waits d, then returns what read returns and how many seconds really passed.
+func over[T any](ctx context.Context, d time.Duration, read func() (T, error)) (T, float64, error) {
+	start := time.Now()
+	if err := sleep(ctx, d); err != nil {
+		var zero T
+		return zero, 0, err
+	}
+	v, err := read()
+	return v, time.Since(start).Seconds(), err
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

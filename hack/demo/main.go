@@ -3,8 +3,11 @@
 // bin/k8s), the ThingSpace simulator with a compressed token lifetime and the manager, applies the
 // samples from config/samples, and narrates what happens: the token Secret being written, each rotation
 // when the token expires, and a manual refresh through the thingspace.credops.io/refresh-requested
-// annotation; and for the M2MSession, the UWS login, the keep-alives that hold the one session, and the
-// session Secret's access_token following every change of the app's token.
+// annotation; for the M2MSession, the UWS login, the keep-alives that hold the one session, and the
+// session Secret's access_token following every change of the app's token; and for the
+// CloudAuthorization, the authorization URL, a person (played by the demo) who declines once
+// (AccessDenied, a new URL) and then consents, the page the manager's callback answers, the Secret it
+// writes, and each refresh at about two thirds of the access token's life with its Refreshed event.
 //
 //	make demo                                   # until Ctrl-C
 //	make demo DEMO_ARGS=--duration=60s          # stop by itself (a smoke test)
@@ -14,9 +17,12 @@
 // secret (demo-key / demo-secret), the ThingSpaceApp the simulator's URL as its endpoint, the UWS
 // credentials Secret the simulator's demo UWS user (demo-uws) and the M2MSession a keep-alive interval
 // of --keepalive-interval instead of 10m (the simulator ends sessions idle for --m2m-idle-timeout
-// instead of 20m); then all are created in the namespace --namespace with the Go client (kubectl is not
-// needed). Tokens and session tokens are only ever shown as a short SHA-256 fingerprint, passwords not
-// at all.
+// instead of 20m), the Cloud app's credentials Secret the simulator's demo Verizon Cloud app
+// (demo-cloud-key, registered with the manager's callback URL) and the CloudAuthorization the
+// simulator's Cloud API as its endpoint and that callback URL; then all are created in the namespace
+// --namespace with the Go client (kubectl is not needed). Cloud access tokens live --token-lifetime too.
+// Tokens and session tokens are only ever shown as a short SHA-256 fingerprint (and a length), codes
+// and passwords not at all.
 //
 // While the demo runs, bin/demo.kubeconfig points at its API server, for kubectl if it is installed;
 // the file is removed on exit. The binaries and the logs of the manager and the simulator are in
@@ -25,7 +31,9 @@
 // With --duration the narrative stops after that long (counted from when the samples are applied) and
 // the demo exits non-zero when a step that fits in that time did not happen: the first token, and with
 // enough time an automatic rotation and the manual refresh; for the M2MSession the login, and with
-// enough time a keep-alive and the session Secret following an app token rotation.
+// enough time a keep-alive and the session Secret following an app token rotation; for the
+// CloudAuthorization AccessDenied and the consent's tokens, and with enough time a refresh ahead of
+// expiry with its Refreshed event.
 package main
 
 import (
@@ -57,6 +65,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/hack/internal/cloud"
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
@@ -64,6 +73,12 @@ import (
 const (
 	demoKey    = "demo-key"
 	demoSecret = "demo-secret"
+)
+
+// The simulator's demo Verizon Cloud app (client id and secret).
+const (
+	demoCloudKey    = "demo-cloud-key"
+	demoCloudSecret = "demo-cloud-secret"
 )
 
 // The simulator's demo UWS user. The password meets the UWS rules (upper, lower, digit, symbol).
@@ -90,7 +105,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.DurationVar(&o.lifetime, "token-lifetime", 20*time.Second, "lifetime of the simulator's tokens (ThingSpace's is 1h)")
+	flag.DurationVar(&o.lifetime, "token-lifetime", 20*time.Second, "lifetime of the simulator's tokens and Verizon Cloud access tokens (both 1h upstream)")
 	flag.DurationVar(&o.keepAlive, "keepalive-interval", 10*time.Second, "keepAlive.interval given to the sample M2MSession (the sample says 10m)")
 	flag.DurationVar(&o.m2mIdle, "m2m-idle-timeout", 30*time.Second, "the simulator's M2M session idle timeout (ThingSpace's is 20m)")
 	flag.DurationVar(&o.duration, "duration", 0, "stop after this long, counted from when the samples are applied (0: run until Ctrl-C)")
@@ -193,11 +208,20 @@ func run(ctx context.Context, o options) error {
 	for _, p := range []string{simLog, mgrLog} {
 		_ = os.Remove(p) // logs of this run only
 	}
+	// The simulator's Verizon Cloud app is registered with the manager's callback URL: its port is
+	// chosen before either starts.
+	callbackAddr, err := harness.FreeAddr()
+	if err != nil {
+		return err
+	}
+	callbackURL := "http://" + callbackAddr + harness.CallbackPath
 	sim, err := harness.SimConfig{
 		Binary: b.sim,
 		Args: []string{"--app", demoKey + ":" + demoSecret, "--token-lifetime", o.lifetime.String(),
 			"--m2m-user", demoUWSUser + ":" + demoUWSPassword, "--m2m-idle-timeout", o.m2mIdle.String()},
-		LogPath: simLog,
+		CloudApps:                map[string]harness.CloudApp{demoCloudKey: {Secret: demoCloudSecret, CallbackURL: callbackURL}},
+		CloudAccessTokenLifetime: o.lifetime,
+		LogPath:                  simLog,
 	}.Start(ctx)
 	if err != nil {
 		return err
@@ -208,6 +232,8 @@ func run(ctx context.Context, o options) error {
 	}()
 	say("ThingSpace simulator up: %s (app key %s, tokens live %s; ThingSpace's live 1h)", sim.URL, demoKey, o.lifetime)
 	indent("UWS user %s (password hidden); sessions idle out after %s (ThingSpace: 20m)", demoUWSUser, o.m2mIdle)
+	indent("Verizon Cloud app %s (secret hidden), Callback URL %s; access tokens live %s (Verizon's: about 1h)",
+		demoCloudKey, callbackURL, o.lifetime)
 
 	// The manager reads the kubeconfig written for the user (removed after everything has stopped).
 	kubeconfig := o.kubeconfig
@@ -219,7 +245,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer func() { _ = os.Remove(kubeconfig) }()
 
-	mgr, err := harness.ManagerConfig{Binary: b.mgr, Kubeconfig: kubeconfig, LogPath: mgrLog}.Start(ctx)
+	mgr, err := harness.ManagerConfig{Binary: b.mgr, Kubeconfig: kubeconfig, CallbackAddr: callbackAddr, LogPath: mgrLog}.Start(ctx)
 	if err != nil {
 		return err
 	}
@@ -231,7 +257,8 @@ func run(ctx context.Context, o options) error {
 			fmt.Fprintln(os.Stderr, "demo:", err)
 		}
 	}()
-	say("Manager up (leader election off, --allow-insecure-endpoints for the simulator's http:// URL).")
+	say("Manager up (leader election off, --allow-insecure-endpoints for the simulator's http:// URL);")
+	indent("it serves the OAuth2 callback on %s", mgr.CallbackURL)
 	indent("logs: %s, %s", rel(root, mgrLog), rel(root, simLog))
 
 	explainKubeconfig(root, kubeconfig, o.namespace)
@@ -240,23 +267,28 @@ func run(ctx context.Context, o options) error {
 	if !filepath.IsAbs(samples) {
 		samples = filepath.Join(root, samples)
 	}
-	apps, sessions, err := applySamples(ctx, cp.Client, root, samples, o.namespace, sim.URL, o.keepAlive)
+	got, err := applySamples(ctx, cp.Client, root, samples, o.namespace, targets{endpoint: sim.URL, keepAlive: o.keepAlive, callbackURL: mgr.CallbackURL})
 	if err != nil {
 		return err
 	}
-	if len(apps) == 0 {
+	if len(got.apps) == 0 {
 		return fmt.Errorf("no ThingSpaceApp in %s", samples)
 	}
 
 	n := &narrator{c: cp.Client, sim: sim, ns: o.namespace, lifetime: o.lifetime, keepAlive: o.keepAlive,
-		apps: map[string]*appView{}, sessions: map[string]*sessionView{}}
-	for _, name := range apps {
+		apps: map[string]*appView{}, sessions: map[string]*sessionView{}, clouds: map[string]*cloudView{},
+		person: cloud.NewPerson(sim, 1)}
+	for _, name := range got.apps {
 		n.order = append(n.order, name)
 		n.apps[name] = &appView{name: name}
 	}
-	for _, name := range sessions {
+	for _, name := range got.sessions {
 		n.sessionOrder = append(n.sessionOrder, name)
 		n.sessions[name] = &sessionView{name: name}
+	}
+	for _, name := range got.clouds {
+		n.cloudOrder = append(n.cloudOrder, name)
+		n.clouds[name] = &cloudView{name: name}
 	}
 	ran := n.run(ctx, o.duration)
 	if ran != nil && !errors.Is(ran, context.Canceled) {
@@ -297,47 +329,67 @@ func explainKubeconfig(root, path, ns string) {
 	indent("  export KUBECONFIG=%s", p)
 	indent("  %s get tsapp -n %s -w", kubectl, ns)
 	indent("  %s get m2m -n %s -w", kubectl, ns)
+	indent("  %s get cloudauth -n %s -w", kubectl, ns)
 	indent("  %s describe secret -n %s   # data sizes only, not the token", kubectl, ns)
 }
 
+// targets are what the samples are pointed at.
+type targets struct {
+	endpoint    string        // the simulator's URL
+	keepAlive   time.Duration // the M2MSessions' keepAlive.interval
+	callbackURL string        // the manager's OAuth2 callback
+}
+
+// applied names the objects applySamples created, by kind.
+type applied struct{ apps, sessions, clouds []string }
+
 // applySamples creates the objects of the manifests listed by dir's kustomization.yaml (else every
 // *.yaml in dir) in namespace ns: Secrets a ThingSpaceApp reads its credentials from get the
-// simulator's demo app, ThingSpaceApps get endpoint, Secrets an M2MSession reads its credentials from
-// get the simulator's demo UWS user, M2MSessions get keepAlive.interval. It returns the names of the
-// ThingSpaceApps and of the M2MSessions.
-func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint string, keepAlive time.Duration) (apps, sessions []string, err error) {
+// simulator's demo app, ThingSpaceApps get the simulator as their endpoint, Secrets an M2MSession
+// reads its credentials from get the simulator's demo UWS user, M2MSessions get keepAlive.interval,
+// Secrets a CloudAuthorization reads its credentials from get the simulator's demo Cloud app, and
+// CloudAuthorizations get the simulator's Cloud API and the manager's callback URL.
+func applySamples(ctx context.Context, c client.Client, root, dir, ns string, t targets) (got applied, err error) {
 	files, err := sampleFiles(dir)
 	if err != nil {
-		return nil, nil, err
+		return got, err
 	}
 	var objs []*unstructured.Unstructured
 	for _, f := range files {
-		got, err := readManifests(f)
+		read, err := readManifests(f)
 		if err != nil {
-			return nil, nil, err
+			return got, err
 		}
-		objs = append(objs, got...)
+		objs = append(objs, read...)
 	}
 
-	credentials := map[string]bool{}    // the apps'
-	uwsCredentials := map[string]bool{} // the sessions'
+	credentials := map[string]bool{}      // the apps'
+	uwsCredentials := map[string]bool{}   // the sessions'
+	cloudCredentials := map[string]bool{} // the CloudAuthorizations'
 	for _, u := range objs {
+		var (
+			creds   map[string]bool
+			set     map[string]any // spec fields to set, by dotted path
+			created *[]string
+		)
 		switch u.GroupVersionKind().GroupKind() {
 		case v1alpha1.GroupVersion.WithKind("ThingSpaceApp").GroupKind():
-			name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
-			credentials[name] = true
-			if err := unstructured.SetNestedField(u.Object, endpoint, "spec", "endpoint"); err != nil {
-				return nil, nil, err
-			}
-			apps = append(apps, u.GetName())
+			creds, created, set = credentials, &got.apps, map[string]any{"endpoint": t.endpoint}
 		case v1alpha1.GroupVersion.WithKind("M2MSession").GroupKind():
-			name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
-			uwsCredentials[name] = true
-			if err := unstructured.SetNestedField(u.Object, keepAlive.String(), "spec", "keepAlive", "interval"); err != nil {
-				return nil, nil, err
-			}
-			sessions = append(sessions, u.GetName())
+			creds, created, set = uwsCredentials, &got.sessions, map[string]any{"keepAlive.interval": t.keepAlive.String()}
+		case v1alpha1.GroupVersion.WithKind("CloudAuthorization").GroupKind():
+			creds, created, set = cloudCredentials, &got.clouds, map[string]any{"endpoint": cloud.Endpoint(t.endpoint), "callbackURL": t.callbackURL}
+		default:
+			continue
 		}
+		name, _, _ := unstructured.NestedString(u.Object, "spec", "credentialsSecretRef", "name")
+		creds[name] = true
+		for path, v := range set {
+			if err := unstructured.SetNestedField(u.Object, v, append([]string{"spec"}, strings.Split(path, ".")...)...); err != nil {
+				return got, err
+			}
+		}
+		*created = append(*created, u.GetName())
 	}
 	for _, u := range objs {
 		if u.GetKind() != "Secret" || u.GetAPIVersion() != "v1" {
@@ -349,12 +401,14 @@ func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint 
 			data = map[string]string{"key": demoKey, "secret": demoSecret}
 		case uwsCredentials[u.GetName()]:
 			data = map[string]string{"username": demoUWSUser, "password": demoUWSPassword}
+		case cloudCredentials[u.GetName()]:
+			data = map[string]string{"key": demoCloudKey, "secret": demoCloudSecret}
 		default:
 			continue
 		}
 		delete(u.Object, "data")
 		if err := unstructured.SetNestedStringMap(u.Object, data, "stringData"); err != nil {
-			return nil, nil, err
+			return got, err
 		}
 	}
 	// Secrets first, so that no ThingSpaceApp is reconciled before its credentials exist.
@@ -363,33 +417,39 @@ func applySamples(ctx context.Context, c client.Client, root, dir, ns, endpoint 
 	})
 
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, nil, err
+		return got, err
 	}
 	say("Applying the samples from %s to namespace %s:", rel(root, dir), ns)
 	for _, u := range objs {
 		u.SetNamespace(ns)
 		if err := createOrReplace(ctx, c, u); err != nil {
-			return nil, nil, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
+			return got, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 		switch {
 		case credentials[u.GetName()] && u.GetKind() == "Secret":
 			step("Secret %s/%s created: the app's credentials (key=%s, secret hidden)", ns, u.GetName(), demoKey)
 		case uwsCredentials[u.GetName()] && u.GetKind() == "Secret":
 			step("Secret %s/%s created: the UWS credentials (username=%s, password hidden)", ns, u.GetName(), demoUWSUser)
+		case cloudCredentials[u.GetName()] && u.GetKind() == "Secret":
+			step("Secret %s/%s created: the Verizon Cloud app's credentials (key=%s, secret hidden)", ns, u.GetName(), demoCloudKey)
 		case u.GetKind() == "ThingSpaceApp":
 			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
-			step("ThingSpaceApp %s/%s created: endpoint %s, token to Secret %s", ns, u.GetName(), endpoint, secretName)
+			step("ThingSpaceApp %s/%s created: endpoint %s, token to Secret %s", ns, u.GetName(), t.endpoint, secretName)
 		case u.GetKind() == "M2MSession":
 			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
 			app, _, _ := unstructured.NestedString(u.Object, "spec", "appRef", "name")
 			account, _, _ := unstructured.NestedString(u.Object, "spec", "keepAlive", "accountName")
 			step("M2MSession %s/%s created: session of ThingSpaceApp %s to Secret %s, kept alive every %s by reading account %s (the sample says 10m)",
-				ns, u.GetName(), app, secretName, keepAlive, account)
+				ns, u.GetName(), app, secretName, t.keepAlive, account)
+		case u.GetKind() == "CloudAuthorization":
+			secretName, _, _ := unstructured.NestedString(u.Object, "spec", "secretName")
+			step("CloudAuthorization %s/%s created: endpoint %s, callbackURL %s (the sample's is example.com's), tokens to Secret %s",
+				ns, u.GetName(), cloud.Endpoint(t.endpoint), t.callbackURL, secretName)
 		default:
 			step("%s %s/%s created", u.GetKind(), ns, u.GetName())
 		}
 	}
-	return apps, sessions, nil
+	return got, nil
 }
 
 func boolRank(b bool) int {
@@ -485,8 +545,12 @@ type narrator struct {
 	// The M2MSessions, in the order of the samples.
 	sessionOrder []string
 	sessions     map[string]*sessionView
-	start        time.Time
-	warned       bool
+	// The CloudAuthorizations, in the order of the samples, and the person who consents.
+	cloudOrder []string
+	clouds     map[string]*cloudView
+	person     *cloud.Person
+	start      time.Time
+	warned     bool
 	// Last counts the simulator reported.
 	requests, revokes int
 }
@@ -503,30 +567,11 @@ func (n *narrator) run(ctx context.Context, d time.Duration) error {
 		say("Watching. Ctrl-C stops the demo.")
 	}
 	for {
-		for _, name := range n.order {
-			if err := n.observe(ctx, n.apps[name]); err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				if !n.warned {
-					say("(could not read %s: %v; retrying)", name, err)
-					n.warned = true
-				}
-			}
-		}
+		n.observeAll(ctx, n.order, func(name string) error { return n.observe(ctx, n.apps[name]) })
 		// After the apps: a token change seen in an app's Secret this round can be matched in the
 		// session Secret at once.
-		for _, name := range n.sessionOrder {
-			if err := n.observeSession(ctx, n.sessions[name]); err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				if !n.warned {
-					say("(could not read %s: %v; retrying)", name, err)
-					n.warned = true
-				}
-			}
-		}
+		n.observeAll(ctx, n.sessionOrder, func(name string) error { return n.observeSession(ctx, n.sessions[name]) })
+		n.observeAll(ctx, n.cloudOrder, func(name string) error { return n.observeCloud(ctx, n.clouds[name]) })
 		select {
 		case <-ctx.Done():
 			fmt.Println()
@@ -541,23 +586,43 @@ func (n *narrator) run(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// observeAll observes each of names, warning once when one cannot be read.
+func (n *narrator) observeAll(ctx context.Context, names []string, observe func(name string) error) {
+	for _, name := range names {
+		if err := observe(name); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !n.warned {
+				say("(could not read %s: %v; retrying)", name, err)
+				n.warned = true
+			}
+		}
+	}
+}
+
+// narrateCondition prints condition typ of the object name when its status or reason differs from
+// *last ("True (TokenValid)"), and remembers it there.
+func narrateCondition(name, typ string, conds []metav1.Condition, last *string) {
+	c := meta.FindStatusCondition(conds, typ)
+	if c == nil {
+		return
+	}
+	if r := string(c.Status) + " (" + c.Reason + ")"; r != *last {
+		*last = r
+		step("%s: %s=%s: %s", name, typ, r, c.Message)
+	}
+}
+
 func (n *narrator) observe(ctx context.Context, v *appView) error {
 	app := &v1alpha1.ThingSpaceApp{}
 	if err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: v.name}, app); err != nil {
 		return err
 	}
-	if c := meta.FindStatusCondition(app.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-		if r := string(c.Status) + " (" + c.Reason + ")"; r != v.ready {
-			v.ready = r
-			step("%s: Ready=%s: %s", v.name, r, c.Message)
-		}
-	}
+	narrateCondition(v.name, v1alpha1.ConditionReady, app.Status.Conditions, &v.ready)
 
-	s := &corev1.Secret{}
-	err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: app.Spec.SecretName}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	} else if err != nil {
+	s, err := n.secret(ctx, app.Spec.SecretName)
+	if s == nil {
 		return err
 	}
 	tok := string(s.Data[harness.KeyAccessToken])
@@ -610,6 +675,15 @@ func (n *narrator) observe(ctx context.Context, v *appView) error {
 	return nil
 }
 
+// secret reads the Secret name of the namespace: nil and no error while it does not exist.
+func (n *narrator) secret(ctx context.Context, name string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	if err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: name}, s); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return s, nil
+}
+
 // manualDelay is how long after the first rotation the manual refresh is asked for: well before the
 // next automatic one.
 func (n *narrator) manualDelay() time.Duration { return min(manualDelay, n.lifetime/4) }
@@ -646,22 +720,22 @@ func (n *narrator) table(ctx context.Context) {
 	if err := n.c.List(ctx, list, client.InNamespace(n.ns)); err != nil {
 		return
 	}
+	rows := make([][]string, 0, len(list.Items))
+	for _, a := range list.Items {
+		rows = append(rows, []string{a.Name, conditionStatus(a.Status.Conditions, v1alpha1.ConditionReady), a.Spec.SecretName,
+			untilPtr(a.Status.ExpiresAt), age(a.CreationTimestamp)})
+	}
+	n.printTable("tsapp", []string{"NAME", "READY", "SECRET", "EXPIRES", "AGE"}, rows)
+}
+
+// printTable prints rows as `kubectl get <resource>` lays them out.
+func (n *narrator) printTable(resource string, header []string, rows [][]string) {
 	fmt.Println()
-	indent("$ kubectl get tsapp -n %s", n.ns)
+	indent("$ kubectl get %s -n %s", resource, n.ns)
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tREADY\tSECRET\tEXPIRES\tAGE")
-	for _, a := range list.Items {
-		ready := "<none>"
-		if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-			ready = string(c.Status)
-		}
-		expires := "<none>"
-		if a.Status.ExpiresAt != nil {
-			expires = until(a.Status.ExpiresAt.Time)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.Name, ready, a.Spec.SecretName, expires,
-			duration.HumanDuration(time.Since(a.CreationTimestamp.Time)))
+	for _, row := range append([][]string{header}, rows...) {
+		fmt.Fprintln(w, strings.Join(row, "\t"))
 	}
 	_ = w.Flush()
 	for line := range strings.SplitSeq(strings.TrimRight(b.String(), "\n"), "\n") {
@@ -669,6 +743,24 @@ func (n *narrator) table(ctx context.Context) {
 	}
 	fmt.Println()
 }
+
+// conditionStatus is the status of condition typ, as a printer column shows it.
+func conditionStatus(conds []metav1.Condition, typ string) string {
+	if c := meta.FindStatusCondition(conds, typ); c != nil {
+		return string(c.Status)
+	}
+	return "<none>"
+}
+
+// untilPtr is until for an optional status time.
+func untilPtr(t *metav1.Time) string {
+	if t == nil {
+		return "<none>"
+	}
+	return until(t.Time)
+}
+
+func age(created metav1.Time) string { return duration.HumanDuration(time.Since(created.Time)) }
 
 // sessionView is what the narrator last saw of one M2MSession and its Secret.
 type sessionView struct {
@@ -690,19 +782,11 @@ func (n *narrator) observeSession(ctx context.Context, v *sessionView) error {
 	if err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: v.name}, sess); err != nil {
 		return err
 	}
-	if c := meta.FindStatusCondition(sess.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-		if r := string(c.Status) + " (" + c.Reason + ")"; r != v.ready {
-			v.ready = r
-			step("%s: Ready=%s: %s", v.name, r, c.Message)
-		}
-	}
+	narrateCondition(v.name, v1alpha1.ConditionReady, sess.Status.Conditions, &v.ready)
 	app := n.apps[sess.Spec.AppRef.Name]
 
-	s := &corev1.Secret{}
-	err := n.c.Get(ctx, types.NamespacedName{Namespace: n.ns, Name: sess.Spec.SecretName}, s)
-	if apierrors.IsNotFound(err) {
-		return nil
-	} else if err != nil {
+	s, err := n.secret(ctx, sess.Spec.SecretName)
+	if s == nil {
 		return err
 	}
 	session, access := string(s.Data[harness.KeySessionToken]), string(s.Data[harness.KeyAccessToken])
@@ -789,28 +873,16 @@ func (n *narrator) sessionTable(ctx context.Context) {
 	if err := n.c.List(ctx, list, client.InNamespace(n.ns)); err != nil {
 		return
 	}
-	fmt.Println()
-	indent("$ kubectl get m2m -n %s", n.ns)
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(w, "NAME\tREADY\tSECRET\tLAST LOGIN\tAGE")
+	rows := make([][]string, 0, len(list.Items))
 	for _, s := range list.Items {
-		ready := "<none>"
-		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); c != nil {
-			ready = string(c.Status)
-		}
 		login := "<none>"
 		if s.Status.LastLoginTime != nil {
-			login = duration.HumanDuration(time.Since(s.Status.LastLoginTime.Time))
+			login = age(*s.Status.LastLoginTime)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, ready, s.Spec.SecretName, login,
-			duration.HumanDuration(time.Since(s.CreationTimestamp.Time)))
+		rows = append(rows, []string{s.Name, conditionStatus(s.Status.Conditions, v1alpha1.ConditionReady), s.Spec.SecretName,
+			login, age(s.CreationTimestamp)})
 	}
-	_ = w.Flush()
-	for line := range strings.SplitSeq(strings.TrimRight(b.String(), "\n"), "\n") {
-		indent("%s", line)
-	}
-	fmt.Println()
+	n.printTable("m2m", []string{"NAME", "READY", "SECRET", "LAST LOGIN", "AGE"}, rows)
 }
 
 // summary prints what was seen and, with --duration, fails when a step that fitted in it did not happen.
@@ -862,6 +934,7 @@ func (n *narrator) summary(o options) error {
 		logins, keepAlives := n.m2mCounts()
 		indent("UWS logins to ThingSpace: %d, keep-alives: %d", logins, keepAlives)
 	}
+	missing = append(missing, n.cloudSummary(o)...)
 	if len(missing) > 0 {
 		return fmt.Errorf("expected within %s but not seen: %s", o.duration, strings.Join(missing, "; "))
 	}

@@ -5,9 +5,9 @@ BENCH_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: bench
-bench: envtest ## Benchmark 1,000 ThingSpaceApps: time to Ready, token requests, memory, restart (BENCH_ARGS="--json --apps=N").
+bench: envtest ## Benchmark 1,000 each of ThingSpaceApps, M2MSessions and CloudAuthorizations: time to Ready, upstream calls, refreshes, memory, restart (BENCH_ARGS="--json --clouds=N").
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: demo
-demo: envtest ## Run the operator locally against the simulator and narrate token rotation (DEMO_ARGS=--duration=60s).
+demo: envtest ## Run the operator locally against the simulator and narrate token rotation, sessions and a Cloud consent (DEMO_ARGS=--duration=60s).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./hack/demo $(DEMO_ARGS)

@@ -12,6 +12,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -61,6 +62,9 @@ func main() {
 		// On SIGTERM a refresh already sent must get its answer stored: a rotated refresh token that is
 		// not stored is lost, and the grant with it. Reconciles are given the upstream timeout and more.
 		GracefulShutdownTimeout: ptr.To(max(30*time.Second, upstreamTimeout+15*time.Second)),
+		// controller-runtime v0.24's priority queue can deadlock on shutdown (controller-runtime#3538,
+		// fixed in v0.25), which would hold a refresh's answer hostage; the classic queue is enough here.
+		Controller: config.Controller{UsePriorityQueue: ptr.To(false)},
 	})
 	if err != nil {
 		log.Error(err, "Unable to create the manager")

@@ -74,7 +74,7 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 			metrics.ForgetCloud(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, ignoreShutdown(ctx, err)
 	}
 	if !ca.DeletionTimestamp.IsZero() {
 		// Nothing to undo upstream (Verizon Cloud has no revoke API); the Secret goes with its owner.
@@ -92,9 +92,18 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 	}
 	recordCloudMetrics(ca, st)
 	if syncErr != nil {
-		return ctrl.Result{}, syncErr
+		return ctrl.Result{}, ignoreShutdown(ctx, syncErr)
 	}
 	return res, nil
+}
+
+// ignoreShutdown drops an error caused by the manager shutting down: nothing is retried in this process,
+// and logging it as a reconcile error on every SIGTERM is noise.
+func ignoreShutdown(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 // patchCloudStatus writes st when it differs from ca's status, conditional on ca's resourceVersion:
@@ -232,6 +241,11 @@ func (r *CloudAuthorizationReconciler) plannedRefresh(p *cloudPass, held tokenbr
 // means the answer may have been lost after Verizon rotated the token, and that token is never sent
 // again.
 func (r *CloudAuthorizationReconciler) refresh(ctx context.Context, p *cloudPass, held tokenbroker.Token) (ctrl.Result, error) {
+	// From the marker on, the reconcile's cancellation (a manager shutting down) must not cut a write
+	// short: a cancelled request may still have been applied, leaving a marker nobody clears, and an
+	// answer that arrives has to be stored. The writes and the upstream call carry their own bounds.
+	shutdown := ctx
+	ctx = context.WithoutCancel(ctx)
 	marker := p.now.UTC().Format(time.RFC3339Nano)
 	marked, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
 		Template: p.ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true,
@@ -241,10 +255,10 @@ func (r *CloudAuthorizationReconciler) refresh(ctx context.Context, p *cloudPass
 		return ctrl.Result{}, err // nothing was sent; a conflict means the Secret changed and is read again
 	}
 	p.sec = marked
-
-	// From here on the reconcile's cancellation (a manager shutting down) must not cut the exchange
-	// short: an answer that arrives has to be stored, or the grant is lost. The client bounds the call.
-	ctx = context.WithoutCancel(ctx)
+	if shutdown.Err() != nil {
+		// Shutting down: do not start sending; take the marker back so the next manager refreshes freely.
+		return ctrl.Result{}, r.clearMarker(ctx, p)
+	}
 	tokens, err := p.cl.Refresh(ctx, p.creds, string(marked.Data[KeyRefreshToken]))
 	received := r.Clock.Now()
 	if err != nil {
@@ -308,10 +322,7 @@ func (r *CloudAuthorizationReconciler) refreshFailed(ctx context.Context, p *clo
 	case cloudapi.NeedsReauthorization(err):
 		return r.reauthorize(ctx, p, "Verizon refused the refresh token ("+msg+"): it was revoked, expired or already used")
 	}
-	if _, _, werr := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
-		Template: p.ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true,
-		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: ""},
-	}); werr != nil {
+	if werr := r.clearMarker(ctx, p); werr != nil {
 		return ctrl.Result{}, werr
 	}
 	st := p.st
@@ -338,6 +349,16 @@ func (r *CloudAuthorizationReconciler) refreshFailed(ctx context.Context, p *clo
 	}
 	log.FromContext(ctx).Info("Refresh failed; backing off", "error", msg, "attempt", st.FailedRefreshAttempts, "retryIn", plan.delay)
 	return ctrl.Result{RequeueAfter: plan.delay}, nil
+}
+
+// clearMarker removes the refresh marker from a Secret whose refresh token was not sent, or was refused
+// without being rotated.
+func (r *CloudAuthorizationReconciler) clearMarker(ctx context.Context, p *cloudPass) error {
+	_, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
+		Template: p.ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true,
+		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: ""},
+	})
+	return err
 }
 
 // answeredUnusably reports a 2xx whose body could not be used: Verizon accepted the refresh, so the

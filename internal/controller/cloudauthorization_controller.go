@@ -11,11 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -41,17 +38,7 @@ const KeyRefreshToken = "refresh_token"
 // OAuth2 callback, possibly served by another replica, writes status too. Every write is conditional on
 // the resourceVersion it was decided from. Passes are rare (one per refresh), so the reads are cheap.
 type CloudAuthorizationReconciler struct {
-	client.Client
-	// APIReader reads past the caches.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
-	// Rand returns values in [0,1) for jitter.
-	Rand      func() float64
-	Secrets   *secrets.Writer
-	Endpoints *Endpoints
-	Backoff   renewal.Backoff
+	Deps
 	// Consent issues authorization URLs; the callback handler shares it.
 	Consent *Consent
 	// InFlightBound is how long a refresh marker left by another process is honoured before that refresh

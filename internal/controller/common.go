@@ -8,15 +8,34 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
+
+// Deps are what every reconciler uses; Setup builds one set for all of them.
+type Deps struct {
+	client.Client
+	// APIReader reads past the caches (credentials Secrets; CloudAuthorizations and their Secrets).
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Rand returns values in [0,1) for jitter.
+	Rand      func() float64
+	Secrets   *secrets.Writer
+	Endpoints *Endpoints
+	Backoff   renewal.Backoff
+}
 
 // patchStatus writes updated's status when, and only when, it differs from orig's: one write per
 // reconcile at most, none when nothing changed.

@@ -12,20 +12,15 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/renewal"
-	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
 	"github.com/credops/thingspace-operator/internal/upstream"
@@ -49,15 +44,7 @@ const defaultKeepAlive = 10 * time.Minute
 
 // M2MSessionReconciler keeps each M2MSession's UWS session alive in its Secret.
 type M2MSessionReconciler struct {
-	client.Client
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
-	Rand      func() float64
-	Secrets   *secrets.Writer
-	Endpoints *Endpoints
-	Backoff   renewal.Backoff
+	Deps
 	// Broker is the ThingSpaceApps' token broker: a Bearer the gateway rejects is replaced through it.
 	Broker *tokenbroker.Broker
 	// Gate guards UWS usernames against lockout, across sessions.

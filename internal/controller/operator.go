@@ -78,38 +78,24 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
+	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
+		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: endpoints, Backoff: o.Backoff}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, Notifier(appEvents))
 	apps := &ThingSpaceAppReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  recorder,
-		Clock:     o.Clock,
-		Rand:      o.Rand,
-		Broker:    broker,
-		Secrets:   writer,
-		Endpoints: endpoints,
-		Backoff:   o.Backoff,
-		statuses:  newStatusMemory[v1alpha1.ThingSpaceAppStatus](),
+		Deps:     deps,
+		Broker:   broker,
+		statuses: newStatusMemory[v1alpha1.ThingSpaceAppStatus](),
 	}
 	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
 		return err
 	}
 	sessions := &M2MSessionReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  recorder,
-		Clock:     o.Clock,
-		Rand:      o.Rand,
-		Secrets:   writer,
-		Endpoints: endpoints,
-		Backoff:   o.Backoff,
-		Broker:    broker,
-		Gate:      newLoginGate(),
-		Pending:   newPendingPasswords(),
-		statuses:  newStatusMemory[v1alpha1.M2MSessionStatus](),
+		Deps:     deps,
+		Broker:   broker,
+		Gate:     newLoginGate(),
+		Pending:  newPendingPasswords(),
+		statuses: newStatusMemory[v1alpha1.M2MSessionStatus](),
 	}
 	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
 		return err
@@ -124,16 +110,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	consent := &Consent{TTL: o.StateTTL}
 	clouds := &CloudAuthorizationReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Scheme:    mgr.GetScheme(),
-		Recorder:  recorder,
-		Clock:     o.Clock,
-		Rand:      o.Rand,
-		Secrets:   writer,
-		Endpoints: endpoints,
-		Backoff:   o.Backoff,
-		Consent:   consent,
+		Deps:    deps,
+		Consent: consent,
 		// A refresh this long after its marker was written has either been stored or was interrupted.
 		InFlightBound: timeout + 5*time.Second,
 		unstored:      newUnstoredTokens(),

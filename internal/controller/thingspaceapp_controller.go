@@ -9,11 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -43,18 +40,8 @@ const (
 
 // ThingSpaceAppReconciler keeps each ThingSpaceApp's token valid in its Secret.
 type ThingSpaceAppReconciler struct {
-	client.Client
-	// APIReader reads credentials Secrets past the cache.
-	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
-	// Rand returns values in [0,1) for jitter.
-	Rand      func() float64
-	Broker    *tokenbroker.Broker
-	Secrets   *secrets.Writer
-	Endpoints *Endpoints
-	Backoff   renewal.Backoff
+	Deps
+	Broker *tokenbroker.Broker
 	// statuses remembers the status last written per app (see statusMemory).
 	statuses *statusMemory[v1alpha1.ThingSpaceAppStatus]
 }

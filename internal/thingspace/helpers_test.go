@@ -3,14 +3,14 @@ package thingspace
 import (
 	"encoding/base64"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/credops/thingspace-operator/internal/upstream/upstreamtest"
 )
 
 const (
@@ -26,51 +26,15 @@ var (
 )
 
 // recorder is an upstream.Observer that remembers its calls.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
+type recorder = upstreamtest.Recorder
 
-func (r *recorder) observe(endpoint, code string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, endpoint+" "+code)
-}
-
-func (r *recorder) get() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.calls...)
-}
-
-// expectObserved fails unless the observer saw exactly want.
-func (r *recorder) expect(t *testing.T, want ...string) {
-	t.Helper()
-	got := r.get()
-	if len(got) != len(want) {
-		t.Fatalf("observer calls = %q, want %q", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("observer calls = %q, want %q", got, want)
-		}
-	}
-}
-
-func newServer(t *testing.T, h http.Handler) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
+func newServer(t *testing.T, h http.Handler) *httptest.Server { return upstreamtest.NewServer(t, h) }
 
 // newTestClient returns a client for srv with an observer and a fake clock at testNow.
 func newTestClient(t *testing.T, srv *httptest.Server, opts ...Option) (*Client, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	all := append([]Option{WithObserver(rec.observe), WithClock(testingclock.NewFakePassiveClock(testNow))}, opts...)
+	all := append([]Option{WithObserver(rec.Observe), WithClock(testingclock.NewFakePassiveClock(testNow))}, opts...)
 	c, err := New(srv.URL, srv.Client(), all...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -160,7 +160,7 @@ func TestM2MRequests(t *testing.T) {
 			c, rec := newTestClient(t, srv)
 			if tt.prefix != "" {
 				var err error
-				if c, err = New(srv.URL+tt.prefix, srv.Client(), WithObserver(rec.observe)); err != nil {
+				if c, err = New(srv.URL+tt.prefix, srv.Client(), WithObserver(rec.Observe)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -196,7 +196,7 @@ func TestM2MRequests(t *testing.T) {
 					t.Errorf("Content-Type %q", seen.contentType)
 				}
 			}
-			rec.expect(t, tt.wantObs)
+			rec.Expect(t, tt.wantObs)
 		})
 	}
 }
@@ -322,7 +322,7 @@ func TestM2MErrorMapping(t *testing.T) {
 				if IsSessionInvalid(wrapped) != tt.session || IsBearerRejected(wrapped) != tt.bearer || IsLoginRejected(wrapped) != wantLogin {
 					t.Error("Is* helpers do not look through wrapping")
 				}
-				rec.expect(t, ep.endpoint+" "+strconv.Itoa(tt.status))
+				rec.Expect(t, ep.endpoint+" "+strconv.Itoa(tt.status))
 			})
 		}
 	}
@@ -433,7 +433,7 @@ func TestM2MRefusedBeforeSending(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Errorf("server got %d requests for arguments that cannot be sent", hits.Load())
 	}
-	rec.expect(t)
+	rec.Expect(t)
 
 	// Values at the edge of the rules are sent.
 	ok := newServer(t, respond(200, `{}`))
@@ -470,7 +470,7 @@ func TestLoginMalformed200IsTransient(t *testing.T) {
 			if session != "" || IsLoginRejected(err) {
 				t.Error("a malformed 200 is neither a session nor a rejection")
 			}
-			rec.expect(t, "login 200")
+			rec.Expect(t, "login 200")
 		})
 	}
 }
@@ -504,7 +504,7 @@ func TestResetPasswordMalformed200IsUnknown(t *testing.T) {
 			if !strings.Contains(err.Error(), "password has probably changed") {
 				t.Errorf("message %q does not warn that the password changed", err)
 			}
-			rec.expect(t, "password_reset 200")
+			rec.Expect(t, "password_reset 200")
 		})
 	}
 }
@@ -528,7 +528,7 @@ func TestAccountEndlessBody(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %v: the body read is not bounded", d)
 	}
-	rec.expect(t, "account 200")
+	rec.Expect(t, "account 200")
 }
 
 // --- leaks ---

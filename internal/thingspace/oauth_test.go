@@ -105,7 +105,7 @@ func TestTokenRequestAndSuccess(t *testing.T) {
 			if seen.form.Encode() != tt.wantForm.Encode() {
 				t.Errorf("form = %q, want %q", seen.form.Encode(), tt.wantForm.Encode())
 			}
-			rec.expect(t, "token 200")
+			rec.Expect(t, "token 200")
 		})
 	}
 }
@@ -148,7 +148,7 @@ func TestTokenCountdownExpiresIn(t *testing.T) {
 			t.Errorf("ExpiresIn = %v, want %v", tok.ExpiresIn, want)
 		}
 	}
-	rec.expect(t, "token 200", "token 200", "token 200")
+	rec.Expect(t, "token 200", "token 200", "token 200")
 }
 
 func TestTokenMalformed200IsTransient(t *testing.T) {
@@ -188,7 +188,7 @@ func TestTokenMalformed200IsTransient(t *testing.T) {
 			if tok != (Token{}) {
 				t.Error("partial token returned with an error")
 			}
-			rec.expect(t, "token 200")
+			rec.Expect(t, "token 200")
 		})
 	}
 }
@@ -268,7 +268,7 @@ func TestErrorMapping(t *testing.T) {
 					upstream.IsRejected(err) != (tt.wantKind == upstream.Rejected) {
 					t.Error("IsTransient/IsRejected disagree with Kind")
 				}
-				rec.expect(t, endpoint+" "+strconv.Itoa(tt.status))
+				rec.Expect(t, endpoint+" "+strconv.Itoa(tt.status))
 			})
 		}
 	}
@@ -282,7 +282,7 @@ func TestTokenOversizedBody(t *testing.T) {
 	if !errors.Is(err, upstream.ErrBodyTooLarge) || !upstream.IsTransient(err) {
 		t.Fatalf("err = %v, want transient ErrBodyTooLarge", err)
 	}
-	rec.expect(t, "token 200")
+	rec.Expect(t, "token 200")
 }
 
 // blockingHandler holds the request until the client gives up (or 10s pass).
@@ -312,7 +312,7 @@ func TestTokenTimeout(t *testing.T) {
 		if !strings.Contains(err.Error(), "timeout") {
 			t.Errorf("message %q does not say timeout", err)
 		}
-		rec.expect(t, "token error")
+		rec.Expect(t, "token error")
 	})
 
 	t.Run("earlier caller deadline wins", func(t *testing.T) {
@@ -327,7 +327,7 @@ func TestTokenTimeout(t *testing.T) {
 		if !upstream.IsTransient(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v", err)
 		}
-		rec.expect(t, "revoke error")
+		rec.Expect(t, "revoke error")
 	})
 
 	t.Run("default is bounded", func(t *testing.T) {
@@ -351,7 +351,7 @@ func TestCanceledContext(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Error("a canceled call reached the server")
 	}
-	rec.expect(t, "token error")
+	rec.Expect(t, "token error")
 }
 
 func TestNetworkError(t *testing.T) {
@@ -372,7 +372,7 @@ func TestNetworkError(t *testing.T) {
 			t.Errorf("cause %v not reachable with errors.As", err)
 		}
 	}
-	rec.expect(t, "token error", "revoke error")
+	rec.Expect(t, "token error", "revoke error")
 }
 
 // A 200 whose body is cut off is a failed exchange: transient, observed as "error".
@@ -392,7 +392,7 @@ func TestTruncated200(t *testing.T) {
 	if !upstream.IsTransient(err) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err = %v, want transient", err)
 	}
-	rec.expect(t, "token error")
+	rec.Expect(t, "token error")
 }
 
 func TestCredentialsRefusedBeforeSending(t *testing.T) {
@@ -431,7 +431,7 @@ func TestCredentialsRefusedBeforeSending(t *testing.T) {
 	if hits.Load() != 0 {
 		t.Errorf("server got %d requests for credentials that cannot be sent", hits.Load())
 	}
-	rec.expect(t)
+	rec.Expect(t)
 }
 
 func TestRevoke(t *testing.T) {
@@ -463,7 +463,7 @@ func TestRevoke(t *testing.T) {
 			if seen.form.Encode() != want.Encode() {
 				t.Errorf("form = %q", seen.form.Encode())
 			}
-			rec.expect(t, "revoke "+strconv.Itoa(tt.status))
+			rec.Expect(t, "revoke "+strconv.Itoa(tt.status))
 		})
 	}
 }

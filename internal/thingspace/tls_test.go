@@ -45,7 +45,7 @@ func TestCABundle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
-			c, err := New(srv.URL, tt.hc, WithObserver(rec.observe))
+			c, err := New(srv.URL, tt.hc, WithObserver(rec.Observe))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,13 +54,13 @@ func TestCABundle(t *testing.T) {
 				if err != nil || tok.AccessToken != testToken {
 					t.Fatalf("Token: %v", err)
 				}
-				rec.expect(t, "token 200")
+				rec.Expect(t, "token 200")
 				return
 			}
 			if !upstream.IsTransient(err) || !strings.Contains(err.Error(), "certificate verification failed") {
 				t.Fatalf("err = %v, want a transient certificate error", err)
 			}
-			rec.expect(t, "token error")
+			rec.Expect(t, "token error")
 		})
 	}
 }

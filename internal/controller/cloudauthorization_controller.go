@@ -28,7 +28,7 @@ import (
 
 // KeyRefreshToken is the data key of the refresh token in a CloudAuthorization's Secret; the other keys
 // are those of a ThingSpaceApp's Secret.
-const KeyRefreshToken = "refresh_token"
+const KeyRefreshToken = v1alpha1.SecretKeyRefreshToken
 
 // CloudAuthorizationReconciler keeps each CloudAuthorization's tokens valid in its Secret, and asks for
 // consent (status.authorizationURL) when it has no usable refresh token.

@@ -28,14 +28,14 @@ import (
 
 // Data keys of the Secret an M2MSession writes: one mounted Secret carries both header values.
 const (
-	KeySessionToken         = "session_token"
-	KeyAccessTokenExpiresAt = "access_token_expires_at"
+	KeySessionToken         = v1alpha1.SecretKeySessionToken
+	KeyAccessTokenExpiresAt = v1alpha1.SecretKeyAccessTokenExpiresAt
 )
 
 // Data keys of the UWS credentials Secret.
 const (
-	credUsername = "username"
-	credPassword = "password"
+	credUsername = v1alpha1.CredentialsKeyUsername
+	credPassword = v1alpha1.CredentialsKeyPassword
 )
 
 // defaultKeepAlive is the keep-alive interval when the spec leaves it out: half the platform's

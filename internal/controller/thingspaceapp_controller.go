@@ -27,15 +27,15 @@ import (
 
 // Data keys of the Secret a ThingSpaceApp writes. Workloads mount them as files.
 const (
-	KeyAccessToken = "access_token"
-	KeyTokenType   = "token_type"
-	KeyExpiresAt   = "expires_at"
+	KeyAccessToken = v1alpha1.SecretKeyAccessToken
+	KeyTokenType   = v1alpha1.SecretKeyTokenType
+	KeyExpiresAt   = v1alpha1.SecretKeyExpiresAt
 )
 
 // Data keys of the credentials Secret a ThingSpaceApp references.
 const (
-	credKey    = "key"
-	credSecret = "secret"
+	credKey    = v1alpha1.CredentialsKeyKey
+	credSecret = v1alpha1.CredentialsKeySecret
 )
 
 // ThingSpaceAppReconciler keeps each ThingSpaceApp's token valid in its Secret.

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -15,11 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
-	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 // Deps are what every reconciler uses; Setup builds one set for all of them.
@@ -76,11 +74,9 @@ func setCondition(conds *[]metav1.Condition, typ string, status metav1.Condition
 	})
 }
 
-// gatedByGeneration reports whether a condition was set for the current generation: a decision that
-// waits "until the spec changes" compares against it.
+// gatedByGeneration is policy.DecidedForGeneration (kept while the controllers move to the policies).
 func gatedByGeneration(conds []metav1.Condition, typ string, gen int64) bool {
-	c := meta.FindStatusCondition(conds, typ)
-	return c != nil && c.ObservedGeneration == gen
+	return policy.DecidedForGeneration(conds, typ, gen)
 }
 
 func timePtr(t time.Time) *metav1.Time {
@@ -99,37 +95,25 @@ const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }
 
-// retryPlan is when to try again after a transient upstream failure.
+// retryPlan is policy.Retry in the shape the controllers use today.
 type retryPlan struct {
-	delay time.Duration
-	at    time.Time
-	// ready, reason and message describe the credential meanwhile.
+	delay   time.Duration
+	at      time.Time
 	ready   metav1.ConditionStatus
 	reason  string
 	message string
 }
 
-// planRetry backs off after the failures-th consecutive failure err, honouring Retry-After and pulling
-// the retry in ahead of held's expiry. The slot is rounded up to the whole second, the precision of the
-// status time a later pass is gated on: rounding down would retry before Retry-After.
+// planRetry is policy.PlanRetry for a held token (zero: none).
 func planRetry(b renewal.Backoff, failures int32, rnd float64, err error, held tokenbroker.Token, now time.Time) retryPlan {
-	retryAfter, _ := upstream.RetryAfterOf(err)
-	var untilExpiry time.Duration
+	var exp time.Time
 	if held.AccessToken != "" {
-		untilExpiry = held.ExpiresAt.Sub(now)
+		exp = held.ExpiresAt
 	}
-	at := now.Add(b.RetryDelay(failures, rnd, retryAfter, untilExpiry))
-	if t := renewal.Truncate(at); !t.Equal(at) {
-		at = t.Add(time.Second)
+	p := policy.PlanRetry(b, failures, rnd, err, exp, now)
+	ready := metav1.ConditionFalse
+	if p.Ready {
+		ready = metav1.ConditionTrue
 	}
-	p := retryPlan{delay: at.Sub(now), at: at}
-	if untilExpiry > 0 {
-		p.ready, p.reason = metav1.ConditionTrue, v1alpha1.ReasonRefreshFailing
-		p.message = fmt.Sprintf("The token is valid until %s, but refreshing failed (%s, attempt %d); next try at %s",
-			held.ExpiresAt.UTC().Format(time.RFC3339), err.Error(), failures, at.UTC().Format(time.RFC3339))
-	} else {
-		p.ready, p.reason = metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable
-		p.message = fmt.Sprintf("No valid token: %s (attempt %d); next try at %s", err.Error(), failures, at.UTC().Format(time.RFC3339))
-	}
-	return p
+	return retryPlan{delay: p.Delay, at: p.At, ready: ready, reason: p.Reason, message: p.Message}
 }

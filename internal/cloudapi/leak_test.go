@@ -147,7 +147,7 @@ func TestRenderingsKeepUsefulFields(t *testing.T) {
 	}{
 		{fmt.Sprintf("%v", tok), "{AccessToken:[REDACTED] RefreshToken:[REDACTED] TokenType:Bearer ExpiresIn:1h0m0s}"},
 		{fmt.Sprintf("%v", Tokens{AccessToken: testAccessToken}), "{AccessToken:[REDACTED] RefreshToken: TokenType: ExpiresIn:0s}"},
-		{fmt.Sprintf("%#v", tok), `cloudapi.Tokens{AccessToken:"[REDACTED]", RefreshToken:"[REDACTED]", TokenType:"Bearer", ExpiresIn:3600000000000}`},
+		{fmt.Sprintf("%#v", tok), `cloudapi.Tokens{AccessToken:"[REDACTED]", RefreshToken:"[REDACTED]", TokenType:"Bearer", ExpiresIn:3600000000000, LifetimeAssumed:false, LifetimeCapped:false}`},
 		{upstreamtest.MustJSON(t, tok), `{"accessToken":"[REDACTED]","refreshToken":"[REDACTED]","tokenType":"Bearer","expiresIn":3600000000000}`},
 		{fmt.Sprintf("%v", testCreds), "{Key:" + testKey + " Secret:[REDACTED]}"},
 		{fmt.Sprintf("%#v", testCreds), `cloudapi.Credentials{Key:"` + testKey + `", Secret:"[REDACTED]"}`},

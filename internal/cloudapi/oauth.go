@@ -127,7 +127,8 @@ func (c *Client) token(ctx context.Context, endpoint string, creds Credentials, 
 	if err := json.Unmarshal(resp.Body, &rt); err != nil {
 		return Tokens{}, upstream.Malformed(API, endpoint, resp.Status, "refresh_token is not a string", err)
 	}
-	t := Tokens{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresIn: tr.ExpiresIn}
+	t := Tokens{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresIn: tr.ExpiresIn,
+		LifetimeAssumed: tr.LifetimeAssumed, LifetimeCapped: tr.LifetimeCapped}
 	switch {
 	case rt.RefreshToken != nil && *rt.RefreshToken != "":
 		if !oauth.IsVSChars(*rt.RefreshToken) {

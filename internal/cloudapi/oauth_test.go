@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credops/thingspace-operator/internal/upstream"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 	"github.com/credops/thingspace-operator/internal/upstream/upstreamtest"
 )
 
@@ -60,6 +61,33 @@ func TestTokenRequestAndSuccess(t *testing.T) {
 			name: "token_type defaults to Bearer; expires_in as a quoted integer",
 			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r 2","expires_in":"1800","scope":"x","extra":{}}`,
 			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r 2", TokenType: "Bearer", ExpiresIn: 30 * time.Minute},
+		},
+		// Issue 8 scenario 7: the rotated refresh token comes back whatever expires_in says.
+		{
+			name: "expires_in missing: assumed",
+			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r2"}`,
+			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r2", TokenType: "Bearer", ExpiresIn: oauth.AssumedExpiresIn, LifetimeAssumed: true},
+		},
+		{
+			name: "expires_in null: assumed",
+			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r2","expires_in":null}`,
+			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r2", TokenType: "Bearer", ExpiresIn: oauth.AssumedExpiresIn, LifetimeAssumed: true},
+		},
+		{
+			name: "expires_in zero: expired now",
+			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r2","expires_in":0}`,
+			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r2", TokenType: "Bearer"},
+		},
+		{
+			name: "expires_in fractional",
+			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r2","expires_in":1.5}`,
+			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r2", TokenType: "Bearer", ExpiresIn: 1500 * time.Millisecond},
+		},
+		// Issue 8 scenario 18.
+		{
+			name: "expires_in huge: capped",
+			body: `{"access_token":"` + testAccessToken + `","refresh_token":"r2","expires_in":1e20}`,
+			want: Tokens{AccessToken: testAccessToken, RefreshToken: "r2", TokenType: "Bearer", ExpiresIn: oauth.MaxExpiresIn, LifetimeCapped: true},
 		},
 		{
 			name: "other token_type kept",
@@ -139,12 +167,8 @@ func TestMalformed200IsTransient(t *testing.T) {
 		"access_token not a string":  `{"access_token":1,"refresh_token":"r","expires_in":3600}`,
 		"access_token with space":    `{"access_token":"a b","refresh_token":"r","expires_in":3600}`,
 		"access_token with CRLF":     `{"access_token":"a\r\nX: 1","refresh_token":"r","expires_in":3600}`,
-		"expires_in missing":         `{"access_token":"a","refresh_token":"r"}`,
-		"expires_in zero":            `{"access_token":"a","refresh_token":"r","expires_in":0}`,
 		"expires_in negative":        `{"access_token":"a","refresh_token":"r","expires_in":-1}`,
-		"expires_in fractional":      `{"access_token":"a","refresh_token":"r","expires_in":1.5}`,
 		"expires_in text":            `{"access_token":"a","refresh_token":"r","expires_in":"soon"}`,
-		"expires_in huge":            `{"access_token":"a","refresh_token":"r","expires_in":1e20}`,
 		"refresh_token not a string": `{"access_token":"a","refresh_token":42,"expires_in":3600}`,
 		"refresh_token with newline": `{"access_token":"a","refresh_token":"r\n","expires_in":3600}`,
 		"body over the limit":        `{"access_token":"a","refresh_token":"r","expires_in":3600,"pad":"` + strings.Repeat("x", int(upstream.DefaultBodyLimit)) + `"}`,

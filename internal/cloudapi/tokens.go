@@ -23,6 +23,11 @@ type Tokens struct {
 	// ExpiresIn is the access token's lifetime at the time of the response. Compute expiry from a
 	// time taken BEFORE the request: that errs on the early side.
 	ExpiresIn time.Duration `json:"expiresIn"`
+	// LifetimeAssumed is set when the answer had no expires_in: ExpiresIn is
+	// oauth.AssumedExpiresIn. The tokens are usable and RefreshToken must still be stored.
+	LifetimeAssumed bool `json:"lifetimeAssumed,omitempty"`
+	// LifetimeCapped is set when the answer's expires_in exceeded oauth.MaxExpiresIn.
+	LifetimeCapped bool `json:"lifetimeCapped,omitempty"`
 }
 
 // redactedTokens is Tokens with the secrets replaced and without methods, for the encoders.
@@ -34,13 +39,26 @@ func (t Tokens) redacted() redactedTokens {
 }
 
 // String renders the tokens redacted: {AccessToken:[REDACTED] RefreshToken:[REDACTED] ...}.
-func (t Tokens) String() string { return fmt.Sprintf("%+v", t.redacted()) }
+func (t Tokens) String() string {
+	r := t.redacted()
+	s := "{AccessToken:" + r.AccessToken + " RefreshToken:" + r.RefreshToken + " TokenType:" + r.TokenType +
+		" ExpiresIn:" + r.ExpiresIn.String()
+	// The flags only when set, so the common rendering stays short.
+	if r.LifetimeAssumed {
+		s += " LifetimeAssumed:true"
+	}
+	if r.LifetimeCapped {
+		s += " LifetimeCapped:true"
+	}
+	return s + "}"
+}
 
 // GoString serves %#v.
 func (t Tokens) GoString() string {
 	r := t.redacted()
 	return "cloudapi.Tokens{AccessToken:" + strconv.Quote(r.AccessToken) + ", RefreshToken:" + strconv.Quote(r.RefreshToken) +
-		", TokenType:" + strconv.Quote(r.TokenType) + ", ExpiresIn:" + strconv.FormatInt(int64(r.ExpiresIn), 10) + "}"
+		", TokenType:" + strconv.Quote(r.TokenType) + ", ExpiresIn:" + strconv.FormatInt(int64(r.ExpiresIn), 10) +
+		", LifetimeAssumed:" + strconv.FormatBool(r.LifetimeAssumed) + ", LifetimeCapped:" + strconv.FormatBool(r.LifetimeCapped) + "}"
 }
 
 // Format makes every fmt verb (%v, %+v, %#v, %s, %q, %x, ...) go through the redacted forms.

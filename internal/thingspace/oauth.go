@@ -42,8 +42,14 @@ type Token struct {
 	Scope string
 	// ExpiresIn is the remaining lifetime at the time of the response. The gateway returns the
 	// same token for an hour, so a repeated request counts down: never assume an hour. Compute
-	// expiry from a time taken BEFORE the request: that errs on the early side.
+	// expiry from a time taken BEFORE the request: that errs on the early side. 0 means the
+	// token expires now (the gateway's answer in its last second): ask again shortly.
 	ExpiresIn time.Duration
+	// LifetimeAssumed is set when the answer had no expires_in: ExpiresIn is
+	// oauth.AssumedExpiresIn.
+	LifetimeAssumed bool
+	// LifetimeCapped is set when the answer's expires_in exceeded oauth.MaxExpiresIn.
+	LifetimeCapped bool
 }
 
 // Token requests an access token with the client-credentials grant; scope is sent only when
@@ -118,5 +124,6 @@ func parseToken(resp upstream.Response) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, Scope: tr.Scope, ExpiresIn: tr.ExpiresIn}, nil
+	return Token{AccessToken: tr.AccessToken, TokenType: tr.TokenType, Scope: tr.Scope, ExpiresIn: tr.ExpiresIn,
+		LifetimeAssumed: tr.LifetimeAssumed, LifetimeCapped: tr.LifetimeCapped}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/credops/thingspace-operator/internal/upstream"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // seenRequest is what the fake server received.
@@ -161,13 +162,8 @@ func TestTokenMalformed200IsTransient(t *testing.T) {
 		"access_token not string": `{"access_token":123,"expires_in":3600}`,
 		"access_token with space": `{"access_token":"a b","expires_in":3600}`,
 		"access_token with CRLF":  `{"access_token":"a\r\nX-Injected: 1","expires_in":3600}`,
-		"expires_in missing":      `{"access_token":"t"}`,
-		"expires_in zero":         `{"access_token":"t","expires_in":0}`,
 		"expires_in negative":     `{"access_token":"t","expires_in":-5}`,
-		"expires_in fractional":   `{"access_token":"t","expires_in":1.5}`,
-		"expires_in huge":         `{"access_token":"t","expires_in":1e20}`,
 		"expires_in text":         `{"access_token":"t","expires_in":"soon"}`,
-		"expires_in null":         `{"access_token":"t","expires_in":null}`,
 		"expires_in bool":         `{"access_token":"t","expires_in":true}`,
 	}
 	for name, body := range bodies {
@@ -189,6 +185,28 @@ func TestTokenMalformed200IsTransient(t *testing.T) {
 				t.Error("partial token returned with an error")
 			}
 			rec.Expect(t, "token 200")
+		})
+	}
+}
+
+// Issue 8 scenarios 7, 12 and 18: a 2xx with a token is a token, whatever its expires_in says;
+// the lifetime flags tell the caller when it was assumed or capped.
+func TestTokenLifetimes(t *testing.T) {
+	for body, want := range map[string]Token{
+		`{"access_token":"t"}`:                     {AccessToken: "t", TokenType: "Bearer", ExpiresIn: oauth.AssumedExpiresIn, LifetimeAssumed: true},
+		`{"access_token":"t","expires_in":null}`:   {AccessToken: "t", TokenType: "Bearer", ExpiresIn: oauth.AssumedExpiresIn, LifetimeAssumed: true},
+		`{"access_token":"t","expires_in":0}`:      {AccessToken: "t", TokenType: "Bearer"},
+		`{"access_token":"t","expires_in":1.5}`:    {AccessToken: "t", TokenType: "Bearer", ExpiresIn: 1500 * time.Millisecond},
+		`{"access_token":"t","expires_in":1e20}`:   {AccessToken: "t", TokenType: "Bearer", ExpiresIn: oauth.MaxExpiresIn, LifetimeCapped: true},
+		`{"access_token":"t","expires_in":"3600"}`: {AccessToken: "t", TokenType: "Bearer", ExpiresIn: time.Hour},
+	} {
+		t.Run(body, func(t *testing.T) {
+			srv := newServer(t, respond(200, body))
+			c, _ := newTestClient(t, srv)
+			tok, err := c.Token(t.Context(), testCreds, "")
+			if err != nil || tok != want {
+				t.Fatalf("Token = (%#v, %v), want %#v", tok, err, want)
+			}
 		})
 	}
 }

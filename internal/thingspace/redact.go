@@ -24,14 +24,27 @@ const Redacted = upstream.Redacted
 // String renders the token with AccessToken redacted.
 func (t Token) String() string {
 	return "{AccessToken:" + upstream.Redact(t.AccessToken) + " TokenType:" + t.TokenType + " Scope:" + t.Scope +
-		" ExpiresIn:" + t.ExpiresIn.String() + "}"
+		" ExpiresIn:" + t.ExpiresIn.String() + lifetimeFlags(t) + "}"
+}
+
+// lifetimeFlags renders the lifetime flags only when set, so the common rendering stays short.
+func lifetimeFlags(t Token) string {
+	s := ""
+	if t.LifetimeAssumed {
+		s += " LifetimeAssumed:true"
+	}
+	if t.LifetimeCapped {
+		s += " LifetimeCapped:true"
+	}
+	return s
 }
 
 // GoString serves %#v.
 func (t Token) GoString() string {
 	return "thingspace.Token{AccessToken:" + strconv.Quote(upstream.Redact(t.AccessToken)) +
 		", TokenType:" + strconv.Quote(t.TokenType) + ", Scope:" + strconv.Quote(t.Scope) +
-		", ExpiresIn:" + strconv.FormatInt(int64(t.ExpiresIn), 10) + "}"
+		", ExpiresIn:" + strconv.FormatInt(int64(t.ExpiresIn), 10) +
+		", LifetimeAssumed:" + strconv.FormatBool(t.LifetimeAssumed) + ", LifetimeCapped:" + strconv.FormatBool(t.LifetimeCapped) + "}"
 }
 
 // Format makes every fmt verb (%v, %+v, %#v, %s, %q, %x, ...) go through the redacted forms;
@@ -50,6 +63,8 @@ func (t Token) LogValue() slog.Value {
 		slog.String("tokenType", t.TokenType),
 		slog.String("scope", t.Scope),
 		slog.Duration("expiresIn", t.ExpiresIn),
+		slog.Bool("lifetimeAssumed", t.LifetimeAssumed),
+		slog.Bool("lifetimeCapped", t.LifetimeCapped),
 	)
 }
 
@@ -61,8 +76,11 @@ type redactedToken struct {
 	TokenType   string        `json:"tokenType,omitempty"`
 	Scope       string        `json:"scope,omitempty"`
 	ExpiresIn   time.Duration `json:"expiresIn"`
+	Assumed     bool          `json:"lifetimeAssumed,omitempty"`
+	Capped      bool          `json:"lifetimeCapped,omitempty"`
 }
 
 func (t Token) redacted() redactedToken {
-	return redactedToken{AccessToken: upstream.Redact(t.AccessToken), TokenType: t.TokenType, Scope: t.Scope, ExpiresIn: t.ExpiresIn}
+	return redactedToken{AccessToken: upstream.Redact(t.AccessToken), TokenType: t.TokenType, Scope: t.Scope, ExpiresIn: t.ExpiresIn,
+		Assumed: t.LifetimeAssumed, Capped: t.LifetimeCapped}
 }

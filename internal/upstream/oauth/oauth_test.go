@@ -180,16 +180,56 @@ func TestTokenValueChecks(t *testing.T) {
 	}
 }
 
+// Issue 8 scenarios 7, 12 and 18: expires_in is only RECOMMENDED (RFC 6749 §5.1). 0 means
+// "expired now" (ThingSpace's last-second answer), fractional seconds round down to the
+// millisecond, a missing or null member gets AssumedExpiresIn, and an absurd lifetime is capped
+// at MaxExpiresIn; only a negative or non-numeric value is malformed.
 func TestParseExpiresIn(t *testing.T) {
-	for raw, want := range map[string]time.Duration{
-		`3600`: time.Hour, `"120"`: 2 * time.Minute, `3600.0`: time.Hour, ` 60 `: time.Minute,
-		`2147483647`: MaxExpiresInSeconds * time.Second,
-		``:           0, `0`: 0, `-5`: 0, `1.5`: 0, `1e20`: 0, `2147483648`: 0, `"soon"`: 0, `null`: 0, `true`: 0, `"1`: 0,
-	} {
-		got, ok := ParseExpiresIn(json.RawMessage(raw))
-		if got != want || ok != (want > 0) {
-			t.Errorf("ParseExpiresIn(%s) = (%v, %v), want %v", raw, got, ok, want)
+	tests := []struct {
+		raw  string
+		want Lifetime
+		bad  bool
+	}{
+		{raw: `3600`, want: Lifetime{ExpiresIn: time.Hour}},
+		{raw: `"120"`, want: Lifetime{ExpiresIn: 2 * time.Minute}},
+		{raw: `3600.0`, want: Lifetime{ExpiresIn: time.Hour}},
+		{raw: ` 60 `, want: Lifetime{ExpiresIn: time.Minute}},
+		{raw: `0`, want: Lifetime{ExpiresIn: 0}},
+		{raw: `"0"`, want: Lifetime{ExpiresIn: 0}},
+		{raw: `0.0`, want: Lifetime{ExpiresIn: 0}},
+		{raw: `1.5`, want: Lifetime{ExpiresIn: 1500 * time.Millisecond}},
+		{raw: `59.9999`, want: Lifetime{ExpiresIn: 59999 * time.Millisecond}},
+		{raw: `0.0004`, want: Lifetime{ExpiresIn: 0}},
+		{raw: `"3599.5"`, want: Lifetime{ExpiresIn: 3599500 * time.Millisecond}},
+		{raw: `86400`, want: Lifetime{ExpiresIn: MaxExpiresIn}},
+		{raw: `86401`, want: Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}},
+		{raw: `2147483647`, want: Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}},
+		{raw: `2147483648`, want: Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}},
+		{raw: `1e20`, want: Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}},
+		{raw: `9223372036854775808`, want: Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}},
+		{raw: ``, want: Lifetime{ExpiresIn: AssumedExpiresIn, Assumed: true}},
+		{raw: `null`, want: Lifetime{ExpiresIn: AssumedExpiresIn, Assumed: true}},
+		{raw: ` null `, want: Lifetime{ExpiresIn: AssumedExpiresIn, Assumed: true}},
+		{raw: `-5`, bad: true},
+		{raw: `-0.5`, bad: true},
+		{raw: `"soon"`, bad: true},
+		{raw: `""`, bad: true},
+		{raw: `true`, bad: true},
+		{raw: `"1`, bad: true},
+		{raw: `"NaN"`, bad: true},
+		{raw: `"Inf"`, bad: true},
+		{raw: `"0x10"`, bad: true},
+		{raw: `{}`, bad: true},
+		{raw: `[60]`, bad: true},
+	}
+	for _, tt := range tests {
+		got, ok := ParseExpiresIn(json.RawMessage(tt.raw))
+		if ok == tt.bad || (!tt.bad && got != tt.want) || (tt.bad && got != (Lifetime{})) {
+			t.Errorf("ParseExpiresIn(%s) = (%+v, %v), want (%+v, %v)", tt.raw, got, ok, tt.want, !tt.bad)
 		}
+	}
+	if AssumedExpiresIn <= 0 || AssumedExpiresIn > time.Hour || MaxExpiresIn != 24*time.Hour {
+		t.Errorf("AssumedExpiresIn %v, MaxExpiresIn %v", AssumedExpiresIn, MaxExpiresIn)
 	}
 }
 
@@ -203,12 +243,25 @@ func TestParseTokenResponse(t *testing.T) {
 			want: TokenResponse{AccessToken: "tok", TokenType: "bearer", Scope: "s", ExpiresIn: time.Hour}},
 		{body: `{"access_token":"tok","expires_in":"60","refresh_token":123}`,
 			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: time.Minute}},
+		// Issue 8 scenario 7: a 2xx without a usable lifetime is still a token answer.
+		{body: `{"access_token":"tok"}`,
+			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: AssumedExpiresIn, LifetimeAssumed: true}},
+		{body: `{"access_token":"tok","expires_in":null}`,
+			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: AssumedExpiresIn, LifetimeAssumed: true}},
+		{body: `{"access_token":"tok","expires_in":1799.75}`,
+			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 1799750 * time.Millisecond}},
+		// Issue 8 scenario 12: the same token at the end of its life, "expired now".
+		{body: `{"access_token":"tok","expires_in":0}`,
+			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: 0}},
+		// Issue 8 scenario 18: 68 years is capped, and says so.
+		{body: `{"access_token":"tok","expires_in":2147483647}`,
+			want: TokenResponse{AccessToken: "tok", TokenType: "Bearer", ExpiresIn: MaxExpiresIn, LifetimeCapped: true}},
 		{body: `<html>`, err: "not a token object"},
 		{body: `{"access_token":` + testSecret + `}`, err: "not a token object"},
 		{body: `{"access_token":"a b","expires_in":60}`, err: "access_token missing or unusable"},
 		{body: `{"expires_in":60}`, err: "access_token missing or unusable"},
-		{body: `{"access_token":"tok"}`, err: "expires_in missing"},
-		{body: `{"access_token":"tok","expires_in":0}`, err: "expires_in missing"},
+		{body: `{"access_token":"tok","expires_in":-1}`, err: "expires_in is not a non-negative number"},
+		{body: `{"access_token":"tok","expires_in":"soon"}`, err: "expires_in is not a non-negative number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {

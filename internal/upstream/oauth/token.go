@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -10,9 +11,17 @@ import (
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
-// MaxExpiresInSeconds rejects absurd lifetimes (the documented ones are an hour) before they
-// become a time.Duration; renewal policy beyond that is the controllers'.
-const MaxExpiresInSeconds = math.MaxInt32
+// Lifetime bounds of a token answer (issue 8 scenarios 7, 12 and 18; README "Token lifetimes").
+const (
+	// AssumedExpiresIn is the lifetime given to a token whose answer has no (or a null)
+	// expires_in, which RFC 6749 §5.1 only recommends. It is conservative: the documented
+	// lifetimes are an hour, so the token is renewed well before an unannounced expiry, and a
+	// refresh token that came with it is still stored.
+	AssumedExpiresIn = 10 * time.Minute
+	// MaxExpiresIn caps the lifetime an upstream may announce. The documented ones are an hour;
+	// a day already means something is wrong, and trusting "68 years" would never renew.
+	MaxExpiresIn = 24 * time.Hour
+)
 
 // IsTokenValue reports whether s can go into an Authorization header as is: non-empty printable
 // ASCII without spaces. Anything else would break, or inject into, the header it is sent in.
@@ -63,28 +72,44 @@ func checkArg(api, endpoint, what, v string, valid func(string) bool, problem st
 	return nil
 }
 
-// ParseExpiresIn accepts a positive integer number of seconds up to MaxExpiresInSeconds: a JSON
-// number (documented), or, tolerated, an integral float ("3600.0") or a quoted integer ("3600")
-// as some gateways send.
-func ParseExpiresIn(raw json.RawMessage) (time.Duration, bool) {
+// Lifetime is a parsed expires_in.
+type Lifetime struct {
+	// ExpiresIn is in [0, MaxExpiresIn]; 0 means "expired now".
+	ExpiresIn time.Duration
+	// Assumed is set when expires_in was missing or null and ExpiresIn is AssumedExpiresIn.
+	Assumed bool
+	// Capped is set when expires_in exceeded MaxExpiresIn and ExpiresIn is MaxExpiresIn.
+	Capped bool
+}
+
+// ParseExpiresIn reads an expires_in member (raw is empty when the member is missing): a
+// non-negative JSON number of seconds (documented: an integer), or, tolerated, a quoted one as
+// some gateways send. Fractions round down to the millisecond; 0 is "expired now" (ThingSpace's
+// answer in a token's last second). Missing or null gives AssumedExpiresIn, more than
+// MaxExpiresIn is capped, each flagged. ok is false only for a negative or non-numeric value.
+func ParseExpiresIn(raw json.RawMessage) (Lifetime, bool) {
 	s := strings.TrimSpace(string(raw))
-	if len(s) >= 2 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false
+	if s == "" || s == "null" {
+		return Lifetime{ExpiresIn: AssumedExpiresIn, Assumed: true}, true
+	}
+	if s[0] == '"' {
+		if err := json.Unmarshal([]byte(s), &s); err != nil {
+			return Lifetime{}, false
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || f != math.Trunc(f) || f < 1 || f > MaxExpiresInSeconds {
-			return 0, false
-		}
-		n = int64(f)
+	// Only the JSON number syntax: ParseFloat alone would take "Inf", "NaN", "0x10" and "1_0".
+	var num json.Number
+	if err := json.Unmarshal([]byte(s), &num); err != nil {
+		return Lifetime{}, false
 	}
-	if n < 1 || n > MaxExpiresInSeconds {
-		return 0, false
+	f, err := strconv.ParseFloat(num.String(), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || f < 0 || math.IsNaN(f) {
+		return Lifetime{}, false
 	}
-	return time.Duration(n) * time.Second, true
+	if f > MaxExpiresIn.Seconds() { // also +Inf from an out-of-range literal
+		return Lifetime{ExpiresIn: MaxExpiresIn, Capped: true}, true
+	}
+	return Lifetime{ExpiresIn: time.Duration(math.Floor(f*1000)) * time.Millisecond}, true
 }
 
 // TokenResponse holds the checked common fields of a 2xx token response (RFC 6749 §5.1). It is
@@ -97,13 +122,19 @@ type TokenResponse struct {
 	TokenType string
 	// Scope is as granted; "" when the response has none.
 	Scope string
-	// ExpiresIn is positive (see ParseExpiresIn).
+	// ExpiresIn is in [0, MaxExpiresIn]; 0 means the token expires now (see ParseExpiresIn).
 	ExpiresIn time.Duration
+	// LifetimeAssumed is set when the answer had no expires_in: ExpiresIn is AssumedExpiresIn.
+	LifetimeAssumed bool
+	// LifetimeCapped is set when the answer's expires_in exceeded MaxExpiresIn, the ExpiresIn.
+	LifetimeCapped bool
 }
 
 // ParseTokenResponse decodes and checks the body of resp, a 2xx answer of api's endpoint. A body
-// that is not a token object, or whose access_token or expires_in is missing or unusable, is an
-// upstream.Malformed error (Transient) with resp's status. Members other than the four above are
+// that is not a token object, whose access_token is missing or unusable, or whose expires_in is
+// negative or not a number, is an upstream.Malformed error (Transient) with resp's status. A
+// missing, zero, fractional or huge expires_in is not an error (see ParseExpiresIn): the answer
+// may carry a rotated refresh token that must be stored. Members other than the four above are
 // left to the caller.
 func ParseTokenResponse(api, endpoint string, resp upstream.Response) (TokenResponse, error) {
 	var tr struct {
@@ -118,11 +149,12 @@ func ParseTokenResponse(api, endpoint string, resp upstream.Response) (TokenResp
 	if !IsTokenValue(tr.AccessToken) {
 		return TokenResponse{}, upstream.Malformed(api, endpoint, resp.Status, "access_token missing or unusable", nil)
 	}
-	expiresIn, ok := ParseExpiresIn(tr.ExpiresIn)
+	lt, ok := ParseExpiresIn(tr.ExpiresIn)
 	if !ok {
-		return TokenResponse{}, upstream.Malformed(api, endpoint, resp.Status, "expires_in missing or not a positive integer", nil)
+		return TokenResponse{}, upstream.Malformed(api, endpoint, resp.Status, "expires_in is not a non-negative number", nil)
 	}
-	t := TokenResponse{AccessToken: tr.AccessToken, TokenType: tr.TokenType, Scope: tr.Scope, ExpiresIn: expiresIn}
+	t := TokenResponse{AccessToken: tr.AccessToken, TokenType: tr.TokenType, Scope: tr.Scope,
+		ExpiresIn: lt.ExpiresIn, LifetimeAssumed: lt.Assumed, LifetimeCapped: lt.Capped}
 	if t.TokenType == "" {
 		t.TokenType = "Bearer"
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -33,15 +32,6 @@ type Deps struct {
 	Secrets   *secrets.Writer
 	Endpoints *Endpoints
 	Backoff   renewal.Backoff
-}
-
-// patchStatus writes updated's status when, and only when, it differs from orig's: one write per
-// reconcile at most, none when nothing changed.
-func patchStatus(ctx context.Context, c client.Client, orig, updated client.Object, origStatus, newStatus any) error {
-	if equality.Semantic.DeepEqual(origStatus, newStatus) {
-		return nil
-	}
-	return c.Status().Patch(ctx, updated, client.MergeFrom(orig))
 }
 
 // syncFinalizer makes obj carry finalizer exactly when want is true.

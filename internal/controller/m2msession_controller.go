@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -114,16 +115,18 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := syncFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer, logoutOnDelete(sess)); err != nil {
 		return ctrl.Result{}, err
 	}
+	cached := sess.Status.DeepCopy()
 	known := r.statuses.get(req.NamespacedName, sess.UID, sess.Status)
 	sess.Status = *known.DeepCopy()
 	st := sess.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, sess, st)
-	updated := sess.DeepCopy()
-	updated.Status = *st
-	if err := patchStatus(ctx, r.Client, sess, updated, &sess.Status, st); err != nil {
+	if err := recordStatus(ctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
+		c := sess.DeepCopy()
+		c.Status = s
+		return c
+	}); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.statuses.put(req.NamespacedName, sess.UID, *st)
 	metrics.SetSession(sess.Namespace, sess.Name, meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady))
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr

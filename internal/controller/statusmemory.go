@@ -1,48 +1,76 @@
 package controller
 
 import (
+	"context"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// statusMemory remembers the status each object was last given by this process.
+// statusMemory remembers, per object, the status this process last decided and the status it last
+// stored in the API server.
 //
 // A reconcile reads its object from the informer cache, which may not show the status this process
 // wrote a moment ago: our own Secret write wakes the next reconcile before the status patch comes back
 // through the watch. Deciding from that stale status acts twice on one thing (a second revoke for one
-// refresh request, a second login, a second password reset). The operator is the only writer of
-// status, so the status it last wrote is the truth while it runs; after a restart the API's copy is.
-// Entries are keyed by UID, so a deleted and recreated object never inherits one.
+// refresh request, a second login, a second password reset). The same happens when a side effect
+// succeeded and the status write that records it failed (issue 8 scenario 13). So the decided status is
+// remembered before it is written, and the next pass decides from it whether or not the write landed;
+// the stored one is the base the next write is computed against. The operator is the only writer of
+// these statuses, so while it runs its memory is the truth; after a restart the API's copy is. Entries
+// are keyed by UID, so a deleted and recreated object never inherits one.
 type statusMemory[S any] struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]remembered[S]
 }
 
 type remembered[S any] struct {
-	uid    types.UID
-	status S
+	uid     types.UID
+	decided S
+	stored  *S // nil until a write of this process landed
 }
 
 func newStatusMemory[S any]() *statusMemory[S] {
 	return &statusMemory[S]{m: map[types.NamespacedName]remembered[S]{}}
 }
 
-// get returns the remembered status of the object who with uid, or fallback (the cached status).
+// get returns the status last decided for the object who with uid, or fallback (the cached status).
 func (s *statusMemory[S]) get(who types.NamespacedName, uid types.UID, fallback S) S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[who]; ok && r.uid == uid {
-		return r.status
+		return r.decided
 	}
 	return fallback
 }
 
-// put remembers status as written for the object who with uid.
-func (s *statusMemory[S]) put(who types.NamespacedName, uid types.UID, status S) {
+// decide remembers status as decided for the object who with uid, and returns what the API server holds
+// as far as this process knows (fallback, the cached status, when it has stored nothing yet).
+func (s *statusMemory[S]) decide(who types.NamespacedName, uid types.UID, status S, fallback S) S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m[who] = remembered[S]{uid: uid, status: status}
+	r, ok := s.m[who]
+	if !ok || r.uid != uid {
+		r = remembered[S]{uid: uid}
+	}
+	r.decided = status
+	s.m[who] = r
+	if r.stored != nil {
+		return *r.stored
+	}
+	return fallback
+}
+
+// stored records that status landed in the API server.
+func (s *statusMemory[S]) stored(who types.NamespacedName, uid types.UID, status S) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[who]; ok && r.uid == uid {
+		r.stored = &status
+		s.m[who] = r
+	}
 }
 
 // forget drops who, when its object is gone.
@@ -50,4 +78,24 @@ func (s *statusMemory[S]) forget(who types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, who)
+}
+
+// recordStatus is the one "record" step of the kinds that remember their status: st is remembered as
+// decided first, so the outcome of a side effect is never acted on twice even when the write fails, and
+// it is written when it differs from what the API server holds. obj is the object as read (its status
+// the cached one); withStatus returns a copy of obj carrying a given status. At most one write per pass,
+// none when nothing changed.
+func recordStatus[S any](ctx context.Context, c client.Client, mem *statusMemory[S], obj client.Object, cached, st S, withStatus func(S) client.Object) error {
+	who, uid := client.ObjectKeyFromObject(obj), obj.GetUID()
+	base := mem.decide(who, uid, st, cached)
+	if equality.Semantic.DeepEqual(base, st) {
+		mem.stored(who, uid, st)
+		return nil
+	}
+	updated := withStatus(st)
+	if err := c.Status().Patch(ctx, updated, client.MergeFrom(withStatus(base))); err != nil {
+		return err
+	}
+	mem.stored(who, uid, st)
+	return nil
 }

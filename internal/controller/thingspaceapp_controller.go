@@ -71,16 +71,18 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
+	cached := app.Status.DeepCopy()
 	known := r.statuses.get(req.NamespacedName, app.UID, app.Status)
 	app.Status = *known.DeepCopy()
 	st := app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, app, st)
-	updated := app.DeepCopy()
-	updated.Status = *st
-	if err := patchStatus(ctx, r.Client, app, updated, &app.Status, st); err != nil {
+	if err := recordStatus(ctx, r.Client, r.statuses, app, *cached, *st, func(s v1alpha1.ThingSpaceAppStatus) client.Object {
+		c := app.DeepCopy()
+		c.Status = s
+		return c
+	}); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.statuses.put(req.NamespacedName, app.UID, *st)
 	r.recordMetrics(app, st)
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr

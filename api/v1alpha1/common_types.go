@@ -80,11 +80,17 @@ type LocalSecretReference struct {
 
 // SecretTemplate holds metadata stamped on the Secret the operator writes.
 type SecretTemplate struct {
-	// labels added to the written Secret. The operator's own managed-by label always wins.
+	// labels added to the written Secret. The app.kubernetes.io/managed-by key and every key under
+	// thingspace.credops.io/ are the operator's and refused.
 	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the app.kubernetes.io/managed-by label is reserved for the operator"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('thingspace.credops.io/'))",message="keys under thingspace.credops.io/ are reserved for the operator"
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
-	// annotations added to the written Secret.
+	// annotations added to the written Secret. As for labels, the app.kubernetes.io/managed-by key and
+	// every key under thingspace.credops.io/ (the operator's bookkeeping, such as the refresh marker)
+	// are refused: a copy set through the template would be read as the operator's own.
+	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the app.kubernetes.io/managed-by key is reserved for the operator"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('thingspace.credops.io/'))",message="keys under thingspace.credops.io/ are reserved for the operator"
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 }

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"container/list"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -76,19 +77,30 @@ func NewHTTPClient(caBundlePEM []byte, timeout time.Duration) (*http.Client, err
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// maxCachedClients bounds HTTPClients: CA bundles change rarely, but a rotating bundle must not
-// grow the cache (and its idle connections) forever.
+// maxCachedClients bounds the clients HTTPClients keeps for CA bundles: bundles change rarely, but a
+// rotating bundle must not grow the cache (and its idle connections) forever.
 const maxCachedClients = 32
 
 // HTTPClients hands out one *http.Client per distinct CA bundle (keyed by the SHA-256 of the
 // PEM), so reconciles share transports and connection pools instead of building one per call.
 // The zero value is ready to use with DefaultTimeout. Safe for concurrent use.
+//
+// The system-roots client (no bundle), which most objects share, is kept for good; the bundle clients
+// are a bounded LRU, so many one-off bundles churn among themselves and never close the pool of the
+// default client or of a bundle in steady use.
 type HTTPClients struct {
 	// Timeout is passed to NewHTTPClient; set it before first use.
 	Timeout time.Duration
 
 	mu      sync.Mutex
-	clients map[[sha256.Size]byte]*http.Client
+	system  *http.Client
+	clients map[[sha256.Size]byte]*list.Element // of *cachedClient
+	lru     list.List                           // front: most recently used
+}
+
+type cachedClient struct {
+	key    [sha256.Size]byte
+	client *http.Client
 }
 
 // NewHTTPClients returns a cache whose clients use timeout (see NewHTTPClient).
@@ -99,28 +111,43 @@ func NewHTTPClients(timeout time.Duration) *HTTPClients {
 // Get returns the shared client for caBundlePEM (empty: system roots), building it on first use.
 // An unusable bundle returns the NewHTTPClient error and is not cached.
 func (c *HTTPClients) Get(caBundlePEM []byte) (*http.Client, error) {
-	key := sha256.Sum256(caBundlePEM)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if hc, ok := c.clients[key]; ok {
-		return hc, nil
+	if len(caBundlePEM) == 0 {
+		if c.system == nil {
+			hc, err := NewHTTPClient(nil, c.Timeout)
+			if err != nil {
+				return nil, err
+			}
+			c.system = hc
+		}
+		return c.system, nil
+	}
+	key := sha256.Sum256(caBundlePEM)
+	if el, ok := c.clients[key]; ok {
+		c.lru.MoveToFront(el)
+		return el.Value.(*cachedClient).client, nil
 	}
 	hc, err := NewHTTPClient(caBundlePEM, c.Timeout)
 	if err != nil {
 		return nil, err
 	}
 	if c.clients == nil {
-		c.clients = make(map[[sha256.Size]byte]*http.Client)
+		c.clients = make(map[[sha256.Size]byte]*list.Element)
 	}
-	if len(c.clients) >= maxCachedClients {
-		// Evict an arbitrary entry: callers holding it keep a working client; only its idle
-		// connections are closed.
-		for k, old := range c.clients {
-			old.CloseIdleConnections()
-			delete(c.clients, k)
-			break
-		}
+	for len(c.clients) >= maxCachedClients {
+		// Callers still holding the evicted client keep a working one; only its idle connections close.
+		old := c.lru.Remove(c.lru.Back()).(*cachedClient)
+		old.client.CloseIdleConnections()
+		delete(c.clients, old.key)
 	}
-	c.clients[key] = hc
+	c.clients[key] = c.lru.PushFront(&cachedClient{key: key, client: hc})
 	return hc, nil
+}
+
+// Len is the number of cached bundle clients (the system-roots client not counted).
+func (c *HTTPClients) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.clients)
 }

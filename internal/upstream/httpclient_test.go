@@ -233,8 +233,8 @@ func TestHTTPClientsCache(t *testing.T) {
 	if _, err := c.Get([]byte("junk")); !errors.Is(err, ErrNoCertificates) {
 		t.Errorf("junk bundle: %v", err)
 	}
-	if len(c.clients) != 2 {
-		t.Errorf("cache holds %d clients, want 2 (a failed bundle is not cached)", len(c.clients))
+	if c.Len() != 1 {
+		t.Errorf("cache holds %d bundle clients, want 1 (a failed bundle is not cached)", c.Len())
 	}
 
 	// Distinct bytes, same certificate: the cache stays bounded.
@@ -243,13 +243,64 @@ func TestHTTPClientsCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(c.clients) > maxCachedClients {
-		t.Errorf("cache grew to %d, bound is %d", len(c.clients), maxCachedClients)
+	if c.Len() > maxCachedClients {
+		t.Errorf("cache grew to %d, bound is %d", c.Len(), maxCachedClients)
 	}
 
 	var zero HTTPClients
 	hc, err := zero.Get(nil)
 	if err != nil || hc.Timeout != DefaultTimeout {
 		t.Errorf("zero value: %v, %v", hc, err)
+	}
+}
+
+// Issue 8 scenario 18: more than maxCachedClients distinct CA bundles evicted an arbitrary entry,
+// the default (system roots) client among them, closing the idle connections every object without a
+// bundle shares. The default client is never evicted.
+func TestHTTPClientsNeverEvictDefault(t *testing.T) {
+	srv := newTLSServer(t)
+	bundle := certPEM(t, srv)
+	c := NewHTTPClients(time.Second)
+	sys, err := c.Get(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 * maxCachedClients {
+		if _, err := c.Get(append([]byte(fmt.Sprintf("# %d\n", i)), bundle...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := c.Get(nil); got != sys {
+		t.Fatalf("after %d distinct CA bundles the default client was evicted and rebuilt", 4*maxCachedClients)
+	}
+}
+
+// Issue 8 scenario 18: the bundle clients beyond the bound go least recently used first, so a bundle in
+// steady use keeps its connection pool while one-off bundles churn.
+func TestHTTPClientsEvictLeastRecentlyUsed(t *testing.T) {
+	srv := newTLSServer(t)
+	bundle := certPEM(t, srv)
+	c := NewHTTPClients(time.Second)
+	hot, err := c.Get(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Get(append([]byte("# first\n"), bundle...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 * maxCachedClients {
+		if _, err := c.Get(append([]byte(fmt.Sprintf("# %d\n", i)), bundle...)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := c.Get(bundle); got != hot { // used again each round: most recent, never evicted
+			t.Fatalf("after %d other bundles the recently used bundle's client was evicted", i+1)
+		}
+	}
+	if got, _ := c.Get(append([]byte("# first\n"), bundle...)); got == first {
+		t.Error("the least recently used bundle's client outlived the bound")
+	}
+	if n := c.Len(); n > maxCachedClients {
+		t.Errorf("cache holds %d bundle clients, bound is %d", n, maxCachedClients)
 	}
 }

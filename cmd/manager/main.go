@@ -43,7 +43,7 @@ func main() {
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(newLogger(opts, os.Stderr))
 	log := ctrl.Log.WithName("setup")
 
 	scheme := runtime.NewScheme()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/inflight"
 )
 
 func main() {
@@ -30,10 +31,14 @@ func main() {
 		leaderElect, insecure  bool
 		workers                int
 		upstreamTimeout        time.Duration
+		lease                  leaseTimings
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts (on in the deployed config).")
+	flag.DurationVar(&lease.duration, "leader-elect-lease-duration", 60*time.Second, "How long a non-leader replica waits before it may take over a lease the leader stopped renewing.")
+	flag.DurationVar(&lease.renewDeadline, "leader-elect-renew-deadline", 40*time.Second, "How long the leader keeps retrying to renew its lease before it gives up leadership (and exits).")
+	flag.DurationVar(&lease.retryPeriod, "leader-elect-retry-period", 15*time.Second, "How long leader-election clients wait between tries.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace in a cluster (required outside one).")
 	flag.BoolVar(&insecure, "allow-insecure-endpoints", false, "Accept plain http:// endpoints (tests and the simulator only: credentials would cross the network in clear).")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
@@ -45,6 +50,10 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(newLogger(opts, os.Stderr))
 	log := ctrl.Log.WithName("setup")
+	if err := lease.validate(); leaderElect && err != nil {
+		log.Error(err, "Invalid leader-election timings")
+		os.Exit(2)
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -58,6 +67,9 @@ func main() {
 		LeaderElectionID:              "thingspace-operator.credops.io",
 		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &lease.duration,
+		RenewDeadline:                 &lease.renewDeadline,
+		RetryPeriod:                   &lease.retryPeriod,
 		Cache:                         controller.CacheOptions(),
 		// On SIGTERM a refresh already sent must get its answer stored: a rotated refresh token that is
 		// not stored is lost, and the grant with it. Reconciles are given the upstream timeout and more.
@@ -71,12 +83,15 @@ func main() {
 		os.Exit(1)
 	}
 
+	// Persist-critical upstream calls register here; main waits for them after the manager stops.
+	tracker := &inflight.Tracker{}
 	if err := controller.Setup(mgr, controller.Options{
 		AllowInsecureEndpoints:  insecure,
 		MaxConcurrentReconciles: workers,
 		UpstreamTimeout:         upstreamTimeout,
 		CallbackBindAddress:     callbackAddr,
 		StateTTL:                stateTTL,
+		InFlight:                tracker,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -85,8 +100,7 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "oauthCallback", callbackAddr)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
-		log.Error(err, "The manager stopped with an error")
+	if err := runAndDrain(ctrl.SetupSignalHandler(), mgr.Start, tracker, upstreamTimeout+15*time.Second, log); err != nil {
 		os.Exit(1)
 	}
 }

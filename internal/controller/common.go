@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
@@ -32,6 +33,8 @@ type Deps struct {
 	Secrets   *secrets.Writer
 	Endpoints *Endpoints
 	Backoff   renewal.Backoff
+	// InFlight registers persist-critical upstream calls; never nil under Setup.
+	InFlight *inflight.Tracker
 }
 
 // syncFinalizer makes obj carry finalizer exactly when want is true.

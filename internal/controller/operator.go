@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
@@ -40,6 +41,9 @@ type Options struct {
 	CallbackListener net.Listener
 	// StateTTL bounds how long an authorization URL is accepted; zero means DefaultStateTTL.
 	StateTTL time.Duration
+	// InFlight registers the persist-critical upstream calls (password reset, refresh-token rotation,
+	// code exchange); the process drains it before exiting. Nil means a tracker of Setup's own.
+	InFlight *inflight.Tracker
 }
 
 // CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
@@ -62,6 +66,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Rand == nil {
 		o.Rand = rand.Float64
 	}
+	if o.InFlight == nil {
+		o.InFlight = &inflight.Tracker{}
+	}
 	if o.Backoff == (renewal.Backoff{}) {
 		o.Backoff = renewal.DefaultBackoff
 	}
@@ -79,7 +86,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
-		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: endpoints, Backoff: o.Backoff}
+		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: endpoints, Backoff: o.Backoff,
+		InFlight: o.InFlight}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, Notifier(appEvents))
 	apps := &ThingSpaceAppReconciler{

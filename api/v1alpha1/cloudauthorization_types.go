@@ -43,6 +43,10 @@ const (
 	RefreshStartedAnnotation = "thingspace.credops.io/refresh-started-at"
 	// RefreshedAtAnnotation is when the tokens in the Secret were obtained (RFC 3339, UTC).
 	RefreshedAtAnnotation = "thingspace.credops.io/refreshed-at"
+	// AdoptAnnotation, set to "true" by its owner on a Secret the operator did not create, hands that
+	// Secret over: the operator takes it (label, ownerRef, so it is garbage-collected with the
+	// CloudAuthorization) and rewrites its data. Without it such a Secret is never changed.
+	AdoptAnnotation = "thingspace.credops.io/adopt"
 )
 
 // CloudAuthorizationSpec is what the user asks for: obtain a person's consent for a Verizon Cloud app

@@ -138,9 +138,9 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, ca *v1alpha1.Cl
 	p.creds = cloudapi.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
 	p.credsV = cs.resourceVersion
 
-	p.sec, err = r.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, holdsRefreshToken)
+	p.sec, err = r.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable)
 	if isConflict(err) {
-		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error())
+		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error()+adoptHint)
 		return ctrl.Result{}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -431,9 +431,13 @@ func recordCloudMetrics(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAutho
 		meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady), exp)
 }
 
-// holdsRefreshToken says whether a Secret nobody controls may be adopted: a person put a refresh token
-// in it for the operator to take over (bootstrap from an app already authorized elsewhere).
-func holdsRefreshToken(s *corev1.Secret) bool { return len(s.Data[KeyRefreshToken]) > 0 }
+// adoptable says whether a Secret nobody controls may be taken over: only when its owner asked with
+// v1alpha1.AdoptAnnotation (bootstrap from an app already authorized elsewhere). A Secret that merely
+// happens to hold a refresh_token is someone else's and never changed (issue 8 scenario 17).
+func adoptable(s *corev1.Secret) bool { return s.Annotations[v1alpha1.AdoptAnnotation] == "true" }
+
+// adoptHint completes a SecretConflict message with the way out.
+const adoptHint = "; to hand a Secret the operator did not create over to it, annotate it " + v1alpha1.AdoptAnnotation + "=true"
 
 // refreshMarker returns the start time of a refresh recorded in s.
 func refreshMarker(s *corev1.Secret) (time.Time, bool) {

@@ -388,7 +388,7 @@ func TestCloudBootstrapFromAnExistingRefreshToken(t *testing.T) {
 
 	f.credentials("creds", f.key, f.secret)
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Data:       map[string][]byte{KeyRefreshToken: []byte(rt)},
 	}))
 	f.cloudAuth("photos")
@@ -521,7 +521,7 @@ func TestCloudAdoptsACompleteSecretWithoutRefreshing(t *testing.T) {
 	f.credentials("creds", f.key, f.secret)
 	// A Secret copied from elsewhere: refresh token, a live access token and its expiry.
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Data: map[string][]byte{
 			KeyRefreshToken: []byte(rt), KeyAccessToken: []byte("copied-access-token"), KeyTokenType: []byte("Bearer"),
 			KeyExpiresAt: []byte(formatExpiry(time.Now().Add(30 * time.Minute))),

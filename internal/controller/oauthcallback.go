@@ -341,7 +341,7 @@ func (h *CallbackHandler) store(ctx context.Context, ca *v1alpha1.CloudAuthoriza
 	var err error
 	for range 3 {
 		var sec *corev1.Secret
-		if sec, err = h.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, holdsRefreshToken); err != nil {
+		if sec, err = h.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err != nil {
 			return err
 		}
 		_, _, err = h.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/inflight"
@@ -44,6 +45,10 @@ type Options struct {
 	// InFlight registers the persist-critical upstream calls (password reset, refresh-token rotation,
 	// code exchange); the process drains it before exiting. Nil means a tracker of Setup's own.
 	InFlight *inflight.Tracker
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+	// OnReconciled, when set, sees every reconcile's outcome, named by the reconciler's type (tests).
+	OnReconciled func(controller string, req reconcile.Request, res reconcile.Result, err error)
 }
 
 // CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
@@ -79,7 +84,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(secretMeta); err != nil {
 		return err
 	}
-	wiring := Wiring{SecretMeta: secretMeta, MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	wiring := Wiring{SecretMeta: secretMeta, MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		SkipNameValidation: o.SkipNameValidation, OnReconciled: o.OnReconciled}
+	// A clock that can tick (a fake one in tests) also drives the work queues, so requeues follow it.
+	if clk, ok := o.Clock.(clock.WithTicker); ok {
+		if _, real := o.Clock.(clock.RealClock); !real {
+			wiring.Queues = clk
+		}
+	}
 	endpoints := &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock,
 		AllowInsecure: o.AllowInsecureEndpoints, RequestTimeout: o.UpstreamTimeout}
 	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}

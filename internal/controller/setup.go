@@ -2,12 +2,16 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -36,6 +40,40 @@ type Wiring struct {
 	SecretMeta cache.Cache
 	// MaxConcurrentReconciles bounds the workers per controller.
 	MaxConcurrentReconciles int
+	// Queues, when set, drives the work queues' delays (RequeueAfter, rate limits): a fake clock in tests,
+	// so stepping it fires the requeues a reconcile asked for.
+	Queues clock.WithTicker
+	// SkipNameValidation lets several managers run in one process (tests).
+	SkipNameValidation bool
+	// OnReconciled, when set, sees every reconcile's outcome (tests assert requeue times with it).
+	OnReconciled func(controller string, req reconcile.Request, res reconcile.Result, err error)
+}
+
+// controllerOptions are the options every controller is built with.
+func (w Wiring) controllerOptions() controller.Options {
+	o := controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}
+	if w.SkipNameValidation {
+		o.SkipNameValidation = ptr.To(true)
+	}
+	if clk := w.Queues; clk != nil {
+		o.NewQueue = func(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+			return workqueue.NewTypedRateLimitingQueueWithConfig(rl, workqueue.TypedRateLimitingQueueConfig[reconcile.Request]{Name: name, Clock: clk})
+		}
+	}
+	return o
+}
+
+// observed wraps r so that OnReconciled sees its outcomes.
+func (w Wiring) observed(r reconcile.Reconciler) reconcile.Reconciler {
+	if w.OnReconciled == nil {
+		return r
+	}
+	name := fmt.Sprintf("%T", r)
+	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		res, err := r.Reconcile(ctx, req)
+		w.OnReconciled(name, req, res, err)
+		return res, err
+	})
 }
 
 // SetupWithManager registers the ThingSpaceApp controller.
@@ -56,8 +94,8 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.appsReferencingSecret))).
 		WatchesRawSource(source.Channel(notifications, &handler.TypedEnqueueRequestForObject[*v1alpha1.ThingSpaceApp]{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
-		Complete(r)
+		WithOptions(w.controllerOptions()).
+		Complete(w.observed(r))
 }
 
 // appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials or write
@@ -126,8 +164,8 @@ func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) erro
 				return append(r.sessionsWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
 					r.sessionsWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
 			}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
-		Complete(r)
+		WithOptions(w.controllerOptions()).
+		Complete(w.observed(r))
 }
 
 // sessionsOfAppSecret maps a managed Secret written by a ThingSpaceApp to the sessions using that app.
@@ -195,8 +233,8 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 				return append(r.cloudWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
 					r.cloudWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
 			}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(w.MaxConcurrentReconciles, 1)}).
-		Complete(r)
+		WithOptions(w.controllerOptions()).
+		Complete(w.observed(r))
 }
 
 func (r *CloudAuthorizationReconciler) cloudWhere(ctx context.Context, ns, field, value string) []reconcile.Request {

@@ -119,7 +119,15 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	if code := m.Run(); code != 0 {
+		return code
+	}
+	// After every test that ran, in any order: see leak_test.go.
+	if err := leakCheck(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: leak check:", err)
+		return 1
+	}
+	return 0
 }
 
 // fixture is one test's namespace, simulator (so upstream counts are the test's own), app key and
@@ -155,7 +163,7 @@ func newFixtureConfig(t *testing.T, cfg simulator.Config) *fixture {
 	cfg.M2MIdleTimeout = m2mIdle
 	f.sim = simulator.New(cfg)
 	f.sim.SetCloudApp(f.key, f.secret, callbackURL)
-	srv := httptest.NewServer(f.sim)
+	srv := httptest.NewServer(recordWire(f.sim))
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}))

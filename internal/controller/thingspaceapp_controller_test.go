@@ -335,57 +335,6 @@ func TestSchemaValidation(t *testing.T) {
 	}
 }
 
-// TestNoSecretsInLogsEventsOrStatus runs last (by name order it does not matter: it reads what every
-// test before it left behind, and makes its own failures too).
-func TestZZNoSecretsInLogsEventsOrStatus(t *testing.T) {
-	f := newFixture(t)
-	f.credentials("creds", f.key, f.secret)
-	f.credentials("bad", f.key, "Wr0ng-"+f.secret)
-	f.app("good", "creds")
-	f.app("rejected", "bad")
-	f.waitReady("good", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
-	f.waitReady("rejected", metav1.ConditionFalse, v1alpha1.ReasonCredentialsRejected, 10*time.Second)
-	tok, _, _ := f.token("good-token")
-
-	var haystack strings.Builder
-	haystack.WriteString(logs.String())
-	evs := &corev1.EventList{}
-	must(t, k8s.List(ctx, evs))
-	for _, e := range evs.Items {
-		haystack.WriteString(e.Message + e.Reason + "\n")
-	}
-	apps := &v1alpha1.ThingSpaceAppList{}
-	must(t, k8s.List(ctx, apps))
-	for _, a := range apps.Items {
-		for _, c := range a.Status.Conditions {
-			haystack.WriteString(c.Message + "\n")
-		}
-	}
-	clouds := &v1alpha1.CloudAuthorizationList{}
-	must(t, k8s.List(ctx, clouds))
-	for _, c := range clouds.Items {
-		for _, cond := range c.Status.Conditions {
-			haystack.WriteString(cond.Message + "\n")
-		}
-	}
-	all := haystack.String()
-	cloudSecrets.mu.Lock()
-	// Header renderings, not the word: CloudAuthorization is a kind name.
-	needles := append([]string{f.secret, tok, "Basic ", "Authorization:", `"Authorization"`}, cloudSecrets.values...)
-	cloudSecrets.mu.Unlock()
-	if len(needles) < 10 {
-		t.Fatal("the cloud tests left no codes or tokens to look for")
-	}
-	if !strings.Contains(all, "invalid_client") || !strings.Contains(all, "invalid_grant") {
-		t.Fatal("the haystack lacks the rejection it should contain; the leak check would prove nothing")
-	}
-	for _, needle := range needles {
-		if strings.Contains(all, needle) {
-			t.Errorf("found %q in logs, events or status", needle[:min(len(needle), 12)])
-		}
-	}
-}
-
 func keys(m map[string][]byte) []string {
 	var out []string
 	for k := range m {

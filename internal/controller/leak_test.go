@@ -183,4 +183,3 @@ func appendStatuses(ctx context.Context, w io.Writer) error {
 	}
 	return nil
 }
-

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/thingspace"
@@ -52,8 +53,8 @@ type M2MSessionReconciler struct {
 	Gate *loginGate
 	// Pending holds reset passwords not yet stored in their credentials Secret.
 	Pending *pendingPasswords
-	// statuses remembers the status last written per session (see statusMemory).
-	statuses *statusMemory[v1alpha1.M2MSessionStatus]
+	// statuses remembers the status last written per session (see memo.Statuses).
+	statuses *memo.Statuses[v1alpha1.M2MSessionStatus]
 }
 
 // pendingPasswords keeps a new password in memory until it lands in its credentials Secret: losing the
@@ -104,7 +105,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Get(ctx, req.NamespacedName, sess); err != nil {
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetSession(req.Namespace, req.Name)
-			r.statuses.forget(req.NamespacedName)
+			r.statuses.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -116,11 +117,11 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	cached := sess.Status.DeepCopy()
-	known := r.statuses.get(req.NamespacedName, sess.UID, sess.Status)
+	known := r.statuses.Get(req.NamespacedName, sess.UID, sess.Status)
 	sess.Status = *known.DeepCopy()
 	st := sess.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, sess, st)
-	if err := recordStatus(ctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
+	if err := memo.Record(ctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
 		c := sess.DeepCopy()
 		c.Status = s
 		return c

@@ -16,6 +16,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
@@ -105,7 +106,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	apps := &ThingSpaceAppReconciler{
 		Deps:     deps,
 		Broker:   broker,
-		statuses: newStatusMemory[v1alpha1.ThingSpaceAppStatus](),
+		statuses: memo.New[v1alpha1.ThingSpaceAppStatus](),
 	}
 	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
 		return err
@@ -115,7 +116,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Broker:   broker,
 		Gate:     newLoginGate(),
 		Pending:  newPendingPasswords(),
-		statuses: newStatusMemory[v1alpha1.M2MSessionStatus](),
+		statuses: memo.New[v1alpha1.M2MSessionStatus](),
 	}
 	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
@@ -42,8 +43,8 @@ const (
 type ThingSpaceAppReconciler struct {
 	Deps
 	Broker *tokenbroker.Broker
-	// statuses remembers the status last written per app (see statusMemory).
-	statuses *statusMemory[v1alpha1.ThingSpaceAppStatus]
+	// statuses remembers the status last written per app (see memo.Statuses).
+	statuses *memo.Statuses[v1alpha1.ThingSpaceAppStatus]
 }
 
 // +kubebuilder:rbac:groups=thingspace.credops.io,resources=thingspaceapps,verbs=get;list;watch;update;patch
@@ -58,7 +59,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Broker.Unsubscribe(req.NamespacedName)
-			r.statuses.forget(req.NamespacedName)
+			r.statuses.Forget(req.NamespacedName)
 			metrics.ForgetApp(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
@@ -72,11 +73,11 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 
 	cached := app.Status.DeepCopy()
-	known := r.statuses.get(req.NamespacedName, app.UID, app.Status)
+	known := r.statuses.Get(req.NamespacedName, app.UID, app.Status)
 	app.Status = *known.DeepCopy()
 	st := app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, app, st)
-	if err := recordStatus(ctx, r.Client, r.statuses, app, *cached, *st, func(s v1alpha1.ThingSpaceAppStatus) client.Object {
+	if err := memo.Record(ctx, r.Client, r.statuses, app, *cached, *st, func(s v1alpha1.ThingSpaceAppStatus) client.Object {
 		c := app.DeepCopy()
 		c.Status = s
 		return c

@@ -1,4 +1,4 @@
-package controller
+package memo
 
 import (
 	"context"
@@ -16,26 +16,26 @@ import (
 )
 
 func TestStatusMemoryPrefersWhatWasDecidedForTheSameObject(t *testing.T) {
-	m := newStatusMemory[string]()
+	m := New[string]()
 	who := types.NamespacedName{Namespace: "ns", Name: "a"}
-	if got := m.get(who, "u1", "cached"); got != "cached" {
+	if got := m.Get(who, "u1", "cached"); got != "cached" {
 		t.Fatalf("nothing decided yet: got %q", got)
 	}
-	if base := m.decide(who, "u1", "decided", "cached"); base != "cached" {
+	if base := m.Decide(who, "u1", "decided", "cached"); base != "cached" {
 		t.Fatalf("nothing stored yet: base %q", base)
 	}
-	if got := m.get(who, "u1", "stale-cached"); got != "decided" {
+	if got := m.Get(who, "u1", "stale-cached"); got != "decided" {
 		t.Fatalf("a stale cache must lose to what this process decided: got %q", got)
 	}
-	m.stored(who, "u1", "decided")
-	if base := m.decide(who, "u1", "next", "stale-cached"); base != "decided" {
+	m.Stored(who, "u1", "decided")
+	if base := m.Decide(who, "u1", "next", "stale-cached"); base != "decided" {
 		t.Fatalf("the base of the next write is what was stored: got %q", base)
 	}
-	if got := m.get(who, "u2", "new-object"); got != "new-object" {
+	if got := m.Get(who, "u2", "new-object"); got != "new-object" {
 		t.Fatalf("a recreated object (new UID) must not inherit: got %q", got)
 	}
-	m.forget(who)
-	if got := m.get(who, "u1", "cached"); got != "cached" {
+	m.Forget(who)
+	if got := m.Get(who, "u1", "cached"); got != "cached" {
 		t.Fatalf("after forget: got %q", got)
 	}
 }
@@ -58,19 +58,19 @@ func TestRecordStatusRemembersWhenTheWriteFails(t *testing.T) {
 			}
 			return c.SubResource(sub).Patch(ctx, obj, p, o...)
 		}}).Build()
-	mem := newStatusMemory[v1alpha1.ThingSpaceAppStatus]()
+	mem := New[v1alpha1.ThingSpaceAppStatus]()
 	with := func(s v1alpha1.ThingSpaceAppStatus) client.Object { x := app.DeepCopy(); x.Status = s; return x }
 	who := client.ObjectKeyFromObject(app)
 	st := v1alpha1.ThingSpaceAppStatus{RefreshStatus: v1alpha1.RefreshStatus{ObservedRefreshRequest: "r1"}}
 
-	if err := recordStatus(context.Background(), c, mem, app, app.Status, st, with); err == nil {
+	if err := Record(context.Background(), c, mem, app, app.Status, st, with); err == nil {
 		t.Fatal("the failing write reported success")
 	}
-	if got := mem.get(who, "u1", app.Status); got.ObservedRefreshRequest != "r1" {
+	if got := mem.Get(who, "u1", app.Status); got.ObservedRefreshRequest != "r1" {
 		t.Fatal("the decided status was not remembered when its write failed: the next pass would repeat the side effect")
 	}
 	// The next pass decides nothing new: the write is still owed.
-	if err := recordStatus(context.Background(), c, mem, app, app.Status, st, with); err != nil {
+	if err := Record(context.Background(), c, mem, app, app.Status, st, with); err != nil {
 		t.Fatal(err)
 	}
 	stored := &v1alpha1.ThingSpaceApp{}
@@ -81,7 +81,7 @@ func TestRecordStatusRemembersWhenTheWriteFails(t *testing.T) {
 		t.Fatalf("status not stored on the retry: %+v", stored.Status)
 	}
 	// Nothing changes, the cache still lags: no write.
-	if err := recordStatus(context.Background(), c, mem, app, app.Status, st, with); err != nil || patches != 2 {
+	if err := Record(context.Background(), c, mem, app, app.Status, st, with); err != nil || patches != 2 {
 		t.Fatalf("err %v, %d patches; want 2 (one failed, one stored)", err, patches)
 	}
 }

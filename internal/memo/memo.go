@@ -1,4 +1,6 @@
-package controller
+// Package memo remembers, per object, the status a reconciler last decided and the status it last stored,
+// and holds the one "record" step every remembering kind uses (see Statuses and Record).
+package memo
 
 import (
 	"context"
@@ -9,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// statusMemory remembers, per object, the status this process last decided and the status it last
-// stored in the API server.
+// Statuses remembers, per object, the status this process last decided and the status it last
+// Stored in the API server.
 //
 // A reconcile reads its object from the informer cache, which may not show the status this process
 // wrote a moment ago: our own Secret write wakes the next reconcile before the status patch comes back
@@ -21,7 +23,7 @@ import (
 // the stored one is the base the next write is computed against. The operator is the only writer of
 // these statuses, so while it runs its memory is the truth; after a restart the API's copy is. Entries
 // are keyed by UID, so a deleted and recreated object never inherits one.
-type statusMemory[S any] struct {
+type Statuses[S any] struct {
 	mu sync.Mutex
 	m  map[types.NamespacedName]remembered[S]
 }
@@ -32,12 +34,13 @@ type remembered[S any] struct {
 	stored  *S // nil until a write of this process landed
 }
 
-func newStatusMemory[S any]() *statusMemory[S] {
-	return &statusMemory[S]{m: map[types.NamespacedName]remembered[S]{}}
+// New returns an empty memory.
+func New[S any]() *Statuses[S] {
+	return &Statuses[S]{m: map[types.NamespacedName]remembered[S]{}}
 }
 
-// get returns the status last decided for the object who with uid, or fallback (the cached status).
-func (s *statusMemory[S]) get(who types.NamespacedName, uid types.UID, fallback S) S {
+// Get returns the status last decided for the object who with uid, or fallback (the cached status).
+func (s *Statuses[S]) Get(who types.NamespacedName, uid types.UID, fallback S) S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[who]; ok && r.uid == uid {
@@ -46,9 +49,9 @@ func (s *statusMemory[S]) get(who types.NamespacedName, uid types.UID, fallback 
 	return fallback
 }
 
-// decide remembers status as decided for the object who with uid, and returns what the API server holds
+// Decide remembers status as decided for the object who with uid, and returns what the API server holds
 // as far as this process knows (fallback, the cached status, when it has stored nothing yet).
-func (s *statusMemory[S]) decide(who types.NamespacedName, uid types.UID, status S, fallback S) S {
+func (s *Statuses[S]) Decide(who types.NamespacedName, uid types.UID, status S, fallback S) S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.m[who]
@@ -63,8 +66,8 @@ func (s *statusMemory[S]) decide(who types.NamespacedName, uid types.UID, status
 	return fallback
 }
 
-// stored records that status landed in the API server.
-func (s *statusMemory[S]) stored(who types.NamespacedName, uid types.UID, status S) {
+// Stored records that status landed in the API server.
+func (s *Statuses[S]) Stored(who types.NamespacedName, uid types.UID, status S) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[who]; ok && r.uid == uid {
@@ -73,29 +76,29 @@ func (s *statusMemory[S]) stored(who types.NamespacedName, uid types.UID, status
 	}
 }
 
-// forget drops who, when its object is gone.
-func (s *statusMemory[S]) forget(who types.NamespacedName) {
+// Forget drops who, when its object is gone.
+func (s *Statuses[S]) Forget(who types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, who)
 }
 
-// recordStatus is the one "record" step of the kinds that remember their status: st is remembered as
+// Record is the one "record" step of the kinds that remember their status: st is remembered as
 // decided first, so the outcome of a side effect is never acted on twice even when the write fails, and
 // it is written when it differs from what the API server holds. obj is the object as read (its status
 // the cached one); withStatus returns a copy of obj carrying a given status. At most one write per pass,
 // none when nothing changed.
-func recordStatus[S any](ctx context.Context, c client.Client, mem *statusMemory[S], obj client.Object, cached, st S, withStatus func(S) client.Object) error {
+func Record[S any](ctx context.Context, c client.Client, mem *Statuses[S], obj client.Object, cached, st S, withStatus func(S) client.Object) error {
 	who, uid := client.ObjectKeyFromObject(obj), obj.GetUID()
-	base := mem.decide(who, uid, st, cached)
+	base := mem.Decide(who, uid, st, cached)
 	if equality.Semantic.DeepEqual(base, st) {
-		mem.stored(who, uid, st)
+		mem.Stored(who, uid, st)
 		return nil
 	}
 	updated := withStatus(st)
 	if err := c.Status().Patch(ctx, updated, client.MergeFrom(withStatus(base))); err != nil {
 		return err
 	}
-	mem.stored(who, uid, st)
+	mem.Stored(who, uid, st)
 	return nil
 }

@@ -34,7 +34,7 @@ import (
 
 const (
 	// keyRefreshToken is the data key of the refresh token in a CloudAuthorization's Secret.
-	keyRefreshToken = "refresh_token"
+	keyRefreshToken = v1alpha1.SecretKeyRefreshToken
 	// cloudName and cloudSecretName are the CloudAuthorization of a cloud test and the Secret it writes.
 	cloudName       = "ca"
 	cloudSecretName = "ca-tokens"

@@ -368,7 +368,7 @@ func TestSecretConflict(t *testing.T) {
 	createCredentials(t, ns, "creds", sharedKey, sharedSecret)
 	foreign := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token", Labels: map[string]string{"team": "payments"}},
-		Data:       map[string][]byte{"access_token": []byte("not-ours"), "other": []byte("keep me")},
+		Data:       map[string][]byte{v1alpha1.SecretKeyAccessToken: []byte("not-ours"), "other": []byte("keep me")},
 	}
 	if err := k8s.Create(t.Context(), foreign); err != nil {
 		t.Fatal(err)
@@ -382,7 +382,7 @@ func TestSecretConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.ResourceVersion != foreign.ResourceVersion || len(got.OwnerReferences) != 0 ||
-		string(got.Data["access_token"]) != "not-ours" || len(got.Data) != 2 || len(got.Labels) != 1 {
+		string(got.Data[v1alpha1.SecretKeyAccessToken]) != "not-ours" || len(got.Data) != 2 || len(got.Labels) != 1 {
 		t.Errorf("the foreign Secret was modified: resourceVersion %s→%s, labels %v, ownerReferences %v, data keys %d",
 			foreign.ResourceVersion, got.ResourceVersion, got.Labels, got.OwnerReferences, len(got.Data))
 	}

@@ -19,9 +19,9 @@ import (
 
 // Data keys of the Secrets involved (the operator's contract).
 const (
-	KeyAccessToken = "access_token"
-	KeyTokenType   = "token_type"
-	KeyExpiresAt   = "expires_at"
+	KeyAccessToken = v1alpha1.SecretKeyAccessToken
+	KeyTokenType   = v1alpha1.SecretKeyTokenType
+	KeyExpiresAt   = v1alpha1.SecretKeyExpiresAt
 	CredKey        = "key"
 	CredSecret     = "secret"
 )

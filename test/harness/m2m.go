@@ -31,8 +31,8 @@ const (
 // Data keys of the Secrets an M2MSession reads and writes (the operator's contract).
 const (
 	// KeySessionToken, KeyAccessToken and KeyAccessTokenExpiresAt are in the Secret an M2MSession writes.
-	KeySessionToken         = "session_token"
-	KeyAccessTokenExpiresAt = "access_token_expires_at"
+	KeySessionToken         = v1alpha1.SecretKeySessionToken
+	KeyAccessTokenExpiresAt = v1alpha1.SecretKeyAccessTokenExpiresAt
 	// UWSUsername and UWSPassword are the keys of the credentials Secret an M2MSession reads.
 	UWSUsername = "username"
 	UWSPassword = "password"

@@ -22,7 +22,7 @@ import (
 )
 
 // KeyRefreshToken is the data key of the refresh token in a CloudAuthorization's Secret.
-const KeyRefreshToken = "refresh_token"
+const KeyRefreshToken = v1alpha1.SecretKeyRefreshToken
 
 // New returns a CloudAuthorization (not yet created) for the simulator at simURL, reading its app's
 // credentials from credsName, sending the browser back to callbackURL and writing secretName.

@@ -58,7 +58,10 @@ type Options struct {
 func CacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})},
+			// The operator's own managedFields entries stay: the Secret writer reads them to tell what it
+			// wrote from what others did (server-side apply).
+			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}),
+				Transform: secrets.KeepOwnManagedFields},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}

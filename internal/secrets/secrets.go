@@ -2,6 +2,9 @@
 // label, the controller ownerReference and the user's template on every Secret, and refuses to touch a
 // Secret that another object (or a person) owns.
 //
+// Writes are server-side applies with the field owner FieldOwner, so a label or annotation removed from
+// a secretTemplate goes from the Secret while those others put there stay (see apply.go).
+//
 // Reads go through the manager's caches: a metadata-only cache of all Secrets (cheap, to see whether a
 // name is taken and by whom) and a full cache of managed Secrets only, so unrelated Secrets in the
 // cluster cost no memory beyond their metadata.
@@ -10,7 +13,6 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 )
@@ -87,50 +88,11 @@ type Change struct {
 	Template *v1alpha1.SecretTemplate
 	// Data replaces the Secret's data wholesale.
 	Data map[string][]byte
-	// Annotations are the operator's own bookkeeping annotations: a value sets one, "" removes it.
+	// Annotations are the operator's own bookkeeping annotations (under v1alpha1.ReservedPrefix): a
+	// value sets one, "" removes it, and those not named are kept.
 	Annotations map[string]string
 	// Adopt lets the write take over a Secret that carries no controller reference (see Fresh).
 	Adopt bool
-}
-
-// Write makes the Secret name match ch, stamped as in Apply, and returns the Secret as stored (its
-// resourceVersion is the precondition of a following write) and whether anything was written. The
-// update is conditional on current's resourceVersion: a Secret changed since it was read is a
-// Conflict error, never silently overwritten.
-func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, bool, error) {
-	if current == nil {
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: owner.GetNamespace(), Name: name}, Type: corev1.SecretTypeOpaque}
-		if err := w.stamp(owner, s, ch); err != nil {
-			return nil, false, err
-		}
-		err := w.Client.Create(ctx, s)
-		if err == nil {
-			return s, true, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, false, err
-		}
-		// Either a foreign Secret the caches have not shown us yet, or our own create that the cache
-		// has not caught up with: ask the API server which.
-		current = &corev1.Secret{}
-		if err := w.Reader.Get(ctx, client.ObjectKeyFromObject(s), current); err != nil {
-			return nil, false, err
-		}
-	}
-	if err := checkWritable(current, owner, ch.Adopt); err != nil {
-		return nil, false, err
-	}
-	desired := current.DeepCopy()
-	if err := w.stamp(owner, desired, ch); err != nil {
-		return nil, false, err
-	}
-	if equalSecret(current, desired) {
-		return current, false, nil
-	}
-	if err := w.Client.Update(ctx, desired); err != nil {
-		return nil, false, err
-	}
-	return desired, true, nil
 }
 
 // Fresh reads the Secret name past the caches, for decisions that must not act on a stale copy (a
@@ -175,43 +137,4 @@ func checkOwned(obj metav1.Object, owner client.Object) error {
 		return &ConflictError{Name: obj.GetName(), Reason: "another object controls it"}
 	}
 	return nil
-}
-
-func (w *Writer) stamp(owner client.Object, s *corev1.Secret, ch Change) error {
-	if tmpl := ch.Template; tmpl != nil {
-		s.Labels = mergeInto(s.Labels, tmpl.Labels)
-		s.Annotations = mergeInto(s.Annotations, tmpl.Annotations)
-	}
-	s.Labels = mergeInto(s.Labels, map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue})
-	for k, v := range ch.Annotations {
-		if v == "" {
-			delete(s.Annotations, k)
-			continue
-		}
-		s.Annotations = mergeInto(s.Annotations, map[string]string{k: v})
-	}
-	s.Data = maps.Clone(ch.Data)
-	return controllerutil.SetControllerReference(owner, s, w.Scheme)
-}
-
-func mergeInto(dst, src map[string]string) map[string]string {
-	if len(src) == 0 {
-		return dst
-	}
-	if dst == nil {
-		dst = make(map[string]string, len(src))
-	}
-	maps.Copy(dst, src)
-	return dst
-}
-
-func equalSecret(a, b *corev1.Secret) bool {
-	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
-		maps.EqualFunc(a.Data, b.Data, func(x, y []byte) bool { return string(x) == string(y) }) &&
-		len(a.OwnerReferences) == len(b.OwnerReferences) && equalControllerUID(a, b)
-}
-
-func equalControllerUID(a, b metav1.Object) bool {
-	ra, rb := metav1.GetControllerOf(a), metav1.GetControllerOf(b)
-	return (ra == nil) == (rb == nil) && (ra == nil || ra.UID == rb.UID)
 }

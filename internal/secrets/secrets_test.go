@@ -23,7 +23,7 @@ func newWriter(t *testing.T, objs ...client.Object) (*Writer, client.Client) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithReturnManagedFields().Build()
 	return &Writer{Client: c, Meta: c, Reader: c, Scheme: scheme}, c
 }
 
@@ -89,20 +89,21 @@ func TestFreshAdoptsOnlyWhatItMay(t *testing.T) {
 func TestWriteAnnotationsAndPreconditions(t *testing.T) {
 	ctx := context.Background()
 	me := owner("me", "1")
+	marker, other := v1alpha1.RefreshStartedAnnotation, v1alpha1.RefreshedAtAnnotation
 	w, c := newWriter(t)
 	s, written, err := w.Write(ctx, me, nil, "t", Change{
 		Data:        map[string][]byte{"a": []byte("1")},
-		Annotations: map[string]string{"x/marker": "m1", "x/other": "o"},
+		Annotations: map[string]string{marker: "m1", other: "o"},
 	})
-	if err != nil || !written || s.Annotations["x/marker"] != "m1" {
+	if err != nil || !written || s.Annotations[marker] != "m1" {
 		t.Fatalf("create: %v %v %v", s, written, err)
 	}
 	stale := s.DeepCopy()
-	s, written, err = w.Write(ctx, me, s, "t", Change{Data: s.Data, Annotations: map[string]string{"x/marker": ""}})
+	s, written, err = w.Write(ctx, me, s, "t", Change{Data: s.Data, Annotations: map[string]string{marker: ""}})
 	if err != nil || !written {
 		t.Fatalf("clear marker: %v %v", written, err)
 	}
-	if _, ok := s.Annotations["x/marker"]; ok || s.Annotations["x/other"] != "o" {
+	if _, ok := s.Annotations[marker]; ok || s.Annotations[other] != "o" {
 		t.Fatalf("annotations after removal: %v", s.Annotations)
 	}
 	// Nothing changes: nothing is written.

@@ -37,7 +37,7 @@ import (
 //
 // errorMessage and the fault's message and description are never decoded.
 //
-// Kinds, and the helper that tells the cases apart:
+// Kinds, and the helpers that tell the cases apart:
 //   - Transient: network failures, timeouts, 408, 429 and 5xx (with RetryAfter), whatever the
 //     body says; also a malformed 2xx answer to Login. No Is* helper is true for these.
 //   - Rejected, IsSessionInvalid: a 4xx whose errorCode has a ".SessionToken." segment
@@ -46,10 +46,10 @@ import (
 //   - Rejected, IsBearerRejected: a 4xx gateway fault 900901, a wrong or expired access token.
 //     Get a new ThingSpace token, retry once. This is not a login failure and says nothing
 //     about the UWS credentials.
-//   - Rejected, IsLoginRejected: Login answered 400, 401 or 403 with any other M2M errorCode
-//     (INPUT_INVALID.Password.Invalid, the undocumented locked-user code, any new code). Do NOT
-//     log in again with the same credentials: five failures lock the username.
-//   - Rejected, none of the above: ResetPassword refused the old password (an errorCode with a
+//   - Rejected, neither helper, on Login: Login answered 400, 401 or 403 with any other M2M
+//     errorCode (INPUT_INVALID.Password.Invalid, the undocumented locked-user code, any new code).
+//     Do NOT log in again with the same credentials: five failures lock the username.
+//   - Rejected, neither helper, not Login: ResetPassword refused the old password (an errorCode with a
 //     "Password" segment); a 401 or 403 without an M2M code (gateway fault 900902 "missing
 //     credentials", 900908 "forbidden", no body). Which credential is at fault is unknown.
 //   - Invalid: 400, 404 or 405 that is none of the above (gateway fault 900906, a body without
@@ -104,7 +104,7 @@ type UWSCredentials struct {
 
 // Login opens an M2M session with creds and returns its token (a UUID). Each failed login counts
 // towards the platform's lockout (five in a row lock the username until Verizon support unlocks
-// it), so when IsLoginRejected(err), do not try the same credentials again. Check creds with
+// it), so after a Rejected answer that is not IsBearerRejected, do not try the same credentials again. Check creds with
 // ValidateUWS first: Login refuses only what cannot be sent (an empty part, control characters,
 // invalid UTF-8), not what breaks the password policy. See the M2M error notes above for the
 // error kinds.
@@ -309,24 +309,6 @@ func IsSessionInvalid(err error) bool {
 func IsBearerRejected(err error) bool {
 	e, ok := m2mErrorOf(err)
 	return ok && e.Code == "900901"
-}
-
-// IsLoginRejected reports whether Login definitely failed on the UWS credentials: HTTP 400, 401
-// or 403 with an M2M errorCode other than a SessionToken one, such as
-// "UnifiedWebService.INPUT_INVALID.Password.Invalid" or a locked-user code. Never retry the same
-// credentials after it: five consecutive failures lock the username. Transient failures (5xx,
-// 429, timeouts) and gateway faults are not login rejections.
-func IsLoginRejected(err error) bool {
-	e, ok := m2mErrorOf(err)
-	if !ok || e.Endpoint != EndpointLogin {
-		return false
-	}
-	switch e.StatusCode {
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
-	default:
-		return false
-	}
-	return m2mCodePattern.MatchString(e.Code) && !isSessionCode(e.Code)
 }
 
 // checkHeaderToken refuses a token that is empty or cannot be sent as a header value as is.

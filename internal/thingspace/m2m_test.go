@@ -228,7 +228,6 @@ type m2mErrCase struct {
 	code    string
 	session bool // IsSessionInvalid
 	bearer  bool // IsBearerRejected
-	login   bool // IsLoginRejected, on the login endpoint only
 	retry   time.Duration
 }
 
@@ -244,13 +243,13 @@ var m2mErrorCases = []m2mErrCase{
 	{name: "400 SessionToken.Invalid", status: 400, body: m2mBody(codeInvalid), kind: upstream.Rejected, code: codeInvalid, session: true},
 	{name: "401 SessionToken code", status: 401, body: m2mBody(codeExpired), kind: upstream.Rejected, code: codeExpired, session: true},
 	{name: "400 SessionToken code without prefix", status: 400, body: m2mBody("SessionToken.Expired"), kind: upstream.Rejected, code: "SessionToken.Expired", session: true},
-	{name: "400 Password.Invalid", status: 400, body: m2mBody(codePassword), kind: upstream.Invalid, kinds: loginAndResetRejected, code: codePassword, login: true},
-	{name: "400 locked (code unknown, guessed)", status: 400, body: m2mBody(codeLocked), kind: upstream.Invalid, kinds: loginRejected, code: codeLocked, login: true},
-	{name: "400 new code without prefix", status: 400, body: m2mBody("REQUEST_FAILED.Something_New"), kind: upstream.Invalid, kinds: loginRejected, code: "REQUEST_FAILED.Something_New", login: true},
-	{name: "401 M2M code", status: 401, body: m2mBody(codePassword), kind: upstream.Rejected, code: codePassword, login: true},
-	{name: "403 M2M code", status: 403, body: m2mBody("UnifiedWebService.REQUEST_FAILED.Account.Suspended"), kind: upstream.Rejected, code: "UnifiedWebService.REQUEST_FAILED.Account.Suspended", login: true},
-	{name: "400 M2M code beats an OAuth error", status: 400, body: `{"error":"invalid_request","errorCode":"` + codePassword + `"}`, kind: upstream.Invalid, kinds: loginAndResetRejected, code: codePassword, login: true},
-	{name: "401 M2M code beats a fault", status: 401, body: `{"fault":{"code":"900901"},"errorCode":"` + codePassword + `"}`, kind: upstream.Rejected, code: codePassword, login: true},
+	{name: "400 Password.Invalid", status: 400, body: m2mBody(codePassword), kind: upstream.Invalid, kinds: loginAndResetRejected, code: codePassword},
+	{name: "400 locked (code unknown, guessed)", status: 400, body: m2mBody(codeLocked), kind: upstream.Invalid, kinds: loginRejected, code: codeLocked},
+	{name: "400 new code without prefix", status: 400, body: m2mBody("REQUEST_FAILED.Something_New"), kind: upstream.Invalid, kinds: loginRejected, code: "REQUEST_FAILED.Something_New"},
+	{name: "401 M2M code", status: 401, body: m2mBody(codePassword), kind: upstream.Rejected, code: codePassword},
+	{name: "403 M2M code", status: 403, body: m2mBody("UnifiedWebService.REQUEST_FAILED.Account.Suspended"), kind: upstream.Rejected, code: "UnifiedWebService.REQUEST_FAILED.Account.Suspended"},
+	{name: "400 M2M code beats an OAuth error", status: 400, body: `{"error":"invalid_request","errorCode":"` + codePassword + `"}`, kind: upstream.Invalid, kinds: loginAndResetRejected, code: codePassword},
+	{name: "401 M2M code beats a fault", status: 401, body: `{"fault":{"code":"900901"},"errorCode":"` + codePassword + `"}`, kind: upstream.Rejected, code: codePassword},
 	{name: "401 fault 900901", status: 401, body: `{"fault":{"code":"900901","message":"Invalid Credentials","description":"x"}}`, kind: upstream.Rejected, code: "900901", bearer: true},
 	{name: "401 fault 900901 as a number", status: 401, body: `{"fault":{"code":900901}}`, kind: upstream.Rejected, code: "900901", bearer: true},
 	{name: "400 fault 900901", status: 400, body: `{"fault":{"code":"900901"}}`, kind: upstream.Rejected, code: "900901", bearer: true},
@@ -312,14 +311,13 @@ func TestM2MErrorMapping(t *testing.T) {
 				if ue.RetryAfter != tt.retry {
 					t.Errorf("RetryAfter = %v, want %v", ue.RetryAfter, tt.retry)
 				}
-				wantLogin := tt.login && ep.endpoint == EndpointLogin
-				if IsSessionInvalid(err) != tt.session || IsBearerRejected(err) != tt.bearer || IsLoginRejected(err) != wantLogin {
-					t.Errorf("IsSessionInvalid/IsBearerRejected/IsLoginRejected = %v/%v/%v, want %v/%v/%v",
-						IsSessionInvalid(err), IsBearerRejected(err), IsLoginRejected(err), tt.session, tt.bearer, wantLogin)
+				if IsSessionInvalid(err) != tt.session || IsBearerRejected(err) != tt.bearer {
+					t.Errorf("IsSessionInvalid/IsBearerRejected = %v/%v, want %v/%v",
+						IsSessionInvalid(err), IsBearerRejected(err), tt.session, tt.bearer)
 				}
 				// Wrapping keeps the answers.
 				wrapped := fmt.Errorf("reconcile: %w", err)
-				if IsSessionInvalid(wrapped) != tt.session || IsBearerRejected(wrapped) != tt.bearer || IsLoginRejected(wrapped) != wantLogin {
+				if IsSessionInvalid(wrapped) != tt.session || IsBearerRejected(wrapped) != tt.bearer {
 					t.Error("Is* helpers do not look through wrapping")
 				}
 				rec.Expect(t, ep.endpoint+" "+strconv.Itoa(tt.status))
@@ -350,9 +348,9 @@ func TestM2MHelpersIgnoreOtherErrors(t *testing.T) {
 		"hand-made code with a digit": upstream.StatusError(API, EndpointLogin, 400, "UnifiedWebService.Passw0rd", upstream.Rejected, 0),
 	}
 	for name, err := range tests {
-		if IsSessionInvalid(err) || IsBearerRejected(err) || IsLoginRejected(err) {
-			t.Errorf("%s: IsSessionInvalid/IsBearerRejected/IsLoginRejected = %v/%v/%v, want all false",
-				name, IsSessionInvalid(err), IsBearerRejected(err), IsLoginRejected(err))
+		if IsSessionInvalid(err) || IsBearerRejected(err) {
+			t.Errorf("%s: IsSessionInvalid/IsBearerRejected = %v/%v, want both false",
+				name, IsSessionInvalid(err), IsBearerRejected(err))
 		}
 	}
 }
@@ -422,7 +420,7 @@ func TestM2MRefusedBeforeSending(t *testing.T) {
 			if !errors.As(err, &ue) || ue.Kind != upstream.Invalid || ue.StatusCode != 0 {
 				t.Fatalf("err = %v, want Invalid with no status", err)
 			}
-			if IsLoginRejected(err) || IsSessionInvalid(err) || IsBearerRejected(err) {
+			if IsSessionInvalid(err) || IsBearerRejected(err) {
 				t.Error("a refusal before sending reads as an upstream answer")
 			}
 			if l := m2mLeaked(err.Error()); len(l) > 0 {
@@ -467,7 +465,7 @@ func TestLoginMalformed200IsTransient(t *testing.T) {
 			if !errors.As(err, &ue) || ue.Kind != upstream.Transient || ue.StatusCode != 200 {
 				t.Fatalf("err = %v, want a transient *upstream.Error with status 200", err)
 			}
-			if session != "" || IsLoginRejected(err) {
+			if session != "" || upstream.KindOf(err) == upstream.Rejected {
 				t.Error("a malformed 200 is neither a session nor a rejection")
 			}
 			rec.Expect(t, "login 200")
@@ -812,7 +810,7 @@ func TestM2MAgainstSimulator(t *testing.T) {
 	wrong := UWSCredentials{Username: testUWSUser, Password: "Wrong-Pass1"}
 	for i := range 5 {
 		_, err := c.Login(ctx, app, wrong)
-		if !IsLoginRejected(err) || upstream.KindOf(err) != upstream.Rejected {
+		if upstream.KindOf(err) != upstream.Rejected || IsBearerRejected(err) || IsSessionInvalid(err) {
 			t.Fatalf("wrong password %d: %v", i, err)
 		}
 		if code := err.(*upstream.Error).Code; code != codePassword {
@@ -820,7 +818,7 @@ func TestM2MAgainstSimulator(t *testing.T) {
 		}
 	}
 	_, err = c.Login(ctx, app, testUWS)
-	if !IsLoginRejected(err) || err.(*upstream.Error).Code != simulator.DefaultM2MLockedCode {
+	if upstream.KindOf(err) != upstream.Rejected || err.(*upstream.Error).Code != simulator.DefaultM2MLockedCode {
 		t.Fatalf("locked: %v", err)
 	}
 	sim.UnlockM2MUser(testUWSUser)
@@ -847,7 +845,7 @@ func TestM2MAgainstSimulator(t *testing.T) {
 	if problems, _ := ValidateUWS(UWSCredentials{Username: testUWSUser, Password: newPass}); len(problems) > 0 {
 		t.Fatalf("a simulator password breaks the rules: %q", problems)
 	}
-	if _, err := c.Login(ctx, app, testUWS); !IsLoginRejected(err) {
+	if _, err := c.Login(ctx, app, testUWS); upstream.KindOf(err) != upstream.Rejected || IsBearerRejected(err) {
 		t.Fatalf("old password after reset: %v", err)
 	}
 	session2, err := c.Login(ctx, app, UWSCredentials{Username: testUWSUser, Password: newPass})
@@ -886,7 +884,7 @@ func TestM2MAgainstSimulator(t *testing.T) {
 	if err := c.Account(ctx, app, session4, testAcct); !IsBearerRejected(err) || IsSessionInvalid(err) {
 		t.Fatalf("account with a revoked token: %v", err)
 	}
-	if _, err := c.Login(ctx, app, wrong); !IsBearerRejected(err) || IsLoginRejected(err) {
+	if _, err := c.Login(ctx, app, wrong); !IsBearerRejected(err) {
 		t.Fatalf("login with a revoked token: %v", err)
 	}
 	if info, _ := sim.M2MUser(testUWSUser); info.ConsecutiveFailures != 0 {
@@ -897,7 +895,7 @@ func TestM2MAgainstSimulator(t *testing.T) {
 	tok, _ = c.Token(ctx, testCreds, "")
 	sim.SetFaults(simulator.Faults{Rate: 1, Status: 429, RetryAfter: 3 * time.Second})
 	_, err = c.Login(ctx, tok.AccessToken, UWSCredentials{Username: testUWSUser, Password: newPass})
-	if ra, _ := upstream.RetryAfterOf(err); !upstream.IsTransient(err) || IsLoginRejected(err) || ra != 3*time.Second {
+	if ra, _ := upstream.RetryAfterOf(err); !upstream.IsTransient(err) || ra != 3*time.Second {
 		t.Fatalf("throttled login: %v", err)
 	}
 }

@@ -282,9 +282,8 @@ func TestErrorMapping(t *testing.T) {
 				if got, ok := upstream.RetryAfterOf(err); ok != (tt.wantRetryAfter > 0) || got != tt.wantRetryAfter {
 					t.Errorf("RetryAfterOf = %v, %v", got, ok)
 				}
-				if upstream.IsTransient(err) != (tt.wantKind == upstream.Transient) ||
-					upstream.IsRejected(err) != (tt.wantKind == upstream.Rejected) {
-					t.Error("IsTransient/IsRejected disagree with Kind")
+				if upstream.IsTransient(err) != (tt.wantKind == upstream.Transient) {
+					t.Error("IsTransient disagrees with Kind")
 				}
 				rec.Expect(t, endpoint+" "+strconv.Itoa(tt.status))
 			})

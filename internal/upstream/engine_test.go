@@ -188,7 +188,7 @@ func TestEngine2xxBodyProblems(t *testing.T) {
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 0)
 		_, err := e.Do(t.Context(), Request{Endpoint: "ep", Method: http.MethodPost, Path: "/", Body: []byte("x"), ReadBody: true})
 		ue, ok := errors.AsType[*Error](err)
-		if !ok || ue.Kind != Transient || ue.StatusCode != 0 || !ue.Unanswered || !IsUnanswered(err) {
+		if !ok || ue.Kind != Transient || ue.StatusCode != 0 || !ue.Unanswered || !unanswered(err) {
 			t.Fatalf("err = %#v", err)
 		}
 		obs.Expect(t, "ep error")
@@ -202,7 +202,7 @@ func TestEngineUnanswered(t *testing.T) {
 		srv := upstreamtest.NewServer(t, upstreamtest.Raw(t, ""))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 0)
 		_, err := e.Do(t.Context(), post)
-		if !IsUnanswered(err) || !IsTransient(err) {
+		if !unanswered(err) || !IsTransient(err) {
 			t.Fatalf("err = %#v, want Unanswered", err)
 		}
 		if !strings.Contains(fmt.Sprintf("%#v", err), "Unanswered:true") {
@@ -215,7 +215,7 @@ func TestEngineUnanswered(t *testing.T) {
 		srv := upstreamtest.NewServer(t, http.HandlerFunc(upstreamtest.Block))
 		e, obs := newTestEngine(t, srv.URL, srv.Client(), 50*time.Millisecond)
 		_, err := e.Do(t.Context(), post)
-		if !IsUnanswered(err) || !errors.Is(err, context.DeadlineExceeded) {
+		if !unanswered(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %#v, want an Unanswered timeout", err)
 		}
 		obs.Expect(t, "ep error")
@@ -224,7 +224,7 @@ func TestEngineUnanswered(t *testing.T) {
 	t.Run("connection refused", func(t *testing.T) {
 		e, obs := newTestEngine(t, upstreamtest.RefusedURL(t), nil, 0)
 		_, err := e.Do(t.Context(), post)
-		if !IsTransient(err) || IsUnanswered(err) {
+		if !IsTransient(err) || unanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
 		obs.Expect(t, "ep error")
@@ -242,7 +242,7 @@ func TestEngineUnanswered(t *testing.T) {
 		big := post
 		big.Body = make([]byte, 64<<20) // far more than socket buffers hold
 		_, err := e.Do(t.Context(), big)
-		if !IsTransient(err) || IsUnanswered(err) {
+		if !IsTransient(err) || unanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
 		obs.Expect(t, "ep error")
@@ -253,7 +253,7 @@ func TestEngineUnanswered(t *testing.T) {
 		e, _ := newTestEngine(t, srv.URL, srv.Client(), 0)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if _, err := e.Do(ctx, post); !errors.Is(err, context.Canceled) || IsUnanswered(err) {
+		if _, err := e.Do(ctx, post); !errors.Is(err, context.Canceled) || unanswered(err) {
 			t.Fatalf("err = %#v, want canceled and not Unanswered", err)
 		}
 	})
@@ -261,7 +261,7 @@ func TestEngineUnanswered(t *testing.T) {
 	t.Run("TLS handshake refused", func(t *testing.T) {
 		srv := newTLSServer(t)
 		e, _ := newTestEngine(t, srv.URL, nil, 0) // system roots: the test CA is not trusted
-		if _, err := e.Do(t.Context(), post); !IsTransient(err) || IsUnanswered(err) {
+		if _, err := e.Do(t.Context(), post); !IsTransient(err) || unanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
 	})
@@ -271,7 +271,7 @@ func TestEngineUnanswered(t *testing.T) {
 		e, _ := newTestEngine(t, srv.URL, srv.Client(), 0)
 		r := post
 		r.Classify = func(int, []byte) (string, Kind) { return "", Transient }
-		if _, err := e.Do(t.Context(), r); !IsTransient(err) || IsUnanswered(err) {
+		if _, err := e.Do(t.Context(), r); !IsTransient(err) || unanswered(err) {
 			t.Fatalf("err = %#v, want transient and not Unanswered", err)
 		}
 	})
@@ -305,4 +305,10 @@ func TestMalformed(t *testing.T) {
 	if !errors.Is(err, cause) || err.Unanswered {
 		t.Errorf("%#v", err)
 	}
+}
+
+// unanswered reports whether err is an *Error with Unanswered set, wrapped or not.
+func unanswered(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Unanswered
 }

@@ -175,7 +175,7 @@ func isCode(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '.' && c != '-' {
 			return false
 		}
 	}
@@ -236,20 +236,9 @@ func KindOf(err error) Kind {
 // IsTransient reports whether err is an upstream error worth retrying with backoff.
 func IsTransient(err error) bool { return KindOf(err) == Transient }
 
-// IsRejected reports whether the upstream rejected the credentials.
-func IsRejected(err error) bool { return KindOf(err) == Rejected }
-
 // IsInvalid reports whether the upstream (or the client, before sending) refused the request
 // as malformed.
 func IsInvalid(err error) bool { return KindOf(err) == Invalid }
-
-// IsUnanswered reports whether err is an upstream error whose request was written out in full
-// without a complete response coming back (see Error.Unanswered): the upstream may have acted on
-// it.
-func IsUnanswered(err error) bool {
-	e, ok := errors.AsType[*Error](err)
-	return ok && e.Unanswered
-}
 
 // RetryAfterOf returns the Retry-After delay carried by err, if it carries a positive one.
 func RetryAfterOf(err error) (time.Duration, bool) {

@@ -131,8 +131,8 @@ func TestKindHelpers(t *testing.T) {
 			if got := KindOf(tt.err); got != tt.kind {
 				t.Errorf("KindOf = %v, want %v", got, tt.kind)
 			}
-			if IsTransient(tt.err) != tt.transient || IsRejected(tt.err) != tt.rejected || IsInvalid(tt.err) != tt.invalid {
-				t.Errorf("Is* = %v/%v/%v, want %v/%v/%v", IsTransient(tt.err), IsRejected(tt.err), IsInvalid(tt.err),
+			if IsTransient(tt.err) != tt.transient || (KindOf(tt.err) == Rejected) != tt.rejected || IsInvalid(tt.err) != tt.invalid {
+				t.Errorf("Is* = %v/%v/%v, want %v/%v/%v", IsTransient(tt.err), KindOf(tt.err) == Rejected, IsInvalid(tt.err),
 					tt.transient, tt.rejected, tt.invalid)
 			}
 			d, ok := RetryAfterOf(tt.err)

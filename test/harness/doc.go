@@ -8,9 +8,9 @@
 //	cp, _ := harness.StartControlPlane(ctx)        // KUBEBUILDER_ASSETS or <repo>/bin/k8s
 //	defer cp.Stop()
 //	mgrBin, simBin, _ := harness.BuildBinaries(ctx, dir)
-//	sim, _ := harness.StartSim(ctx, simBin, "--app", "key:secret", "--token-lifetime", "4s")
+//	sim, _ := harness.SimConfig{Binary: simBin, Args: []string{"--app", "key:secret", "--token-lifetime", "4s"}}.Start(ctx)
 //	defer sim.Stop()
-//	mgr, _ := harness.StartManager(ctx, mgrBin, cp.KubeconfigPath)
+//	mgr, _ := harness.ManagerConfig{Binary: mgrBin, Kubeconfig: cp.KubeconfigPath}.Start(ctx)
 //	defer mgr.Stop()
 //	_ = harness.CreateCredentials(ctx, cp.Client, "ns", "creds", "key", "secret")
 //	_ = cp.Client.Create(ctx, harness.NewApp("ns", "app", sim.URL, "creds", "token"))

@@ -62,13 +62,6 @@ type Manager struct {
 	lastHWM int64 // VmHWM sampled just before the last stop
 }
 
-// StartManager runs the manager binary bin against kubeconfig with metrics and probes on free local
-// ports, plain-http endpoints allowed and leader election off, and waits until /readyz answers 200.
-// args are added to the command line (pass "--leader-elect" to turn leader election on).
-func StartManager(ctx context.Context, bin, kubeconfig string, args ...string) (*Manager, error) {
-	return ManagerConfig{Binary: bin, Kubeconfig: kubeconfig, Args: args}.Start(ctx)
-}
-
 // Start runs the manager and waits until it is ready.
 func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 	if c.Kubeconfig == "" {
@@ -188,21 +181,8 @@ func (m *Manager) current() *process {
 	return p
 }
 
-// Restart stops the manager and starts it again with the same flags, ports and log file, and waits
-// until it is ready. An unclean exit of the old process is reported, after the new one is up.
-func (m *Manager) Restart(ctx context.Context) error {
-	stopErr := m.Stop()
-	if err := m.start(ctx); err != nil {
-		return errors.Join(stopErr, err)
-	}
-	if stopErr != nil {
-		return fmt.Errorf("restart: the old process exited uncleanly: %w", stopErr)
-	}
-	return nil
-}
-
-// Start starts a stopped manager again, as Restart does, so that something can happen in between (a
-// stats reset, say).
+// Start starts a stopped manager again with the same flags, ports and log file, and waits until it is
+// ready, so that something can happen in between (a stats reset, say).
 func (m *Manager) Start(ctx context.Context) error {
 	if m.Running() {
 		return errors.New("manager: already running")
@@ -215,13 +195,6 @@ func (m *Manager) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.proc != nil && !m.proc.exited()
-}
-
-// Pid is the process id of the current manager process.
-func (m *Manager) Pid() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.proc.pid()
 }
 
 // Logs returns everything the manager printed, over all its runs.

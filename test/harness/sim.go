@@ -62,11 +62,6 @@ type Sim struct {
 	http *http.Client
 }
 
-// StartSim runs the simulator binary bin on a free port of 127.0.0.1 and waits until it listens.
-func StartSim(ctx context.Context, bin string, args ...string) (*Sim, error) {
-	return SimConfig{Binary: bin, Args: args}.Start(ctx)
-}
-
 // Start runs the simulator and waits until it prints its URL.
 func (c SimConfig) Start(ctx context.Context) (*Sim, error) {
 	log, err := openLog(c.LogPath, "thingspace-sim-*.log")

@@ -10,6 +10,7 @@ IMG ?= thingspace-operator:dev
 include hack/envtest.mk
 include hack/deploy.mk
 include hack/run.mk
+include hack/lint.mk
 
 .PHONY: help
 help: ## Show the targets.

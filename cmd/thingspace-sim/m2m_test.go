@@ -31,7 +31,7 @@ func startRun(t *testing.T, args ...string) (base string, stderr *syncBuilder, s
 		cancel()
 		t.Fatalf("reading address line: %v (stderr %s)", err, stderr.String())
 	}
-	go io.Copy(io.Discard, pr)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	base = strings.TrimPrefix(strings.TrimSpace(line), "listening on ")
 	return base, stderr, func() {
 		t.Helper()

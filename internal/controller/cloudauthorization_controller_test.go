@@ -432,7 +432,8 @@ func TestCloudInterruptedRefreshIsNeverRetried(t *testing.T) {
 	// A Secret left by a manager that died after sending this refresh token: Verizon may have rotated it.
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens",
-			Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)}},
+			Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano),
+				v1alpha1.AdoptAnnotation: "true"}},
 		Data: map[string][]byte{KeyRefreshToken: []byte("possibly-rotated-refresh-token")},
 	}))
 	f.cloudAuth("photos")

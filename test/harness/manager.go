@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,10 +29,12 @@ type ManagerConfig struct {
 	// FreeAddr) when something started earlier must know the callback URL, such as a simulator's
 	// registered Verizon Cloud app.
 	CallbackAddr string
-	// LeaderElect turns leader election on. The manager has no flag for the lease's namespace and
-	// controller-runtime only finds one in a pod, so for now a manager started this way outside a
-	// cluster exits at once ("unable to find leader election namespace").
+	// LeaderElect turns leader election on, with the Lease in LeaderElectionNamespace. Pass the
+	// --leader-elect-* timings in Args (the defaults take a minute to fail over).
 	LeaderElect bool
+	// LeaderElectionNamespace holds the Lease (--leader-election-namespace); empty means "default".
+	// Outside a cluster controller-runtime cannot find one by itself.
+	LeaderElectionNamespace string
 	// LogPath receives the manager's stdout and stderr, appended across restarts; empty means a new
 	// temporary file.
 	LogPath string
@@ -103,10 +107,27 @@ func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 		}, c.Args...),
 		http: &http.Client{Timeout: 10 * time.Second},
 	}
+	if c.LeaderElect {
+		ns := c.LeaderElectionNamespace
+		if ns == "" {
+			ns = "default"
+		}
+		m.args = append(m.args, "--leader-election-namespace", ns)
+	}
 	if err := m.start(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// Config is the configuration the manager was started with (its addresses chosen, its log file
+// named): the starting point of a second manager on the same binary and kubeconfig.
+func (m *Manager) Config() ManagerConfig {
+	c := m.cfg
+	c.Args = slices.Clone(c.Args)
+	c.CallbackAddr = strings.TrimSuffix(strings.TrimPrefix(m.CallbackURL, "http://"), CallbackPath)
+	c.LogPath = m.LogPath
+	return c
 }
 
 func (m *Manager) start(ctx context.Context) error {

@@ -37,18 +37,38 @@ const MaxJitter = 0.1
 // renewBefore of zero means "at expiry": the upstream hands out the same token until it expires, so
 // asking earlier gains nothing. Otherwise the token is renewed renewBefore ahead of expiry, moved earlier
 // by jitter (a value in [0,1), times MaxJitter of the window). A window not shorter than the lifetime
-// would renew in a loop (cert-manager #3396), so it is clamped to a third of the lifetime.
+// would renew in a loop (cert-manager #3396), so it is clamped to a third of the lifetime. Whatever the
+// window and jitter, the renewal is never planned before MinUseFraction of the lifetime has passed: a
+// renewal at or before issue revokes and refetches on every pass, killing the token for every holder of
+// the key (issue 8 scenario 1).
 func RenewalTime(issued, expires time.Time, renewBefore time.Duration, jitter float64) time.Time {
 	if renewBefore <= 0 {
 		return expires
 	}
 	lifetime := expires.Sub(issued)
-	if lifetime > 0 && renewBefore >= lifetime {
+	if lifetime <= 0 {
+		return expires // nothing left to plan: renew now
+	}
+	if renewBefore >= lifetime {
 		renewBefore = lifetime / 3
 	}
 	window := renewBefore + time.Duration(clamp01(jitter)*MaxJitter*float64(renewBefore))
-	return Truncate(expires.Add(-window))
+	t := Truncate(expires.Add(-window))
+	if floor := issued.Add(time.Duration(MinUseFraction * float64(lifetime))); t.Before(floor) {
+		// Rounded up to the whole second (the precision of status times), but never past expiry.
+		if t = Truncate(floor); t.Before(floor) {
+			t = t.Add(time.Second)
+		}
+		if t.After(expires) {
+			t = expires
+		}
+	}
+	return t
 }
+
+// MinUseFraction is the share of its lifetime a token is used at least before a renewBefore window
+// replaces it (see RenewalTime).
+const MinUseFraction = 0.1
 
 // FractionRenewalTime is when to renew a credential at fraction of its lifetime, moved earlier by up to
 // MaxJitter of the lifetime. It serves upstreams whose tokens should be refreshed well ahead of expiry

@@ -127,3 +127,37 @@ func TestRefreshTime(t *testing.T) {
 		}
 	}
 }
+
+// Issue 8 scenario 1: a window close to the lifetime plus jitter must never plan the renewal before
+// the token was issued (or right after it): each pass would then revoke and refetch, killing the token
+// for every holder of the key. Windows from 0 to past the lifetime, every jitter, several lifetimes
+// and sub-second issue times.
+func TestScenario1RenewalNeverPrecedesIssuePlusMinimum(t *testing.T) {
+	for _, lifetime := range []time.Duration{time.Hour, 4 * time.Second, 1500 * time.Millisecond, time.Second} {
+		for _, issuedAt := range []time.Time{t0, t0.Add(700 * time.Millisecond)} {
+			expires := issuedAt.Add(lifetime)
+			floor := issuedAt.Add(minUseOf(lifetime))
+			for step := 0; step <= 24; step++ {
+				rb := lifetime * time.Duration(step) / 20 // 0 … 120% of the lifetime
+				for _, jitter := range []float64{0, 0.5, 0.999999} {
+					got := RenewalTime(issuedAt, expires, rb, jitter)
+					if got.Before(floor) {
+						t.Errorf("lifetime %v, issued %v, renewBefore %v, jitter %v: renewal %v is before issue+%v (%v)",
+							lifetime, issuedAt.Format("15:04:05.000"), rb, jitter, got.Format("15:04:05.000"), minUseOf(lifetime), floor.Format("15:04:05.000"))
+					}
+					if got.After(expires) {
+						t.Errorf("lifetime %v, renewBefore %v, jitter %v: renewal %v after expiry %v", lifetime, rb, jitter, got, expires)
+					}
+				}
+			}
+		}
+	}
+	// The issue's example: a 1 h token, renewBefore 58m, jitter 0.5.
+	if got := RenewalTime(t0, t0.Add(time.Hour), 58*time.Minute, 0.5); got.Before(t0.Add(6 * time.Minute)) {
+		t.Fatalf("1h token, renewBefore 58m, jitter 0.5: renewal at %v, %v after issue", got, got.Sub(t0))
+	}
+}
+
+func minUseOf(lifetime time.Duration) time.Duration {
+	return time.Duration(MinUseFraction * float64(lifetime))
+}

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(apps, "app", "app credentials as key:secret (repeatable); visible in ps, prefer --apps-file")
 	appsFile := fs.String("apps-file", "", "file of key:secret lines (blank lines and # comments ignored)")
 	lifetime := fs.Duration("token-lifetime", simulator.DefaultTokenLifetime, "access token lifetime")
+	grace := fs.Duration("token-expiry-grace", 0, "keep a ThingSpace token live this long past its lifetime, answering token requests with it and expires_in 0 (a gateway lagging the client)")
 	fs.Var(users, "m2m-user", "M2M (UWS) user as name:password (repeatable); visible in ps, prefer --m2m-users-file")
 	usersFile := fs.String("m2m-users-file", "", "file of M2M name:password lines (blank lines and # comments ignored)")
 	idle := fs.Duration("m2m-idle-timeout", simulator.DefaultM2MIdleTimeout, "M2M session idle timeout")
@@ -99,6 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *lifetime <= 0 {
 		return fmt.Errorf("--token-lifetime must be positive, got %v", *lifetime)
 	}
+	if *grace < 0 {
+		return fmt.Errorf("--token-expiry-grace must not be negative, got %v", *grace)
+	}
 
 	if *idle <= 0 {
 		return fmt.Errorf("--m2m-idle-timeout must be positive, got %v", *idle)
@@ -122,6 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sim := simulator.New(simulator.Config{
 		Apps:              apps.m,
 		TokenLifetime:     *lifetime,
+		ExpiryGrace:       *grace,
 		Faults:            faults,
 		M2MUsers:          users.m,
 		M2MIdleTimeout:    *idle,

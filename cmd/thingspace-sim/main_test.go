@@ -87,6 +87,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"fault rate", []string{"--fault-rate", "1.5"}, "rate"},
 		{"negative latency", []string{"--latency", "-1s"}, "latency"},
 		{"zero lifetime", []string{"--token-lifetime", "0s"}, "token-lifetime"},
+		{"negative expiry grace", []string{"--token-expiry-grace", "-1s"}, "token-expiry-grace"},
 		{"stray argument", []string{"serve"}, "unexpected"},
 		{"missing apps file", []string{"--apps-file", "/nonexistent/apps"}, "nonexistent"},
 		{"bad listen", []string{"--listen", "not-an-address"}, "not-an-address"},

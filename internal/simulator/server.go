@@ -29,6 +29,13 @@ type Config struct {
 	Apps map[string]string
 	// TokenLifetime of an access token from first issue; 0 means 1h.
 	TokenLifetime time.Duration
+	// ExpiryGrace keeps a ThingSpace token live this long past its lifetime:
+	// token requests of its app get it again with expires_in 0 ("expired
+	// now") and it still works as a Bearer. It models a gateway whose clock
+	// or rounding lags the client's, so the client's refresh at expiry meets
+	// the old token (issue 8 scenario 12). 0 (the default) means none; the
+	// last second of a lifetime answers expires_in 0 anyway (rounded down).
+	ExpiryGrace time.Duration
 	// Faults injected on /api/... requests; see Faults.
 	Faults Faults
 	// Clock drives token expiry and injected latency; nil means the real clock.
@@ -90,7 +97,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		clock:  clk,
 		mux:    http.NewServeMux(),
-		ts:     newTSOAuth(clk, lifetime, cfg.Apps),
+		ts:     newTSOAuth(clk, lifetime, cfg.ExpiryGrace, cfg.Apps),
 		faults: cfg.Faults.sanitized(),
 		stats:  map[string]map[int]int{},
 	}
@@ -221,6 +228,9 @@ func (s *Server) SetApp(key, secret string) { s.ts.setApp(key, secret) }
 
 // RemoveApp deletes an app and ends its live token. Unknown keys are ignored.
 func (s *Server) RemoveApp(key string) { s.ts.removeApp(key) }
+
+// SetExpiryGrace changes Config.ExpiryGrace; it applies to live tokens too.
+func (s *Server) SetExpiryGrace(d time.Duration) { s.ts.setGrace(d) }
 
 // ValidBearer reports whether token is a live ThingSpace access token: issued
 // by this server, not expired, not revoked, and its app still exists. Gateway

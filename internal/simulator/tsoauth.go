@@ -40,16 +40,20 @@ type tsOAuth struct {
 	clock    clock.PassiveClock
 	lifetime time.Duration
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// grace keeps a token live this long past its expiry, answered with
+	// expires_in 0 (see Config.ExpiryGrace).
+	grace   time.Duration
 	apps    map[string]string   // app key -> secret
 	byApp   map[string]*tsToken // app key -> live token
 	byValue map[string]*tsToken // token value -> live token
 }
 
-func newTSOAuth(clk clock.PassiveClock, lifetime time.Duration, apps map[string]string) *tsOAuth {
+func newTSOAuth(clk clock.PassiveClock, lifetime, grace time.Duration, apps map[string]string) *tsOAuth {
 	t := &tsOAuth{
 		clock:    clk,
 		lifetime: lifetime,
+		grace:    max(grace, 0),
 		apps:     make(map[string]string, len(apps)),
 		byApp:    map[string]*tsToken{},
 		byValue:  map[string]*tsToken{},
@@ -133,7 +137,9 @@ func (t *tsOAuth) issue(appKey, scope string) (tok *tsToken, left time.Duration)
 	defer t.mu.Unlock()
 	now := t.clock.Now()
 	if tok = t.liveLocked(appKey, now); tok != nil {
-		return tok, tok.expires.Sub(now)
+		// In the grace period past expiry the same token comes back with
+		// expires_in 0: "expired now" (issue 8 scenario 12).
+		return tok, max(tok.expires.Sub(now), 0)
 	}
 	value := newTokenValue()
 	if scope == "" {
@@ -152,11 +158,22 @@ func (t *tsOAuth) liveLocked(appKey string, now time.Time) *tsToken {
 	if tok == nil {
 		return nil
 	}
-	if !now.Before(tok.expires) {
+	if t.deadLocked(tok, now) {
 		t.dropLocked(tok)
 		return nil
 	}
 	return tok
+}
+
+// deadLocked reports whether tok has expired at now, grace included.
+func (t *tsOAuth) deadLocked(tok *tsToken, now time.Time) bool {
+	return !now.Before(tok.expires.Add(t.grace))
+}
+
+func (t *tsOAuth) setGrace(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.grace = max(d, 0)
 }
 
 func (t *tsOAuth) dropLocked(tok *tsToken) {
@@ -202,7 +219,7 @@ func (t *tsOAuth) revoke(appKey, value string) bool {
 	if tok == nil || tok.appKey != appKey {
 		return false
 	}
-	if !t.clock.Now().Before(tok.expires) {
+	if t.deadLocked(tok, t.clock.Now()) {
 		t.dropLocked(tok)
 		return false // already dead: nothing was revoked
 	}
@@ -220,7 +237,7 @@ func (t *tsOAuth) valid(value string) bool {
 	if tok == nil {
 		return false
 	}
-	if !t.clock.Now().Before(tok.expires) {
+	if t.deadLocked(tok, t.clock.Now()) {
 		t.dropLocked(tok)
 		return false
 	}

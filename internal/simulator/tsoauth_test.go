@@ -367,3 +367,36 @@ func TestUnknownAPIResource(t *testing.T) {
 		})
 	}
 }
+
+// Issue 8 scenario 12: with ExpiryGrace the gateway answers a token request past the lifetime with the
+// same token and expires_in 0, keeps it usable meanwhile, and mints a new one after the grace.
+func TestExpiryGraceAnswersSameTokenWithZeroLifetime(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.TokenLifetime = 90 * time.Second; c.ExpiryGrace = 3 * time.Second })
+	first := f.token(appKey, appSecret)
+	f.clk.Step(90 * time.Second)
+	for range 2 {
+		again := f.token(appKey, appSecret)
+		if again.AccessToken != first.AccessToken || again.ExpiresIn != 0 {
+			t.Fatalf("in the grace period: same token %v, expires_in %d; want the same token and 0",
+				again.AccessToken == first.AccessToken, again.ExpiresIn)
+		}
+		if !f.srv.ValidBearer(first.AccessToken) {
+			t.Fatal("the token should still work as a Bearer in the grace period")
+		}
+		f.clk.Step(time.Second)
+	}
+	f.clk.Step(time.Second)
+	if f.srv.ValidBearer(first.AccessToken) {
+		t.Fatal("token valid after its grace")
+	}
+	next := f.token(appKey, appSecret)
+	if next.AccessToken == first.AccessToken || next.ExpiresIn != 90 {
+		t.Fatalf("after the grace: same token %v, expires_in %d", next.AccessToken == first.AccessToken, next.ExpiresIn)
+	}
+	// Switched off at run time, a token past its lifetime is gone at once.
+	f.srv.SetExpiryGrace(0)
+	f.clk.Step(90 * time.Second)
+	if f.srv.ValidBearer(next.AccessToken) {
+		t.Fatal("grace 0: token valid at its expiry")
+	}
+}

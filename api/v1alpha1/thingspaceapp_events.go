@@ -1,0 +1,19 @@
+package v1alpha1
+
+// Event reasons of ThingSpaceApps. Users and alerts match on them; keep the spelling.
+const (
+	// EventRefreshed: a new token was written to the Secret.
+	EventRefreshed = "Refreshed"
+	// EventRefreshFailed: a refresh failed transiently; the operator backs off and retries.
+	EventRefreshFailed = "RefreshFailed"
+	// EventRevoked: the token was revoked on deletion (revokeOnDelete).
+	EventRevoked = "Revoked"
+	// EventRevokeSkipped: the token was not revoked on deletion, and why (another object still holds
+	// it, the credentials are gone, ...).
+	EventRevokeSkipped = "RevokeSkipped"
+	// EventRevokeFailed: revoking on deletion failed for good; the token expires on its own.
+	EventRevokeFailed = "RevokeFailed"
+	// EventRevokedByOtherHolder: another object holding the same token revoked it (its refresh request
+	// or renewBefore rotation); this one took the new token.
+	EventRevokedByOtherHolder = "RevokedByOtherHolder"
+)

@@ -43,6 +43,16 @@ func NewKey(endpoint string, creds thingspace.Credentials) Key {
 	return Key{Endpoint: endpoint, ClientKey: creds.Key, digest: hex.EncodeToString(sum[:])}
 }
 
+// Provenance is what the Secret holding token records about who issued it: a digest of the endpoint,
+// the key, the secret and the token itself. A token read back from a Secret is only ever associated
+// with the key whose Provenance it carries (issue 8 scenario 2): a change of endpoint, key or secret
+// makes it someone else's. The digest reveals none of its inputs, and binding the token in makes it
+// useless for anything but checking this one token.
+func (k Key) Provenance(token string) string {
+	sum := sha256.Sum256([]byte("thingspace-operator/provenance/v1\x00" + k.Endpoint + "\x00" + k.ClientKey + "\x00" + k.digest + "\x00" + token))
+	return hex.EncodeToString(sum[:])
+}
+
 // Token is an app token with the instants the operator keeps, in whole seconds.
 type Token struct {
 	AccessToken string
@@ -56,9 +66,18 @@ type Result struct {
 	Token Token
 	// Called is true when the upstream was asked.
 	Called bool
-	// RetryAt is set when the upstream answered with the token the caller wanted replaced: it has not
-	// expired upstream yet, and asking again before RetryAt is pointless.
+	// RetryAt is set when the upstream answered with the token the caller wanted replaced, or with
+	// expires_in 0: it has not expired upstream yet, and asking again before RetryAt is pointless.
 	RetryAt time.Time
+	// Revoked is set when the call revoked the token it was to replace (Rotate), even when getting the
+	// next one then failed: the old token is dead.
+	Revoked bool
+}
+
+// Revocation says who revoked a token through the broker, and why ("refresh requested", ...).
+type Revocation struct {
+	By  types.NamespacedName
+	Why string
 }
 
 // Broker shares tokens between the objects that use one key.
@@ -74,9 +93,12 @@ type Broker struct {
 type entry struct {
 	mu      sync.Mutex // held across upstream calls: one call per key at a time
 	tok     *Token
-	sameTil time.Time       // a same-token answer came; don't ask again before this
-	revoked map[string]bool // tokens this process revoked: never handed out again
+	sameTil time.Time             // a same-token answer came; don't ask again before this
+	revoked map[string]Revocation // tokens this process revoked: never handed out again
 	holders map[types.NamespacedName]bool
+	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
+	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).
+	refs int
 }
 
 // New returns a broker. notify is called (from a goroutine of its own) with every holder of a key whose
@@ -110,25 +132,69 @@ func (b *Broker) Unsubscribe(who types.NamespacedName) {
 func (b *Broker) dropLocked(key Key, who types.NamespacedName) {
 	if e, ok := b.entries[key]; ok {
 		delete(e.holders, who)
-		if len(e.holders) == 0 {
-			delete(b.entries, key)
-		}
+		b.freeLocked(key, e)
+	}
+}
+
+func (b *Broker) freeLocked(key Key, e *entry) {
+	if len(e.holders) == 0 && e.refs == 0 && b.entries[key] == e {
+		delete(b.entries, key)
 	}
 }
 
 func (b *Broker) entryLocked(key Key) *entry {
 	e, ok := b.entries[key]
 	if !ok {
-		e = &entry{revoked: map[string]bool{}, holders: map[types.NamespacedName]bool{}}
+		e = &entry{revoked: map[string]Revocation{}, holders: map[types.NamespacedName]bool{}}
 		b.entries[key] = e
 	}
 	return e
 }
 
-func (b *Broker) entry(key Key) *entry {
+// acquire returns key's entry for one call, locked; release undoes both.
+func (b *Broker) acquire(key Key) *entry {
+	b.mu.Lock()
+	e := b.entryLocked(key)
+	e.refs++
+	b.mu.Unlock()
+	e.mu.Lock()
+	return e
+}
+
+func (b *Broker) release(key Key, e *entry) {
+	e.mu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.entryLocked(key)
+	e.refs--
+	b.freeLocked(key, e)
+}
+
+// OtherHolders returns the objects other than who that hold key's token in this process.
+func (b *Broker) OtherHolders(key Key, who types.NamespacedName) []types.NamespacedName {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.entries[key]
+	if !ok {
+		return nil
+	}
+	var out []types.NamespacedName
+	for h := range e.holders {
+		if h != who {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// RevokedBy says whether this process revoked tok of key, and who did and why.
+func (b *Broker) RevokedBy(key Key, tok string) (Revocation, bool) {
+	if tok == "" {
+		return Revocation{}, false
+	}
+	e := b.acquire(key)
+	defer b.release(key, e)
+	r, ok := e.revoked[tok]
+	return r, ok
 }
 
 // Seed offers a token read back from a Secret (after a restart, say). The broker keeps it when it knows
@@ -138,10 +204,9 @@ func (b *Broker) Seed(key Key, tok Token) {
 	if tok.AccessToken == "" {
 		return
 	}
-	e := b.entry(key)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.revoked[tok.AccessToken] || !b.clock.Now().Before(tok.ExpiresAt) {
+	e := b.acquire(key)
+	defer b.release(key, e)
+	if _, revoked := e.revoked[tok.AccessToken]; revoked || !b.clock.Now().Before(tok.ExpiresAt) {
 		return
 	}
 	if e.tok == nil || tok.ExpiresAt.After(e.tok.ExpiresAt) {
@@ -152,9 +217,8 @@ func (b *Broker) Seed(key Key, tok Token) {
 
 // Current returns the valid token the broker knows for key.
 func (b *Broker) Current(key Key) (Token, bool) {
-	e := b.entry(key)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e := b.acquire(key)
+	defer b.release(key, e)
 	if e.tok == nil || !b.clock.Now().Before(e.tok.ExpiresAt) {
 		return Token{}, false
 	}
@@ -164,9 +228,8 @@ func (b *Broker) Current(key Key) (Token, bool) {
 // Fetch returns a valid token other than stale, asking the upstream only when the broker has none.
 // When the upstream still answers with stale, the Result says so through RetryAt.
 func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, stale string) (Result, error) {
-	e := b.entry(key)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e := b.acquire(key)
+	defer b.release(key, e)
 	now := b.clock.Now()
 	if e.tok != nil && now.Before(e.tok.ExpiresAt) && e.tok.AccessToken != stale {
 		return Result{Token: *e.tok}, nil
@@ -178,31 +241,35 @@ func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, i
 }
 
 // Rotate replaces old with a new token: it revokes old and asks for another, unless another holder has
-// rotated it already, in which case the newer token is returned without an upstream call.
-func (b *Broker) Rotate(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, old string) (Result, error) {
-	e := b.entry(key)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// rotated it already, in which case the newer token is returned without an upstream call. why is told
+// to the other holders (see RevokedBy).
+func (b *Broker) Rotate(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, old, why string) (Result, error) {
+	e := b.acquire(key)
+	defer b.release(key, e)
 	if e.tok != nil && b.clock.Now().Before(e.tok.ExpiresAt) && e.tok.AccessToken != old {
 		return Result{Token: *e.tok}, nil
 	}
+	revoked := false
 	if old != "" {
-		if err := b.revokeLocked(ctx, key, e, who, iss, creds, old); err != nil {
+		if err := b.revokeLocked(ctx, key, e, who, iss, creds, old, why); err != nil {
 			return Result{Called: true}, err
 		}
+		revoked = true
 	}
-	return b.issueLocked(ctx, key, e, who, iss, creds, scope, old)
+	res, err := b.issueLocked(ctx, key, e, who, iss, creds, scope, old)
+	res.Revoked = revoked
+	return res, err
 }
 
-// Revoke ends tok upstream; the other holders of key are told, so they fetch a new one.
-func (b *Broker) Revoke(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, tok string) error {
-	e := b.entry(key)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return b.revokeLocked(ctx, key, e, who, iss, creds, tok)
+// Revoke ends tok upstream; the other holders of key are told (why: see RevokedBy), so they fetch a
+// new one.
+func (b *Broker) Revoke(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, tok, why string) error {
+	e := b.acquire(key)
+	defer b.release(key, e)
+	return b.revokeLocked(ctx, key, e, who, iss, creds, tok, why)
 }
 
-func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, tok string) error {
+func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, tok, why string) error {
 	if err := iss.Revoke(ctx, creds, tok); err != nil {
 		return err
 	}
@@ -211,7 +278,7 @@ func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.
 	if len(e.revoked) > 64 {
 		clear(e.revoked)
 	}
-	e.revoked[tok] = true
+	e.revoked[tok] = Revocation{By: who, Why: why}
 	if e.tok != nil && e.tok.AccessToken == tok {
 		e.tok = nil
 		b.tellOthers(key, e, who)
@@ -236,7 +303,8 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		tok.IssuedAt = e.tok.IssuedAt // the same token: it was issued when first seen
 		res.Token = tok
 	}
-	if tok.AccessToken == stale {
+	if tok.AccessToken == stale || resp.ExpiresIn <= 0 {
+		// Not replaced yet, or "expired now" (issue 8 scenario 12): ask again shortly.
 		e.sameTil = received.Add(renewal.SameTokenRetry(resp.ExpiresIn))
 		res.RetryAt = e.sameTil
 	}

@@ -118,12 +118,12 @@ func TestRotateDoesNotRevokeATokenAnotherHolderJustFetched(t *testing.T) {
 	ctx := context.Background()
 	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
 	clk.Step(50 * time.Minute)
-	ra, err := br.Rotate(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+	ra, err := br.Rotate(ctx, key, a, iss, creds, "", first.Token.AccessToken, "test")
 	if err != nil || ra.Token.AccessToken == first.Token.AccessToken {
 		t.Fatalf("rotate: %+v %v", ra, err)
 	}
 	// b planned to rotate the same old token a moment later: it must get a's new token, no revoke.
-	rb, err := br.Rotate(ctx, key, b, iss, creds, "", first.Token.AccessToken)
+	rb, err := br.Rotate(ctx, key, b, iss, creds, "", first.Token.AccessToken, "test")
 	if err != nil || rb.Called || rb.Token.AccessToken != ra.Token.AccessToken {
 		t.Fatalf("b should adopt a's rotation: %+v %v", rb, err)
 	}
@@ -169,7 +169,7 @@ func TestSeedKeepsTheLaterTokenAndRefusesRevokedOnes(t *testing.T) {
 	if cur, ok := br.Current(key); !ok || cur.AccessToken != "new" {
 		t.Fatalf("Current = %+v %v, want the later token", cur, ok)
 	}
-	if err := br.Revoke(ctx, key, a, iss, creds, "new"); err != nil {
+	if err := br.Revoke(ctx, key, a, iss, creds, "new", "test"); err != nil {
 		t.Fatal(err)
 	}
 	br.Seed(key, newer)
@@ -186,7 +186,7 @@ func TestRevokeTellsTheOtherHolders(t *testing.T) {
 	br, iss, _, n, key := setup()
 	ctx := context.Background()
 	br.Seed(key, Token{AccessToken: "t", ExpiresAt: t0.Add(time.Hour)})
-	if err := br.Revoke(ctx, key, a, iss, creds, "t"); err != nil {
+	if err := br.Revoke(ctx, key, a, iss, creds, "t", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.wait(t, 1); got[0] != b {
@@ -227,5 +227,71 @@ func TestUnsubscribeForgetsUnheldKeys(t *testing.T) {
 	defer br.mu.Unlock()
 	if len(br.entries) != 0 {
 		t.Fatalf("entries left: %d", len(br.entries))
+	}
+}
+
+// Issue 8 scenario 18: calls for a key nobody holds (a deletion's revoke after a restart, a reconcile
+// that read a key before subscribing) created entries that were never freed.
+func TestCallsForUnheldKeysLeaveNoEntry(t *testing.T) {
+	br, iss, _, _, _ := setup()
+	ctx := context.Background()
+	other := NewKey("https://ts", thingspace.Credentials{Key: "nobody", Secret: "holds"})
+	br.Seed(other, Token{AccessToken: "x", ExpiresAt: t0.Add(time.Hour)})
+	br.Current(other)
+	if _, err := br.Fetch(ctx, other, a, iss, creds, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Rotate(ctx, other, a, iss, creds, "", "tok-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Revoke(ctx, other, a, iss, creds, "tok-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if _, ok := br.entries[other]; ok || len(br.entries) != 1 {
+		t.Fatalf("%d entries; want only the held key's", len(br.entries))
+	}
+}
+
+// Issue 8 scenarios 9 and 18: a rotation says whether it revoked (even when the issue then failed), and
+// the other holders can learn who revoked their token and why.
+func TestRotateRecordsTheRevocation(t *testing.T) {
+	br, iss, _, _, key := setup()
+	ctx := context.Background()
+	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+	iss.fail = errors.New("boom")
+	res, err := br.Rotate(ctx, key, a, iss, creds, "", first.Token.AccessToken, "refresh requested")
+	if err == nil || !res.Revoked {
+		t.Fatalf("Rotate = %+v, %v; want Revoked and the issue's error", res, err)
+	}
+	r, ok := br.RevokedBy(key, first.Token.AccessToken)
+	if !ok || r.By != a || r.Why != "refresh requested" {
+		t.Fatalf("RevokedBy = %+v, %v", r, ok)
+	}
+	if _, ok := br.RevokedBy(key, "other"); ok {
+		t.Fatal("a token nobody revoked is reported revoked")
+	}
+	if got := br.OtherHolders(key, a); len(got) != 1 || got[0] != b {
+		t.Fatalf("OtherHolders = %v", got)
+	}
+}
+
+// Issue 8 scenario 2: a token's provenance names the endpoint, key and secret that issued it.
+func TestProvenanceBindsKeyAndToken(t *testing.T) {
+	k := NewKey("https://ts", creds)
+	p := k.Provenance("t")
+	if p == "" || p != NewKey("https://ts", creds).Provenance("t") {
+		t.Fatal("provenance must be stable")
+	}
+	for _, other := range []string{
+		NewKey("https://ts", thingspace.Credentials{Key: "k", Secret: "s2"}).Provenance("t"),
+		NewKey("https://ts", thingspace.Credentials{Key: "k2", Secret: "s"}).Provenance("t"),
+		NewKey("https://other", creds).Provenance("t"),
+		k.Provenance("t2"),
+	} {
+		if other == p {
+			t.Fatal("a different endpoint, key, secret or token gave the same provenance")
+		}
 	}
 }

@@ -17,3 +17,9 @@ const (
 	// or renewBefore rotation); this one took the new token.
 	EventRevokedByOtherHolder = "RevokedByOtherHolder"
 )
+
+// ProvenanceAnnotation, on a ThingSpaceApp's Secret, records which endpoint, key and secret issued the
+// token in it: a digest that reveals none of them. A token whose provenance does not match the app's
+// current endpoint and credentials is never published or shared; the operator fetches one with the
+// current ones (issue 8 scenario 2).
+const ProvenanceAnnotation = ReservedPrefix + "issued-by"

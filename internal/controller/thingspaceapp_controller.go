@@ -13,17 +13,15 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
-	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
-	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 // Data keys of the Secret a ThingSpaceApp writes. Workloads mount them as files.
@@ -93,15 +91,18 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 // appState is what one reconcile works with.
 type appState struct {
-	app   *v1alpha1.ThingSpaceApp
-	st    *v1alpha1.ThingSpaceAppStatus
-	now   time.Time
-	who   types.NamespacedName
-	held  tokenbroker.Token // the token in the Secret, if any
-	owned *corev1.Secret    // the managed Secret, nil when absent
+	app    *v1alpha1.ThingSpaceApp
+	st     *v1alpha1.ThingSpaceAppStatus
+	now    time.Time
+	who    types.NamespacedName
+	key    tokenbroker.Key
+	in     policy.AppInput // what the decision was made from
+	secTok string          // the token in the Secret as read, trusted or not
+	owned  *corev1.Secret  // the managed Secret, nil when absent
 }
 
-// sync does the work; it only ever returns a Result with a nil error or an error with an empty Result.
+// sync gathers, decides (policy.DecideApp), acts and records; it only ever returns a Result with a nil
+// error or an error with an empty Result.
 func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) (ctrl.Result, error) {
 	s := &appState{app: app, st: st, now: r.Clock.Now(), who: client.ObjectKeyFromObject(app)}
 
@@ -119,8 +120,9 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.held = heldToken(s.owned)
 
+	// A missing Secret or key is a condition that waits for a watch; any other error reading it is the
+	// API server's and transient (issue 8 scenario 15).
 	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	var missing *credentialsError
 	if errors.As(err, &missing) {
@@ -130,101 +132,83 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 		return ctrl.Result{}, err
 	}
 	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
-	key := tokenbroker.NewKey(endpointOf(app), creds)
-	r.Broker.Subscribe(key, s.who)
+	s.key = tokenbroker.NewKey(endpointOf(app), creds)
+	r.Broker.Subscribe(s.key, s.who)
 
-	// Rejected credentials or a refused request: nothing goes upstream until the credentials Secret or
-	// the spec changes. A wrong secret must never turn into a request loop.
-	if st.RejectedCredentialsVersion != "" {
-		if st.RejectedCredentialsVersion == cs.resourceVersion && gatedByGeneration(st.Conditions, v1alpha1.ConditionReady, app.Generation) {
-			return ctrl.Result{}, nil
-		}
+	held, rev, revoked := r.gatherHeld(ctx, s)
+	cur, _ := r.Broker.Current(s.key)
+	s.in = policy.AppInput{
+		Generation: app.Generation, RenewBefore: renewBefore(app), Annotations: app.Annotations, Status: st,
+		CredentialsVersion: cs.resourceVersion, Held: held, HeldRevoked: revoked,
+		Current: appToken(cur), Now: s.now, Jitter: r.Rand(),
+	}
+	d := policy.DecideApp(s.in)
+	if d.ClearRejected {
 		st.RejectedCredentialsVersion = ""
 	}
 
-	if s.held.AccessToken != "" {
-		if s.held.IssuedAt.IsZero() && st.LastRefreshTime != nil {
-			s.held.IssuedAt = st.LastRefreshTime.Time
-		}
-		r.Broker.Seed(key, s.held)
-	}
-	cur, valid := r.Broker.Current(key)
-	refreshReq := app.Annotations[v1alpha1.RefreshRequestedAnnotation]
-	manual := refreshReq != "" && refreshReq != st.ObservedRefreshRequest
-	plan := r.plannedRenewal(s, cur)
-
-	type step int
-	const (
-		wait step = iota
-		adopt
-		fetch
-		rotate
-	)
-	var next step
-	switch {
-	case !valid:
-		next = fetch
-	case manual:
-		next = rotate
-	case cur.AccessToken != s.held.AccessToken:
-		next = adopt
-	case app.Spec.RenewBefore != nil && !s.now.Before(plan):
-		next = rotate
-	default:
-		next = wait
-	}
-
-	// After a failure the next upstream call waits for its slot, whatever woke us up.
-	if (next == fetch || next == rotate) && st.FailedRefreshAttempts > 0 && st.RenewalTime != nil && s.now.Before(st.RenewalTime.Time) {
-		if s.held.AccessToken != "" && !s.now.Before(s.held.ExpiresAt) {
-			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable, "The token has expired and the last refresh failed; next try at "+st.RenewalTime.UTC().Format(time.RFC3339))
-		}
-		return requeueAt(s.now, st.RenewalTime.Time), nil
-	}
-
 	var res tokenbroker.Result
-	switch next {
-	case wait:
+	switch d.Step {
+	case policy.AppHold:
+		return ctrl.Result{}, nil
+	case policy.AppRetryLater:
+		if d.Reason != "" {
+			r.setReady(s, d.Ready, d.Reason, d.Message)
+		}
+		return requeueAt(s.now, d.Next), nil
+	case policy.AppWait, policy.AppAdopt:
 		res.Token = cur
-	case adopt:
-		res.Token = cur
-	case fetch:
-		res, err = r.Broker.Fetch(ctx, key, s.who, iss, creds, app.Spec.Scope, s.held.AccessToken)
-	case rotate:
-		res, err = r.Broker.Rotate(ctx, key, s.who, iss, creds, app.Spec.Scope, cur.AccessToken)
+	case policy.AppFetch:
+		res, err = r.Broker.Fetch(ctx, s.key, s.who, iss, creds, app.Spec.Scope, held.AccessToken)
+	case policy.AppRotate:
+		res, err = r.Broker.Rotate(ctx, s.key, s.who, iss, creds, app.Spec.Scope, cur.AccessToken, d.Why)
 	}
 	if err != nil {
-		return r.refreshFailed(ctx, s, cs.resourceVersion, err)
+		return r.refreshFailed(ctx, s, cs.resourceVersion, err, res.Revoked || revoked)
 	}
-	if manual {
-		st.ObservedRefreshRequest = refreshReq
+	if d.Refresh != "" {
+		st.ObservedRefreshRequest = d.Refresh
 	}
-	return r.refreshed(ctx, s, res, next == wait)
+	if revoked && rev.By != s.who && res.Token.AccessToken != held.AccessToken {
+		// Another holder's revoke ended our token: say so here too (issue 8 scenario 9).
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevokedByOtherHolder, "RevokeToken",
+			"ThingSpaceApp %s revoked the token this app shared (%s); took the new one", rev.By, rev.Why)
+	}
+	return r.refreshed(ctx, s, res, d.Step == policy.AppWait)
 }
 
-// plannedRenewal is when the token cur should be replaced: the time already in status while it is about
-// this token and this spec (so a restart keeps the jittered plan), otherwise a fresh computation.
-func (r *ThingSpaceAppReconciler) plannedRenewal(s *appState, cur tokenbroker.Token) time.Time {
-	if renewBefore(s.app) == 0 {
-		return cur.ExpiresAt // no window: at expiry, precisely; nothing to keep stable
+// gatherHeld reads back the token in the app's Secret, trusting it only as far as policy.TrustHeld
+// does; a trusted one is offered to the broker (a restart reuses it). It also says whether this process
+// revoked it, and who did.
+func (r *ThingSpaceAppReconciler) gatherHeld(ctx context.Context, s *appState) (policy.AppToken, tokenbroker.Revocation, bool) {
+	sec := secretToken(s.owned)
+	s.secTok = sec.AccessToken
+	sec.Want = s.key.Provenance(sec.AccessToken)
+	held, why := policy.TrustHeld(sec, s.st)
+	if why != "" {
+		log.FromContext(ctx).Info("Not using the token in the Secret", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "why", why)
 	}
-	st := s.st
-	if st.RenewalTime != nil && st.ExpiresAt != nil && st.ExpiresAt.Time.Equal(renewal.Truncate(cur.ExpiresAt)) &&
-		gatedByGeneration(st.Conditions, v1alpha1.ConditionReady, s.app.Generation) {
-		return st.RenewalTime.Time
+	if held.AccessToken == "" {
+		return held, tokenbroker.Revocation{}, false
 	}
-	return renewal.RenewalTime(cur.IssuedAt, cur.ExpiresAt, renewBefore(s.app), r.Rand())
+	rev, revoked := r.Broker.RevokedBy(s.key, held.AccessToken)
+	if !revoked {
+		r.Broker.Seed(s.key, tokenbroker.Token{AccessToken: held.AccessToken, TokenType: "Bearer", IssuedAt: held.IssuedAt, ExpiresAt: held.ExpiresAt})
+	}
+	return held, rev, revoked
 }
 
 // refreshed writes the token into the Secret and status, and plans the next look.
 func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, res tokenbroker.Result, idle bool) (ctrl.Result, error) {
 	st, tok := s.st, res.Token
-	if tok.AccessToken == s.held.AccessToken && !tok.ExpiresAt.After(s.held.ExpiresAt) {
-		tok.ExpiresAt = s.held.ExpiresAt // the same token again: keep the (earlier) expiry already published
-	}
-	// Apply writes nothing when the cached Secret already matches, so calling it on every pass costs no
-	// API call and also repairs a Secret someone edited or a template that changed.
-	written, err := r.Secrets.Apply(ctx, s.app, s.owned, s.app.Spec.SecretName, s.app.Spec.SecretTemplate, tokenData(tok))
+	pub := policy.AppRefreshed(s.in, appToken(tok), res.RetryAt, idle)
+	tok.ExpiresAt = pub.ExpiresAt
+	// Write makes no API call when the cached Secret already matches, so calling it on every pass costs
+	// nothing and also repairs a Secret someone edited or a template that changed.
+	_, written, err := r.Secrets.Write(ctx, s.app, s.owned, s.app.Spec.SecretName, secrets.Change{
+		Template: s.app.Spec.SecretTemplate, Data: tokenData(tok),
+		Annotations: map[string]string{v1alpha1.ProvenanceAnnotation: s.key.Provenance(tok.AccessToken)},
+	})
 	if err != nil {
 		if isConflict(err) {
 			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error())
@@ -232,116 +216,52 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		}
 		return ctrl.Result{}, err
 	}
-	if written && tok.AccessToken != s.held.AccessToken {
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, "Refreshed", "WriteSecret",
+	if written && tok.AccessToken != s.secTok {
+		r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "WriteSecret",
 			"Wrote a new token to Secret %s, valid until %s", s.app.Spec.SecretName, tok.ExpiresAt.UTC().Format(time.RFC3339))
 		log.FromContext(ctx).Info("Token written", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "expiresAt", tok.ExpiresAt.UTC())
 	}
-
-	var next time.Time
-	switch {
-	case !res.RetryAt.IsZero():
-		// The platform still hands out the token we wanted replaced: it is valid (it was just vouched
-		// for); ask again shortly.
-		next = res.RetryAt
-	case st.FailedRefreshAttempts == 0 && idle:
-		next = r.plannedRenewal(s, tok)
-	default:
-		next = renewal.RenewalTime(tok.IssuedAt, tok.ExpiresAt, renewBefore(s.app), r.Rand())
-	}
 	st.ExpiresAt = timePtr(tok.ExpiresAt)
-	st.RenewalTime = timePtr(next)
+	st.RenewalTime = timePtr(pub.Next)
 	if !tok.IssuedAt.IsZero() {
 		st.LastRefreshTime = timePtr(tok.IssuedAt)
 	}
 	st.FailedRefreshAttempts = 0
 	st.RejectedCredentialsVersion = ""
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds a token valid until "+tok.ExpiresAt.UTC().Format(time.RFC3339))
-	return requeueAt(s.now, next), nil
+	return requeueAt(s.now, pub.Next), nil
 }
 
-// refreshFailed records an upstream failure and decides between waiting for a change and backing off.
-func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState, credsVersion string, err error) (ctrl.Result, error) {
+// refreshFailed records an upstream failure and decides (policy.AppFailed) between waiting for a change
+// and backing off. revoked says the token in the Secret is dead although unexpired.
+func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState, credsVersion string, err error, revoked bool) (ctrl.Result, error) {
 	st := s.st
-	st.FailedRefreshAttempts++
-	st.LastFailureTime = timePtr(s.now)
-	msg := err.Error() // upstream errors carry status and error codes only, never bodies or secrets
-	switch upstream.KindOf(err) {
-	case upstream.Rejected, upstream.Invalid:
-		reason := v1alpha1.ReasonCredentialsRejected
-		if upstream.IsInvalid(err) {
-			reason = v1alpha1.ReasonRequestInvalid
-		}
+	failures := policy.RecordFailure(&st.RefreshStatus, s.now)
+	f := policy.AppFailed(r.Backoff, failures, r.Rand(), err, s.in.Held, revoked, s.now)
+	if revoked && st.ExpiresAt != nil && st.ExpiresAt.After(s.now) {
+		// The token ended now: the status must not say otherwise, and after a restart the Secret's
+		// expiry is not believed past it (policy.TrustHeld).
+		st.ExpiresAt = timePtr(s.now)
+	}
+	if f.Terminal {
 		st.RejectedCredentialsVersion = credsVersion
 		st.RenewalTime = nil
-		r.setReady(s, metav1.ConditionFalse, reason, msg+"; nothing is retried until the credentials Secret or the spec changes")
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, reason, "RequestToken", "%s", msg)
-		log.FromContext(ctx).Info("Upstream refused the credentials; waiting for a change", "reason", reason, "error", msg)
+		r.setReady(s, metav1.ConditionFalse, f.Reason, f.Message)
+		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, f.Reason, "RequestToken", "%s", err.Error())
+		log.FromContext(ctx).Info("Upstream refused the credentials; waiting for a change", "reason", f.Reason, "error", err.Error())
 		return ctrl.Result{}, nil
 	}
-	plan := planRetry(r.Backoff, st.FailedRefreshAttempts, r.Rand(), err, s.held, s.now)
-	st.RenewalTime = timePtr(plan.at)
-	r.setReady(s, plan.ready, plan.reason, plan.message)
-	if st.FailedRefreshAttempts == 1 {
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, "RefreshFailed", "RequestToken", "%s; retrying with backoff", msg)
+	st.RenewalTime = timePtr(f.Retry.At)
+	ready := metav1.ConditionFalse
+	if f.Retry.Ready {
+		ready = metav1.ConditionTrue
 	}
-	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", msg, "attempt", st.FailedRefreshAttempts, "retryIn", plan.delay)
-	return ctrl.Result{RequeueAfter: plan.delay}, nil
-}
-
-// finalize revokes the token of an app with revokeOnDelete, then lets it go.
-func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
-	who := client.ObjectKeyFromObject(app)
-	if !controllerutil.ContainsFinalizer(app, v1alpha1.RevokeFinalizer) {
-		r.Broker.Unsubscribe(who)
-		return nil
+	r.setReady(s, ready, f.Reason, f.Message)
+	if f.Warn {
+		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RequestToken", "%s; retrying with backoff", err.Error())
 	}
-	if app.Spec.RevokeOnDelete {
-		if err := r.revokeHeld(ctx, app); err != nil {
-			return err
-		}
-	}
-	r.Broker.Unsubscribe(who)
-	return releaseFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer)
-}
-
-// revokeHeld revokes the unexpired token in the app's Secret. What cannot be revoked (no Secret,
-// no credentials, credentials rejected) is reported in an event and given up on; transient failures are
-// returned so the deletion is retried (at worst until the token has expired anyway).
-func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
-	owned, err := r.Secrets.Get(ctx, app, app.Spec.SecretName)
-	if err != nil && !isConflict(err) {
-		return err
-	}
-	held := heldToken(owned)
-	if held.AccessToken == "" || !r.Clock.Now().Before(held.ExpiresAt) {
-		return nil
-	}
-	iss, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
-	if err != nil {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "RevokeSkipped", "RevokeToken", "Not revoking the token: %s", err.Error())
-		return nil
-	}
-	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
-	var missing *credentialsError
-	if errors.As(err, &missing) {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "RevokeSkipped", "RevokeToken", "Not revoking the token: %s", missing.Error())
-		return nil
-	} else if err != nil {
-		return err
-	}
-	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
-	err = r.Broker.Revoke(ctx, tokenbroker.NewKey(endpointOf(app), creds), client.ObjectKeyFromObject(app), iss, creds, held.AccessToken)
-	switch {
-	case err == nil:
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, "Revoked", "RevokeToken", "Revoked the token on deletion")
-		return nil
-	case upstream.IsTransient(err) || upstream.KindOf(err) == upstream.Unknown:
-		return err
-	default:
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "RevokeFailed", "RevokeToken", "Could not revoke the token: %s", err.Error())
-		return nil
-	}
+	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", err.Error(), "attempt", failures, "retryIn", f.Retry.Delay)
+	return ctrl.Result{RequeueAfter: f.Retry.Delay}, nil
 }
 
 func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) {
@@ -357,6 +277,19 @@ func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st 
 
 func (r *ThingSpaceAppReconciler) setReady(s *appState, status metav1.ConditionStatus, reason, msg string) {
 	setCondition(&s.st.Conditions, v1alpha1.ConditionReady, status, reason, msg, s.app.Generation, s.now)
+}
+
+// secretToken reads the token and its provenance back from a managed Secret, untrusted.
+func secretToken(s *corev1.Secret) policy.SecretToken {
+	t := heldToken(s)
+	if t.AccessToken == "" {
+		return policy.SecretToken{}
+	}
+	return policy.SecretToken{AccessToken: t.AccessToken, ExpiresAt: t.ExpiresAt, Provenance: s.Annotations[v1alpha1.ProvenanceAnnotation]}
+}
+
+func appToken(t tokenbroker.Token) policy.AppToken {
+	return policy.AppToken{AccessToken: t.AccessToken, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt}
 }
 
 // heldToken reads the token back from a managed Secret; a Secret without a parseable token yields none.

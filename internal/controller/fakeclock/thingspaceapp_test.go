@@ -329,4 +329,3 @@ func TestScenario10RevokeRefusalIsNotATerminalStop(t *testing.T) {
 		})
 	}
 }
-

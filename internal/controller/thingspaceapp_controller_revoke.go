@@ -1,0 +1,157 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/tokenbroker"
+	"github.com/credops/thingspace-operator/internal/upstream"
+)
+
+// whyRevokeOnDelete is told to the other holders of a token revoked on deletion.
+const whyRevokeOnDelete = "revokeOnDelete"
+
+// finalize revokes the token of an app with revokeOnDelete, then lets it go.
+func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
+	who := client.ObjectKeyFromObject(app)
+	if !controllerutil.ContainsFinalizer(app, v1alpha1.RevokeFinalizer) {
+		r.Broker.Unsubscribe(who)
+		return nil
+	}
+	if app.Spec.RevokeOnDelete {
+		if err := r.revokeHeld(ctx, app); err != nil {
+			return err
+		}
+	}
+	r.Broker.Unsubscribe(who)
+	return releaseFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer)
+}
+
+// revokeHeld revokes the unexpired token in the app's Secret, unless another object still holds it
+// (issue 8 scenario 9: apps never revoke under each other). What is not revoked (another holder, no
+// Secret, no credentials, a token other credentials issued, credentials rejected) is reported in an
+// event and given up on; transient failures are returned so the deletion is retried (at worst until the
+// token has expired anyway).
+func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
+	owned, err := r.Secrets.Get(ctx, app, app.Spec.SecretName)
+	if err != nil && !isConflict(err) {
+		return err
+	}
+	sec := secretToken(owned)
+	if sec.AccessToken == "" || !r.Clock.Now().Before(sec.ExpiresAt) {
+		return nil
+	}
+	skip := func(why string) error {
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevokeSkipped, "RevokeToken", "Not revoking the token: %s", why)
+		return nil
+	}
+	iss, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
+	if err != nil {
+		return skip(err.Error())
+	}
+	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	var missing *credentialsError
+	if errors.As(err, &missing) {
+		return skip(missing.Error())
+	} else if err != nil {
+		return err
+	}
+	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
+	key := tokenbroker.NewKey(endpointOf(app), creds)
+	// Only the credentials that issued a token may revoke it (scenario 2); the expiry does not matter.
+	if sec.Provenance != key.Provenance(sec.AccessToken) {
+		return skip("the token in the Secret was not issued for the current endpoint and credentials")
+	}
+	others, err := r.otherHolders(ctx, app, key, sec.AccessToken)
+	if err != nil {
+		return err
+	}
+	if others != "" {
+		return skip("it is still held by " + others + "; it expires on its own")
+	}
+	err = r.Broker.Revoke(ctx, key, client.ObjectKeyFromObject(app), iss, creds, sec.AccessToken, whyRevokeOnDelete)
+	switch {
+	case err == nil:
+		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevoked, "RevokeToken", "Revoked the token on deletion")
+		return nil
+	case upstream.IsTransient(err) || upstream.KindOf(err) == upstream.Unknown:
+		return err
+	default:
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, v1alpha1.EventRevokeFailed, "RevokeToken", "Could not revoke the token: %s", err.Error())
+		return nil
+	}
+}
+
+// otherHolders describes the objects other than app that hold tok: the broker's other holders of key
+// (apps of this process on the same key) and the owners of managed Secrets holding tok (apps and
+// sessions, found through the cache even before they reconciled after a restart). Objects of other
+// namespaces are only counted, never named. "" means none.
+func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, app *v1alpha1.ThingSpaceApp, key tokenbroker.Key, tok string) (string, error) {
+	named, elsewhere := map[string]bool{}, map[string]bool{}
+	add := func(kind, ns, name string) {
+		if ns == app.Namespace {
+			named[kind+" "+name] = true
+		} else {
+			elsewhere[kind+" "+ns+"/"+name] = true
+		}
+	}
+	for _, h := range r.Broker.OtherHolders(key, client.ObjectKeyFromObject(app)) {
+		add("ThingSpaceApp", h.Namespace, h.Name)
+	}
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}); err != nil {
+		return "", err
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if string(s.Data[KeyAccessToken]) != tok {
+			continue
+		}
+		if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != app.UID {
+			live, err := r.liveOwner(ctx, s.Namespace, ref)
+			if err != nil {
+				return "", err
+			}
+			if live {
+				add(ref.Kind, s.Namespace, ref.Name)
+			}
+		}
+	}
+	names := make([]string, 0, len(named))
+	for n := range named {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(elsewhere) > 0 {
+		names = append(names, fmt.Sprintf("%d object(s) in other namespaces", len(elsewhere)))
+	}
+	return strings.Join(names, ", "), nil
+}
+
+// liveOwner reports whether ref, the controller of a managed Secret in ns, exists and is not being
+// deleted: a Secret left behind until garbage collection holds a token for nobody.
+func (r *ThingSpaceAppReconciler) liveOwner(ctx context.Context, ns string, ref *metav1.OwnerReference) (bool, error) {
+	var obj client.Object
+	switch ref.Kind {
+	case "ThingSpaceApp":
+		obj = &v1alpha1.ThingSpaceApp{}
+	case "M2MSession":
+		obj = &v1alpha1.M2MSession{}
+	default:
+		return false, nil // no other kind holds a ThingSpace app token
+	}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, obj); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return obj.GetUID() == ref.UID && obj.GetDeletionTimestamp().IsZero(), nil
+}

@@ -25,10 +25,6 @@ const (
 	RouteRevoke = "POST /api/ts/v1/oauth2/revoke"
 )
 
-// Faults is what the simulator injects on every /api and /cloud request (rate, status, Retry-After,
-// latency); the zero value injects nothing.
-type Faults = simulator.Faults
-
 // SimConfig starts a thingspace-sim process.
 type SimConfig struct {
 	// Binary is the thingspace-sim executable.
@@ -128,12 +124,6 @@ func (c SimConfig) Start(ctx context.Context) (*Sim, error) {
 // Stop ends the simulator (SIGTERM, then SIGKILL after a grace period).
 func (s *Sim) Stop() error { return s.proc.stop() }
 
-// Logs returns what the simulator wrote to stderr so far.
-func (s *Sim) Logs() string {
-	b, _ := os.ReadFile(s.LogPath)
-	return string(b)
-}
-
 // Stats returns the request counts: route ("POST /api/ts/v1/oauth2/token") → status ("200") → count.
 func (s *Sim) Stats() (map[string]map[string]int, error) {
 	var st simulator.Stats
@@ -177,21 +167,6 @@ func (s *Sim) RevokeRequests() (int, error) { return s.Total(RouteRevoke) }
 // ResetStats zeroes the request counts.
 func (s *Sim) ResetStats() error {
 	return s.admin(http.MethodPost, "/admin/stats/reset", nil, http.StatusNoContent, nil)
-}
-
-// SetFaults replaces the injected faults; Faults{} turns them off.
-func (s *Sim) SetFaults(f Faults) error {
-	return s.admin(http.MethodPut, "/admin/faults", f, http.StatusOK, nil)
-}
-
-// SetApp adds an app or changes its secret (which ends its live token).
-func (s *Sim) SetApp(key, secret string) error {
-	return s.admin(http.MethodPut, "/admin/apps/"+url.PathEscape(key), map[string]string{"secret": secret}, http.StatusNoContent, nil)
-}
-
-// RemoveApp deletes an app and ends its live token.
-func (s *Sim) RemoveApp(key string) error {
-	return s.admin(http.MethodDelete, "/admin/apps/"+url.PathEscape(key), nil, http.StatusNoContent, nil)
 }
 
 // RequestToken asks the simulator for the app's token as a client would (the request is counted in

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,22 +80,11 @@ func newCloudEnv(t *testing.T, o cloudOpts) *cloudEnv {
 	if o.access == 0 {
 		o.access = time.Hour
 	}
-	sim, err := harness.SimConfig{
-		Binary:                   simBin,
+	e.sim = startSim(t, harness.SimConfig{
 		CloudApps:                map[string]harness.CloudApp{e.key: {Secret: e.secret, CallbackURL: mgr.CallbackURL}},
 		CloudAccessTokenLifetime: o.access,
 		CloudCodeLifetime:        o.code,
-		LogPath:                  filepath.Join(workDir, "sim-"+nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")+".log"),
-	}.Start(t.Context())
-	if err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := sim.Stop(); err != nil {
-			t.Errorf("stop simulator: %v", err)
-		}
 	})
-	e.sim = sim
 	e.ns = newNamespace(t)
 	// Runs before newNamespace's cleanup deletes the CloudAuthorization.
 	t.Cleanup(e.scanLeaks)
@@ -109,7 +97,7 @@ func newCloudEnv(t *testing.T, o cloudOpts) *cloudEnv {
 	ca := &v1alpha1.CloudAuthorization{
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: cloudName},
 		Spec: v1alpha1.CloudAuthorizationSpec{
-			Endpoint:             sim.URL + "/cloud/1",
+			Endpoint:             e.sim.URL + "/cloud/1",
 			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
 			CallbackURL:          mgr.CallbackURL,
 			SecretName:           cloudSecretName,

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -59,8 +58,7 @@ func newM2MEnv(t *testing.T, tokenLifetime string, idle time.Duration, users map
 		sensitive.AddUWSCredentials(name, users[name])
 		fmt.Fprintf(&file, "%s:%s\n", name, users[name])
 	}
-	base := nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")
-	usersFile := filepath.Join(workDir, "m2m-users-"+base+".txt")
+	usersFile := filepath.Join(workDir, "m2m-users-"+fileBase(t)+".txt")
 	if err := os.WriteFile(usersFile, []byte(file.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +66,7 @@ func newM2MEnv(t *testing.T, tokenLifetime string, idle time.Duration, users map
 		"--app", key + ":" + secret, "--token-lifetime", tokenLifetime,
 		"--m2m-users-file", usersFile, "--m2m-idle-timeout", idle.String(),
 	}
-	sim, err := harness.SimConfig{Binary: simBin, Args: args, LogPath: filepath.Join(workDir, "sim-"+base+".log")}.Start(t.Context())
-	if err != nil {
-		t.Fatalf("start simulator: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := sim.Stop(); err != nil {
-			t.Errorf("stop simulator: %v", err)
-		}
-	})
+	sim := startSim(t, harness.SimConfig{Args: args})
 	ns := newNamespace(t)
 	// Runs before newNamespace's cleanup (which deletes the app) and before the simulator stops.
 	t.Cleanup(func() { cleanupSessions(t, ns) })
@@ -98,25 +88,8 @@ func cleanupSessions(t *testing.T, ns string) {
 		return
 	}
 	for i := range list.Items {
-		s := &list.Items[i]
-		collectSessionStatus(s)
-		if len(s.Finalizers) > 0 {
-			patch := client.MergeFrom(s.DeepCopy())
-			s.Finalizers = nil
-			_ = k8s.Patch(ctx, s, patch)
-		}
-		if err := k8s.Delete(ctx, s); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("cleanup: delete M2MSession %s: %v", s.Name, err)
-		}
+		cleanUp(ctx, t, "M2MSession", &list.Items[i], list.Items[i].Status)
 	}
-}
-
-// collectSessionStatus adds an M2MSession's status to the statuses the leak check scans.
-func collectSessionStatus(s *v1alpha1.M2MSession) {
-	b, _ := json.Marshal(s.Status)
-	statusesMu.Lock()
-	statuses = append(statuses, string(b))
-	statusesMu.Unlock()
 }
 
 // uwsPassword returns a random password that meets the UWS rules (upper, lower, digit, symbol).

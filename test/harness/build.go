@@ -63,3 +63,27 @@ func BuildBinaries(ctx context.Context, outDir string) (manager, sim string, err
 	}
 	return manager, sim, nil
 }
+
+// StartWithBinaries starts the control plane while BuildBinaries builds into binDir: both take seconds.
+// When the build fails, the control plane is stopped again and the build's error returned.
+func StartWithBinaries(ctx context.Context, binDir string) (cp *ControlPlane, manager, sim string, err error) {
+	type built struct {
+		mgr, sim string
+		err      error
+	}
+	bc := make(chan built, 1)
+	go func() {
+		m, s, err := BuildBinaries(ctx, binDir)
+		bc <- built{m, s, err}
+	}()
+	cp, err = StartControlPlane(ctx)
+	b := <-bc
+	if err != nil {
+		return nil, "", "", err
+	}
+	if b.err != nil {
+		_ = cp.Stop()
+		return nil, "", "", b.err
+	}
+	return cp, b.mgr, b.sim, nil
+}

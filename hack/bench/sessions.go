@@ -112,23 +112,3 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		mib(res.SessionsPeakRSSBytes))
 	return nil
 }
-
-// over waits d, then returns what read returns and how many seconds really passed.
-func over[T any](ctx context.Context, d time.Duration, read func() (T, error)) (T, float64, error) {
-	start := time.Now()
-	if err := sleep(ctx, d); err != nil {
-		var zero T
-		return zero, 0, err
-	}
-	v, err := read()
-	return v, time.Since(start).Seconds(), err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}

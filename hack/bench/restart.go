@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// phase3 restarts the manager and counts every upstream call from its start until --restart-window
+// after it is ready, against the keep-alives and Cloud refreshes the statuses say fall due.
+func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+	logf("phase 3: restarting the manager")
+	stopping := time.Now()
+	if err := mgr.Stop(); err != nil {
+		res.ManagerRestartErr = err.Error()
+		logf("phase 3: the manager exited uncleanly: %v", err)
+	}
+	res.RestartStopSeconds = time.Since(stopping).Seconds()
+	// When each session's next keep-alive and each CloudAuthorization's next refresh is due, as the
+	// statuses say once the manager has stopped: the ones falling due in the window are legitimate, any
+	// more are the restart's.
+	var nextKeepAlives []time.Time
+	if o.sessions > 0 {
+		list := &v1alpha1.M2MSessionList{}
+		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+			return fmt.Errorf("listing M2MSessions: %w", err)
+		}
+		for i := range list.Items {
+			if t := list.Items[i].Status.NextKeepAliveTime; t != nil {
+				nextKeepAlives = append(nextKeepAlives, t.Time)
+			}
+		}
+	}
+	var clouds cloudRestart
+	if o.clouds > 0 {
+		if err := clouds.beforeRestart(ctx, c); err != nil {
+			return err
+		}
+	}
+	if err := sim.ResetStats(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	readyAt := time.Now()
+	res.RestartReadySeconds = readyAt.Sub(start).Seconds()
+	logf("phase 3: manager ready after %s; counting upstream calls for %s", secs(res.RestartReadySeconds), o.restartWindow)
+	end := readyAt.Add(o.restartWindow)
+	for {
+		if !res.RestartObserved {
+			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps &&
+				countSamples(expo, "thingspace_m2m_session_ready", nsApps, 1) >= o.sessions &&
+				countSamples(expo, "thingspace_cloud_ready", nsApps, 1) >= o.clouds {
+				res.RestartObserved = true
+				res.RestartObservedSecs = time.Since(start).Seconds()
+				logf("phase 3: all %d apps, %d sessions and %d clouds observed Ready again after %s", o.apps, o.sessions, o.clouds, secs(res.RestartObservedSecs))
+			}
+		}
+		if o.clouds > 0 {
+			clouds.poll(sim, readyAt)
+		}
+		// Keep watching past the window while the apps are not all observed, within bounds.
+		if time.Now().After(end) && (res.RestartObserved || time.Since(readyAt) > max(o.restartWindow, 60*time.Second)) {
+			break
+		}
+		if err := sleep(ctx, pollInterval); err != nil {
+			return err
+		}
+	}
+	stats, err := sim.Stats()
+	if err != nil {
+		return err
+	}
+	if o.clouds > 0 {
+		if err := clouds.count(sim); err != nil {
+			return err
+		}
+	}
+	countedTo := time.Now()
+	res.RestartUpstreamRoutes = map[string]int{}
+	for route, byStatus := range stats {
+		n := sum(byStatus)
+		if n == 0 {
+			continue
+		}
+		res.RestartUpstreamRoutes[route] = n
+		// Keep-alives and Cloud refreshes fall due whatever the restart: they are counted against the
+		// ones due instead (and Cloud code exchanges by the simulator's Cloud counts).
+		switch route {
+		case harness.RouteM2MAccount:
+			res.RestartKeepAlives = n
+			continue
+		case harness.RouteCloudToken:
+			continue
+		}
+		res.RestartUpstreamCalls += n
+	}
+	res.RestartLogins = sum(stats[harness.RouteM2MLogin])
+	res.RestartKeepAlivesPlan = dueBy(nextKeepAlives, o.keepAlive, countedTo)
+	if n, err := sim.ActiveM2MSessions(); err == nil {
+		res.RestartLiveSessions = n
+	}
+	logf("phase 3: %d upstream calls besides %d keep-alives (%d due by the statuses); %d live sessions upstream",
+		res.RestartUpstreamCalls, res.RestartKeepAlives, res.RestartKeepAlivesPlan, res.RestartLiveSessions)
+	if o.clouds > 0 {
+		return clouds.afterRestart(ctx, c, o, countedTo, readyAt, res)
+	}
+	return nil
+}
+
+// dueBy counts the timed calls (keep-alives, refreshes) due up to end, each object's from its next
+// planned time on (then one every interval; an overdue one counts once). Status times are whole
+// seconds, rounded down, so this errs on the high side.
+func dueBy(next []time.Time, interval time.Duration, end time.Time) int {
+	n := 0
+	for _, t := range next {
+		if !t.After(end) {
+			n += 1 + int(end.Sub(t)/interval)
+		}
+	}
+	return n
+}
+
+// countSamples counts the samples of metric name with label namespace=ns whose value is want.
+func countSamples(exposition, name, ns string, want float64) int {
+	n := 0
+	for line := range strings.SplitSeq(exposition, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndexByte(rest, '}')
+		if end < 0 || !strings.Contains(rest[:end], `namespace="`+ns+`"`) {
+			continue
+		}
+		f := strings.Fields(rest[end+1:])
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil && v == want {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// run sets everything up, runs the phases and tears everything down.
+func run(ctx context.Context, o options) (_ *Results, err error) {
+	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds(),
+		Sessions: o.sessions, KeepAliveSeconds: o.keepAlive.Seconds(), Clouds: o.clouds, CloudLifetimeSeconds: o.cloudLifetime.Seconds()}
+	// The work directory (binaries, logs, a kubeconfig) is under bin/, not the shared temporary
+	// directory, where a cleaner could pull it from under a running manager.
+	root, err := harness.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "bin", "bench"), 0o755); err != nil {
+		return nil, err
+	}
+	workDir, err := os.MkdirTemp(filepath.Join(root, "bin", "bench"), "run-")
+	if err != nil {
+		return nil, err
+	}
+	// Registered first, so it runs after every process has been stopped.
+	defer func() {
+		if err != nil || o.keep || !res.Pass {
+			res.WorkDir = workDir
+			logf("manager and simulator logs kept in %s", workDir)
+			return
+		}
+		_ = os.RemoveAll(workDir)
+		_ = os.Remove(filepath.Dir(workDir)) // bin/bench, when no other run is kept there
+	}()
+
+	logf("starting kube-apiserver and etcd; building the manager and the simulator")
+	cp, mgrBin, simBin, err := harness.StartWithBinaries(ctx, filepath.Join(workDir, "bin"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		logf("stopping the control plane")
+		if err := cp.Stop(); err != nil {
+			logf("stopping the control plane: %v", err)
+		}
+	}()
+	c := cp.Client
+
+	// One app key per ThingSpaceApp, in a file: a thousand --app flags would put every secret in ps.
+	keys := make([]string, o.apps)
+	secrets := make([]string, o.apps)
+	var appsFile strings.Builder
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench-key-%04d", i)
+		secrets[i] = "bench-" + randHex(12)
+		fmt.Fprintf(&appsFile, "%s:%s\n", keys[i], secrets[i])
+	}
+	appsPath := filepath.Join(workDir, "apps.txt")
+	if err := os.WriteFile(appsPath, []byte(appsFile.String()), 0o600); err != nil {
+		return nil, err
+	}
+	// One UWS user per M2MSession, in a file too.
+	users, passwords, usersPath, err := uwsUsers(workDir, o.sessions)
+	if err != nil {
+		return nil, err
+	}
+	sim, err := harness.SimConfig{
+		Binary: simBin,
+		Args: []string{"--apps-file", appsPath, "--token-lifetime", "1h",
+			"--m2m-users-file", usersPath, "--m2m-idle-timeout", o.idleTimeout.String()},
+		CloudAccessTokenLifetime: o.cloudLifetime,
+		LogPath:                  filepath.Join(workDir, "sim.log"),
+	}.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sim.Stop() }()
+	logf("simulator on %s with %d app keys, 1h tokens, %d UWS users, sessions idle out after %s, Verizon Cloud access tokens live %s",
+		sim.URL, o.apps, o.sessions, o.idleTimeout, o.cloudLifetime)
+
+	// The manager is restarted twice: it reads a copy of the kubeconfig that lives as long as the run.
+	kubeconfig := filepath.Join(workDir, "kubeconfig")
+	if err := copyFile(cp.KubeconfigPath, kubeconfig); err != nil {
+		return nil, err
+	}
+	mgr, err := harness.ManagerConfig{
+		Binary:     mgrBin,
+		Kubeconfig: kubeconfig,
+		LogPath:    filepath.Join(workDir, "manager.log"),
+	}.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		// After Ctrl-C in a terminal the manager got the SIGINT too, and SIGTERM on top of it makes it
+		// exit 1: nothing to report then.
+		if err := mgr.Stop(); err != nil && ctx.Err() == nil {
+			logf("stopping the manager: %v", err)
+		}
+	}()
+
+	// ---- Phase 1: unrelated Secrets -------------------------------------------------------------
+	if o.unrelated > 0 {
+		if err := phase1(ctx, c, mgr, o, res); err != nil {
+			return nil, err
+		}
+	}
+
+	// ---- Phase 2: N apps -----------------------------------------------------------------------
+	if err := sim.ResetStats(); err != nil {
+		return nil, err
+	}
+	if err := phase2(ctx, c, sim, mgr, o, keys, secrets, res); err != nil {
+		return nil, err
+	}
+
+	// ---- Phase 2b: M2M sessions ------------------------------------------------------------------
+	if o.sessions > 0 {
+		if err := phase2b(ctx, c, sim, mgr, o, users, passwords, res); err != nil {
+			return nil, err
+		}
+	}
+
+	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
+	if o.clouds > 0 {
+		if err := phase2c(ctx, c, sim, mgr, o, res); err != nil {
+			return nil, err
+		}
+	}
+
+	// ---- Phase 3: restart ----------------------------------------------------------------------
+	if err := phase3(ctx, c, sim, mgr, o, res); err != nil {
+		return nil, err
+	}
+	res.evaluate()
+	return res, nil
+}

@@ -38,7 +38,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if !ok || !strings.HasPrefix(base, "http://127.0.0.1:") || strings.HasSuffix(base, ":0") {
 		t.Fatalf("address line %q", line)
 	}
-	go io.Copy(io.Discard, pr) // nothing else is expected on stdout
+	go func() { _, _ = io.Copy(io.Discard, pr) }() // nothing else is expected on stdout
 
 	for _, cred := range [][2]string{{"k", "s"}, {"file-app", "file:secret"}} {
 		req, _ := http.NewRequest("POST", base+"/api/ts/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))

@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -124,13 +125,23 @@ func (w *Writer) desired(owner client.Object, current *corev1.Secret, name strin
 	return s, controllerutil.SetControllerReference(owner, s, w.Scheme)
 }
 
-// prepare makes current ready for the apply with one JSON patch, conditional on its resourceVersion:
+// prepare makes current ready for the apply with one JSON patch, conditional on its resourceVersion
+// (the patch carries it, and a migration is computed from a fresh read of that same version):
 // the fields the operator's Update writes own are handed to its apply (migrate), and the data keys the
 // apply cannot remove (someone else's, or written by Update) are removed.
 func (w *Writer) prepare(ctx context.Context, current *corev1.Secret, migrate bool, strays []string) (*corev1.Secret, error) {
 	var ops []map[string]any
 	if migrate {
-		upgraded := current.DeepCopy()
+		// The whole managedFields are replaced, so they are read past the cache, which keeps only the
+		// operator's entries: the others' must survive.
+		upgraded := &corev1.Secret{}
+		if err := w.Reader.Get(ctx, client.ObjectKeyFromObject(current), upgraded); err != nil {
+			return nil, err
+		}
+		if upgraded.ResourceVersion != current.ResourceVersion {
+			return nil, apierrors.NewConflict(corev1.Resource("secrets"), current.Name,
+				errors.New("the Secret changed since it was read"))
+		}
 		if err := csaupgrade.UpgradeManagedFields(upgraded, sets.New(FieldOwner, legacyFieldManager()), FieldOwner); err != nil {
 			return nil, err
 		}

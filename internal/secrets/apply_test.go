@@ -207,3 +207,49 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// The Secret the controllers pass in comes from the manager's cache, which keeps only the operator's
+// managedFields entries (KeepOwnManagedFields). Migrating such a Secret must not drop the other
+// managers' entries on the server, nor their labels.
+func TestMigrationFromACachedCopyKeepsOthersOwnership(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := t.Context()
+	old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "target",
+		Labels: with(managed, "team", "a", "tier", "1")},
+		Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"token": []byte("t0")}}
+	if err := controllerutil.SetControllerReference(f.owner, old, apiScheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.Create(ctx, old); err != nil { // as the Writer did before it applied
+		t.Fatal(err)
+	}
+	s := f.get("target")
+	s.Labels["backup"] = "yes"
+	if err := f.c.Update(ctx, s, client.FieldOwner("someone-else")); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := KeepOwnManagedFields(f.get("target"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.w.Apply(ctx, f.owner, cached.(*corev1.Secret), "target", tmpl(map[string]string{"team": "a"}, nil), old.Data); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get("target")
+	wantMeta(t, "labels", got.Labels, with(managed, "team", "a", "backup", "yes"))
+	found := false
+	for _, mf := range got.ManagedFields {
+		found = found || mf.Manager == "someone-else"
+	}
+	if !found {
+		t.Errorf("the migration dropped another manager's managedFields entry: %v", managers(got))
+	}
+}
+
+func managers(s *corev1.Secret) []string {
+	var out []string
+	for _, mf := range s.ManagedFields {
+		out = append(out, mf.Manager+"/"+string(mf.Operation))
+	}
+	return out
+}

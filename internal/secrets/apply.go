@@ -40,7 +40,7 @@ const FieldOwner = "thingspace-operator"
 // handed to FieldOwner first (client-go's csaupgrade), so the template keys it wrote can go as well.
 func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, bool, error) {
 	if current == nil {
-		s, err := w.desired(owner, nil, name, ch)
+		s, err := w.desired(owner, nil, ownership{}, name, ch)
 		if err != nil {
 			return nil, false, err
 		}
@@ -62,7 +62,7 @@ func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1
 		return nil, false, err
 	}
 	own := ownershipOf(current)
-	desired, err := w.desired(owner, current, name, ch)
+	desired, err := w.desired(owner, current, own, name, ch)
 	if err != nil {
 		return nil, false, err
 	}
@@ -90,7 +90,8 @@ func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1
 }
 
 // desired is the Secret as the operator applies it: only the fields it owns.
-func (w *Writer) desired(owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, error) {
+// own is what current's managedFields say the operator wrote.
+func (w *Writer) desired(owner client.Object, current *corev1.Secret, own ownership, name string, ch Change) (*corev1.Secret, error) {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: owner.GetNamespace(), Name: name}, Type: corev1.SecretTypeOpaque}
 	labels := map[string]string{}
 	annotations := map[string]string{}
@@ -103,7 +104,6 @@ func (w *Writer) desired(owner client.Object, current *corev1.Secret, name strin
 		if current.Type != "" { // immutable: applying another would fail
 			s.Type = current.Type
 		}
-		own := ownershipOf(current)
 		for k, v := range current.Annotations {
 			if strings.HasPrefix(k, v1alpha1.ReservedPrefix) && own.keepsBookkeeping(k) {
 				annotations[k] = v

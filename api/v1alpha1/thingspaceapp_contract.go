@@ -16,6 +16,11 @@ const (
 	// EventRevokedByOtherHolder: another object holding the same token revoked it (its refresh request
 	// or renewBefore rotation); this one took the new token.
 	EventRevokedByOtherHolder = "RevokedByOtherHolder"
+	// EventLifetimeCapped: the upstream announced a lifetime longer than the documented maximum the
+	// operator believes (a day); the token is renewed as if it had that one.
+	EventLifetimeCapped = "LifetimeCapped"
+	// EventLifetimeAssumed: the upstream announced no lifetime; a short one is assumed.
+	EventLifetimeAssumed = "LifetimeAssumed"
 )
 
 // ProvenanceAnnotation, on a ThingSpaceApp's Secret, records which endpoint, key and secret issued the

@@ -22,6 +22,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // Data keys of the Secret a ThingSpaceApp writes. Workloads mount them as files.
@@ -171,8 +172,12 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	}
 	if revoked && rev.By != s.who && res.Token.AccessToken != held.AccessToken {
 		// Another holder's revoke ended our token: say so here too (issue 8 scenario 9).
+		by := "ThingSpaceApp " + rev.By.Name
+		if rev.By.Namespace != app.Namespace {
+			by = "a ThingSpaceApp in another namespace" // never name objects of other namespaces
+		}
 		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevokedByOtherHolder, "RevokeToken",
-			"ThingSpaceApp %s revoked the token this app shared (%s); took the new one", rev.By, rev.Why)
+			"%s revoked the token this app shared (%s); took the new one", by, rev.Why)
 	}
 	return r.refreshed(ctx, s, res, d.Step == policy.AppWait)
 }
@@ -220,6 +225,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "WriteSecret",
 			"Wrote a new token to Secret %s, valid until %s", s.app.Spec.SecretName, tok.ExpiresAt.UTC().Format(time.RFC3339))
 		log.FromContext(ctx).Info("Token written", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "expiresAt", tok.ExpiresAt.UTC())
+		r.warnLifetime(s, tok)
 	}
 	st.ExpiresAt = timePtr(tok.ExpiresAt)
 	st.RenewalTime = timePtr(pub.Next)
@@ -230,6 +236,18 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 	st.RejectedCredentialsVersion = ""
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds a token valid until "+tok.ExpiresAt.UTC().Format(time.RFC3339))
 	return requeueAt(s.now, pub.Next), nil
+}
+
+// warnLifetime says when the token's lifetime is not what the upstream announced (issue 8 scenario 18).
+func (r *ThingSpaceAppReconciler) warnLifetime(s *appState, tok tokenbroker.Token) {
+	switch {
+	case tok.LifetimeCapped:
+		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeCapped, "WriteSecret",
+			"The upstream announced a token lifetime over %s; renewing as if it were %s", oauth.MaxExpiresIn, oauth.MaxExpiresIn)
+	case tok.LifetimeAssumed:
+		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeAssumed, "WriteSecret",
+			"The upstream announced no token lifetime; assuming %s", oauth.AssumedExpiresIn)
+	}
 }
 
 // refreshFailed records an upstream failure and decides (policy.AppFailed) between waiting for a change

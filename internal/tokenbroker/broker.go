@@ -59,6 +59,9 @@ type Token struct {
 	TokenType   string
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
+	// LifetimeAssumed and LifetimeCapped say the upstream's expires_in was missing or beyond the
+	// believed maximum (see thingspace.Token); the holders warn about it.
+	LifetimeAssumed, LifetimeCapped bool
 }
 
 // Result is the outcome of a call that may have gone upstream.
@@ -297,6 +300,9 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		TokenType:   resp.TokenType,
 		IssuedAt:    received.Truncate(renewal.Precision),
 		ExpiresAt:   renewal.Expiry(received, resp.ExpiresIn),
+
+		LifetimeAssumed: resp.LifetimeAssumed,
+		LifetimeCapped:  resp.LifetimeCapped,
 	}
 	res := Result{Token: tok, Called: true}
 	if e.tok != nil && e.tok.AccessToken == tok.AccessToken {

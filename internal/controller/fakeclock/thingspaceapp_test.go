@@ -255,15 +255,23 @@ type gatedSim struct {
 	f    *fixture
 	mu   sync.Mutex
 	fail map[string]int
+	// body, when set for a path, is answered with 200 instead.
+	body map[string]string
 	url  string
 }
 
 func (f *fixture) gated() *gatedSim {
-	g := &gatedSim{f: f, fail: map[string]int{}}
+	g := &gatedSim{f: f, fail: map[string]int{}, body: map[string]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		st, ok := g.fail[r.URL.Path]
+		body, answer := g.body[r.URL.Path]
 		g.mu.Unlock()
+		if answer {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(body))
+			return
+		}
 		if ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(st)
@@ -326,6 +334,33 @@ func TestScenario10RevokeRefusalIsNotATerminalStop(t *testing.T) {
 			if a := f.tsApp("a"); a.Status.RejectedCredentialsVersion != "" {
 				t.Fatalf("credentials marked rejected: %+v", a.Status)
 			}
+		})
+	}
+}
+
+// Issue 8 scenario 18: an expires_in of 68 years is capped (upstream/oauth) and the app says so in a
+// Warning event; a missing one is assumed short, and said so too.
+func TestScenario18UnusualLifetimesAreWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		name, expiresIn, reason string
+		max                     time.Duration
+	}{
+		{"capped", `,"expires_in":2147483647`, v1alpha1.EventLifetimeCapped, 24 * time.Hour},
+		{"assumed", ``, v1alpha1.EventLifetimeAssumed, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, simulator.Config{TokenLifetime: time.Hour})
+			g := f.gated()
+			g.mu.Lock()
+			g.body["/api/ts/v1/oauth2/token"] = `{"access_token":"odd-token","token_type":"Bearer"` + tc.expiresIn + `}`
+			g.mu.Unlock()
+			f.appCreds()
+			f.app("a", "creds", func(a *v1alpha1.ThingSpaceApp) { a.Spec.Endpoint = g.url })
+			f.waitCondition("a", &v1alpha1.ThingSpaceApp{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
+			if st := f.tsApp("a").Status; st.ExpiresAt == nil || st.ExpiresAt.After(f.clk.Now().Add(tc.max)) {
+				t.Fatalf("expiresAt %v", st.ExpiresAt)
+			}
+			f.eventually("a "+tc.reason+" warning", 10*time.Second, func() bool { return f.events("a", tc.reason) > 0 })
 		})
 	}
 }

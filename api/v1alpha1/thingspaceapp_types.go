@@ -59,7 +59,8 @@ type ThingSpaceAppSpec struct {
 	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
 
 	// revokeOnDelete revokes the current token when the ThingSpaceApp is deleted. The revoke ends the
-	// token for every holder of the app key.
+	// token for every holder of the app key, so it is skipped (with a RevokeSkipped event) while another
+	// ThingSpaceApp or M2MSession still holds the token.
 	// +kubebuilder:default=false
 	// +optional
 	RevokeOnDelete bool `json:"revokeOnDelete,omitempty"`

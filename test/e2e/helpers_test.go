@@ -86,12 +86,17 @@ func cleanUp(ctx context.Context, t *testing.T, kind string, obj client.Object, 
 	}
 }
 
-// newSim starts a simulator of t's own with the given token lifetime and apps ("key:secret"); its
+// newSim starts a simulator of t's own with the given token lifetime and apps ("key:secret"; an entry
+// starting with "--" is a flag instead); its
 // counts are t's alone. Start it before newNamespace, so that the apps are gone before it stops.
 func newSim(t *testing.T, tokenLifetime string, apps ...string) *harness.Sim {
 	t.Helper()
 	args := []string{"--token-lifetime", tokenLifetime}
 	for _, a := range apps {
+		if strings.HasPrefix(a, "--") { // a flag, not an app
+			args = append(args, a)
+			continue
+		}
 		key, secret, _ := strings.Cut(a, ":")
 		sensitive.AddCredentials(key, secret)
 		args = append(args, "--app", a)

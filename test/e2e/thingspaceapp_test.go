@@ -395,3 +395,52 @@ func TestSecretConflict(t *testing.T) {
 	waitCondition(t, ns, "app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
 	readToken(t, ns, "token")
 }
+
+// TestSameTokenAtExpiry (issue 8 scenario 12): a gateway that, at the end of a token's life, answers
+// with the same token and expires_in 0 (the simulator's --token-expiry-grace) gets asked again shortly:
+// no RefreshFailed warning, no Ready=False, and the new token once the platform lets the old one go.
+func TestSameTokenAtExpiry(t *testing.T) {
+	t.Parallel()
+	const key = "same-token-key"
+	secret := "same-token-" + randHex(12)
+	grace := 2 * time.Second
+	sim := newSim(t, lifetime.String(), key+":"+secret, "--token-expiry-grace="+grace.String())
+	ns := newNamespace(t)
+	createCredentials(t, ns, "creds", key, secret)
+	createApp(t, harness.NewApp(ns, "app", sim.URL, "creds", "token"))
+	waitReady(t, ns, "app")
+	first, exp := readToken(t, ns, "token")
+	sensitive.Add("a token", first)
+
+	deadline := exp.Add(grace + 3*time.Second)
+	for {
+		app := getApp(t, ns, "app")
+		if ready, reason := harness.Ready(app); !ready {
+			t.Fatalf("Ready=False (%s) around the same-token answers: %s", reason, describe(app))
+		}
+		if tok, _ := readToken(t, ns, "token"); tok != first {
+			sensitive.Add("a token", tok)
+			if early := exp.Add(grace - time.Second); time.Now().Before(early) {
+				t.Fatalf("a new token before the grace ended: the same-token path was not exercised")
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new token %v after the grace; %v", grace+3*time.Second, stats(t, sim))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	list := &corev1.EventList{}
+	if err := k8s.List(t.Context(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if e.Reason == v1alpha1.EventRefreshFailed {
+			t.Errorf("a RefreshFailed event for an expires_in 0 answer: %s", e.Message)
+		}
+	}
+	// One call at expiry, one a second later (still in the grace), one after it; a little slack.
+	if n := calls(t, sim, harness.RouteToken, 0); n > 6 {
+		t.Errorf("%d token requests around one expiry: %v", n, stats(t, sim))
+	}
+}

@@ -87,8 +87,8 @@ func cleanUp(ctx context.Context, t *testing.T, kind string, obj client.Object, 
 }
 
 // newSim starts a simulator of t's own with the given token lifetime and apps ("key:secret"; an entry
-// starting with "--" is a flag instead); its
-// counts are t's alone. Start it before newNamespace, so that the apps are gone before it stops.
+// starting with "--" is a flag instead); its counts are t's alone. Start it before newNamespace, so
+// that the apps are gone before it stops.
 func newSim(t *testing.T, tokenLifetime string, apps ...string) *harness.Sim {
 	t.Helper()
 	args := []string{"--token-lifetime", tokenLifetime}

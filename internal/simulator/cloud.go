@@ -147,6 +147,7 @@ type cloud struct {
 	access      map[string]*cloudAccess
 	counts      CloudStats // LiveRefreshTokens unused: computed on demand
 	lastSweep   time.Time
+	quirks      cloudQuirks
 }
 
 func newCloud(clk clock.PassiveClock, respondLate func(http.ResponseWriter, *http.Request, time.Duration, http.HandlerFunc), cfg Config) *cloud {
@@ -299,7 +300,7 @@ func (c *cloud) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID, ok := c.authenticate(w, r)
-	if !ok {
+	if !ok || c.injectedFailure(w) {
 		return
 	}
 	form := r.PostForm
@@ -334,8 +335,7 @@ func (c *cloud) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_grant", failed)
 		return
 	}
-	noStore(w)
-	writeJSON(w, http.StatusOK, tokens)
+	c.writeTokens(w, tokens)
 }
 
 // authenticate accepts Basic client credentials or client_id and

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/credops/thingspace-operator/internal/upstream"
 	"github.com/credops/thingspace-operator/internal/upstream/oauth"
@@ -46,9 +47,11 @@ func (c *Client) AuthorizeURL(clientID, redirectURI, state, deviceID string) str
 // with. A code works once: after any answer, and after an Unanswered error, start a new
 // authorization rather than sending it again.
 //
-// The response must carry an access token, its lifetime and a refresh token; without them it is
-// malformed (Transient, with the 2xx status), and the code is spent. See the package
-// documentation for the errors.
+// The response must carry an access token and a refresh token; without them it is malformed
+// (Transient, with the 2xx status), and the code is spent. A missing lifetime is assumed, an
+// absurd one capped (Tokens.LifetimeAssumed, LifetimeCapped). A malformed 2xx that still carries a
+// usable refresh_token returns it in Tokens.RefreshToken alongside the error (and nothing else):
+// store it, it is the grant. See the package documentation for the errors.
 func (c *Client) Exchange(ctx context.Context, creds Credentials, code, redirectURI string) (Tokens, error) {
 	if err := checkGrantArgs(EndpointCodeExchange, creds, "authorization code", code); err != nil {
 		return Tokens{}, err
@@ -65,9 +68,12 @@ func (c *Client) Exchange(ctx context.Context, creds Credentials, code, redirect
 // store it before using the new access token, and never run two refreshes of one token at once.
 // A response without refresh_token leaves Tokens.RefreshToken empty: keep the old one.
 //
-// A response without a usable access_token or expires_in is malformed (Transient, with the 2xx
-// status): Verizon accepted the refresh, so the old refresh token has probably been rotated. See
-// the package documentation for the errors, Unanswered and NeedsReauthorization above all.
+// A response without a usable access_token is malformed (Transient, with the 2xx status):
+// Verizon accepted the refresh, so the old refresh token has probably been rotated. When such a
+// response carries a usable refresh_token, Tokens.RefreshToken holds it alongside the error (and
+// nothing else): store it, the old one is spent (issue 8 scenario 7). A missing expires_in is
+// not malformed: the lifetime is assumed (Tokens.LifetimeAssumed). See the package documentation
+// for the errors, Unanswered and NeedsReauthorization above all.
 func (c *Client) Refresh(ctx context.Context, creds Credentials, refreshToken string) (Tokens, error) {
 	if err := checkGrantArgs(EndpointRefresh, creds, "refresh token", refreshToken); err != nil {
 		return Tokens{}, err
@@ -117,15 +123,20 @@ func (c *Client) token(ctx context.Context, endpoint string, creds Credentials, 
 	if err != nil {
 		return Tokens{}, err
 	}
-	tr, err := oauth.ParseTokenResponse(API, endpoint, resp)
-	if err != nil {
-		return Tokens{}, err
-	}
 	var rt struct {
 		RefreshToken *string `json:"refresh_token"`
 	}
-	if err := json.Unmarshal(resp.Body, &rt); err != nil {
-		return Tokens{}, upstream.Malformed(API, endpoint, resp.Status, "refresh_token is not a string", err)
+	rtErr := json.Unmarshal(resp.Body, &rt)
+	tr, err := oauth.ParseTokenResponse(API, endpoint, resp)
+	if err != nil {
+		// Verizon accepted the grant: a usable refresh token in the answer is the only live one left.
+		if rtErr == nil && rt.RefreshToken != nil && oauth.IsVSChars(*rt.RefreshToken) {
+			return Tokens{RefreshToken: *rt.RefreshToken}, err
+		}
+		return Tokens{}, err
+	}
+	if rtErr != nil {
+		return Tokens{}, upstream.Malformed(API, endpoint, resp.Status, "refresh_token is not a string", rtErr)
 	}
 	t := Tokens{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresIn: tr.ExpiresIn,
 		LifetimeAssumed: tr.LifetimeAssumed, LifetimeCapped: tr.LifetimeCapped}
@@ -180,12 +191,17 @@ func NeedsReauthorization(err error) bool {
 }
 
 // ClientRejected reports whether the token endpoint refused the app's client key or secret
-// (invalid_client, unauthorized_client). Retrying cannot help until they change; the refresh
-// token was not looked at.
+// (invalid_client): retrying cannot help until they change; the refresh token was not looked at.
+// Nothing else is this unambiguous (issue 8 scenario 10): unauthorized_client, a 403 without a
+// code and other 4xx may be a gateway's or a policy's passing answer, and are retried with backoff.
 func ClientRejected(err error) bool {
 	e, ok := tokenErrorOf(err)
-	return ok && (e.Code == "invalid_client" || e.Code == "unauthorized_client")
+	return ok && e.Code == "invalid_client"
 }
+
+// RefreshTokenLifetime is how long Verizon keeps a refresh token that is not used: 14 days from its
+// issue. A CloudAuthorization refreshes well before (spec.refreshTokenKeepAlive).
+const RefreshTokenLifetime = 14 * 24 * time.Hour
 
 // Unanswered reports whether a call of this package was written out in full to the connection
 // and then got no complete answer (a timeout, a reset, the connection closed; see

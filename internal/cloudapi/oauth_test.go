@@ -157,6 +157,12 @@ func TestMissingRefreshToken(t *testing.T) {
 	}
 }
 
+// partialRefresh is the refresh token a malformed 2xx of TestMalformed200IsTransient hands back.
+var partialRefresh = map[string]string{
+	"access_token missing": "r", "access_token empty": "r", "access_token not a string": "r",
+	"access_token with space": "r", "access_token with CRLF": "r", "expires_in negative": "r", "expires_in text": "r",
+}
+
 func TestMalformed200IsTransient(t *testing.T) {
 	bodies := map[string]string{
 		"empty":                      ``,
@@ -186,8 +192,9 @@ func TestMalformed200IsTransient(t *testing.T) {
 				if !strings.Contains(err.Error(), "malformed response") {
 					t.Errorf("message %q", err)
 				}
-				if tok != (Tokens{}) {
-					t.Error("partial tokens returned with an error")
+				// Issue 8 scenario 7: a usable refresh token comes back alone; nothing else ever does.
+				if want := partialRefresh[name]; tok != (Tokens{RefreshToken: want}) {
+					t.Errorf("tokens returned with the error: %v (refresh token %q, want %q)", tok, tok.RefreshToken, want)
 				}
 				if NeedsReauthorization(err) || ClientRejected(err) || Unanswered(err) {
 					t.Error("a malformed 200 is none of NeedsReauthorization, ClientRejected, Unanswered")
@@ -216,8 +223,8 @@ var tokenErrorCases = []struct {
 	{name: "401 unknown code dropped", status: 401, body: `{"error":"token_revoked"}`, kind: upstream.Rejected, reauth: true},
 	{name: "401 invalid_client", status: 401, body: `{"error":"invalid_client"}`, kind: upstream.Rejected, code: "invalid_client", client: true},
 	{name: "400 invalid_client", status: 400, body: `{"error":"invalid_client"}`, kind: upstream.Rejected, code: "invalid_client", client: true},
-	{name: "400 unauthorized_client", status: 400, body: `{"error":"unauthorized_client"}`, kind: upstream.Rejected, code: "unauthorized_client", client: true},
-	{name: "403 unauthorized_client", status: 403, body: `{"error":"unauthorized_client"}`, kind: upstream.Rejected, code: "unauthorized_client", client: true},
+	{name: "400 unauthorized_client", status: 400, body: `{"error":"unauthorized_client"}`, kind: upstream.Rejected, code: "unauthorized_client"}, // issue 8 scenario 10: not unambiguous enough to stop
+	{name: "403 unauthorized_client", status: 403, body: `{"error":"unauthorized_client"}`, kind: upstream.Rejected, code: "unauthorized_client"},
 	{name: "403 without a code", status: 403, kind: upstream.Rejected},
 	{name: "401 invalid_request", status: 401, body: `{"error":"invalid_request"}`, kind: upstream.Rejected, code: "invalid_request"},
 	{name: "400 invalid_request", status: 400, body: `{"error":"invalid_request"}`, kind: upstream.Invalid, code: "invalid_request"},

@@ -139,7 +139,7 @@ func TestIssue8Scenario7UnusableAccessTokenKeepsTheRotatedRefreshToken(t *testin
 		u = f.waitURL("music", "")
 	}
 	f.sim.SetCloudTokenShape(simulator.CloudShapeBadAccessToken)
-	loc := consent(t, u)
+	loc := browserConsent(t, u)
 	land(t, loc)
 	f.sim.SetCloudTokenShape(simulator.CloudShapeNormal)
 	f.waitCloud("music", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)

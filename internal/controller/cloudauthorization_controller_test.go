@@ -99,8 +99,8 @@ var noFollow = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// consent plays the browser at the authorization URL and returns where Verizon sends it back to.
-func consent(t *testing.T, authURL string) string {
+// browserConsent plays the browser at the authorization URL and returns where Verizon sends it back to.
+func browserConsent(t *testing.T, authURL string) string {
 	t.Helper()
 	resp, err := noFollow.Get(authURL)
 	must(t, err)
@@ -142,7 +142,7 @@ func (f *fixture) authorizeCloud(name string) *v1alpha1.CloudAuthorization {
 	if u == "" {
 		u = f.waitURL(name, "")
 	}
-	if status, page := land(f.t, consent(f.t, u)); status != http.StatusOK || !strings.Contains(page, "complete") {
+	if status, page := land(f.t, browserConsent(f.t, u)); status != http.StatusOK || !strings.Contains(page, "complete") {
 		f.t.Fatalf("callback answered %d: %s", status, page)
 	}
 	return f.waitCloud(name, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
@@ -165,7 +165,7 @@ func TestCloudConsentWritesTokensAndStateIsSingleUse(t *testing.T) {
 		t.Fatalf("Ready before consent: %+v", c)
 	}
 
-	back := consent(t, au.String())
+	back := browserConsent(t, au.String())
 	status, page := land(t, back)
 	if status != http.StatusOK || !strings.Contains(page, "complete") {
 		t.Fatalf("callback answered %d: %s", status, page)
@@ -204,7 +204,9 @@ func TestCloudForgedStateIsRefusedWithoutExchange(t *testing.T) {
 	f := newCloudFixture(t, time.Hour)
 	f.credentials("creds", f.key, f.secret)
 	f.cloudAuth("photos")
-	real := stateOf(f.waitURL("photos", ""))
+	au, err := url.Parse(f.waitURL("photos", ""))
+	must(t, err)
+	real := au.Query().Get("state")
 	forged := []string{
 		"",
 		"not-a-state",
@@ -236,7 +238,7 @@ func TestCloudAccessDeniedOffersANewURL(t *testing.T) {
 	f.cloudAuth("photos")
 	first := f.waitURL("photos", "")
 	f.sim.SetCloudDenyConsent(true)
-	back := consent(t, first)
+	back := browserConsent(t, first)
 	if !strings.Contains(back, "error=access_denied") {
 		t.Fatalf("simulator did not deny: %s", back)
 	}
@@ -249,7 +251,7 @@ func TestCloudAccessDeniedOffersANewURL(t *testing.T) {
 	}
 	// The new URL works.
 	f.sim.SetCloudDenyConsent(false)
-	if status, _ := land(t, consent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
+	if status, _ := land(t, browserConsent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
 		t.Fatalf("consent after denial answered %d", status)
 	}
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
@@ -260,7 +262,7 @@ func TestCloudExpiredStateIsReplaced(t *testing.T) {
 	f.credentials("creds", f.key, f.secret)
 	f.cloudAuth("photos")
 	first := f.waitURL("photos", "")
-	back := consent(t, first)
+	back := browserConsent(t, first)
 	second := f.waitURL("photos", first) // the suite's state TTL is 3s
 	if status, _ := land(t, back); status != http.StatusBadRequest {
 		t.Fatalf("expired state answered %d", status)
@@ -268,7 +270,7 @@ func TestCloudExpiredStateIsReplaced(t *testing.T) {
 	if got := f.sim.CloudStats(); got.CodeExchanges != 0 {
 		t.Fatalf("an expired state was exchanged: %+v", got)
 	}
-	if status, _ := land(t, consent(t, second)); status != http.StatusOK {
+	if status, _ := land(t, browserConsent(t, second)); status != http.StatusOK {
 		t.Fatalf("current state answered %d", status)
 	}
 }
@@ -373,7 +375,7 @@ func TestCloudRefreshRequestAndRevokedGrant(t *testing.T) {
 		t.Fatalf("a refused refresh token was retried: %d invalid grants, then %d", grants, got)
 	}
 	// Consent again and all is well.
-	if status, _ := land(t, consent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
+	if status, _ := land(t, browserConsent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
 		t.Fatalf("re-consent answered %d", status)
 	}
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
@@ -406,7 +408,7 @@ func TestCloudBootstrapFromAnExistingRefreshToken(t *testing.T) {
 func sdkRefreshToken(t *testing.T, f *fixture, callback string) string {
 	t.Helper()
 	q := url.Values{"client_id": {f.key}, "redirect_uri": {callback}, "response_type": {"code"}, "state": {"x"}}
-	back, err := url.Parse(consent(t, f.url+"/cloud/1/oauth2/authorize?"+q.Encode()))
+	back, err := url.Parse(browserConsent(t, f.url+"/cloud/1/oauth2/authorize?"+q.Encode()))
 	must(t, err)
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {callback}}
 	req, _ := http.NewRequest(http.MethodPost, f.url+"/cloud/1/oauth2/token", strings.NewReader(form.Encode()))

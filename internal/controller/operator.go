@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"math/rand/v2"
 	"net"
 	"time"
@@ -15,8 +16,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/callback"
+	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/memo"
+	"github.com/credops/thingspace-operator/internal/refreshes"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
@@ -41,7 +45,7 @@ type Options struct {
 	CallbackBindAddress string
 	// CallbackListener, when set, serves the callback instead of CallbackBindAddress (tests).
 	CallbackListener net.Listener
-	// StateTTL bounds how long an authorization URL is accepted; zero means DefaultStateTTL.
+	// StateTTL bounds how long an authorization URL is accepted; zero means consent.DefaultTTL.
 	StateTTL time.Duration
 	// InFlight registers the persist-critical upstream calls (password reset, refresh-token rotation,
 	// code exchange); the process drains it before exiting. Nil means a tracker of Setup's own.
@@ -51,6 +55,9 @@ type Options struct {
 	// OnReconciled, when set, sees every reconcile's outcome, named by the reconciler's type (tests).
 	OnReconciled func(controller string, req reconcile.Request, res reconcile.Result, err error)
 }
+
+// DefaultStateTTL is consent.DefaultTTL, the default of --oauth-state-ttl.
+const DefaultStateTTL = consent.DefaultTTL
 
 // CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
 // writes are cached in full, so the cluster's other Secrets cost nothing (credentials Secrets are
@@ -125,38 +132,59 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 
-	if o.StateTTL <= 0 {
-		o.StateTTL = DefaultStateTTL
-	}
 	timeout := o.UpstreamTimeout
 	if timeout <= 0 {
 		timeout = upstream.DefaultTimeout
 	}
-	consent := &Consent{TTL: o.StateTTL}
+	states := &consent.Store{TTL: o.StateTTL}
 	clouds := &CloudAuthorizationReconciler{
 		Deps:    deps,
-		Consent: consent,
+		Consent: states,
 		// A refresh this long after its marker was written has either been stored or was interrupted.
 		InFlightBound: timeout + 5*time.Second,
-		unstored:      newUnstoredTokens(),
+		Refreshes:     refreshes.New(),
 	}
 	if err := clouds.SetupWithManager(mgr, wiring); err != nil {
+		return err
+	}
+	// Shutdown begins with the runnables that need no leader; from then on no persist-critical call
+	// starts (issue 8 scenario 18), while those in flight finish and are waited for by main.
+	if err := mgr.Add(shutdownGate{o.InFlight}); err != nil {
 		return err
 	}
 	if o.CallbackListener == nil && (o.CallbackBindAddress == "" || o.CallbackBindAddress == "0") {
 		return nil
 	}
-	return mgr.Add(&CallbackServer{
+	return mgr.Add(&callback.Server{
 		Listener: o.CallbackListener,
 		Addr:     o.CallbackBindAddress,
-		Handler: NewCallbackHandler(CallbackHandler{
+		Handler: callback.NewHandler(callback.Handler{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
-			Secrets:   writer,
-			Endpoints: endpoints,
-			Consent:   consent,
+			Backend:   cloudBackend{deps: &clouds.Deps},
+			Consent:   states,
 			Clock:     o.Clock,
 			Recorder:  recorder,
+			InFlight:  o.InFlight,
 		}),
 	})
+}
+
+// shutdownGate marks the in-flight tracker draining as soon as the manager begins to stop.
+// controller-runtime stops the runnables that need no leader first and the reconcilers only after
+// them, out of one graceful budget; without the gate a reconciler could start a refresh while the
+// rest of the manager is already going away.
+type shutdownGate struct{ tracker *inflight.Tracker }
+
+// NeedLeaderElection is false: the gate must run, and fire, on every replica.
+func (shutdownGate) NeedLeaderElection() bool { return false }
+
+// Start waits for the manager to stop, then refuses new persist-critical calls. It does not wait
+// for the registered ones (main does): Drain with an ended context only marks the tracker.
+func (g shutdownGate) Start(ctx context.Context) error {
+	<-ctx.Done()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	g.tracker.Drain(done)
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/consent"
 )
 
 // Field indexes over the custom resources: which objects reference a Secret by name.
@@ -215,9 +216,9 @@ func indexFields[T client.Object](idx client.FieldIndexer, obj T, fields map[str
 // states by.
 func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.CloudAuthorization{}, map[string]func(*v1alpha1.CloudAuthorization) string{
-		indexCredentialsSecret:  func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
-		indexTargetSecret:       func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
-		indexAuthorizationState: func(c *v1alpha1.CloudAuthorization) string { return stateOf(c.Status.AuthorizationURL) },
+		indexCredentialsSecret: func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
+		indexTargetSecret:      func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
+		consent.IndexField:     consent.IndexValue,
 	}); err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
@@ -102,7 +103,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	callbackURL = "http://" + callbacks.Addr().String() + CallbackPath
+	callbackURL = "http://" + callbacks.Addr().String() + callback.Path
 	// A short backoff keeps failure tests fast; the maths itself is unit-tested in internal/renewal.
 	if err := Setup(mgr, Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 4, UpstreamTimeout: 5 * time.Second,
 		Backoff:          renewal.Backoff{Base: 300 * time.Millisecond, Cap: 2 * time.Second, Factor: 2, Jitter: 0.2},

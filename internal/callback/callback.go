@@ -1,0 +1,283 @@
+// Package callback serves the OAuth2 redirect a person's browser lands on after consenting to a
+// CloudAuthorization (GET /oauth2/callback): it accepts only a state the operator issued, once and in
+// time (internal/consent), exchanges the code, has the tokens stored and answers the browser with a
+// short page, never with a token.
+//
+// It runs on every replica (the Service in front of the manager may route a browser to any of them):
+// objects are read past the cache and written conditionally, so two replicas, or a replayed request,
+// cannot both use one state. The code exchange is persist-critical (the code is spent once sent): it
+// registers with internal/inflight, runs past the request's cancellation, and is refused, before the
+// state is spent, once the process has begun shutting down.
+package callback
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/cloudapi"
+	"github.com/credops/thingspace-operator/internal/consent"
+	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/renewal"
+)
+
+// Path is where the manager receives the browser after consent.
+const Path = "/oauth2/callback"
+
+// Backend is what the handler needs from the CloudAuthorization side.
+type Backend interface {
+	// Upstream returns the Cloud client and the app credentials of ca; an error means neither is
+	// usable now (the reconciler reports why in status).
+	Upstream(ctx context.Context, ca *v1alpha1.CloudAuthorization) (*cloudapi.Client, cloudapi.Credentials, error)
+	// StoreGrant writes tokens obtained from a code into ca's Secret (a refresh token alone when the
+	// answer's access token was unusable) and returns the access token's expiry (zero: none stored).
+	StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time) (time.Time, error)
+	// DescribeStoreFailure describes a failed StoreGrant for a person, briefly.
+	DescribeStoreFailure(err error) string
+}
+
+// Handler serves GET Path.
+type Handler struct {
+	// Client finds objects by state in the cache (consent.IndexField) and writes status.
+	Client    client.Client
+	APIReader client.Reader
+	Backend   Backend
+	Consent   *consent.Store
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	// InFlight registers the code exchanges; nil: an untracked tracker of the handler's own.
+	InFlight *inflight.Tracker
+	// LookupWait bounds how long a state is looked for in the cache, which may lag a URL just written.
+	LookupWait time.Duration
+	// waiters bounds the requests looking for a state at once, so forged states cannot pile up.
+	waiters chan struct{}
+}
+
+// NewHandler returns a handler with its bounds set.
+func NewHandler(h Handler) *Handler {
+	if h.LookupWait <= 0 {
+		h.LookupWait = 2 * time.Second
+	}
+	if h.InFlight == nil {
+		h.InFlight = &inflight.Tracker{}
+	}
+	h.waiters = make(chan struct{}, 8)
+	return &h
+}
+
+var (
+	outcomeBadState = outcome{http.StatusBadRequest, "This authorization link is not valid",
+		"It is unknown, was already used, or has expired. Open the current authorizationURL from the CloudAuthorization's status."}
+	outcomeBusy = outcome{http.StatusServiceUnavailable, "Please try again",
+		"The operator could not handle this request right now; reload the page."}
+)
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != Path {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writePage(w, outcome{http.StatusMethodNotAllowed, "Method not allowed", "Use GET."})
+		return
+	}
+	writePage(w, h.handle(r.Context(), r.URL.Query()))
+}
+
+func (h *Handler) handle(ctx context.Context, q url.Values) outcome {
+	state := q.Get("state")
+	if !consent.WellFormed(state) {
+		return outcomeBadState
+	}
+	ca, err := h.find(ctx, state)
+	if err != nil || ca == nil {
+		return outcomeBadState
+	}
+	logger := log.FromContext(ctx).WithValues("cloudAuthorization", klog.KObj(ca))
+	cl, creds, err := h.Backend.Upstream(ctx, ca)
+	if err != nil {
+		return outcome{http.StatusInternalServerError, "Authorization failed", "The CloudAuthorization's endpoint or app credentials cannot be used; see its status."}
+	}
+
+	if code := q.Get("error"); code != "" {
+		reason, msg := v1alpha1.ReasonAuthorizationFailed, "Verizon answered the consent with an error"
+		if code == "access_denied" {
+			reason, msg = v1alpha1.ReasonAccessDenied, "The person refused consent (access_denied)"
+		}
+		if err := h.spend(ctx, ca, state, func(st *v1alpha1.CloudAuthorizationStatus, now time.Time) error {
+			fail(ca, st, now, reason, msg)
+			return h.Consent.Issue(st, cl, creds.Key, &ca.Spec, now)
+		}); err != nil {
+			return spendFailed(err)
+		}
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, reason, "Authorize", "%s; a new authorization URL is in status", msg)
+		logger.Info("Consent refused; a new authorization URL is in status", "reason", reason)
+		return outcome{http.StatusOK, "Access was not granted", "Nothing was stored. To try again, open the new authorizationURL from the CloudAuthorization's status."}
+	}
+
+	code := q.Get("code")
+	if code == "" {
+		return outcome{http.StatusBadRequest, "Authorization failed", "The request carries neither a code nor an error."}
+	}
+	// Registered before the state is spent: once shutdown has begun nothing is spent, and the person
+	// reloads against a replica (or a manager) that can finish.
+	end, ok := h.InFlight.Begin()
+	if !ok {
+		return outcomeBusy
+	}
+	defer end()
+	// The state is spent before the code is used: a replay, or a second replica, finds it gone.
+	if err := h.spend(ctx, ca, state, func(st *v1alpha1.CloudAuthorizationStatus, _ time.Time) error {
+		st.AuthorizationURL, st.AuthorizationURLExpiresAt = "", nil
+		return nil
+	}); err != nil {
+		return spendFailed(err)
+	}
+	// The code is single-use: once it is sent, the answer must be stored even if the browser goes away
+	// or the manager shuts down. The client bounds the request itself.
+	return h.exchange(context.WithoutCancel(ctx), ca, cl, creds, code)
+}
+
+// exchange trades the code and stores the answer; a 2xx carrying a refresh token is always stored.
+func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization, cl *cloudapi.Client, creds cloudapi.Credentials, code string) outcome {
+	logger := log.FromContext(ctx).WithValues("cloudAuthorization", klog.KObj(ca))
+	tokens, err := cl.Exchange(ctx, creds, code, ca.Spec.CallbackURL)
+	received := h.Clock.Now()
+	if err != nil && tokens.RefreshToken == "" {
+		reason := v1alpha1.ReasonCodeExchangeFailed
+		if cloudapi.ClientRejected(err) {
+			reason = v1alpha1.ReasonCredentialsRejected
+		}
+		h.retryAfterFailure(ctx, ca, cl, creds.Key, reason, "Exchanging the authorization code failed: "+err.Error())
+		logger.Info("Code exchange failed", "error", err.Error())
+		return outcome{http.StatusBadGateway, "Authorization failed", "Verizon did not accept the authorization. A new authorizationURL is in the CloudAuthorization's status."}
+	}
+	if err != nil {
+		// Issue 8 scenario 7: the answer's access token is unusable, its refresh token is the grant.
+		logger.Info("Code exchange answered without a usable access token; storing its refresh token", "error", err.Error())
+	}
+	expiresAt, serr := h.Backend.StoreGrant(ctx, ca, tokens, received)
+	if serr != nil {
+		why := h.Backend.DescribeStoreFailure(serr)
+		h.retryAfterFailure(ctx, ca, cl, creds.Key, v1alpha1.ReasonCodeExchangeFailed, "The tokens could not be stored: "+why)
+		logger.Info("Storing the tokens failed", "error", why)
+		return outcome{http.StatusInternalServerError, "Authorization failed", "The tokens could not be stored. A new authorizationURL is in the CloudAuthorization's status."}
+	}
+	h.warnLifetime(ca, tokens)
+	if expiresAt.IsZero() {
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, "Authorized", "Authorize",
+			"Consent received; the refresh token was written to Secret %s, an access token follows with the first refresh", ca.Spec.SecretName)
+	} else {
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, "Authorized", "Authorize",
+			"Consent received; tokens written to Secret %s, the access token is valid until %s", ca.Spec.SecretName, expiresAt.UTC().Format(time.RFC3339))
+	}
+	logger.Info("Consent received; tokens written", "secret", klog.KRef(ca.Namespace, ca.Spec.SecretName), "expiresAt", expiresAt.UTC())
+	return outcome{http.StatusOK, "Authorization complete", "The operator stored the tokens. You can close this window."}
+}
+
+// warnLifetime says when the stored lifetime is not the one Verizon announced.
+func (h *Handler) warnLifetime(ca *v1alpha1.CloudAuthorization, t cloudapi.Tokens) {
+	if t.LifetimeAssumed {
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeAssumed, "Authorize",
+			"The token answer had no expires_in; the access token is assumed to live %s", t.ExpiresIn)
+	}
+	if t.LifetimeCapped {
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeCapped, "Authorize",
+			"The token answer announced a lifetime beyond %s; it was capped", t.ExpiresIn)
+	}
+}
+
+// find returns the CloudAuthorization whose live URL carries state. The cache may not show a URL
+// written a moment ago, so a miss is retried briefly, by a bounded number of requests at once.
+func (h *Handler) find(ctx context.Context, state string) (*v1alpha1.CloudAuthorization, error) {
+	const step = 100 * time.Millisecond
+	waiting := false
+	defer func() {
+		if waiting {
+			<-h.waiters
+		}
+	}()
+	for tries := int(h.LookupWait / step); ; tries-- {
+		list := &v1alpha1.CloudAuthorizationList{}
+		if err := h.Client.List(ctx, list, client.MatchingFields{consent.IndexField: state}); err != nil {
+			return nil, err
+		}
+		if len(list.Items) == 1 {
+			return &list.Items[0], nil
+		}
+		if len(list.Items) > 1 || tries <= 0 {
+			return nil, nil
+		}
+		if !waiting {
+			select {
+			case h.waiters <- struct{}{}:
+				waiting = true
+			default:
+				return nil, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(step):
+		}
+	}
+}
+
+func (h *Handler) spend(ctx context.Context, ca *v1alpha1.CloudAuthorization, state string, change func(*v1alpha1.CloudAuthorizationStatus, time.Time) error) error {
+	return consent.Spend(ctx, h.Client, h.APIReader, h.Clock.Now, ca, state, change)
+}
+
+func spendFailed(err error) outcome {
+	if errors.Is(err, consent.ErrStateGone) {
+		return outcomeBadState
+	}
+	return outcomeBusy
+}
+
+// fail records a failed consent in st.
+func fail(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus, now time.Time, reason, msg string) {
+	msg += "; open the new status.authorizationURL to try again"
+	at := metav1.NewTime(renewal.Truncate(now))
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionAuthorized, Status: metav1.ConditionFalse,
+		Reason: reason, Message: msg, ObservedGeneration: ca.Generation, LastTransitionTime: at})
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+		Reason: reason, Message: "No refresh token: " + msg, ObservedGeneration: ca.Generation, LastTransitionTime: at})
+}
+
+// retryAfterFailure records a failure after the state was spent and offers a new URL. A write that
+// fails leaves the status without a URL, and the controller issues one.
+func (h *Handler) retryAfterFailure(ctx context.Context, ca *v1alpha1.CloudAuthorization, cl *cloudapi.Client, clientID, reason, msg string) {
+	for range 3 {
+		fresh := &v1alpha1.CloudAuthorization{}
+		if err := h.APIReader.Get(ctx, client.ObjectKeyFromObject(ca), fresh); err != nil || fresh.UID != ca.UID {
+			return
+		}
+		now := h.Clock.Now()
+		st := fresh.Status.DeepCopy()
+		fail(fresh, st, now, reason, msg)
+		if h.Consent.Issue(st, cl, clientID, &fresh.Spec, now) != nil {
+			return
+		}
+		if err := consent.PatchStatus(ctx, h.Client, fresh, st); !apierrors.IsConflict(err) {
+			if err == nil {
+				h.Recorder.Eventf(fresh, nil, corev1.EventTypeWarning, reason, "Authorize", "%s", msg)
+			}
+			return
+		}
+	}
+}

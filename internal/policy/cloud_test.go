@@ -17,7 +17,6 @@ import (
 
 var c0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func mt(t time.Time) *metav1.Time { v := metav1.NewTime(t); return &v }
 
 // held is a CloudInput for a Secret with a refresh token and an access token issued at c0 for an hour,
 // looked at now.

@@ -2,7 +2,11 @@ package controller
 
 import (
 	"context"
+	"io"
 	"maps"
+	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,4 +56,28 @@ func TestIssue8Scenario17NoAdoptionWithoutConsent(t *testing.T) {
 	if got := f.sim.CloudStats(); got.Refreshes != 1 || got.RefreshTokenReuses != 0 {
 		t.Fatalf("adoption: %+v", got)
 	}
+}
+
+// sdkRefreshToken runs the consent and code exchange by hand against the simulator.
+func sdkRefreshToken(t *testing.T, f *fixture, callback string) string {
+	t.Helper()
+	q := url.Values{"client_id": {f.key}, "redirect_uri": {callback}, "response_type": {"code"}, "state": {"x"}}
+	back, err := url.Parse(browserConsent(t, f.url+"/cloud/1/oauth2/authorize?"+q.Encode()))
+	must(t, err)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {callback}}
+	req, _ := http.NewRequest(http.MethodPost, f.url+"/cloud/1/oauth2/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(f.key, f.secret)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	i := strings.Index(string(b), `"refresh_token":"`)
+	if resp.StatusCode != http.StatusOK || i < 0 {
+		t.Fatalf("exchange answered %d", resp.StatusCode)
+	}
+	rest := string(b)[i+len(`"refresh_token":"`):]
+	rt := rest[:strings.IndexByte(rest, '"')]
+	sawSecret(rt)
+	return rt
 }

@@ -59,7 +59,7 @@ func TestScenario15APIErrorsReadingCredentialsAreTransient(t *testing.T) {
 			}
 			cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app).WithStatusSubresource(app).Build()
 			reads := 0
-			reader := interceptor.NewClient(cl.(client.WithWatch), interceptor.Funcs{
+			reader := interceptor.NewClient(cl, interceptor.Funcs{
 				Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 					if _, ok := obj.(*corev1.Secret); ok && key.Name == "creds" {
 						reads++

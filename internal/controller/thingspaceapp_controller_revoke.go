@@ -72,6 +72,9 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.
 	if sec.Provenance != key.Provenance(sec.AccessToken) {
 		return skip("the token in the Secret was not issued for the current endpoint and credentials")
 	}
+	if _, done := r.Broker.RevokedBy(key, sec.AccessToken); done {
+		return nil // revoked already (a pass whose finalizer release failed, or another holder's rotation)
+	}
 	others, err := r.otherHolders(ctx, app, key, sec.AccessToken)
 	if err != nil {
 		return err

@@ -243,21 +243,5 @@ func (f *fixture) waitCloudReason(name, typ string, within time.Duration, reason
 	return nil
 }
 
-// Issue 8 scenario 10: while refreshes keep failing, the refresh token's keep-alive deadline is not
-// missed silently: once it is at risk, Authorized says so and a warning event is emitted.
-func TestIssue8Scenario10KeepAliveDeadlineAtRiskIsReported(t *testing.T) {
-	f := newCloudFixture(t, time.Hour)
-	f.credentials("creds", f.key, f.secret)
-	f.cloudAuth("photos", func(ca *v1alpha1.CloudAuthorization) {
-		ca.Spec.RefreshTokenKeepAlive = &metav1.Duration{Duration: 3 * time.Second}
-	})
-	f.authorizeCloud("photos")
-	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable})
-	ca := f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionTrue, v1alpha1.ReasonRefreshTokenAtRisk, 15*time.Second)
-	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Message == "" {
-		t.Fatalf("conditions %+v", ca.Status.Conditions)
-	}
-	f.waitCloudEvent("photos", v1alpha1.ReasonRefreshTokenAtRisk, 5*time.Second)
-	f.sim.SetFaults(simulator.Faults{})
-	f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionTrue, v1alpha1.ReasonGranted, 15*time.Second)
-}
+// Issue 8 scenario 10, the keep-alive deadline at risk: on the fake clock, in
+// internal/controller/fakeclock (TestIssue8Scenario10KeepAliveDeadlineAtRiskOnTheFakeClock).

@@ -94,10 +94,16 @@ type m2m struct {
 	lockedCode        string
 	resetEndsSessions bool
 
-	mu        sync.Mutex
-	users     map[string]*m2mUser
-	sessions  map[string]*m2mSession // token -> session, tombstones included
-	lastSweep time.Time
+	mu sync.Mutex
+	// rejectBearers makes the gateway refuse every Bearer on the M2M routes (a key whose tokens the
+	// gateway will not take there), however fresh the token.
+	rejectBearers bool
+	// resetDelay holds every password-reset answer this long after the reset has been applied: the worst
+	// case for a client that stops while waiting for its new password.
+	resetDelay time.Duration
+	users      map[string]*m2mUser
+	sessions   map[string]*m2mSession // token -> session, tombstones included
+	lastSweep  time.Time
 }
 
 func newM2M(clk clock.PassiveClock, validBearer func(string) bool, cfg Config) *m2m {
@@ -149,7 +155,10 @@ func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
 			"Required OAuth credentials not provided. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'")
 		return false
 	}
-	if !m.validBearer(strings.TrimSpace(token)) {
+	m.mu.Lock()
+	reject := m.rejectBearers
+	m.mu.Unlock()
+	if reject || !m.validBearer(strings.TrimSpace(token)) {
 		writeGatewayFault(w, http.StatusUnauthorized, "900901", "Invalid Credentials",
 			"Access failure for API: "+r.URL.Path+". Make sure you have given the correct access token")
 		return false
@@ -303,23 +312,41 @@ func (m *m2m) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	password, delay, ok := m.reset(w, sess, body.OldPassword)
+	if !ok {
+		return
+	}
+	if delay > 0 {
+		// Applied already: a client that gives up now has lost the only copy of the new password.
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"newPassword": password})
+}
+
+// reset applies a password reset (or answers the error) and returns the new password and how long to
+// hold the answer.
+func (m *m2m) reset(w http.ResponseWriter, sess *m2mSession, oldPassword string) (string, time.Duration, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	u := m.users[sess.user]
-	if u == nil || subtle.ConstantTimeCompare([]byte(body.OldPassword), []byte(u.password)) != 1 {
+	if u == nil || subtle.ConstantTimeCompare([]byte(oldPassword), []byte(u.password)) != 1 {
 		// Whether this counts towards the lockout is unknown; it does not here.
 		writeM2MError(w, m2mCodePasswordInvalid, "Old password is not valid.")
-		return
+		return "", 0, false
 	}
 	if !m.touchLocked(sess) {
 		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
-		return
+		return "", 0, false
 	}
 	u.password = newM2MPassword()
 	if m.resetEndsSessions {
 		m.endUserSessionsLocked(sess.user)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"newPassword": u.password})
+	return u.password, m.resetDelay, true
 }
 
 func (m *m2m) endUserSessionsLocked(user string) {
@@ -379,129 +406,4 @@ func randIntn(n int) int {
 			return int(b[0]) % n
 		}
 	}
-}
-
-// --- in-process and admin controls ---
-
-func (m *m2m) setUser(name, password string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if u := m.users[name]; u != nil {
-		u.password = password
-		return
-	}
-	m.users[name] = &m2mUser{password: password}
-}
-
-func (m *m2m) unlock(name string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.users[name]
-	if u == nil {
-		return false
-	}
-	u.locked, u.failures = false, 0
-	return true
-}
-
-func (m *m2m) user(name string) (M2MUserInfo, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.users[name]
-	if u == nil {
-		return M2MUserInfo{}, false
-	}
-	info := M2MUserInfo{Locked: u.locked, ConsecutiveFailures: u.failures, Logins: u.logins, Password: u.password}
-	for token, s := range m.sessions {
-		if s.user == name && m.liveLocked(token) != nil {
-			info.ActiveSessions++
-		}
-	}
-	return info, true
-}
-
-func (m *m2m) expireAll() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.clock.Now()
-	n := 0
-	for token, s := range m.sessions {
-		if m.liveLocked(token) != nil {
-			s.expired, s.expiredAt = true, now
-			n++
-		}
-	}
-	return n
-}
-
-func (m *m2m) active() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for token := range m.sessions {
-		if m.liveLocked(token) != nil {
-			n++
-		}
-	}
-	return n
-}
-
-// SetM2MUser creates a UWS user or sets its password. Lock state, failure
-// count and live sessions are left as they are.
-func (s *Server) SetM2MUser(name, password string) { s.m2m.setUser(name, password) }
-
-// UnlockM2MUser unlocks a user and clears its consecutive-failure count, as
-// Verizon support would. It reports false for an unknown user.
-func (s *Server) UnlockM2MUser(name string) bool { return s.m2m.unlock(name) }
-
-// M2MUser returns the state of a user, including its current password.
-func (s *Server) M2MUser(name string) (M2MUserInfo, bool) { return s.m2m.user(name) }
-
-// ExpireM2MSessions ends every live session as if it had idled out: the next
-// use answers SessionToken.Expired. It returns how many were live.
-func (s *Server) ExpireM2MSessions() int { return s.m2m.expireAll() }
-
-// ActiveM2MSessions returns how many sessions are live (not idled out, logged
-// out, ended by a reset or expired by ExpireM2MSessions).
-func (s *Server) ActiveM2MSessions() int { return s.m2m.active() }
-
-// registerM2MAdmin adds the /admin/m2m/* controls (see admin.go for the
-// conventions: unauthenticated, never faulted or counted).
-func (s *Server) registerM2MAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("PUT /admin/m2m/users/{name}", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Password string `json:"password"`
-		}
-		if err := decodeAdminJSON(w, r, &body); err != nil {
-			adminError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		if body.Password == "" {
-			adminError(w, http.StatusBadRequest, "password must not be empty")
-			return
-		}
-		s.SetM2MUser(r.PathValue("name"), body.Password)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("GET /admin/m2m/users/{name}", func(w http.ResponseWriter, r *http.Request) {
-		info, ok := s.M2MUser(r.PathValue("name"))
-		if !ok {
-			adminError(w, http.StatusNotFound, "no such user")
-			return
-		}
-		writeJSON(w, http.StatusOK, info)
-	})
-	mux.HandleFunc("POST /admin/m2m/users/{name}/unlock", func(w http.ResponseWriter, r *http.Request) {
-		if !s.UnlockM2MUser(r.PathValue("name")) {
-			adminError(w, http.StatusNotFound, "no such user")
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.HandleFunc("POST /admin/m2m/sessions/expire", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]int{"expired": s.ExpireM2MSessions()})
-	})
-	mux.HandleFunc("GET /admin/m2m/sessions", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]int{"active": s.ActiveM2MSessions()})
-	})
 }

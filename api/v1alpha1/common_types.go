@@ -64,6 +64,9 @@ const (
 	// ReasonPasswordNotStored: a password reset succeeded but the new password could not be written to
 	// the credentials Secret yet; the operator keeps retrying the write before anything else.
 	ReasonPasswordNotStored = "PasswordNotStored"
+	// ReasonBearerRejected: the gateway refused the ThingSpaceApp's token on a session call; the operator
+	// asked for a new app token at most once and retries with backoff.
+	ReasonBearerRejected = "BearerRejected"
 	// ReasonInvalidEndpoint: the endpoint cannot be used (plain http without --allow-insecure-endpoints,
 	// or an unusable CA bundle).
 	ReasonInvalidEndpoint = "InvalidEndpoint"

@@ -1,7 +1,6 @@
 package controller
 
 import (
-
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 

@@ -19,6 +19,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/refreshes"
 	"github.com/credops/thingspace-operator/internal/renewal"
@@ -124,7 +125,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	sessions := &M2MSessionReconciler{
 		Deps:     deps,
 		Broker:   broker,
-		Gate:     newLoginGate(),
+		Gate:     lockout.New(),
 		Pending:  newPendingPasswords(),
 		statuses: memo.New[v1alpha1.M2MSessionStatus](),
 	}

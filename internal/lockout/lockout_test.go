@@ -1,11 +1,11 @@
-package controller
+package lockout
 
 import "testing"
 
-func TestLoginGateNeverLetsAUsernameReachTheLock(t *testing.T) {
-	g := newLoginGate()
-	k := gateKey("https://ts", "fleet")
-	wrong1, wrong2, wrong3, right := passwordDigest("fleet", "a"), passwordDigest("fleet", "b"), passwordDigest("fleet", "c"), passwordDigest("fleet", "ok")
+func TestGateNeverLetsAUsernameReachTheLock(t *testing.T) {
+	g := New()
+	k := Key("https://ts", "fleet")
+	wrong1, wrong2, wrong3, right := Digest("fleet", "a"), Digest("fleet", "b"), Digest("fleet", "c"), Digest("fleet", "ok")
 
 	if ok, _ := g.Allow(k, wrong1, false); !ok {
 		t.Fatal("a first login must be allowed")
@@ -25,8 +25,8 @@ func TestLoginGateNeverLetsAUsernameReachTheLock(t *testing.T) {
 		t.Fatal("a person may ask once more")
 	}
 	g.Failed(k, wrong3)
-	g.Failed(k, passwordDigest("fleet", "d"))
-	if ok, _ := g.Allow(k, right, true); ok || g.Failures(k) != hardFailureCap {
+	g.Failed(k, Digest("fleet", "d"))
+	if ok, _ := g.Allow(k, right, true); ok || g.Failures(k) != HardCap {
 		t.Fatalf("the hard cap must hold one short of Verizon's lock (failures=%d)", g.Failures(k))
 	}
 	g.Succeeded(k)
@@ -35,10 +35,10 @@ func TestLoginGateNeverLetsAUsernameReachTheLock(t *testing.T) {
 	}
 }
 
-func TestLoginGateSeedIsIdempotent(t *testing.T) {
-	g := newLoginGate()
-	k := gateKey("https://ts", "fleet")
-	d := passwordDigest("fleet", "a")
+func TestGateSeedIsIdempotent(t *testing.T) {
+	g := New()
+	k := Key("https://ts", "fleet")
+	d := Digest("fleet", "a")
 	g.Seed(k, 1, d)
 	g.Seed(k, 1, d)
 	if g.Failures(k) != 1 {
@@ -49,10 +49,10 @@ func TestLoginGateSeedIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestLoginGateTellsARefusedPasswordFromALimit(t *testing.T) {
-	g := newLoginGate()
-	k := gateKey("https://ts", "fleet")
-	a, b, c := passwordDigest("fleet", "a"), passwordDigest("fleet", "b"), passwordDigest("fleet", "c")
+func TestGateTellsARefusedPasswordFromALimit(t *testing.T) {
+	g := New()
+	k := Key("https://ts", "fleet")
+	a, b, c := Digest("fleet", "a"), Digest("fleet", "b"), Digest("fleet", "c")
 	g.Failed(k, a)
 	g.Failed(k, b)
 	if !g.Refused(k, a) || g.Refused(k, c) {

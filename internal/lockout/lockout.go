@@ -1,4 +1,12 @@
-package controller
+// Package lockout guards UWS usernames against Verizon's lockout: five consecutive failed logins lock a
+// username until Verizon support unlocks it, whichever session (or person) sent them.
+//
+// One Gate per process is shared by every M2MSession. It serialises the logins of a username, counts the
+// username's consecutive failures as the platform does (a success resets it) and remembers which
+// passwords the platform refused, so a refused password is never sent again. The operator stops logging
+// in by itself after AutomaticLimit failures and refuses even a person's request at HardCap, one short
+// of the lock.
+package lockout
 
 import (
 	"crypto/sha256"
@@ -9,53 +17,54 @@ import (
 // Verizon locks a UWS username after 5 consecutive failed logins, until its support unlocks it. The
 // gate is the operator's guard against ever getting there, shared by every M2MSession of a username.
 const (
-	// maxFailuresPerUsername stops automatic logins for a username after this many consecutive failures.
-	maxFailuresPerUsername = 2
-	// hardFailureCap stops even requested logins one short of Verizon's lock.
-	hardFailureCap = 4
+	// AutomaticLimit stops automatic logins for a username after this many consecutive failures.
+	AutomaticLimit = 2
+	// HardCap stops even requested logins one short of Verizon's lock.
+	HardCap = 4
 )
 
-// loginGate serialises logins per username and remembers failures, so that sessions sharing a username
+// Gate serialises logins per username and remembers failures, so that sessions sharing a username
 // cannot together burn through its five attempts, and a password that failed is never sent again.
-type loginGate struct {
+type Gate struct {
 	mu sync.Mutex
-	m  map[string]*gateEntry
+	m  map[string]*entry
 }
 
-type gateEntry struct {
+type entry struct {
 	login    sync.Mutex // held across one login call
 	failures int
 	failed   map[string]bool // digests of passwords the platform refused
 }
 
-func newLoginGate() *loginGate { return &loginGate{m: map[string]*gateEntry{}} }
+// New returns an empty gate.
+func New() *Gate { return &Gate{m: map[string]*entry{}} }
 
-// gateKey identifies a username at an endpoint.
-func gateKey(endpoint, username string) string { return endpoint + "\x00" + username }
+// Key identifies a username at an endpoint.
+func Key(endpoint, username string) string { return endpoint + "\x00" + username }
 
-// passwordDigest is how the gate remembers a password: never the password itself.
-func passwordDigest(username, password string) string {
+// Digest is how the gate remembers a password: never the password itself.
+func Digest(username, password string) string {
 	sum := sha256.Sum256([]byte(username + "\x00" + password))
 	return hex.EncodeToString(sum[:])
 }
 
-func (g *loginGate) entry(key string) *gateEntry {
+func (g *Gate) entry(key string) *entry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.entryLocked(key)
 }
 
-func (g *loginGate) entryLocked(key string) *gateEntry {
+func (g *Gate) entryLocked(key string) *entry {
 	e, ok := g.m[key]
 	if !ok {
-		e = &gateEntry{failed: map[string]bool{}}
+		e = &entry{failed: map[string]bool{}}
 		g.m[key] = e
 	}
 	return e
 }
 
 // Acquire takes the username's login lock; call the returned function when the login is decided.
-func (g *loginGate) Acquire(key string) func() {
+func (g *Gate) Acquire(key string) func() {
 	e := g.entry(key)
 	e.login.Lock()
 	return e.login.Unlock
@@ -64,7 +73,7 @@ func (g *loginGate) Acquire(key string) func() {
 // Allow says whether a login with this password may be sent now, and why not. deliberate is a person's
 // act (the refresh annotation, or changing credentials the platform refused), which may pass the
 // automatic limit but never the hard cap.
-func (g *loginGate) Allow(key, digest string, deliberate bool) (bool, string) {
+func (g *Gate) Allow(key, digest string, deliberate bool) (bool, string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.m[key]
@@ -72,18 +81,18 @@ func (g *loginGate) Allow(key, digest string, deliberate bool) (bool, string) {
 		return true, ""
 	}
 	switch {
-	case e.failures >= hardFailureCap:
+	case e.failures >= HardCap:
 		return false, "the username has failed to log in 4 times in a row; one more locks it until Verizon support unlocks it. Verify the password in ThingSpace Manage, then recreate the M2MSession"
 	case e.failed[digest]:
 		return false, "the platform already refused this password for this username; update the credentials Secret"
-	case e.failures >= maxFailuresPerUsername && !deliberate:
+	case e.failures >= AutomaticLimit && !deliberate:
 		return false, "the username has failed to log in twice in a row; the operator will not try again by itself (5 failures lock it). Fix this session's credentials Secret if the platform refused it, or set the refresh-requested annotation to try once more"
 	}
 	return true, ""
 }
 
 // Refused reports whether the platform already refused this password for the username.
-func (g *loginGate) Refused(key, digest string) bool {
+func (g *Gate) Refused(key, digest string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.m[key]
@@ -91,7 +100,7 @@ func (g *loginGate) Refused(key, digest string) bool {
 }
 
 // Failed records a refused login.
-func (g *loginGate) Failed(key, digest string) {
+func (g *Gate) Failed(key, digest string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e := g.entryLocked(key)
@@ -100,7 +109,7 @@ func (g *loginGate) Failed(key, digest string) {
 }
 
 // Succeeded resets the username's count: the platform resets its own on a successful login.
-func (g *loginGate) Succeeded(key string) {
+func (g *Gate) Succeeded(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e := g.m[key]; e != nil {
@@ -111,7 +120,7 @@ func (g *loginGate) Succeeded(key string) {
 
 // Seed restores what a session's status remembers after a restart: its failures, and, while the
 // credentials Secret is still the one that was refused, that password. Idempotent.
-func (g *loginGate) Seed(key string, failures int, digest string) {
+func (g *Gate) Seed(key string, failures int, digest string) {
 	if failures <= 0 {
 		return
 	}
@@ -125,7 +134,7 @@ func (g *loginGate) Seed(key string, failures int, digest string) {
 }
 
 // Failures reports the username's consecutive failures as the gate knows them.
-func (g *loginGate) Failures(key string) int {
+func (g *Gate) Failures(key string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if e := g.m[key]; e != nil {

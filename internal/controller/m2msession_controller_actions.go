@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/lockout"
+	"github.com/credops/thingspace-operator/internal/metrics"
+	"github.com/credops/thingspace-operator/internal/policy"
+	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/tokenbroker"
+	"github.com/credops/thingspace-operator/internal/upstream"
+)
+
+// login logs in once, under the username's gate. refreshReq is the refresh annotation's value when a
+// person asked for this login.
+func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshReq string) (ctrl.Result, error) {
+	release := r.Gate.Acquire(s.gateKey)
+	defer release()
+	digest := lockout.Digest(s.creds.Username, s.creds.Password)
+	// A person asked (the annotation), or this session's own refused credentials were since changed:
+	// either may pass the automatic limit, never the hard cap.
+	changed := s.st.RejectedCredentialsVersion != "" && s.st.RejectedCredentialsVersion != s.credsRV
+	if ok, why := r.Gate.Allow(s.gateKey, digest, refreshReq != "" || changed); !ok {
+		s.st.ConsecutiveLoginFailures = int32(r.Gate.Failures(s.gateKey))
+		if r.Gate.Refused(s.gateKey, digest) {
+			// The platform refused this very password (through another session): remember it across
+			// restarts. A password held back only by the limit was never refused and is not recorded.
+			s.st.RejectedCredentialsVersion = s.credsRV
+		}
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, "No login attempted: "+why)
+		return ctrl.Result{}, nil
+	}
+	session, err := s.cli.Login(ctx, s.appTok.AccessToken, s.creds)
+	if refreshReq != "" {
+		s.st.ObservedRefreshRequest = refreshReq
+	}
+	switch {
+	case err == nil:
+	case thingspace.IsBearerRejected(err):
+		metrics.M2MLogins.WithLabelValues("bearer_rejected").Inc()
+		return r.bearerRejected(ctx, s)
+	case upstream.IsTransient(err):
+		metrics.M2MLogins.WithLabelValues("error").Inc()
+		return r.transient(ctx, s, err)
+	default:
+		// Password.Invalid, a locked user, or anything we cannot classify: each may have counted
+		// towards the lockout, so each is treated as a refused login, and nothing is retried.
+		metrics.M2MLogins.WithLabelValues("rejected").Inc()
+		r.Gate.Failed(s.gateKey, digest)
+		s.st.ConsecutiveLoginFailures = int32(r.Gate.Failures(s.gateKey))
+		s.st.RejectedCredentialsVersion = s.credsRV
+		msg := fmt.Sprintf("The platform refused the login (%s); %d consecutive failure(s) for this username. No login is attempted again until the credentials Secret changes", err.Error(), s.st.ConsecutiveLoginFailures)
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, msg)
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonLoginRejected, "Login", "%s", msg)
+		return ctrl.Result{}, nil
+	}
+	metrics.M2MLogins.WithLabelValues("success").Inc()
+	r.Gate.Succeeded(s.gateKey)
+	if err := r.writeSecret(ctx, s, session); err != nil {
+		return r.secretWriteFailed(s, err)
+	}
+	st := s.st
+	st.ConsecutiveLoginFailures = 0
+	st.RejectedCredentialsVersion = ""
+	st.FailedAttempts = 0
+	st.LastLoginTime = timePtr(s.now)
+	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))
+	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
+	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
+	return r.wakeAt(s, st.NextKeepAliveTime.Time), nil
+}
+
+// keepAlive uses the session so the platform does not idle it out.
+func (r *M2MSessionReconciler) keepAlive(ctx context.Context, s *sessState) (ctrl.Result, error) {
+	err := s.cli.Account(ctx, s.appTok.AccessToken, s.session, s.sess.Spec.KeepAlive.AccountName)
+	switch {
+	case err == nil:
+		metrics.M2MKeepAlives.WithLabelValues("success").Inc()
+	case thingspace.IsSessionInvalid(err):
+		metrics.M2MKeepAlives.WithLabelValues("session_expired").Inc()
+		log.FromContext(ctx).Info("The platform ended the session; logging in again")
+		return r.login(ctx, s, "")
+	case thingspace.IsBearerRejected(err):
+		metrics.M2MKeepAlives.WithLabelValues("bearer_rejected").Inc()
+		return r.bearerRejected(ctx, s)
+	default:
+		metrics.M2MKeepAlives.WithLabelValues("error").Inc()
+		return r.transient(ctx, s, err)
+	}
+	st := s.st
+	st.FailedAttempts = 0
+	st.LastKeepAliveTime = timePtr(s.now)
+	next := s.now.Add(policy.KeepAliveInterval(s.sess.Spec))
+	st.NextKeepAliveTime = timePtr(next)
+	if err := r.writeSecret(ctx, s, s.session); err != nil {
+		return r.secretWriteFailed(s, err)
+	}
+	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
+	return r.wakeAt(s, next), nil
+}
+
+// bearerRejected handles a gateway 401 on the app token: the token is stale (revoked, or rotated under
+// us). Replace it through the broker, never by burning a login, and look again shortly.
+func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState) (ctrl.Result, error) {
+	cs, err := readCredentials(ctx, r.APIReader, s.app.Namespace, s.app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	if err != nil {
+		return r.transient(ctx, s, err)
+	}
+	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
+	key := tokenbroker.NewKey(endpointOf(s.app), creds)
+	// No holder identity: every ThingSpaceApp holding this key is told when the token changes.
+	if _, err := r.Broker.Fetch(ctx, key, types.NamespacedName{}, s.cli, creds, s.app.Spec.Scope, s.appTok.AccessToken); err != nil {
+		return r.transient(ctx, s, err)
+	}
+	// The app's own reconcile (notified by the broker) writes the fresh token; the app Secret watch
+	// brings us back. Requeue too, in case this session is the broker's only caller.
+	return ctrl.Result{RequeueAfter: time.Second}, nil
+}
+
+// transient records a failure worth retrying and plans the retry before the session idles out.
+func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err error) (ctrl.Result, error) {
+	st := s.st
+	st.FailedAttempts++
+	retryAfter, _ := upstream.RetryAfterOf(err)
+	next := policy.SessionRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, s.sess.Spec, s.now)
+	st.NextKeepAliveTime = timePtr(next)
+	msg := err.Error()
+	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable,
+		fmt.Sprintf("%s (attempt %d); next try at %s", msg, st.FailedAttempts, renewal.Truncate(next).UTC().Format(time.RFC3339)))
+	if st.FailedAttempts == 1 {
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "SessionCallFailed", "CallUpstream", "%s; retrying with backoff", msg)
+	}
+	log.FromContext(ctx).Info("Session call failed; backing off", "error", msg, "attempt", st.FailedAttempts, "retryIn", next.Sub(s.now))
+	return requeueAt(s.now, next), nil
+}

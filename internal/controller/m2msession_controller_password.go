@@ -1,0 +1,128 @@
+package controller
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/policy"
+	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/upstream"
+)
+
+// pendingPasswords keeps a new password in memory until it lands in its credentials Secret: losing the
+// response of a reset means losing the account's password.
+type pendingPasswords struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]pendingPassword
+}
+
+// pendingPassword is a reset's outcome: the new password and when the reset happened.
+type pendingPassword struct {
+	password string
+	resetAt  time.Time
+}
+
+func newPendingPasswords() *pendingPasswords {
+	return &pendingPasswords{m: map[types.NamespacedName]pendingPassword{}}
+}
+
+func (p *pendingPasswords) get(k types.NamespacedName) (pendingPassword, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.m[k]
+	return v, ok
+}
+
+func (p *pendingPasswords) put(k types.NamespacedName, v pendingPassword) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[k] = v
+}
+
+func (p *pendingPasswords) drop(k types.NamespacedName, password string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m[k].password == password {
+		delete(p.m, k)
+	}
+}
+
+func credentialsKey(sess *v1alpha1.M2MSession) types.NamespacedName {
+	return types.NamespacedName{Namespace: sess.Namespace, Name: sess.Spec.CredentialsSecretRef.Name}
+}
+
+// storePending writes a password from an earlier reset that has not landed yet. false: it still has not
+// (condition set; the error is returned so the write is retried).
+func (r *M2MSessionReconciler) storePending(ctx context.Context, s *sessState) (bool, error) {
+	key := credentialsKey(s.sess)
+	pw, ok := r.Pending.get(key)
+	if !ok {
+		return true, nil
+	}
+	if err := r.storePassword(ctx, key, pw.password); err != nil {
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
+			"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
+		return false, err
+	}
+	// The reset happened when the password was issued, not when it finally landed.
+	s.st.PasswordRotatedAt = timePtr(pw.resetAt)
+	return true, nil
+}
+
+// rotatePassword resets the UWS password and stores the new one before anything else.
+func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState) (ctrl.Result, error) {
+	newPassword, err := s.cli.ResetPassword(ctx, s.appTok.AccessToken, s.session, s.creds.Password)
+	switch {
+	case err == nil:
+	case thingspace.IsSessionInvalid(err):
+		return r.login(ctx, s, "")
+	case thingspace.IsBearerRejected(err):
+		return r.bearerRejected(ctx, s)
+	case upstream.IsTransient(err):
+		return r.transient(ctx, s, err)
+	default:
+		// Refused (an old password the platform no longer takes, say). Retrying could count towards the
+		// lockout: no reset until the credentials Secret changes. The session itself is unaffected.
+		s.st.PasswordRotationRejectedVersion = s.credsRV
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
+			"The platform refused the password reset (%s); no reset is attempted until the credentials Secret changes", err.Error())
+		return r.wakeAt(s, s.now), nil
+	}
+	// Recorded before the write: whatever happens next, this reset is never repeated for this interval.
+	key := credentialsKey(s.sess)
+	r.Pending.put(key, pendingPassword{password: newPassword, resetAt: s.now})
+	s.st.PasswordRotatedAt = timePtr(s.now)
+	// The session is used by the reset, which counts as a keep-alive.
+	s.st.LastKeepAliveTime = timePtr(s.now)
+	if err := r.storePassword(ctx, key, newPassword); err != nil {
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
+			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
+		"Reset the UWS password and stored the new one in Secret %s", key.Name)
+	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
+	next := s.now.Add(policy.KeepAliveInterval(s.sess.Spec))
+	if s.st.NextKeepAliveTime != nil && s.st.NextKeepAliveTime.Time.Before(next) {
+		next = s.st.NextKeepAliveTime.Time
+	}
+	return r.wakeAt(s, next), nil
+}
+
+// storePassword writes a new password into the credentials Secret through internal/secrets, which
+// retries briefly: the password exists nowhere else. What does not land is kept in Pending and retried
+// first on the next reconcile, with PasswordNotStored visible meanwhile.
+func (r *M2MSessionReconciler) storePassword(ctx context.Context, key types.NamespacedName, password string) error {
+	if err := r.Secrets.StoreCredential(ctx, key, credPassword, []byte(password)); err != nil {
+		return err
+	}
+	r.Pending.drop(key, password)
+	return nil
+}

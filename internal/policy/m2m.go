@@ -1,0 +1,136 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/renewal"
+)
+
+// The M2M (UWS) session's decisions.
+const (
+	// DefaultKeepAlive is the keep-alive interval when the spec leaves it out: half the idle timeout.
+	DefaultKeepAlive = 10 * time.Minute
+)
+
+// SessionAction is what a pass over an M2MSession does upstream.
+type SessionAction string
+
+const (
+	// SessionWait: nothing goes upstream; look again at Next (zero: only when a watch brings a change).
+	SessionWait SessionAction = "Wait"
+	// SessionPublish: nothing is due; keep the Secret carrying the app's current token and look again at
+	// Next.
+	SessionPublish SessionAction = "Publish"
+	// SessionLogin: no session yet, or a person asked for a new one.
+	SessionLogin SessionAction = "Login"
+	// SessionRelogin: the keep-alive is due and there is no account to read; a new login replaces the
+	// session before it idles out.
+	SessionRelogin SessionAction = "Relogin"
+	// SessionKeepAlive: use the session so that it does not idle out.
+	SessionKeepAlive SessionAction = "KeepAlive"
+	// SessionResetPassword: the password rotation is due (the reset uses the session, so it keeps it
+	// alive too).
+	SessionResetPassword SessionAction = "ResetPassword"
+)
+
+// SessionFacts is what a pass gathered about one M2MSession.
+type SessionFacts struct {
+	Now         time.Time
+	Spec        v1alpha1.M2MSessionSpec
+	Created     time.Time
+	Generation  int64
+	Annotations map[string]string
+	Status      v1alpha1.M2MSessionStatus
+	// HasSession: the Secret holds a session token.
+	HasSession bool
+	// CredentialsVersion is the resourceVersion of the UWS credentials Secret as read.
+	CredentialsVersion string
+}
+
+// SessionDecision is what to do, and when to look again when nothing is done now.
+type SessionDecision struct {
+	Action SessionAction
+	// RefreshRequest is the refresh annotation's value, when this login acts on it (to be recorded as
+	// observed).
+	RefreshRequest string
+	// Next is when to look again after a Wait or a Publish (zero: on a watch event only).
+	Next time.Time
+}
+
+// DecideSession is the M2MSession policy: the first gate that holds wins.
+func DecideSession(f SessionFacts) SessionDecision {
+	st := f.Status
+	manual, request := RefreshRequested(f.Annotations, st.ObservedRefreshRequest)
+	if !manual {
+		request = ""
+	}
+	// Refused credentials: wait for the Secret (or a person) to change something.
+	if !manual && CredentialsStillRejected(st.RejectedCredentialsVersion, f.CredentialsVersion, st.Conditions, f.Generation) {
+		return SessionDecision{Action: SessionWait}
+	}
+	// After a failure, nothing goes upstream before the planned retry, whatever woke the pass.
+	if slot, ok := RetrySlot(st.FailedAttempts, st.NextKeepAliveTime, f.Now); ok && !manual {
+		return SessionDecision{Action: SessionWait, Next: slot}
+	}
+	next := f.Now
+	if st.NextKeepAliveTime != nil {
+		next = st.NextKeepAliveTime.Time
+	}
+	due := !f.Now.Before(next)
+	switch {
+	case !f.HasSession || manual:
+		return SessionDecision{Action: SessionLogin, RefreshRequest: request}
+	case RotationDue(f):
+		return SessionDecision{Action: SessionResetPassword}
+	case due && f.Spec.KeepAlive.AccountName == "":
+		return SessionDecision{Action: SessionRelogin}
+	case due:
+		return SessionDecision{Action: SessionKeepAlive}
+	}
+	return SessionDecision{Action: SessionPublish, Next: SessionWake(f, next)}
+}
+
+// KeepAliveInterval is the spec's keep-alive interval, or DefaultKeepAlive.
+func KeepAliveInterval(spec v1alpha1.M2MSessionSpec) time.Duration {
+	if i := spec.KeepAlive.Interval; i != nil && i.Duration > 0 {
+		return i.Duration
+	}
+	return DefaultKeepAlive
+}
+
+// RotationTime is when the password is next due for a reset: an interval after the last reset, or after
+// creation. false: no rotation (none asked for, or the platform refused a reset of these credentials).
+func RotationTime(f SessionFacts) (time.Time, bool) {
+	st := f.Status
+	if f.Spec.PasswordRotation == nil || (st.PasswordRotationRejectedVersion != "" && st.PasswordRotationRejectedVersion == f.CredentialsVersion) {
+		return time.Time{}, false
+	}
+	from := f.Created
+	if st.PasswordRotatedAt != nil {
+		from = st.PasswordRotatedAt.Time
+	}
+	return from.Add(f.Spec.PasswordRotation.Interval.Duration), true
+}
+
+// RotationDue reports whether the password reset is due now.
+func RotationDue(f SessionFacts) bool {
+	t, ok := RotationTime(f)
+	return ok && !f.Now.Before(t)
+}
+
+// SessionWake is when to look again given the next keep-alive: that, or the next reset when it comes
+// first.
+func SessionWake(f SessionFacts, next time.Time) time.Time {
+	if rt, ok := RotationTime(f); ok && rt.Before(next) {
+		return rt
+	}
+	return next
+}
+
+// SessionRetry plans the retry after the failures-th consecutive transient failure of a session call:
+// backoff, honouring Retry-After, pulled in so that several tries land within a keep-alive interval
+// (the session idles out otherwise).
+func SessionRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, spec v1alpha1.M2MSessionSpec, now time.Time) time.Time {
+	return now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec)))
+}

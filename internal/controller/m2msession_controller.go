@@ -216,15 +216,15 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 	return true, nil
 }
 
-// loadCredentials reads and checks the UWS credentials. false: unusable (condition set).
+// loadCredentials reads and checks the UWS credentials. false with a nil error: unusable (condition
+// set; the Secret is watched). An API error is transient and returned (issue 8 scenario 15).
 func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState) (bool, error) {
 	cs, err := readCredentials(ctx, r.APIReader, s.sess.Namespace, s.sess.Spec.CredentialsSecretRef.Name, credUsername, credPassword)
 	if missing, ok := errors.AsType[*credentialsError](err); ok {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, missing.Error())
 		return false, nil
 	} else if err != nil {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, "reading the credentials Secret failed")
-		return false, nil
+		return false, fmt.Errorf("reading the UWS credentials Secret %s: %w", s.sess.Spec.CredentialsSecretRef.Name, err)
 	}
 	s.creds = thingspace.UWSCredentials{Username: cs.values[credUsername], Password: cs.values[credPassword]}
 	s.credsRV = cs.resourceVersion

@@ -106,10 +106,16 @@ type M2MSessionStatus struct {
 	// +optional
 	NextKeepAliveTime *metav1.Time `json:"nextKeepAliveTime,omitempty"`
 
-	// consecutiveLoginFailures counts logins the platform refused since the last successful one. Five
-	// lock the username; the operator never lets this pass two for one username.
+	// consecutiveLoginFailures counts the username's logins the platform refused since its last successful
+	// one, from any session. Five lock the username; the operator never lets this pass two by itself.
 	// +optional
 	ConsecutiveLoginFailures int32 `json:"consecutiveLoginFailures,omitempty"`
+
+	// loginFailuresObservedAt is when consecutiveLoginFailures was observed: the last refused login, or the
+	// success (of any session of the username) that reset the count. Every session of a username keeps a
+	// copy; the latest observation wins, so a stale copy never brings back failures a success cleared.
+	// +optional
+	LoginFailuresObservedAt *metav1.Time `json:"loginFailuresObservedAt,omitempty"`
 
 	// rejectedCredentialsVersion is the resourceVersion of the credentials Secret whose login was
 	// refused. No login is attempted again until the Secret changes.

@@ -301,6 +301,10 @@ func (in *M2MSessionStatus) DeepCopyInto(out *M2MSessionStatus) {
 		in, out := &in.NextKeepAliveTime, &out.NextKeepAliveTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LoginFailuresObservedAt != nil {
+		in, out := &in.LoginFailuresObservedAt, &out.LoginFailuresObservedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.PasswordRotatedAt != nil {
 		in, out := &in.PasswordRotatedAt, &out.PasswordRotatedAt
 		*out = (*in).DeepCopy()

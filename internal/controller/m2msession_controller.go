@@ -149,7 +149,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	if ok, err := r.loadCredentials(ctx, s); !ok {
 		return ctrl.Result{}, err
 	}
-	r.seedGate(s)
+	r.observeGate(s)
 
 	d := policy.DecideSession(s.facts())
 	switch d.Action {
@@ -176,14 +176,30 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	return requeueAt(s.now, d.Next), nil
 }
 
-// seedGate restores what this session's status remembers into the username's gate: its failures and,
-// while the credentials Secret is still the one that was refused, that password.
-func (r *M2MSessionReconciler) seedGate(s *sessState) {
+// observeGate merges this session's remembered failure count into the username's gate and records the
+// gate's count back: every session of the username carries the latest count, each copy stamped with
+// when it was observed, so a stale one never re-arms the gate (issue 8 scenario 4).
+func (r *M2MSessionReconciler) observeGate(s *sessState) {
+	st := s.st
 	refused := ""
-	if s.st.RejectedCredentialsVersion != "" && s.st.RejectedCredentialsVersion == s.credsRV {
+	if st.RejectedCredentialsVersion != "" && st.RejectedCredentialsVersion == s.credsRV {
 		refused = lockout.Digest(s.creds.Username, s.creds.Password)
 	}
-	r.Gate.Seed(s.gateKey, int(s.st.ConsecutiveLoginFailures), refused)
+	var at time.Time
+	if st.LoginFailuresObservedAt != nil {
+		at = st.LoginFailuresObservedAt.Time
+	}
+	r.Gate.Observe(s.gateKey, lockout.Count{Failures: int(st.ConsecutiveLoginFailures), At: at}, refused)
+	r.recordCount(s, r.Gate.Count(s.gateKey))
+}
+
+// recordCount writes the username's count into the status.
+func (r *M2MSessionReconciler) recordCount(s *sessState, c lockout.Count) {
+	s.st.ConsecutiveLoginFailures = int32(c.Failures)
+	s.st.LoginFailuresObservedAt = nil
+	if !c.At.IsZero() {
+		s.st.LoginFailuresObservedAt = timePtr(c.At)
+	}
 }
 
 // loadApp reads the referenced ThingSpaceApp, its client and its current token. false: not usable yet

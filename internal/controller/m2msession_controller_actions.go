@@ -31,14 +31,16 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 	// either may pass the automatic limit, never the hard cap.
 	changed := s.st.RejectedCredentialsVersion != "" && s.st.RejectedCredentialsVersion != s.credsRV
 	if ok, why := r.Gate.Allow(s.gateKey, digest, refreshReq != "" || changed); !ok {
-		s.st.ConsecutiveLoginFailures = int32(r.Gate.Failures(s.gateKey))
+		r.recordCount(s, r.Gate.Count(s.gateKey))
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, "No login attempted: "+why)
 		if r.Gate.Refused(s.gateKey, digest) {
 			// The platform refused this very password (through another session): remember it across
-			// restarts. A password held back only by the limit was never refused and is not recorded.
+			// restarts, and wait for the Secret to change.
 			s.st.RejectedCredentialsVersion = s.credsRV
+			return ctrl.Result{}, nil
 		}
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, "No login attempted: "+why)
-		return ctrl.Result{}, nil
+		// Held back by the limit only: another session's success may clear the count meanwhile.
+		return requeueAt(s.now, s.now.Add(policy.GateRecheck)), nil
 	}
 	session, err := s.cli.Login(ctx, s.appTok.AccessToken, s.creds)
 	if refreshReq != "" {
@@ -56,8 +58,7 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 		// Password.Invalid, a locked user, or anything we cannot classify: each may have counted
 		// towards the lockout, so each is treated as a refused login, and nothing is retried.
 		metrics.M2MLogins.WithLabelValues("rejected").Inc()
-		r.Gate.Failed(s.gateKey, digest)
-		s.st.ConsecutiveLoginFailures = int32(r.Gate.Failures(s.gateKey))
+		r.recordCount(s, r.Gate.Failed(s.gateKey, digest, s.now))
 		s.st.RejectedCredentialsVersion = s.credsRV
 		msg := fmt.Sprintf("The platform refused the login (%s); %d consecutive failure(s) for this username. No login is attempted again until the credentials Secret changes", err.Error(), s.st.ConsecutiveLoginFailures)
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, msg)
@@ -65,13 +66,13 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 		return ctrl.Result{}, nil
 	}
 	metrics.M2MLogins.WithLabelValues("success").Inc()
-	r.Gate.Succeeded(s.gateKey)
+	// The platform reset the username's count whatever happens to this session next.
+	r.recordCount(s, r.Gate.Succeeded(s.gateKey, s.now))
+	s.st.RejectedCredentialsVersion = ""
 	if err := r.writeSecret(ctx, s, session); err != nil {
 		return r.secretWriteFailed(s, err)
 	}
 	st := s.st
-	st.ConsecutiveLoginFailures = 0
-	st.RejectedCredentialsVersion = ""
 	st.FailedAttempts = 0
 	st.LastLoginTime = timePtr(s.now)
 	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))

@@ -11,6 +11,9 @@ import (
 const (
 	// DefaultKeepAlive is the keep-alive interval when the spec leaves it out: half the idle timeout.
 	DefaultKeepAlive = 10 * time.Minute
+	// GateRecheck is how soon a login held back by the username's failure limit (not refused: another
+	// session may succeed meanwhile and clear the count) is looked at again. It costs no upstream call.
+	GateRecheck = time.Minute
 )
 
 // SessionAction is what a pass over an M2MSession does upstream.

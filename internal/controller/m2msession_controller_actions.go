@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -110,22 +111,45 @@ func (r *M2MSessionReconciler) keepAlive(ctx context.Context, s *sessState) (ctr
 	return r.wakeAt(s, next), nil
 }
 
-// bearerRejected handles a gateway 401 on the app token: the token is stale (revoked, or rotated under
-// us). Replace it through the broker, never by burning a login, and look again shortly.
+// bearerRejected handles a gateway 401 on the app token (issue 8 scenario 11): the token is stale
+// (revoked, or rotated under us), or the gateway will not take the key's tokens at all. The first 401 of
+// an episode asks the shared broker for a new token (never a login); every retry backs off, and the
+// Ready condition says so. The app's Secret changing brings the session back early.
 func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState) (ctrl.Result, error) {
+	plan := policy.BearerRejected(r.Backoff, *s.st, r.Rand(), s.now)
+	if plan.RefreshApp {
+		if err := r.refreshAppToken(ctx, s); err != nil {
+			var ce *credentialsError
+			var ue *upstream.Error
+			if !errors.As(err, &ce) && !errors.As(err, &ue) {
+				return ctrl.Result{}, err // a Kubernetes API error: transient
+			}
+			// The app's own controller reports its credentials and the token endpoint; the session backs
+			// off either way.
+			log.FromContext(ctx).Info("Asking for a new app token failed", "error", err.Error())
+		}
+	}
+	s.st.FailedAttempts = plan.Failures
+	s.st.NextKeepAliveTime = timePtr(plan.At)
+	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, plan.Message)
+	if plan.RefreshApp {
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonBearerRejected, "CallUpstream", "%s", plan.Message)
+	}
+	return requeueAt(s.now, plan.At), nil
+}
+
+// refreshAppToken asks the broker for a token other than the one the gateway refused.
+func (r *M2MSessionReconciler) refreshAppToken(ctx context.Context, s *sessState) error {
 	cs, err := readCredentials(ctx, r.APIReader, s.app.Namespace, s.app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	if err != nil {
-		return r.transient(ctx, s, err)
+		return err
 	}
 	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
 	key := tokenbroker.NewKey(endpointOf(s.app), creds)
-	// No holder identity: every ThingSpaceApp holding this key is told when the token changes.
-	if _, err := r.Broker.Fetch(ctx, key, types.NamespacedName{}, s.cli, creds, s.app.Spec.Scope, s.appTok.AccessToken); err != nil {
-		return r.transient(ctx, s, err)
-	}
-	// The app's own reconcile (notified by the broker) writes the fresh token; the app Secret watch
-	// brings us back. Requeue too, in case this session is the broker's only caller.
-	return ctrl.Result{RequeueAfter: time.Second}, nil
+	// No holder identity: every ThingSpaceApp holding this key is told when the token changes, and its
+	// own reconcile writes it.
+	_, err = r.Broker.Fetch(ctx, key, types.NamespacedName{}, s.cli, creds, s.app.Spec.Scope, s.appTok.AccessToken)
+	return err
 }
 
 // transient records a failure worth retrying and plans the retry before the session idles out.

@@ -55,3 +55,40 @@ func TestScenario4StaleFailureCountDoesNotLockOutAFixedUsername(t *testing.T) {
 		t.Fatalf("refused logins = %d, want 2", n)
 	}
 }
+
+// Issue 8 scenario 11: the gateway refusing every Bearer made the session controller requeue every
+// second, with a login or keep-alive each time and no condition saying why.
+func TestScenario11GatewayRejectingTheBearerBacksOff(t *testing.T) {
+	f := m2mFixture(t, time.Hour)
+	f.uws("uws", uwsUser, uwsPassword)
+	f.session("s", "uws", func(s *v1alpha1.M2MSession) {
+		// Keep-alives far apart: every call after the switch is a retry, not the schedule.
+		s.Spec.KeepAlive.Interval = &metav1.Duration{Duration: 2 * time.Second}
+	})
+	f.waitSession("s", metav1.ConditionTrue, v1alpha1.ReasonSessionValid, 10*time.Second)
+	tokens := f.tokenCalls()
+	f.sim.SetM2MRejectBearers(true)
+	s := f.waitSession("s", metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, 10*time.Second)
+	calls := func() int { return f.sim.Stats().Total(loginRoute) + f.sim.Stats().Total(accountPath) }
+	start := calls()
+	time.Sleep(6 * time.Second)
+	// The suite's backoff (0.3 s doubling, capped at 2 s) fits 5 tries into 6 s; a 1 Hz loop makes 6+.
+	if n := calls() - start; n > 5 {
+		t.Errorf("%d upstream calls in 6 s while the gateway refuses the Bearer: no backoff", n)
+	}
+	if n := f.tokenCalls() - tokens; n > 1 {
+		t.Errorf("%d app-token requests for one refused Bearer, want at most 1", n)
+	}
+	s = f.getSession("s")
+	if s.Status.FailedAttempts < 3 {
+		t.Errorf("failedAttempts = %d: the retries are not counted, so they cannot back off", s.Status.FailedAttempts)
+	}
+	if n := f.logins(); n != 1 {
+		t.Errorf("logins = %d, want 1: a refused Bearer must not cost logins", n)
+	}
+	f.sim.SetM2MRejectBearers(false)
+	s = f.waitSession("s", metav1.ConditionTrue, v1alpha1.ReasonSessionValid, 10*time.Second)
+	if s.Status.FailedAttempts != 0 {
+		t.Errorf("failedAttempts after recovery = %d", s.Status.FailedAttempts)
+	}
+}

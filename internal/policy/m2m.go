@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/renewal"
@@ -136,4 +139,34 @@ func SessionWake(f SessionFacts, next time.Time) time.Time {
 // (the session idles out otherwise).
 func SessionRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, spec v1alpha1.M2MSessionSpec, now time.Time) time.Time {
 	return now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec)))
+}
+
+// BearerPlan is what to do when the gateway refused the app token on a session call.
+type BearerPlan struct {
+	// RefreshApp: ask the shared broker for a new app token. Only the first refusal of an episode does;
+	// the token the broker hands out is the app's for every holder, so asking on every retry would churn
+	// it for all of them.
+	RefreshApp bool
+	Failures   int32
+	At         time.Time
+	Message    string
+}
+
+// BearerRejected plans a gateway 401 on the Bearer. The retries back off like any upstream failure but
+// are not pulled in by the keep-alive interval: calling sooner only earns another 401. An episode lasts
+// until a session call succeeds (the Ready reason is BearerRejected meanwhile).
+func BearerRejected(b renewal.Backoff, st v1alpha1.M2MSessionStatus, rnd float64, now time.Time) BearerPlan {
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	p := BearerPlan{RefreshApp: c == nil || c.Reason != v1alpha1.ReasonBearerRejected, Failures: st.FailedAttempts + 1}
+	p.At = now.Add(b.RetryDelay(p.Failures, rnd, 0, 0))
+	if t := renewal.Truncate(p.At); !t.Equal(p.At) {
+		p.At = t.Add(time.Second) // the status records whole seconds; never retry early
+	}
+	asked := "a new app token was asked for once already"
+	if p.RefreshApp {
+		asked = "asked the ThingSpaceApp's key for a new token"
+	}
+	p.Message = fmt.Sprintf("The ThingSpace gateway refused the ThingSpaceApp's token on a session call (401, attempt %d); %s; next try at %s",
+		p.Failures, asked, p.At.UTC().Format(time.RFC3339))
+	return p
 }

@@ -12,6 +12,9 @@ import (
 
 // The M2M (UWS) session's decisions.
 const (
+	// SessionIdleTimeout is how long ThingSpace keeps an unused session: "expire after 20 minutes of
+	// inactivity". Past it a logout is moot.
+	SessionIdleTimeout = 20 * time.Minute
 	// DefaultKeepAlive is the keep-alive interval when the spec leaves it out: half the idle timeout.
 	DefaultKeepAlive = 10 * time.Minute
 	// GateRecheck is how soon a login held back by the username's failure limit (not refused: another
@@ -169,4 +172,82 @@ func BearerRejected(b renewal.Backoff, st v1alpha1.M2MSessionStatus, rnd float64
 	p.Message = fmt.Sprintf("The ThingSpace gateway refused the ThingSpaceApp's token on a session call (401, attempt %d); %s; next try at %s",
 		p.Failures, asked, p.At.UTC().Format(time.RFC3339))
 	return p
+}
+
+// LastUse is when the session in the Secret was last used (its login, a keep-alive or a reset); zero
+// when never.
+func LastUse(st v1alpha1.M2MSessionStatus) time.Time {
+	var t time.Time
+	if st.LastLoginTime != nil {
+		t = st.LastLoginTime.Time
+	}
+	if st.LastKeepAliveTime != nil && st.LastKeepAliveTime.After(t) {
+		t = st.LastKeepAliveTime.Time
+	}
+	return t
+}
+
+// LogoutAction is what deleting an M2MSession does about its session.
+type LogoutAction string
+
+const (
+	// LogoutCall: log the session out, then let the object go.
+	LogoutCall LogoutAction = "Logout"
+	// LogoutNone: nothing to log out; let the object go.
+	LogoutNone LogoutAction = "None"
+	// LogoutMoot: the session cannot be logged out now or no longer needs it; let the object go (with
+	// an event saying why).
+	LogoutMoot LogoutAction = "Moot"
+)
+
+// LogoutFacts is what a pass over a deleted M2MSession gathered.
+type LogoutFacts struct {
+	Now time.Time
+	// Deleted is the object's deletionTimestamp: nothing uses the session after it.
+	Deleted    time.Time
+	Status     v1alpha1.M2MSessionStatus
+	HasSession bool
+	// AppReady: the ThingSpaceApp holds a valid token (the Bearer of the logout call).
+	AppReady bool
+}
+
+// LogoutDecision says what to do and, for LogoutMoot, why.
+type LogoutDecision struct {
+	Action LogoutAction
+	Reason string
+}
+
+// DecideLogout is the deletion policy. A session idle for SessionIdleTimeout has ended on the platform:
+// logging it out is moot, however the calls have been failing.
+func DecideLogout(f LogoutFacts) LogoutDecision {
+	switch {
+	case !f.HasSession:
+		return LogoutDecision{Action: LogoutNone}
+	case !f.Now.Before(LogoutMootAt(f.Status, f.Deleted)):
+		return LogoutDecision{Action: LogoutMoot, Reason: "the session has not been used for 20 minutes and has idled out on the platform"}
+	case !f.AppReady:
+		return LogoutDecision{Action: LogoutMoot, Reason: "the ThingSpaceApp holds no valid token; the session will idle out"}
+	}
+	return LogoutDecision{Action: LogoutCall}
+}
+
+// LogoutMootAt is when logging the session out stops mattering: SessionIdleTimeout after its last use,
+// or, when no use is recorded, after the deletion (nothing uses it from then on).
+func LogoutMootAt(st v1alpha1.M2MSessionStatus, deleted time.Time) time.Time {
+	last := LastUse(st)
+	if last.IsZero() {
+		last = deleted
+	}
+	return last.Add(SessionIdleTimeout)
+}
+
+// LogoutRetry plans the retry of a logout that failed transiently for the failures-th time: backoff,
+// honouring Retry-After, but never past the moment the logout becomes moot (a pass then lets the
+// object go).
+func LogoutRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, f LogoutFacts) time.Time {
+	at := f.Now.Add(b.RetryDelay(failures, rnd, retryAfter, 0))
+	if moot := LogoutMootAt(f.Status, f.Deleted); at.After(moot) {
+		at = moot
+	}
+	return at
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/policy"
@@ -76,9 +77,31 @@ func (r *M2MSessionReconciler) storePending(ctx context.Context, s *sessState) (
 	return true, nil
 }
 
-// rotatePassword resets the UWS password and stores the new one before anything else.
+// persistBound bounds a password reset and the write of its answer once they run past the reconcile's
+// cancellation: the request's own timeout, and time to store the answer. The manager's drain waits
+// longer than this.
+func (r *M2MSessionReconciler) persistBound() time.Duration {
+	t := r.Endpoints.RequestTimeout
+	if t <= 0 {
+		t = upstream.DefaultTimeout
+	}
+	return t + 10*time.Second
+}
+
+// rotatePassword resets the UWS password and stores the new one before anything else. The reset and the
+// write of its answer run on a context detached from the reconcile's and register with the in-flight
+// tracker, so a shutdown (SIGTERM, a lost lease) waits for the new password to be stored instead of
+// losing it (issue 8 scenario 5); once the tracker drains, no reset starts.
 func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState) (ctrl.Result, error) {
-	newPassword, err := s.cli.ResetPassword(ctx, s.appTok.AccessToken, s.session, s.creds.Password)
+	end, ok := r.InFlight.Begin()
+	if !ok {
+		log.FromContext(ctx).Info("Shutting down: the password reset waits for the next process")
+		return ctrl.Result{}, nil
+	}
+	defer end()
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.persistBound())
+	defer cancel()
+	newPassword, err := s.cli.ResetPassword(pctx, s.appTok.AccessToken, s.session, s.creds.Password)
 	switch {
 	case err == nil:
 	case thingspace.IsSessionInvalid(err):
@@ -101,7 +124,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	s.st.PasswordRotatedAt = timePtr(s.now)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
-	if err := r.storePassword(ctx, key, newPassword); err != nil {
+	if err := r.storePassword(pctx, key, newPassword); err != nil {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
 		return ctrl.Result{}, err

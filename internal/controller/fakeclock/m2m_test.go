@@ -2,14 +2,24 @@ package fakeclock
 
 import (
 	"context"
+	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
@@ -17,6 +27,7 @@ const (
 	uwsUser     = "fleet-uws"
 	uwsPassword = "Str0ng!Passw0rd"
 	logoutRoute = "POST /api/m2m/v1/session/logout"
+	resetRoute  = "PUT /api/m2m/v1/session/password/actions/reset"
 )
 
 // m2mWorld adds a Ready app "app", the UWS user and its credentials Secret "uws" to f.
@@ -82,4 +93,91 @@ func TestM2MDeletionDoesNotOutwaitTheIdleTimeout(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// m2mManager is a manager of its own for ns on clk, with the tracker its persist-critical calls
+// register with; stop cancels it (as SIGTERM would) and returns once it has stopped.
+func m2mManager(t *testing.T, ns string, clk *testingclock.FakeClock, tracker *inflight.Tracker) (stop func()) {
+	t.Helper()
+	co := controller.CacheOptions()
+	co.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	mgr, err := ctrl.NewManager(cfg0(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
+	must(t, err)
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2,
+		UpstreamTimeout: 10 * time.Second, Clock: clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
+		SkipNameValidation: true, InFlight: tracker}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// Issue 8 scenario 5: a SIGTERM while a password reset waits for its answer cancelled the call; the
+// platform had applied the reset, and the new password was never stored. The reset now runs past
+// cancellation, registered with the in-flight tracker, and its answer is in the credentials Secret
+// before the tracker drains.
+func TestM2MPasswordResetDuringShutdownIsStored(t *testing.T) {
+	ns := fmt.Sprintf("fc%d-m2m-reset-shutdown", nsCount.Add(1))
+	clk := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
+	sim := simulator.New(simulator.Config{Clock: clk, TokenLifetime: 24 * time.Hour, Apps: map[string]string{"key-" + ns: "S3cret-reset"}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	f := &fixture{t: t, ns: ns, clk: clk, sim: sim, url: srv.URL, key: "key-" + ns, secret: "S3cret-reset"}
+	tracker := &inflight.Tracker{}
+	stop := m2mManager(t, ns, clk, tracker)
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(ns))
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(ns))
+	})
+
+	m2mWorld(f)
+	f.create(newSession("s", func(s *v1alpha1.M2MSession) {
+		s.Spec.PasswordRotation = &v1alpha1.PasswordRotationSpec{Interval: metav1.Duration{Duration: time.Hour}}
+		s.Spec.LogoutOnDelete = new(bool)
+	}))
+	f.waitCondition("s", &v1alpha1.M2MSession{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+
+	// The platform applies the reset at once and holds its answer for 3 s.
+	sim.SetM2MResetDelay(3 * time.Second)
+	// Keep-alives every 10 minutes along the way; the reset falls due after an hour.
+	for range 6 {
+		clk.Step(10*time.Minute + time.Second)
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.eventually("the platform applied a reset", 20*time.Second, func() bool {
+		info, _ := sim.M2MUser(uwsUser)
+		return info.Password != uwsPassword
+	})
+	stop() // SIGTERM while the answer is held
+	drained := make(chan bool)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		drained <- tracker.Drain(ctx)
+	}()
+	if !<-drained {
+		t.Fatal("the in-flight reset did not end within 20 s")
+	}
+	info, _ := sim.M2MUser(uwsUser)
+	got := string(f.secretData("uws")[v1alpha1.CredentialsKeyPassword])
+	switch {
+	case got == uwsPassword:
+		t.Fatal("after shutdown the credentials Secret holds the old password: the reset's answer was lost")
+	case got != info.Password:
+		t.Fatal("after shutdown the credentials Secret holds neither the old nor the platform's password")
+	}
+	if n := sim.Stats().Count(resetRoute, 200); n != 1 {
+		t.Errorf("%d resets answered, want 1", n)
+	}
 }

@@ -146,6 +146,19 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	if s.owned != nil {
 		s.session = string(s.owned.Data[KeySessionToken])
 	}
+	if s.session == "" && st.LastLoginTime != nil {
+		// Logged in before, yet no session in the cache: our own write may not have reached it yet. A
+		// login costs the platform a session, so ask the API server before making one.
+		if s.owned, err = r.Secrets.Fresh(ctx, sess, sess.Spec.SecretName, nil); isConflict(err) {
+			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error())
+			return ctrl.Result{}, nil
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+		if s.owned != nil {
+			s.session = string(s.owned.Data[KeySessionToken])
+		}
+	}
 	if ok, err := r.loadCredentials(ctx, s); !ok {
 		return ctrl.Result{}, err
 	}

@@ -64,7 +64,11 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, nil
 	}
 	st := ca.Status.DeepCopy()
-	res, syncErr := r.sync(ctx, ca, st)
+	p := &cloudPass{ca: ca, st: st, now: r.Clock.Now()}
+	// A refresh registered with the in-flight tracker ends after its status is written too: when the
+	// lease is lost the manager stops at once, and main waits for the tracker, not for this reconcile.
+	defer p.endInFlight()
+	res, syncErr := r.sync(ctx, p)
 	// A refresh already stored must get its status even while the manager shuts down, or a restart
 	// would act on the same refresh request again.
 	statusCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -97,12 +101,20 @@ type cloudPass struct {
 	creds  cloudapi.Credentials
 	credsV string         // resourceVersion of the credentials Secret
 	sec    *corev1.Secret // the target Secret as read past the cache; nil when absent
+	// end ends the pass's registration with the in-flight tracker; nil when none.
+	end func()
+}
+
+func (p *cloudPass) endInFlight() {
+	if p.end != nil {
+		p.end()
+	}
 }
 
 // sync gathers, decides and acts; it only ever returns a Result with a nil error or an error with an
 // empty Result.
-func (r *CloudAuthorizationReconciler) sync(ctx context.Context, ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus) (ctrl.Result, error) {
-	p := &cloudPass{ca: ca, st: st, now: r.Clock.Now()}
+func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (ctrl.Result, error) {
+	ca, st := p.ca, p.st
 	var err error
 	if p.cl, p.creds, p.credsV, err = r.upstream(ctx, ca); err != nil {
 		var missing *credentialsError

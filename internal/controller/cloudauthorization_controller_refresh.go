@@ -30,7 +30,7 @@ func (r *CloudAuthorizationReconciler) refresh(ctx context.Context, p *cloudPass
 	if !ok {
 		return ctrl.Result{}, nil
 	}
-	defer end()
+	p.end = end // after the status write (see Reconcile)
 	// From the marker on, the reconcile's cancellation (a manager shutting down) must not cut a write
 	// short: a cancelled request may still have been applied, leaving a marker nobody clears, and an
 	// answer that arrives has to be stored. The writes and the upstream call carry their own bounds.

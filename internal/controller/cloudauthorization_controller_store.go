@@ -61,25 +61,33 @@ func (b cloudBackend) StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthoriz
 		expiresAt = renewal.Expiry(received, tokens.ExpiresIn)
 		data = cloudTokenData(tokens, expiresAt)
 	}
+	// The code is spent: these tokens exist nowhere else. A write that raced another, or an API error,
+	// is tried again a few times (the exchange is registered with the in-flight tracker, so shutdown
+	// waits); a Secret that belongs to someone else is not.
 	var err error
-	for range 3 {
-		var sec *corev1.Secret
-		if sec, err = b.deps.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err != nil {
-			return time.Time{}, err
+	for attempt := range storeGrantAttempts {
+		if attempt > 0 && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
-		_, _, err = b.deps.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{
-			Template: ca.Spec.SecretTemplate, Data: data, Adopt: true,
-			Annotations: map[string]string{
-				v1alpha1.RefreshStartedAnnotation: "",
-				v1alpha1.RefreshedAtAnnotation:    received.UTC().Format(time.RFC3339Nano),
-			},
-		})
-		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+		var sec *corev1.Secret
+		if sec, err = b.deps.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err == nil {
+			_, _, err = b.deps.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{
+				Template: ca.Spec.SecretTemplate, Data: data, Adopt: true,
+				Annotations: map[string]string{
+					v1alpha1.RefreshStartedAnnotation: "",
+					v1alpha1.RefreshedAtAnnotation:    received.UTC().Format(time.RFC3339Nano),
+				},
+			})
+		}
+		if err == nil || isConflict(err) || ctx.Err() != nil {
 			break
 		}
 	}
 	return expiresAt, err
 }
+
+// storeGrantAttempts bounds the tries to store the tokens of a code exchange.
+const storeGrantAttempts = 5
 
 // DescribeStoreFailure describes a failed Secret write without quoting an API error (safe as they
 // are, but long): a conflict with another owner is named, anything else is generic.

@@ -31,7 +31,10 @@ func TestIssue8Scenario18ShutdownGateRefusesNewCallsAtOnce(t *testing.T) {
 	}
 	cancel()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the gate waited for the call in flight")
 	}

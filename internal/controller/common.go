@@ -14,10 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/credops/thingspace-operator/internal/inflight"
-	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
-	"github.com/credops/thingspace-operator/internal/tokenbroker"
 )
 
 // Deps are what every reconciler uses; Setup builds one set for all of them.
@@ -67,11 +65,6 @@ func setCondition(conds *[]metav1.Condition, typ string, status metav1.Condition
 	})
 }
 
-// gatedByGeneration is policy.DecidedForGeneration (kept while the controllers move to the policies).
-func gatedByGeneration(conds []metav1.Condition, typ string, gen int64) bool {
-	return policy.DecidedForGeneration(conds, typ, gen)
-}
-
 func timePtr(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(renewal.Truncate(t))
 	return &mt
@@ -87,26 +80,3 @@ func requeueAt(now, t time.Time) ctrl.Result {
 const expiryLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func formatExpiry(t time.Time) string { return t.UTC().Format(expiryLayout) }
-
-// retryPlan is policy.Retry in the shape the controllers use today.
-type retryPlan struct {
-	delay   time.Duration
-	at      time.Time
-	ready   metav1.ConditionStatus
-	reason  string
-	message string
-}
-
-// planRetry is policy.PlanRetry for a held token (zero: none).
-func planRetry(b renewal.Backoff, failures int32, rnd float64, err error, held tokenbroker.Token, now time.Time) retryPlan {
-	var exp time.Time
-	if held.AccessToken != "" {
-		exp = held.ExpiresAt
-	}
-	p := policy.PlanRetry(b, failures, rnd, err, exp, now)
-	ready := metav1.ConditionFalse
-	if p.Ready {
-		ready = metav1.ConditionTrue
-	}
-	return retryPlan{delay: p.Delay, at: p.At, ready: ready, reason: p.Reason, message: p.Message}
-}

@@ -17,7 +17,6 @@ import (
 
 var c0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-
 // held is a CloudInput for a Secret with a refresh token and an access token issued at c0 for an hour,
 // looked at now.
 func held(now time.Time) CloudInput {

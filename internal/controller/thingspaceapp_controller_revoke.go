@@ -109,7 +109,18 @@ func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, app *v1alpha
 		}
 	}
 	for _, h := range r.Broker.OtherHolders(key, client.ObjectKeyFromObject(app)) {
-		add("ThingSpaceApp", h.Namespace, h.Name)
+		// A holder being deleted too decides for itself: two apps going at once must not each spare the
+		// token for the other.
+		other := &v1alpha1.ThingSpaceApp{}
+		if err := r.Get(ctx, h, other); err != nil {
+			if client.IgnoreNotFound(err) != nil {
+				return "", err
+			}
+			continue
+		}
+		if other.DeletionTimestamp.IsZero() {
+			add("ThingSpaceApp", h.Namespace, h.Name)
+		}
 	}
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}); err != nil {

@@ -372,3 +372,32 @@ func (f *fixture) refuseStatusRecording(value string) func() {
 		}
 	}
 }
+
+// Issue 8 scenario 9: two apps of one key deleted together, both with revokeOnDelete, must not spare
+// the token for each other: it is revoked once.
+func TestScenario9HoldersDeletedTogetherRevokeOnce(t *testing.T) {
+	f := newFixtureWith(t, time.Hour)
+	f.credentials("creds", f.key, f.secret)
+	for _, n := range []string{"one", "two"} {
+		f.app(n, "creds", func(a *v1alpha1.ThingSpaceApp) { a.Spec.RevokeOnDelete = true })
+	}
+	f.waitReady("one", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	f.waitReady("two", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	tok, _, _ := f.token("one-token")
+	must(t, k8s.DeleteAllOf(ctx, &v1alpha1.ThingSpaceApp{}, client.InNamespace(f.ns)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list := &v1alpha1.ThingSpaceAppList{}
+		must(t, k8s.List(ctx, list, client.InNamespace(f.ns)))
+		if len(list.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("apps not deleted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := f.revokeCalls(); r != 1 || f.sim.ValidBearer(tok) {
+		t.Fatalf("revokes = %d, token still valid = %v; want one revoke", r, f.sim.ValidBearer(tok))
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // Issuer is the part of the ThingSpace client the broker needs.
@@ -91,13 +92,30 @@ type Broker struct {
 	mu      sync.Mutex
 	entries map[Key]*entry
 	subs    map[types.NamespacedName]Key
+	// revoked holds the tokens this process revoked, never handed out again, until they would have
+	// expired anyway. It outlives the entries: a deletion retried on a stale cache must not revoke
+	// (or a seed resurrect) a token its key's last holder already revoked.
+	revoked map[revokedToken]revocation
 }
+
+type revokedToken struct {
+	key   Key
+	token string
+}
+
+type revocation struct {
+	Revocation
+	until time.Time
+}
+
+// maxRevokedKept bounds the revoked set; past it (after the expired ones) an arbitrary half goes. A
+// process revokes a handful of tokens per key per hour; this is for the pathological case.
+const maxRevokedKept = 4096
 
 type entry struct {
 	mu      sync.Mutex // held across upstream calls: one call per key at a time
 	tok     *Token
-	sameTil time.Time             // a same-token answer came; don't ask again before this
-	revoked map[string]Revocation // tokens this process revoked: never handed out again
+	sameTil time.Time // a same-token answer came; don't ask again before this
 	holders map[types.NamespacedName]bool
 	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
 	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).
@@ -107,7 +125,8 @@ type entry struct {
 // New returns a broker. notify is called (from a goroutine of its own) with every holder of a key whose
 // token changed, except the one that changed it.
 func New(clk clock.PassiveClock, notify func(types.NamespacedName)) *Broker {
-	return &Broker{clock: clk, notify: notify, entries: map[Key]*entry{}, subs: map[types.NamespacedName]Key{}}
+	return &Broker{clock: clk, notify: notify, entries: map[Key]*entry{}, subs: map[types.NamespacedName]Key{},
+		revoked: map[revokedToken]revocation{}}
 }
 
 // Subscribe records that who holds the token of key, moving it off any other key.
@@ -148,7 +167,7 @@ func (b *Broker) freeLocked(key Key, e *entry) {
 func (b *Broker) entryLocked(key Key) *entry {
 	e, ok := b.entries[key]
 	if !ok {
-		e = &entry{revoked: map[string]Revocation{}, holders: map[types.NamespacedName]bool{}}
+		e = &entry{holders: map[types.NamespacedName]bool{}}
 		b.entries[key] = e
 	}
 	return e
@@ -194,10 +213,41 @@ func (b *Broker) RevokedBy(key Key, tok string) (Revocation, bool) {
 	if tok == "" {
 		return Revocation{}, false
 	}
-	e := b.acquire(key)
-	defer b.release(key, e)
-	r, ok := e.revoked[tok]
-	return r, ok
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, ok := b.revoked[revokedToken{key, tok}]
+	return r.Revocation, ok
+}
+
+func (b *Broker) isRevoked(key Key, tok string) bool {
+	_, ok := b.RevokedBy(key, tok)
+	return ok
+}
+
+// recordRevoked remembers that who revoked tok of key, until it would have expired (expires, when the
+// broker knows it; the longest lifetime believed otherwise).
+func (b *Broker) recordRevoked(key Key, tok string, expires time.Time, r Revocation) {
+	now := b.clock.Now()
+	if expires.IsZero() || expires.Before(now) {
+		expires = now.Add(oauth.MaxExpiresIn)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, v := range b.revoked {
+		if !now.Before(v.until) {
+			delete(b.revoked, k)
+		}
+	}
+	if len(b.revoked) >= maxRevokedKept {
+		n := 0
+		for k := range b.revoked { // map order: an arbitrary half
+			delete(b.revoked, k)
+			if n++; n >= maxRevokedKept/2 {
+				break
+			}
+		}
+	}
+	b.revoked[revokedToken{key, tok}] = revocation{Revocation: r, until: expires}
 }
 
 // Seed offers a token read back from a Secret (after a restart, say). The broker keeps it when it knows
@@ -209,7 +259,7 @@ func (b *Broker) Seed(key Key, tok Token) {
 	}
 	e := b.acquire(key)
 	defer b.release(key, e)
-	if _, revoked := e.revoked[tok.AccessToken]; revoked || !b.clock.Now().Before(tok.ExpiresAt) {
+	if b.isRevoked(key, tok.AccessToken) || !b.clock.Now().Before(tok.ExpiresAt) {
 		return
 	}
 	if e.tok == nil || tok.ExpiresAt.After(e.tok.ExpiresAt) {
@@ -273,15 +323,17 @@ func (b *Broker) Revoke(ctx context.Context, key Key, who types.NamespacedName, 
 }
 
 func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, tok, why string) error {
+	if b.isRevoked(key, tok) {
+		return nil // revoked already: once is enough
+	}
 	if err := iss.Revoke(ctx, creds, tok); err != nil {
 		return err
 	}
-	// Bounded: a process revokes a handful of tokens per key per hour at most, and this resets the set
-	// when it grows anyway (old revoked tokens have expired by then).
-	if len(e.revoked) > 64 {
-		clear(e.revoked)
+	var expires time.Time
+	if e.tok != nil && e.tok.AccessToken == tok {
+		expires = e.tok.ExpiresAt
 	}
-	e.revoked[tok] = Revocation{By: who, Why: why}
+	b.recordRevoked(key, tok, expires, Revocation{By: who, Why: why})
 	if e.tok != nil && e.tok.AccessToken == tok {
 		e.tok = nil
 		b.tellOthers(key, e, who)

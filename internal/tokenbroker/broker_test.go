@@ -295,3 +295,50 @@ func TestProvenanceBindsKeyAndToken(t *testing.T) {
 		}
 	}
 }
+
+// Issue 8 scenario 9: two holders revoking one token (deleted together) make one upstream call.
+func TestRevokeOnceOnly(t *testing.T) {
+	br, iss, _, _, key := setup()
+	ctx := context.Background()
+	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+	for _, who := range []types.NamespacedName{a, b} {
+		if err := br.Revoke(ctx, key, who, iss, creds, first.Token.AccessToken, "revokeOnDelete"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(iss.revokes) != 1 {
+		t.Fatalf("%d revokes of one token", len(iss.revokes))
+	}
+}
+
+// Issue 8 scenario 9: a revocation is remembered past the last holder's unsubscribe, so a deletion
+// retried on a stale cache neither revokes again nor seeds the dead token back.
+func TestRevocationOutlivesTheEntry(t *testing.T) {
+	br, iss, clk, _, key := setup()
+	ctx := context.Background()
+	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+	tok := first.Token.AccessToken
+	if err := br.Revoke(ctx, key, a, iss, creds, tok, "revokeOnDelete"); err != nil {
+		t.Fatal(err)
+	}
+	br.Unsubscribe(a)
+	br.Unsubscribe(b)
+	if _, ok := br.RevokedBy(key, tok); !ok {
+		t.Fatal("the revocation was forgotten with the entry")
+	}
+	if err := br.Revoke(ctx, key, b, iss, creds, tok, "revokeOnDelete"); err != nil || len(iss.revokes) != 1 {
+		t.Fatalf("second revoke: %v, %d upstream revokes", err, len(iss.revokes))
+	}
+	br.Subscribe(key, a)
+	br.Seed(key, first.Token)
+	if cur, ok := br.Current(key); ok && cur.AccessToken == tok {
+		t.Fatal("a revoked token was seeded back")
+	}
+	// Forgotten once it would have expired anyway.
+	clk.Step(2 * time.Hour)
+	other := NewKey("https://ts", thingspace.Credentials{Key: "x", Secret: "y"})
+	br.recordRevoked(other, "z", time.Time{}, Revocation{})
+	if _, ok := br.RevokedBy(key, tok); ok {
+		t.Fatal("an expired revocation is kept")
+	}
+}

@@ -35,12 +35,10 @@ const (
 	// ReasonRefreshTokenAtRisk (Authorized=True): refreshes keep failing past the keep-alive time, and
 	// the refresh token dies if none succeeds before the deadline the message gives.
 	ReasonRefreshTokenAtRisk = "RefreshTokenAtRisk"
-	// ReasonLifetimeAssumed (a Warning event): a token answer had no expires_in; the tokens were
-	// stored with a conservative assumed lifetime (oauth.AssumedExpiresIn).
-	ReasonLifetimeAssumed = "LifetimeAssumed"
-	// ReasonLifetimeCapped (a Warning event): a token answer announced a lifetime beyond the maximum
-	// the operator trusts (oauth.MaxExpiresIn); it was capped.
-	ReasonLifetimeCapped = "LifetimeCapped"
+	// EventAuthorized (a Normal event): consent arrived and the tokens were written. CloudAuthorizations
+	// also emit EventRefreshed, EventRefreshFailed, EventLifetimeAssumed and EventLifetimeCapped (see
+	// thingspaceapp_contract.go), and the reasons above as Warning events.
+	EventAuthorized = "Authorized"
 )
 
 // Annotations the operator keeps on a CloudAuthorization's Secret. They are bookkeeping, not

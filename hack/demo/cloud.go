@@ -179,7 +179,7 @@ func (n *narrator) cloudEvents(ctx context.Context, v *cloudView) error {
 			continue
 		}
 		v.events[e.Name] = count
-		if e.Reason == "Refreshed" {
+		if e.Reason == v1alpha1.EventRefreshed {
 			v.refreshedEvents++
 		}
 		step("%s: Event %s %s: %s", v.name, e.Type, e.Reason, e.Note)

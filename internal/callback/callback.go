@@ -179,10 +179,10 @@ func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization,
 	}
 	h.warnLifetime(ca, tokens)
 	if expiresAt.IsZero() {
-		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, "Authorized", "Authorize",
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
 			"Consent received; the refresh token was written to Secret %s, an access token follows with the first refresh", ca.Spec.SecretName)
 	} else {
-		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, "Authorized", "Authorize",
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
 			"Consent received; tokens written to Secret %s, the access token is valid until %s", ca.Spec.SecretName, expiresAt.UTC().Format(time.RFC3339))
 	}
 	logger.Info("Consent received; tokens written", "secret", klog.KRef(ca.Namespace, ca.Spec.SecretName), "expiresAt", expiresAt.UTC())
@@ -192,11 +192,11 @@ func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization,
 // warnLifetime says when the stored lifetime is not the one Verizon announced.
 func (h *Handler) warnLifetime(ca *v1alpha1.CloudAuthorization, t cloudapi.Tokens) {
 	if t.LifetimeAssumed {
-		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeAssumed, "Authorize",
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeAssumed, "Authorize",
 			"The token answer had no expires_in; the access token is assumed to live %s", t.ExpiresIn)
 	}
 	if t.LifetimeCapped {
-		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeCapped, "Authorize",
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeCapped, "Authorize",
 			"The token answer announced a lifetime beyond %s; it was capped", t.ExpiresIn)
 	}
 }

@@ -87,8 +87,8 @@ func TestIssue8Scenario7RefreshWithoutLifetimeIsStoredAndWarned(t *testing.T) {
 		shape  simulator.CloudTokenShape
 		reason string
 	}{
-		{simulator.CloudShapeNoExpiresIn, v1alpha1.ReasonLifetimeAssumed},
-		{simulator.CloudShapeHugeExpiresIn, v1alpha1.ReasonLifetimeCapped}, // scenario 18
+		{simulator.CloudShapeNoExpiresIn, v1alpha1.EventLifetimeAssumed},
+		{simulator.CloudShapeHugeExpiresIn, v1alpha1.EventLifetimeCapped}, // scenario 18
 	} {
 		t.Run(string(tc.shape), func(t *testing.T) {
 			f := newCloudFixture(t, time.Hour)

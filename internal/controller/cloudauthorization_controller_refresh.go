@@ -111,12 +111,12 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 		if held := cloudHeldToken(p.sec); !held.valid(p.now) {
 			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable, "The refresh answered without a usable access token; the new refresh token is stored, next try at "+slot.UTC().Format(time.RFC3339))
 		}
-		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, "RefreshFailed", "RefreshToken",
+		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RefreshToken",
 			"The refresh answered without a usable access token; its rotated refresh token was stored in Secret %s, retrying", p.ca.Spec.SecretName)
 		return requeueAt(p.now, slot), nil
 	}
 	r.warnLifetime(p, e)
-	r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, "Refreshed", "RefreshToken",
+	r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "RefreshToken",
 		"Refreshed the tokens in Secret %s; the access token is valid until %s", p.ca.Spec.SecretName, e.ExpiresAt.UTC().Format(time.RFC3339))
 	log.FromContext(ctx).Info("Tokens refreshed", "secret", klog.KRef(p.ca.Namespace, p.ca.Spec.SecretName), "expiresAt", e.ExpiresAt.UTC())
 
@@ -130,11 +130,11 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 // warnLifetime says when the stored lifetime is not the one Verizon announced (issue 8 scenarios 7, 18).
 func (r *CloudAuthorizationReconciler) warnLifetime(p *cloudPass, e refreshes.Entry) {
 	if e.Tokens.LifetimeAssumed {
-		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeAssumed, "RefreshToken",
+		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeAssumed, "RefreshToken",
 			"The token answer had no expires_in; the access token is assumed to live %s", e.Tokens.ExpiresIn)
 	}
 	if e.Tokens.LifetimeCapped {
-		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonLifetimeCapped, "RefreshToken",
+		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeCapped, "RefreshToken",
 			"The token answer announced a lifetime beyond %s; it was capped", e.Tokens.ExpiresIn)
 	}
 }
@@ -174,7 +174,7 @@ func (r *CloudAuthorizationReconciler) refreshFailed(ctx context.Context, p *clo
 		}
 		r.setReady(p, ready, f.Retry.Reason, f.Retry.Message)
 		if st.FailedRefreshAttempts == 1 {
-			r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, "RefreshFailed", "RefreshToken", "%s; retrying with backoff", msg)
+			r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RefreshToken", "%s; retrying with backoff", msg)
 		}
 		log.FromContext(ctx).Info("Refresh failed; backing off", "error", msg, "attempt", st.FailedRefreshAttempts, "retryIn", f.Retry.Delay)
 	}

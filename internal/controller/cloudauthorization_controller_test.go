@@ -181,7 +181,7 @@ func TestCloudRefreshesAheadOfExpiryWithoutReuseAndTokensStayValid(t *testing.T)
 	must(t, k8s.List(context.Background(), evs, client.InNamespace(f.ns)))
 	refreshed := 0
 	for _, e := range evs.Items {
-		if e.Reason == "Refreshed" && e.Type == corev1.EventTypeNormal {
+		if e.Reason == v1alpha1.EventRefreshed && e.Type == corev1.EventTypeNormal {
 			refreshed++
 		}
 	}

@@ -612,7 +612,7 @@ func TestCloudRotationNeverInvalid(t *testing.T) {
 	if n := e.tokenRequests(0) - e.tokenRequests(http.StatusOK); n != 0 {
 		t.Errorf("%d token requests failed: %v", n, stats(t, e.sim))
 	}
-	if len(e.events("Refreshed")) == 0 {
+	if len(e.events(v1alpha1.EventRefreshed)) == 0 {
 		t.Errorf("no Normal event Refreshed after %d refreshes", refreshes)
 	}
 }

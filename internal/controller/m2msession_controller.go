@@ -86,7 +86,11 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		res, syncErr = r.sync(ctx, sess, st)
 	}
 	if !released {
-		if err := memo.Record(ctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
+		// Past the reconcile's cancellation too: a reset or login that completed during shutdown must be
+		// on record, or the next process repeats it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := memo.Record(rctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
 			c := sess.DeepCopy()
 			c.Status = s
 			return c

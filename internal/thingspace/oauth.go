@@ -41,8 +41,8 @@ type Token struct {
 	// Scope is as granted by the upstream; empty when the response has none.
 	Scope string
 	// ExpiresIn is the remaining lifetime at the time of the response. The gateway returns the
-	// same token for an hour, so a repeated request counts down: never assume an hour. Compute
-	// expiry from a time taken BEFORE the request: that errs on the early side. 0 means the
+	// same token for an hour, so a repeated request counts down: never assume an hour. Expiry is
+	// the receive time plus ExpiresIn (renewal.Expiry says why not the send time). 0 means the
 	// token expires now (the gateway's answer in its last second): ask again shortly.
 	ExpiresIn time.Duration
 	// LifetimeAssumed is set when the answer had no expires_in: ExpiresIn is

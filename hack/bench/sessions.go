@@ -53,7 +53,7 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		phase: "phase 2b", what: "M2MSessions", n: o.sessions,
 		create: func(i int) error {
 			creds := fmt.Sprintf("uws-%04d", i)
-			if err := createSecret(ctx, c, creds, map[string]string{harness.UWSUsername: users[i], harness.UWSPassword: passwords[i]}); err != nil {
+			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyUsername: users[i], v1alpha1.CredentialsKeyPassword: passwords[i]}); err != nil {
 				return err
 			}
 			return create(ctx, c, harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",

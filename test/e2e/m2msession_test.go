@@ -107,7 +107,7 @@ func setUWSPassword(t *testing.T, ns, name, password string) {
 	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 		t.Fatal(err)
 	}
-	s.Data[harness.UWSPassword] = []byte(password)
+	s.Data[v1alpha1.CredentialsKeyPassword] = []byte(password)
 	if err := k8s.Update(t.Context(), s); err != nil {
 		t.Fatalf("update UWS credentials Secret %s: %v", name, err)
 	}
@@ -119,7 +119,7 @@ func uwsPasswordIn(t *testing.T, ns, name string) string {
 	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
 		t.Fatal(err)
 	}
-	pw := string(s.Data[harness.UWSPassword])
+	pw := string(s.Data[v1alpha1.CredentialsKeyPassword])
 	sensitive.Add("a UWS password", pw)
 	return pw
 }

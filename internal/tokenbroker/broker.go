@@ -21,7 +21,6 @@ import (
 
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/thingspace"
-	"github.com/credops/thingspace-operator/internal/upstream/oauth"
 )
 
 // Issuer is the part of the ThingSpace client the broker needs.
@@ -78,12 +77,6 @@ type Result struct {
 	Revoked bool
 }
 
-// Revocation says who revoked a token through the broker, and why ("refresh requested", ...).
-type Revocation struct {
-	By  types.NamespacedName
-	Why string
-}
-
 // Broker shares tokens between the objects that use one key.
 type Broker struct {
 	clock  clock.PassiveClock
@@ -97,20 +90,6 @@ type Broker struct {
 	// (or a seed resurrect) a token its key's last holder already revoked.
 	revoked map[revokedToken]revocation
 }
-
-type revokedToken struct {
-	key   Key
-	token string
-}
-
-type revocation struct {
-	Revocation
-	until time.Time
-}
-
-// maxRevokedKept bounds the revoked set; past it (after the expired ones) an arbitrary half goes. A
-// process revokes a handful of tokens per key per hour; this is for the pathological case.
-const maxRevokedKept = 4096
 
 type entry struct {
 	mu      sync.Mutex // held across upstream calls: one call per key at a time
@@ -206,48 +185,6 @@ func (b *Broker) OtherHolders(key Key, who types.NamespacedName) []types.Namespa
 		}
 	}
 	return out
-}
-
-// RevokedBy says whether this process revoked tok of key, and who did and why.
-func (b *Broker) RevokedBy(key Key, tok string) (Revocation, bool) {
-	if tok == "" {
-		return Revocation{}, false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r, ok := b.revoked[revokedToken{key, tok}]
-	return r.Revocation, ok
-}
-
-func (b *Broker) isRevoked(key Key, tok string) bool {
-	_, ok := b.RevokedBy(key, tok)
-	return ok
-}
-
-// recordRevoked remembers that who revoked tok of key, until it would have expired (expires, when the
-// broker knows it; the longest lifetime believed otherwise).
-func (b *Broker) recordRevoked(key Key, tok string, expires time.Time, r Revocation) {
-	now := b.clock.Now()
-	if expires.IsZero() || expires.Before(now) {
-		expires = now.Add(oauth.MaxExpiresIn)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for k, v := range b.revoked {
-		if !now.Before(v.until) {
-			delete(b.revoked, k)
-		}
-	}
-	if len(b.revoked) >= maxRevokedKept {
-		n := 0
-		for k := range b.revoked { // map order: an arbitrary half
-			delete(b.revoked, k)
-			if n++; n >= maxRevokedKept/2 {
-				break
-			}
-		}
-	}
-	b.revoked[revokedToken{key, tok}] = revocation{Revocation: r, until: expires}
 }
 
 // Seed offers a token read back from a Secret (after a restart, say). The broker keeps it when it knows

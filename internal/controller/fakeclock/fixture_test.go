@@ -145,19 +145,6 @@ func (f *fixture) lastResult(kind, name string) (outcome, bool) {
 	return outcome{}, false
 }
 
-// reconciles counts the reconciles of name by kind's controller so far.
-func (f *fixture) reconciles(kind, name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, r := range f.results {
-		if r.name == name && strings.Contains(r.controller, kind+"Reconciler") {
-			n++
-		}
-	}
-	return n
-}
-
 // step moves the fake clock forward by d; requeues due by then fire.
 func (f *fixture) step(d time.Duration) { f.clk.Step(d) }
 
@@ -250,10 +237,16 @@ func (f *fixture) condition(name string, obj client.Object, typ string) *metav1.
 func (f *fixture) waitCondition(name string, obj client.Object, typ string, status metav1.ConditionStatus, reason string) {
 	f.t.Helper()
 	var last *metav1.Condition
-	f.eventually(fmt.Sprintf("%s %s=%s/%s (last %+v)", name, typ, status, reason, last), 20*time.Second, func() bool {
-		last = f.condition(name, obj, typ)
-		return last != nil && last.Status == status && last.Reason == reason
-	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if last = f.condition(name, obj, typ); last != nil && last.Status == status && last.Reason == reason {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: %s never became %s/%s; last %+v", name, typ, status, reason, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // app creates a ThingSpaceApp name on the simulator whose credentials are in Secret creds.

@@ -123,3 +123,32 @@ func TestScenario13FailedStatusPatchDoesNotRepeatAPasswordReset(t *testing.T) {
 		t.Error("the credentials Secret does not hold the platform's password")
 	}
 }
+
+// Issue 8 scenario 13, the login: the first login's status write is refused; the next pass, deciding
+// from the status it had before, found the keep-alive "due" and logged in again at once.
+func TestScenario13FailedStatusPatchDoesNotRepeatALogin(t *testing.T) {
+	f := m2mFixture(t, time.Hour)
+	f.uws("uws", uwsUser, uwsPassword)
+	lift := f.refuseStatusField("lastLoginTime")
+	f.session("s", "uws", func(s *v1alpha1.M2MSession) {
+		// No account: each keep-alive is a login, and the next one is a whole interval away.
+		s.Spec.KeepAlive = v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: 10 * time.Second}}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for f.logins() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no login")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	first := time.Now()
+	time.Sleep(1500 * time.Millisecond) // the status write recording the login is refused meanwhile
+	lift()
+	f.waitSession("s", metav1.ConditionTrue, v1alpha1.ReasonSessionValid, 8*time.Second)
+	if time.Since(first) > 9*time.Second {
+		t.Skipf("the status landed only after %v: too slow to tell a repeat from the next interval", time.Since(first))
+	}
+	if n := f.logins(); n != 1 {
+		t.Errorf("logins = %d, want 1: a failed status write repeated the login", n)
+	}
+}

@@ -94,7 +94,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			c := sess.DeepCopy()
 			c.Status = s
 			return c
-		}); err != nil && !(deleting && apierrors.IsNotFound(err)) {
+		}); err != nil && (!deleting || !apierrors.IsNotFound(err)) {
 			return ctrl.Result{}, err
 		}
 	}

@@ -68,7 +68,7 @@ func TestScenario11GatewayRejectingTheBearerBacksOff(t *testing.T) {
 	f.waitSession("s", metav1.ConditionTrue, v1alpha1.ReasonSessionValid, 10*time.Second)
 	tokens := f.tokenCalls()
 	f.sim.SetM2MRejectBearers(true)
-	s := f.waitSession("s", metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, 10*time.Second)
+	f.waitSession("s", metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, 10*time.Second)
 	calls := func() int { return f.sim.Stats().Total(loginRoute) + f.sim.Stats().Total(accountPath) }
 	start := calls()
 	time.Sleep(6 * time.Second)
@@ -79,7 +79,7 @@ func TestScenario11GatewayRejectingTheBearerBacksOff(t *testing.T) {
 	if n := f.tokenCalls() - tokens; n > 1 {
 		t.Errorf("%d app-token requests for one refused Bearer, want at most 1", n)
 	}
-	s = f.getSession("s")
+	s := f.getSession("s")
 	if s.Status.FailedAttempts < 3 {
 		t.Errorf("failedAttempts = %d: the retries are not counted, so they cannot back off", s.Status.FailedAttempts)
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/credops/thingspace-operator/internal/renewal"
 )
 
-
 func ready(reason string, gen int64) []metav1.Condition {
 	status := metav1.ConditionFalse
 	if reason == v1alpha1.ReasonSessionValid {

@@ -46,7 +46,7 @@ build: manifests generate ## Build the manager and simulator binaries into bin/.
 	go build -o $(LOCALBIN)/thingspace-sim ./cmd/thingspace-sim
 
 .PHONY: test
-test: manifests generate vet envtest ## Run unit, envtest integration and e2e tests (builds the control plane binaries when absent).
+test: manifests generate vet lint envtest ## Run unit, envtest integration and e2e tests (builds the control plane binaries when absent).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test ./... -count=1 -timeout 30m
 
 .PHONY: run

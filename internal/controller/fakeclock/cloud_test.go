@@ -1,6 +1,7 @@
 package fakeclock
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/simulator"
@@ -49,16 +51,8 @@ func (f *fixture) cloudGrant(callback string) string {
 // a refresh that succeeds clears it.
 func TestIssue8Scenario10KeepAliveDeadlineAtRiskOnTheFakeClock(t *testing.T) {
 	f := newFixture(t, simulator.Config{CloudAccessTokenLifetime: time.Hour})
-	rt := f.cloudGrant("https://sdk.example/Callback")
-	f.credentials("creds", map[string]string{v1alpha1.CredentialsKeyKey: f.key, v1alpha1.CredentialsKeySecret: f.secret})
-	f.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
-		Data: map[string][]byte{v1alpha1.SecretKeyRefreshToken: []byte(rt)}})
-	f.create(&v1alpha1.CloudAuthorization{ObjectMeta: metav1.ObjectMeta{Name: "photos"},
-		Spec: v1alpha1.CloudAuthorizationSpec{Endpoint: f.url + "/cloud/1", CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
-			CallbackURL: "https://sdk.example/Callback", SecretName: "photos-tokens"}})
+	f.adoptGrant()
 	ca := &v1alpha1.CloudAuthorization{}
-	f.waitCondition("photos", ca, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
-	f.settle(300 * time.Millisecond)
 
 	// Verizon fails every refresh from now on; a day of failures is no risk yet.
 	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable})
@@ -93,5 +87,77 @@ func TestIssue8Scenario10KeepAliveDeadlineAtRiskOnTheFakeClock(t *testing.T) {
 	f.waitCondition("photos", ca, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
 	if got := f.sim.CloudStats(); got.RefreshTokenReuses != 0 || got.InvalidGrants != 0 {
 		t.Fatalf("%+v", got)
+	}
+}
+
+// adoptGrant creates credentials, a Secret handing a fresh grant over to the operator and the
+// CloudAuthorization photos, and waits until it is Ready.
+func (f *fixture) adoptGrant() {
+	f.t.Helper()
+	rt := f.cloudGrant("https://sdk.example/Callback")
+	f.credentials("creds", map[string]string{v1alpha1.CredentialsKeyKey: f.key, v1alpha1.CredentialsKeySecret: f.secret})
+	f.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
+		Data: map[string][]byte{v1alpha1.SecretKeyRefreshToken: []byte(rt)}})
+	f.create(&v1alpha1.CloudAuthorization{ObjectMeta: metav1.ObjectMeta{Name: "photos"},
+		Spec: v1alpha1.CloudAuthorizationSpec{Endpoint: f.url + "/cloud/1", CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
+			CallbackURL: "https://sdk.example/Callback", SecretName: "photos-tokens"}})
+	f.waitCondition("photos", &v1alpha1.CloudAuthorization{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
+	f.settle(300 * time.Millisecond)
+}
+
+// Issue 8 scenario 8, on the fake clock: a refresh answered 503 (nothing rotated) whose marker clear
+// fails once (the Secret changed while the request was out: a conflict) must not cost the grant when
+// the marker's bound (upstream timeout + 5 s) passes: this process remembers how the request ended and
+// clears the marker instead. (Before the fix, and with the policy's memory gate
+// taken out, it fails with "the grant was dropped: A refresh was interrupted before its answer was
+// stored".)
+func TestIssue8Scenario8FailedMarkerClearOnTheFakeClock(t *testing.T) {
+	f := newFixture(t, simulator.Config{CloudAccessTokenLifetime: time.Hour})
+	f.adoptGrant()
+	refreshes := f.sim.CloudStats().Refreshes
+	// The 503 is held until the test steps the clock.
+	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable, Latency: time.Second})
+	ca := &v1alpha1.CloudAuthorization{}
+	f.get("photos", ca)
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "1"}
+	must(t, k8s.Patch(context.Background(), ca, patch))
+	f.eventually("the refresh marker", 10*time.Second, func() bool {
+		s := &corev1.Secret{}
+		f.get("photos-tokens", s)
+		if s.Annotations[v1alpha1.RefreshStartedAnnotation] == "" {
+			return false
+		}
+		orig := s.DeepCopy()
+		s.Labels["touched"] = "yes"
+		must(t, k8s.Patch(context.Background(), s, client.MergeFrom(orig)))
+		return true
+	})
+	time.Sleep(200 * time.Millisecond) // the request is out, waiting on the simulator's clock
+	// Past the 503, the failed clear, the rate limiter's retries and the marker's bound.
+	for range 20 {
+		f.step(time.Second)
+		f.settle(100 * time.Millisecond)
+		if c := f.condition("photos", ca, v1alpha1.ConditionAuthorized); c.Reason == v1alpha1.ReasonReauthorizationRequired {
+			t.Fatalf("the grant was dropped: %s", c.Message)
+		}
+	}
+	if s := f.secretData("photos-tokens"); len(s[v1alpha1.SecretKeyRefreshToken]) == 0 {
+		t.Fatal("the refresh token is gone")
+	}
+	sec := &corev1.Secret{}
+	f.get("photos-tokens", sec)
+	if _, marked := sec.Annotations[v1alpha1.RefreshStartedAnnotation]; marked {
+		t.Fatal("the marker was never cleared")
+	}
+	// Verizon recovers: the next retry refreshes with the intact refresh token.
+	f.sim.SetFaults(simulator.Faults{})
+	for range 10 {
+		f.step(30 * time.Second)
+		f.settle(100 * time.Millisecond)
+	}
+	f.waitCondition("photos", ca, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
+	if got := f.sim.CloudStats(); got.Refreshes != refreshes+1 || got.RefreshTokenReuses != 0 || got.InvalidGrants != 0 {
+		t.Fatalf("%+v, want exactly one more refresh than %d", got, refreshes)
 	}
 }

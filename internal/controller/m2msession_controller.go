@@ -19,6 +19,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
+	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
@@ -47,7 +48,7 @@ type M2MSessionReconciler struct {
 	// Gate guards UWS usernames against lockout, across sessions.
 	Gate *lockout.Gate
 	// Pending holds reset passwords not yet stored in their credentials Secret.
-	Pending *pendingPasswords
+	Pending *passwords.Store
 	// statuses remembers the status last decided and stored per session (see memo.Statuses).
 	statuses *memo.Statuses[v1alpha1.M2MSessionStatus]
 }

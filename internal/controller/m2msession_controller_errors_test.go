@@ -25,6 +25,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
+	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/upstream"
@@ -66,7 +67,7 @@ func fakeSessionWorld(t *testing.T, now time.Time, credsErr error) (*M2MSessionR
 			Secrets:   &secrets.Writer{Client: c, Meta: c, Reader: c, Scheme: scheme},
 			Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Clock: clk, AllowInsecure: true, RequestTimeout: time.Second}},
 		Gate:     lockout.New(),
-		Pending:  newPendingPasswords(),
+		Pending:  passwords.NewStore(),
 		statuses: memo.New[v1alpha1.M2MSessionStatus](),
 	}
 	return r, c, client.ObjectKeyFromObject(sess)

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,48 +11,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
-
-// pendingPasswords keeps a new password in memory until it lands in its credentials Secret: losing the
-// response of a reset means losing the account's password.
-type pendingPasswords struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]pendingPassword
-}
-
-// pendingPassword is a reset's outcome: the new password and when the reset happened.
-type pendingPassword struct {
-	password string
-	resetAt  time.Time
-}
-
-func newPendingPasswords() *pendingPasswords {
-	return &pendingPasswords{m: map[types.NamespacedName]pendingPassword{}}
-}
-
-func (p *pendingPasswords) get(k types.NamespacedName) (pendingPassword, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := p.m[k]
-	return v, ok
-}
-
-func (p *pendingPasswords) put(k types.NamespacedName, v pendingPassword) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.m[k] = v
-}
-
-func (p *pendingPasswords) drop(k types.NamespacedName, password string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m[k].password == password {
-		delete(p.m, k)
-	}
-}
 
 func credentialsKey(sess *v1alpha1.M2MSession) types.NamespacedName {
 	return types.NamespacedName{Namespace: sess.Namespace, Name: sess.Spec.CredentialsSecretRef.Name}
@@ -63,17 +25,17 @@ func credentialsKey(sess *v1alpha1.M2MSession) types.NamespacedName {
 // (condition set; the error is returned so the write is retried).
 func (r *M2MSessionReconciler) storePending(ctx context.Context, s *sessState) (bool, error) {
 	key := credentialsKey(s.sess)
-	pw, ok := r.Pending.get(key)
+	pw, ok := r.Pending.Get(key)
 	if !ok {
 		return true, nil
 	}
-	if err := r.storePassword(ctx, key, pw.password); err != nil {
+	if err := r.storePassword(ctx, key, pw.Password); err != nil {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 			"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
 		return false, err
 	}
 	// The reset happened when the password was issued, not when it finally landed.
-	s.st.PasswordRotatedAt = timePtr(pw.resetAt)
+	s.st.PasswordRotatedAt = timePtr(pw.ResetAt)
 	return true, nil
 }
 
@@ -120,7 +82,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	}
 	// Recorded before the write: whatever happens next, this reset is never repeated for this interval.
 	key := credentialsKey(s.sess)
-	r.Pending.put(key, pendingPassword{password: newPassword, resetAt: s.now})
+	r.Pending.Put(key, passwords.Pending{Password: newPassword, ResetAt: s.now})
 	s.st.PasswordRotatedAt = timePtr(s.now)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
@@ -146,6 +108,6 @@ func (r *M2MSessionReconciler) storePassword(ctx context.Context, key types.Name
 	if err := r.Secrets.StoreCredential(ctx, key, credPassword, []byte(password)); err != nil {
 		return err
 	}
-	r.Pending.drop(key, password)
+	r.Pending.Stored(key, password)
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
+	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/refreshes"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/secrets"
@@ -126,7 +127,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Deps:     deps,
 		Broker:   broker,
 		Gate:     lockout.New(),
-		Pending:  newPendingPasswords(),
+		Pending:  passwords.NewStore(),
 		statuses: memo.New[v1alpha1.M2MSessionStatus](),
 	}
 	if err := sessions.SetupWithManager(mgr, wiring); err != nil {

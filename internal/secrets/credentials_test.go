@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,12 +44,12 @@ func TestStoreCredential(t *testing.T) {
 			w, c := newWriter(t, objs...)
 			failures := tc.failures
 			w.Client = interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
-				Update: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				Apply: func(ctx context.Context, cl client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
 					if failures > 0 {
 						failures--
-						return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, obj.GetName(), nil)
+						return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, key.Name, nil)
 					}
-					return cl.Update(ctx, obj, opts...)
+					return cl.Apply(ctx, obj, opts...)
 				},
 			})
 			err := w.StoreCredential(context.Background(), key, v1alpha1.CredentialsKeyPassword, []byte("New-Pass2"))

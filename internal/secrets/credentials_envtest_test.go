@@ -21,7 +21,7 @@ func TestStoreCredentialAppliesOnlyThePassword(t *testing.T) {
 	ctx := context.Background()
 	user := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "uws", Labels: map[string]string{"team": "iot"}},
-		Data: map[string][]byte{v1alpha1.CredentialsKeyUsername: []byte("fleet"), v1alpha1.CredentialsKeyPassword: []byte("Old-Pass1!")},
+		Data:       map[string][]byte{v1alpha1.CredentialsKeyUsername: []byte("fleet"), v1alpha1.CredentialsKeyPassword: []byte("Old-Pass1!")},
 	}
 	if err := f.c.Create(ctx, user, client.FieldOwner("kubectl")); err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestStoreCredentialAppliesOnlyThePassword(t *testing.T) {
 	if ours == nil || ours.Operation != metav1.ManagedFieldsOperationApply {
 		t.Fatalf("no apply entry of %s in managedFields: %+v", FieldOwner, got.ManagedFields)
 	}
-	fields := string(ours.FieldsV1.Raw)
+	fields := ours.FieldsV1.GetRawString()
 	if !strings.Contains(fields, `"f:password"`) || strings.Contains(fields, `"f:username"`) || strings.Contains(fields, `"f:labels"`) {
 		t.Fatalf("the operator owns more or less than the password: %s", fields)
 	}

@@ -32,6 +32,10 @@ const (
 	// ReasonCodeExchangeFailed: the callback arrived but exchanging its code failed; a new
 	// authorization URL is in status.
 	ReasonCodeExchangeFailed = "CodeExchangeFailed"
+	// ReasonGrantNotStored (Authorized=False, Ready=False): consent arrived and its code was exchanged,
+	// but the Secret could not be written yet; the operator keeps the tokens in memory and stores them
+	// before anything else once it can. A restart before then loses them (consent is asked for again).
+	ReasonGrantNotStored = "GrantNotStored"
 	// ReasonRefreshTokenAtRisk (Authorized=True): refreshes keep failing past the keep-alive time, and
 	// the refresh token dies if none succeeds before the deadline the message gives.
 	ReasonRefreshTokenAtRisk = "RefreshTokenAtRisk"

@@ -1,6 +1,7 @@
 // Package callback serves the OAuth2 redirect a person's browser lands on after consenting to a
 // CloudAuthorization (GET /oauth2/callback): it accepts only a state the operator issued, once and in
-// time (internal/consent), exchanges the code, has the tokens stored and answers the browser with a
+// time (internal/consent), exchanges the code, has the tokens stored (or, when the Secret cannot be
+// written, hands them to the reconciler, which stores them first) and answers the browser with a
 // short page, never with a token.
 //
 // It runs on every replica (the Service in front of the manager may route a browser to any of them):
@@ -47,6 +48,9 @@ type Backend interface {
 	StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time) (time.Time, error)
 	// DescribeStoreFailure describes a failed StoreGrant for a person, briefly.
 	DescribeStoreFailure(err error) string
+	// KeepGrant takes the tokens a failed StoreGrant could not write: the code is spent and they exist
+	// nowhere else, so the reconciler stores them before anything else, for as long as the process lives.
+	KeepGrant(ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time)
 }
 
 // Handler serves GET Path.
@@ -83,6 +87,10 @@ var (
 		"It is unknown, was already used, or has expired. Open the current authorizationURL from the CloudAuthorization's status."}
 	outcomeBusy = outcome{http.StatusServiceUnavailable, "Please try again",
 		"The operator could not handle this request right now; reload the page."}
+	// outcomeReceived: the grant is in hand but not stored yet. Not an error: consenting again would
+	// not help (the operator holds a grant already), and the status is where the rest shows.
+	outcomeReceived = outcome{http.StatusAccepted, "Authorization received",
+		"Verizon granted access and the operator holds the tokens, but could not store them yet; it keeps trying, and the CloudAuthorization's status says when they are stored. You can close this window. Should the operator restart before then, its status offers a new authorizationURL."}
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -172,10 +180,14 @@ func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization,
 	}
 	expiresAt, serr := h.Backend.StoreGrant(ctx, ca, tokens, received)
 	if serr != nil {
+		// The grant is real: asking for consent again would throw it away. The reconciler stores it
+		// once the Secret can be written, and its status says so meanwhile.
 		why := h.Backend.DescribeStoreFailure(serr)
-		h.retryAfterFailure(ctx, ca, cl, creds.Key, v1alpha1.ReasonCodeExchangeFailed, "The tokens could not be stored: "+why)
-		logger.Info("Storing the tokens failed", "error", why)
-		return outcome{http.StatusInternalServerError, "Authorization failed", "The tokens could not be stored. A new authorizationURL is in the CloudAuthorization's status."}
+		h.Backend.KeepGrant(ca, tokens, received)
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonGrantNotStored, "Authorize",
+			"Consent received, but the tokens could not be written to Secret %s yet (%s); the operator keeps them and retries", ca.Spec.SecretName, why)
+		logger.Info("Storing the tokens failed; the reconciler stores them once it can", "error", why)
+		return outcomeReceived
 	}
 	h.warnLifetime(ca, tokens)
 	if expiresAt.IsZero() {

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,11 +32,19 @@ const (
 	redirect  = "https://op.example/oauth2/callback"
 )
 
-// backend records what the handler stored.
+// backend records what the handler stored, and what it handed over when storeErr fails the store.
 type backend struct {
-	cl     *cloudapi.Client
-	mu     sync.Mutex
-	stored []cloudapi.Tokens
+	cl       *cloudapi.Client
+	mu       sync.Mutex
+	stored   []cloudapi.Tokens
+	storeErr error
+	kept     []cloudapi.Tokens
+}
+
+func (b *backend) KeepGrant(_ *v1alpha1.CloudAuthorization, t cloudapi.Tokens, _ time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.kept = append(b.kept, t)
 }
 
 func (b *backend) Upstream(context.Context, *v1alpha1.CloudAuthorization) (*cloudapi.Client, cloudapi.Credentials, error) {
@@ -45,6 +54,9 @@ func (b *backend) Upstream(context.Context, *v1alpha1.CloudAuthorization) (*clou
 func (b *backend) StoreGrant(_ context.Context, _ *v1alpha1.CloudAuthorization, t cloudapi.Tokens, received time.Time) (time.Time, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.storeErr != nil {
+		return time.Time{}, b.storeErr
+	}
 	b.stored = append(b.stored, t)
 	if t.AccessToken == "" {
 		return time.Time{}, nil
@@ -181,6 +193,30 @@ func TestHandlerStoresTheRefreshTokenOfAnUnusableAnswer(t *testing.T) {
 	code, _ := f.call(http.MethodGet, Path+"?code="+url.QueryEscape(f.code())+"&state="+url.QueryEscape(f.state()))
 	if code != http.StatusOK || len(f.b.stored) != 1 || f.b.stored[0].RefreshToken == "" || f.b.stored[0].AccessToken != "" {
 		t.Fatalf("answered %d, stored %v", code, f.b.stored)
+	}
+}
+
+// Issue 8: tokens the Secret would not take are handed to the reconciler, not thrown away with a new
+// authorization URL; the browser is told the authorization was received (an envtest shows them land:
+// internal/controller TestIssue8CodeExchangeAnswerSurvivesAStoreOutage).
+func TestHandlerHandsOverTokensItCannotStore(t *testing.T) {
+	f := newFixture(t)
+	f.b.storeErr = errors.New("the API server is away")
+	code, page := f.call(http.MethodGet, Path+"?code="+url.QueryEscape(f.code())+"&state="+url.QueryEscape(f.state()))
+	if code != http.StatusAccepted || !strings.Contains(page, "received") {
+		t.Fatalf("answered %d: %s", code, page)
+	}
+	if len(f.b.kept) != 1 || f.b.kept[0].RefreshToken == "" || f.b.kept[0].AccessToken == "" {
+		t.Fatalf("handed over %v", f.b.kept)
+	}
+	if strings.Contains(page, f.b.kept[0].AccessToken) || strings.Contains(page, f.b.kept[0].RefreshToken) {
+		t.Fatal("the page shows a token")
+	}
+	if f.state() != "" {
+		t.Fatal("a new consent was asked for although the grant is in hand")
+	}
+	if got := f.sim.CloudStats(); got.CodeExchanges != 1 || f.tracker.InFlight() != 0 {
+		t.Fatalf("%+v, in flight %d", got, f.tracker.InFlight())
 	}
 }
 

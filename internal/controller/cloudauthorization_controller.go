@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/cloudapi"
@@ -39,8 +40,11 @@ type CloudAuthorizationReconciler struct {
 	// InFlightBound is how long a refresh marker left by another process is honoured before that refresh
 	// counts as interrupted. It must exceed the longest a refresh request can take.
 	InFlightBound time.Duration
-	// Refreshes remembers the markers this process wrote and how their requests ended.
+	// Refreshes remembers the markers this process wrote and how their requests ended, and the code
+	// exchanges' tokens the callback could not store.
 	Refreshes *refreshes.Store
+	// wakeups carries the callback's requests for a pass (wake); set by SetupWithManager.
+	wakeups chan event.TypedGenericEvent[*v1alpha1.CloudAuthorization]
 }
 
 // +kubebuilder:rbac:groups=thingspace.credops.io,resources=cloudauthorizations,verbs=get;list;watch;update;patch
@@ -151,6 +155,13 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		switch d.Action {
 		case policy.CloudStoreAnswer:
 			e, _ := r.Refreshes.Get(ca.UID)
+			if e.Outcome == refreshes.Exchanged {
+				// A consent's tokens: once stored, the pass goes on as after a callback that stored them.
+				if err := r.storeGrant(ctx, p, e); err != nil {
+					return ctrl.Result{}, err
+				}
+				continue
+			}
 			return r.storeAnswer(ctx, p, e)
 		case policy.CloudDropAnswer:
 			r.Refreshes.Forget(ca.UID)

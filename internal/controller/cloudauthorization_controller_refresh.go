@@ -127,6 +127,35 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 	return requeueAt(p.now, next), nil
 }
 
+// storeGrant writes a code exchange's tokens the callback left in memory because the Secret refused
+// them (issue 8: an answer that must be persisted is stored). Until the write lands, the status says
+// so and neither Authorized nor Ready is True: the grant lives only in this process.
+func (r *CloudAuthorizationReconciler) storeGrant(ctx context.Context, p *cloudPass, e refreshes.Entry) error {
+	name := p.ca.Spec.SecretName
+	written, err := writeGrant(ctx, &r.Deps, p.ca, p.sec, e.Tokens, e.Issued, e.ExpiresAt)
+	if err != nil {
+		msg := "Consent received and its code exchanged, but the tokens could not be written to Secret " + name +
+			" (" + describeStoreFailure(err) + "); the operator keeps them in memory and retries"
+		r.setAuthorized(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
+		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
+		return err
+	}
+	p.sec = written
+	r.Refreshes.Stored(p.ca.UID, e)
+	st := p.st
+	st.FailedRefreshAttempts, st.LastFailureTime, st.RejectedCredentialsVersion = 0, nil, ""
+	r.warnLifetime(p, e)
+	if e.ExpiresAt.IsZero() {
+		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
+			"Consent received; the refresh token was written to Secret %s once it could be, an access token follows with the first refresh", name)
+	} else {
+		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
+			"Consent received; tokens written to Secret %s once it could be, the access token is valid until %s", name, e.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	log.FromContext(ctx).Info("Consent received; the tokens the callback could not store are written", "secret", klog.KRef(p.ca.Namespace, name))
+	return nil
+}
+
 // warnLifetime says when the stored lifetime is not the one Verizon announced (issue 8 scenarios 7, 18).
 func (r *CloudAuthorizationReconciler) warnLifetime(p *cloudPass, e refreshes.Entry) {
 	if e.Tokens.LifetimeAssumed {

@@ -44,10 +44,10 @@ func (r *CloudAuthorizationReconciler) upstream(ctx context.Context, ca *v1alpha
 }
 
 // cloudBackend is the callback's view of the CloudAuthorization side (callback.Backend).
-type cloudBackend struct{ deps *Deps }
+type cloudBackend struct{ r *CloudAuthorizationReconciler }
 
 func (b cloudBackend) Upstream(ctx context.Context, ca *v1alpha1.CloudAuthorization) (*cloudapi.Client, cloudapi.Credentials, error) {
-	cl, creds, _, err := cloudUpstream(ctx, b.deps, ca)
+	cl, creds, _, err := cloudUpstream(ctx, &b.r.Deps, ca)
 	return cl, creds, err
 }
 
@@ -55,29 +55,18 @@ func (b cloudBackend) Upstream(ctx context.Context, ca *v1alpha1.CloudAuthorizat
 // A refresh token alone (the answer's access token was unusable) is stored too: it is the grant, and
 // the reconciler fetches an access token with it at once.
 func (b cloudBackend) StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time) (time.Time, error) {
-	var expiresAt time.Time
-	data := map[string][]byte{KeyRefreshToken: []byte(tokens.RefreshToken)}
-	if tokens.AccessToken != "" {
-		expiresAt = renewal.Expiry(received, tokens.ExpiresIn)
-		data = cloudTokenData(tokens, expiresAt)
-	}
+	expiresAt := grantExpiry(tokens, received)
 	// The code is spent: these tokens exist nowhere else. A write that raced another, or an API error,
 	// is tried again a few times (the exchange is registered with the in-flight tracker, so shutdown
-	// waits); a Secret that belongs to someone else is not.
+	// waits); a Secret that belongs to someone else is not. Past that, KeepGrant.
 	var err error
 	for attempt := range storeGrantAttempts {
 		if attempt > 0 && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
 		var sec *corev1.Secret
-		if sec, err = b.deps.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err == nil {
-			_, _, err = b.deps.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{
-				Template: ca.Spec.SecretTemplate, Data: data, Adopt: true,
-				Annotations: map[string]string{
-					v1alpha1.RefreshStartedAnnotation: "",
-					v1alpha1.RefreshedAtAnnotation:    received.UTC().Format(time.RFC3339Nano),
-				},
-			})
+		if sec, err = b.r.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err == nil {
+			_, err = writeGrant(ctx, &b.r.Deps, ca, sec, tokens, received, expiresAt)
 		}
 		if err == nil || isConflict(err) || ctx.Err() != nil {
 			break
@@ -86,12 +75,47 @@ func (b cloudBackend) StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthoriz
 	return expiresAt, err
 }
 
+// KeepGrant hands the tokens StoreGrant could not write to the reconciler's memory of unstored
+// answers and asks for a pass, which stores them before anything else (see storeGrant).
+func (b cloudBackend) KeepGrant(ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time) {
+	b.r.Refreshes.Exchanged(ca.UID, tokens, received, grantExpiry(tokens, received))
+	b.r.wake(ca)
+}
+
+// grantExpiry is the expiry of a code exchange's access token, zero when it has none usable.
+func grantExpiry(tokens cloudapi.Tokens, received time.Time) time.Time {
+	if tokens.AccessToken == "" {
+		return time.Time{}
+	}
+	return renewal.Expiry(received, tokens.ExpiresIn)
+}
+
+// writeGrant writes a code exchange's tokens over sec (nil: absent) in one conditional write, clearing
+// any refresh marker: a consent supersedes every refresh of the grant before it.
+func writeGrant(ctx context.Context, d *Deps, ca *v1alpha1.CloudAuthorization, sec *corev1.Secret, tokens cloudapi.Tokens, received, expiresAt time.Time) (*corev1.Secret, error) {
+	data := map[string][]byte{KeyRefreshToken: []byte(tokens.RefreshToken)}
+	if tokens.AccessToken != "" {
+		data = cloudTokenData(tokens, expiresAt)
+	}
+	written, _, err := d.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{
+		Template: ca.Spec.SecretTemplate, Data: data, Adopt: true,
+		Annotations: map[string]string{
+			v1alpha1.RefreshStartedAnnotation: "",
+			v1alpha1.RefreshedAtAnnotation:    received.UTC().Format(time.RFC3339Nano),
+		},
+	})
+	return written, err
+}
+
 // storeGrantAttempts bounds the tries to store the tokens of a code exchange.
 const storeGrantAttempts = 5
 
-// DescribeStoreFailure describes a failed Secret write without quoting an API error (safe as they
+// DescribeStoreFailure describes a failed Secret write (describeStoreFailure).
+func (b cloudBackend) DescribeStoreFailure(err error) string { return describeStoreFailure(err) }
+
+// describeStoreFailure describes a failed Secret write without quoting an API error (safe as they
 // are, but long): a conflict with another owner is named, anything else is generic.
-func (b cloudBackend) DescribeStoreFailure(err error) string {
+func describeStoreFailure(err error) string {
 	if isConflict(err) {
 		return err.Error() + adoptHint
 	}

@@ -163,7 +163,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Handler: callback.NewHandler(callback.Handler{
 			Client:    mgr.GetClient(),
 			APIReader: mgr.GetAPIReader(),
-			Backend:   cloudBackend{deps: &clouds.Deps},
+			Backend:   cloudBackend{clouds},
 			Consent:   states,
 			Clock:     o.Clock,
 			Recorder:  recorder,

@@ -222,6 +222,7 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 	}); err != nil {
 		return err
 	}
+	r.wakeups = make(chan event.TypedGenericEvent[*v1alpha1.CloudAuthorization], 64)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("cloudauthorization").
 		For(&v1alpha1.CloudAuthorization{}, builder.WithPredicates(predicate.Or(
@@ -234,8 +235,25 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 				return append(r.cloudWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
 					r.cloudWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
 			}))).
+		// The callback leaving a code exchange's tokens it could not store (see wake).
+		WatchesRawSource(source.Channel(r.wakeups, &handler.TypedEnqueueRequestForObject[*v1alpha1.CloudAuthorization]{})).
 		WithOptions(w.controllerOptions()).
 		Complete(w.observed(r))
+}
+
+// wake asks for a pass over ca soon; it never blocks. A request dropped (a full channel, a standby
+// replica whose controller is not running) is not lost for long: the leader looks at an object waiting
+// for consent at least when its authorization URL expires.
+func (r *CloudAuthorizationReconciler) wake(ca *v1alpha1.CloudAuthorization) {
+	if r.wakeups == nil {
+		return
+	}
+	o := &v1alpha1.CloudAuthorization{}
+	o.Namespace, o.Name = ca.Namespace, ca.Name
+	select {
+	case r.wakeups <- event.TypedGenericEvent[*v1alpha1.CloudAuthorization]{Object: o}:
+	default:
+	}
 }
 
 func (r *CloudAuthorizationReconciler) cloudWhere(ctx context.Context, ns, field, value string) []reconcile.Request {

@@ -18,8 +18,9 @@ import (
 type CloudAction int
 
 const (
-	// CloudStoreAnswer: new tokens this process obtained wait in memory (CloudInput.Memory); the
-	// refresh token in the Secret is already spent, so they are stored before anything else.
+	// CloudStoreAnswer: new tokens this process obtained wait in memory (CloudInput.Memory): a
+	// refresh's (the refresh token in the Secret is already spent) or a code exchange's (the code is);
+	// they are stored before anything else.
 	CloudStoreAnswer CloudAction = iota + 1
 	// CloudDropAnswer: the remembered answer is about a marker the Secret no longer carries (someone
 	// replaced the Secret: theirs is newer); forget it and look again at At.
@@ -165,6 +166,11 @@ func DecideCloud(in CloudInput) CloudDecision {
 // decideMarker settles what the process remembers and the Secret's marker say, before anything else.
 func decideMarker(in CloudInput) (CloudDecision, bool) {
 	mem, m := in.Memory, in.Marker
+	if mem != nil && mem.Outcome == refreshes.Exchanged {
+		// A consent's tokens the callback could not store: the code is spent, they are the grant, and
+		// they supersede whatever the Secret holds (consent is asked for only when it holds none).
+		return CloudDecision{Action: CloudStoreAnswer}, true
+	}
 	if mem != nil && mem.Outcome == refreshes.Rotated {
 		if m != nil && m.Value == mem.Marker {
 			return CloudDecision{Action: CloudStoreAnswer}, true

@@ -192,6 +192,19 @@ func TestDecideCloud(t *testing.T) {
 			in.Memory = &refreshes.Entry{Marker: "m", Outcome: refreshes.Rotated}
 			return in
 		}, action: CloudDropAnswer, at: c0.Add(time.Second + renewal.MinRetryDelay)},
+		// Issue 8: a code exchange's tokens the callback could not store are the grant (the code is spent).
+		{name: "code exchange's tokens in memory, no Secret yet: store them first", in: func() CloudInput {
+			in := held(c0)
+			in.HasRefreshToken, in.AccessToken, in.ExpiresAt = false, false, time.Time{}
+			in.Memory = &refreshes.Entry{Outcome: refreshes.Exchanged}
+			return in
+		}, action: CloudStoreAnswer},
+		{name: "code exchange's tokens in memory, a foreign marker on the Secret: the consent supersedes it", in: func() CloudInput {
+			in := held(c0.Add(time.Second))
+			in.Marker = &CloudMarker{Value: "theirs", Started: c0}
+			in.Memory = &refreshes.Entry{Outcome: refreshes.Exchanged}
+			return in
+		}, action: CloudStoreAnswer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

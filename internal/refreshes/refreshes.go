@@ -1,5 +1,6 @@
 // Package refreshes remembers, in memory, the CloudAuthorization refreshes this process started:
-// which refresh marker it wrote into the Secret and how the request ended.
+// which refresh marker it wrote into the Secret and how the request ended; and the tokens of a code
+// exchange (internal/callback) the Secret could not take yet.
 //
 // The marker (v1alpha1.RefreshStartedAnnotation) is the durable half: found by a process that knows
 // nothing of it, it means a refresh token may have been spent without its answer being stored, and the
@@ -9,6 +10,10 @@
 // costing a consent (issue 8 scenario 8). When the answer carried new tokens that could not be stored
 // yet, they wait here and are stored before anything else. Entries are keyed by object UID and marker,
 // so a Secret rewritten since (a new consent, a person's bootstrap) is never mistaken for ours.
+//
+// A code exchange's answer is the same kind of debt: the code is spent, the tokens exist nowhere else.
+// When the callback cannot write them it leaves them here (Exchanged, no marker) and the reconciler
+// stores them on its next passes, before anything else, for as long as the process lives.
 package refreshes
 
 import (
@@ -34,6 +39,8 @@ const (
 	// Lost: the request got no usable answer; the token may have been rotated. Only the marker's
 	// bound or a reauthorization ends this.
 	Lost
+	// Exchanged: a code exchange's tokens (Entry.Tokens) the callback could not store; no marker.
+	Exchanged
 )
 
 func (o Outcome) String() string {
@@ -46,6 +53,8 @@ func (o Outcome) String() string {
 		return "Rotated"
 	case Lost:
 		return "Lost"
+	case Exchanged:
+		return "Exchanged"
 	}
 	return "Unknown"
 }
@@ -55,7 +64,8 @@ type Entry struct {
 	// Marker is the value of the marker this refresh wrote.
 	Marker  string
 	Outcome Outcome
-	// Tokens, Issued and ExpiresAt are the answer of a Rotated refresh.
+	// Tokens, Issued and ExpiresAt are the answer of a Rotated refresh or of an Exchanged code
+	// (ExpiresAt zero: no usable access token, the refresh token alone).
 	Tokens    cloudapi.Tokens
 	Issued    time.Time
 	ExpiresAt time.Time
@@ -94,6 +104,24 @@ func (s *Store) Answered(uid types.UID, marker string, tokens cloudapi.Tokens, i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[uid] = Entry{Marker: marker, Outcome: Rotated, Tokens: tokens, Issued: issued, ExpiresAt: expiresAt}
+}
+
+// Exchanged records the tokens of a code exchange for uid, to be stored. They replace whatever uid's
+// entry was about: a consent supersedes any refresh of the grant before it.
+func (s *Store) Exchanged(uid types.UID, tokens cloudapi.Tokens, issued, expiresAt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[uid] = Entry{Outcome: Exchanged, Tokens: tokens, Issued: issued, ExpiresAt: expiresAt}
+}
+
+// Stored drops uid's entry once the answer e it was is in the Secret; it does nothing when the entry
+// has changed since e was read (another answer arrived meanwhile and still has to be stored).
+func (s *Store) Stored(uid types.UID, e Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.m[uid]; ok && cur.Outcome == e.Outcome && cur.Marker == e.Marker && cur.Issued.Equal(e.Issued) {
+		delete(s.m, uid)
+	}
 }
 
 // Get returns uid's entry.

@@ -71,3 +71,26 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func uidOf(s string) (u types.UID) { return types.UID(s) }
+
+// A code exchange's answer waits without a marker and goes only once it is the one stored.
+func TestExchangedWaitsUntilStored(t *testing.T) {
+	s := New()
+	at := time.Unix(100, 0)
+	s.Wrote("u", "m1")
+	s.Exchanged("u", cloudapi.Tokens{AccessToken: "a", RefreshToken: "r"}, at, at.Add(time.Hour))
+	e, ok := s.Get("u")
+	if !ok || e.Outcome != Exchanged || e.Marker != "" || e.Tokens.RefreshToken != "r" || !e.Issued.Equal(at) {
+		t.Fatalf("after Exchanged: %+v %v", e, ok)
+	}
+	// A newer exchange arrived after e was read: storing e does not drop it.
+	s.Exchanged("u", cloudapi.Tokens{AccessToken: "a2", RefreshToken: "r2"}, at.Add(time.Second), at.Add(time.Hour))
+	s.Stored("u", e)
+	if cur, ok := s.Get("u"); !ok || cur.Tokens.RefreshToken != "r2" {
+		t.Fatalf("a newer answer was dropped: %+v %v", cur, ok)
+	}
+	cur, _ := s.Get("u")
+	s.Stored("u", cur)
+	if s.Len() != 0 {
+		t.Fatal("the stored answer is still remembered")
+	}
+}

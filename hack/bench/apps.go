@@ -25,7 +25,7 @@ func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 		phase: "phase 2", what: "ThingSpaceApps", n: o.apps,
 		create: func(i int) error {
 			creds := fmt.Sprintf("creds-%04d", i)
-			if err := createSecret(ctx, c, creds, map[string]string{harness.CredKey: keys[i], harness.CredSecret: secrets[i]}); err != nil {
+			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyKey: keys[i], v1alpha1.CredentialsKeySecret: secrets[i]}); err != nil {
 				return err
 			}
 			return create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i)))

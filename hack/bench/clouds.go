@@ -113,7 +113,7 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		phase: "phase 2c", what: "CloudAuthorizations", state: "with an authorization URL", n: o.clouds,
 		create: func(i int) error {
 			creds := fmt.Sprintf("cloud-creds-%04d", i)
-			if err := createSecret(ctx, c, creds, map[string]string{harness.CredKey: keys[i], harness.CredSecret: secrets[i]}); err != nil {
+			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyKey: keys[i], v1alpha1.CredentialsKeySecret: secrets[i]}); err != nil {
 				return err
 			}
 			return create(ctx, c, cloud.New(nsApps, cloudName(i), sim.URL, creds, mgr.CallbackURL, cloudTokensName(i)))
@@ -233,7 +233,7 @@ func acceptedCloudTokens(ctx context.Context, c client.Client, sim *harness.Sim,
 	}
 	byName := make(map[string]string, len(list.Items))
 	for _, s := range list.Items {
-		byName[s.Name] = string(s.Data[harness.KeyAccessToken])
+		byName[s.Name] = string(s.Data[v1alpha1.SecretKeyAccessToken])
 	}
 	var ok atomic.Int64
 	err := parallel(ctx, o.clouds, o.creators, func(i int) error {

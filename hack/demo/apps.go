@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
-	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // appView is what the narrator last saw of one ThingSpaceApp and its Secret.
@@ -41,7 +40,7 @@ func (n *narrator) observeApp(ctx context.Context, v *appView) error {
 	if s == nil {
 		return err
 	}
-	tok := string(s.Data[harness.KeyAccessToken])
+	tok := string(s.Data[v1alpha1.SecretKeyAccessToken])
 	if tok == "" {
 		return nil
 	}
@@ -51,20 +50,20 @@ func (n *narrator) observeApp(ctx context.Context, v *appView) error {
 		prevExpiry := v.expiresAt
 		v.token, v.tokenAt = fp, now
 		v.tokens++
-		v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[harness.KeyExpiresAt]))
+		v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretKeyExpiresAt]))
 		requests, revokes := n.counts()
 		switch {
 		case v.tokens == 1:
 			step("%s: the operator wrote Secret %s/%s", v.name, n.ns, s.Name)
-			indent("data keys: %s (token_type %s)", strings.Join(sortedKeys(s.Data), ", "), s.Data[harness.KeyTokenType])
+			indent("data keys: %s (token_type %s)", strings.Join(sortedKeys(s.Data), ", "), s.Data[v1alpha1.SecretKeyTokenType])
 			indent("labels: %s; controlled by ThingSpaceApp %s", formatLabels(s.Labels), controller(s))
 			indent("access_token: %s (fingerprint; the token itself is never printed)", fp)
-			indent("expires_at:   %s (%s)", s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("expires_at:   %s (%s)", s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
 			indent("token requests to ThingSpace so far: %d", requests)
 		case v.manualValue != "" && !v.manualDone:
 			v.manualDone = true
 			step("%s: manual refresh done %s after the request: old token revoked, new one issued", v.name, now.Sub(v.manualAt).Round(time.Millisecond))
-			indent("access_token: %s, expires_at %s (%s)", fp, s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("access_token: %s, expires_at %s (%s)", fp, s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
 			indent("token requests so far: %d, revokes: %d", requests, revokes)
 		default:
 			v.rotations++
@@ -72,7 +71,7 @@ func (n *narrator) observeApp(ctx context.Context, v *appView) error {
 				v.rotatedAt = now
 			}
 			step("%s: rotated at %s: the old token expired at %s", v.name, now.UTC().Format("15:04:05.000Z"), prevExpiry.UTC().Format("15:04:05.000Z"))
-			indent("new access_token: %s, expires_at %s (%s)", fp, s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+			indent("new access_token: %s, expires_at %s (%s)", fp, s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
 			indent("token requests so far: %d (renewBefore is unset: ThingSpace hands out the same token until it expires)", requests)
 		}
 		n.appTable(ctx)

@@ -12,8 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
-	"github.com/credops/thingspace-operator/hack/internal/cloud"
-	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // cloudView is what the narrator last saw of one CloudAuthorization and its Secret, and what the person
@@ -78,23 +76,23 @@ func (n *narrator) cloudSecret(ctx context.Context, ca *v1alpha1.CloudAuthorizat
 	if s == nil {
 		return err
 	}
-	access, refresh := string(s.Data[harness.KeyAccessToken]), string(s.Data[cloud.KeyRefreshToken])
+	access, refresh := string(s.Data[v1alpha1.SecretKeyAccessToken]), string(s.Data[v1alpha1.SecretKeyRefreshToken])
 	if access == "" || fingerprint(access) == v.access {
 		return nil
 	}
 	prev := *v
 	v.access, v.refresh, v.accessToken = fingerprint(access), fingerprint(refresh), access
-	v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[harness.KeyExpiresAt]))
+	v.expiresAt, _ = time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretKeyExpiresAt]))
 	v.issuedAt, _ = time.Parse(time.RFC3339Nano, s.Annotations[v1alpha1.RefreshedAtAnnotation])
 	v.tokens++
 	stats := n.cloudStats()
 	if v.tokens == 1 {
 		step("%s: the callback stored the tokens in Secret %s/%s", v.name, n.ns, s.Name)
 		indent("data keys: %s (token_type %s); controlled by CloudAuthorization %s", strings.Join(sortedKeys(s.Data), ", "),
-			s.Data[harness.KeyTokenType], controller(s))
+			s.Data[v1alpha1.SecretKeyTokenType], controller(s))
 		indent("access_token:  %d bytes, %s (workloads read this one)", len(access), v.access)
 		indent("refresh_token: %d bytes, %s (the operator's: a workload that refreshes rotates it away)", len(refresh), v.refresh)
-		indent("expires_at:    %s (%s)", s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+		indent("expires_at:    %s (%s)", s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
 		indent("Verizon Cloud so far: %s", stats)
 		return nil
 	}
@@ -112,7 +110,7 @@ func (n *narrator) cloudSecret(ctx context.Context, ca *v1alpha1.CloudAuthorizat
 	step("%s: refreshed at %s, %.0f%% into the old access token's %s life: %s before it expired", v.name,
 		refreshedAt.UTC().Format("15:04:05.000Z"), 100*float64(refreshedAt.Sub(prev.issuedAt))/float64(life),
 		life.Round(time.Second), left.Round(100*time.Millisecond))
-	indent("access_token:  %s → %s, expires_at %s (%s)", prev.access, v.access, s.Data[harness.KeyExpiresAt], until(v.expiresAt))
+	indent("access_token:  %s → %s, expires_at %s (%s)", prev.access, v.access, s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
 	indent("refresh_token: %s → %s: rotated, the old one is dead at Verizon now", prev.refresh, v.refresh)
 	if v.refreshes+v.late == 1 {
 		if ok, err := n.sim.CloudAccountOK(ctx, prev.accessToken); err == nil {

@@ -87,11 +87,11 @@ func applySamples(ctx context.Context, c client.Client, root, dir, ns string, t 
 		var data map[string]string
 		switch {
 		case credentials[u.GetName()]:
-			data = map[string]string{"key": demoKey, "secret": demoSecret}
+			data = map[string]string{v1alpha1.CredentialsKeyKey: demoKey, v1alpha1.CredentialsKeySecret: demoSecret}
 		case uwsCredentials[u.GetName()]:
-			data = map[string]string{"username": demoUWSUser, "password": demoUWSPassword}
+			data = map[string]string{v1alpha1.CredentialsKeyUsername: demoUWSUser, v1alpha1.CredentialsKeyPassword: demoUWSPassword}
 		case cloudCredentials[u.GetName()]:
-			data = map[string]string{"key": demoCloudKey, "secret": demoCloudSecret}
+			data = map[string]string{v1alpha1.CredentialsKeyKey: demoCloudKey, v1alpha1.CredentialsKeySecret: demoCloudSecret}
 		default:
 			continue
 		}

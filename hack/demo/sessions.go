@@ -39,7 +39,7 @@ func (n *narrator) observeSession(ctx context.Context, v *sessionView) error {
 	if s == nil {
 		return err
 	}
-	session, access := string(s.Data[harness.KeySessionToken]), string(s.Data[harness.KeyAccessToken])
+	session, access := string(s.Data[v1alpha1.SecretKeySessionToken]), string(s.Data[v1alpha1.SecretKeyAccessToken])
 	if session == "" || access == "" {
 		return nil
 	}
@@ -55,7 +55,7 @@ func (n *narrator) observeSession(ctx context.Context, v *sessionView) error {
 			indent("session_token: %s (the VZ-M2M-Token header; fingerprint, never the token)", sfp)
 			indent("access_token:  %s (the Authorization: Bearer header: ThingSpaceApp %s's current token, %s)", afp,
 				sess.Spec.AppRef.Name, sameAs(app, afp))
-			indent("access_token_expires_at: %s", s.Data[harness.KeyAccessTokenExpiresAt])
+			indent("access_token_expires_at: %s", s.Data[v1alpha1.SecretKeyAccessTokenExpiresAt])
 			indent("logins to ThingSpace so far: %d; next: a keep-alive (account %s) every %s, so that this one login lasts",
 				logins, sess.Spec.KeepAlive.AccountName, n.keepAlive)
 		} else {
@@ -72,7 +72,7 @@ func (n *narrator) observeSession(ctx context.Context, v *sessionView) error {
 				}
 				step("%s: access_token followed ThingSpaceApp %s's new token: %s → %s, %s; same session %s",
 					v.name, app.name, v.accessToken, afp, lag, sfp)
-				indent("access_token_expires_at: %s", s.Data[harness.KeyAccessTokenExpiresAt])
+				indent("access_token_expires_at: %s", s.Data[v1alpha1.SecretKeyAccessTokenExpiresAt])
 			} else {
 				step("%s: access_token is now %s (%s)", v.name, afp, sameAs(app, afp))
 			}

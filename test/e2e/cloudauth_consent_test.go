@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
-	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // --- 1. Consent ---
@@ -72,7 +71,7 @@ func TestCloudConsent(t *testing.T) {
 
 	ct, s, _ := e.readSecret()
 	e.checkNoTokenIn("the callback page", b, ct)
-	for _, k := range []string{harness.KeyAccessToken, keyRefreshToken, harness.KeyTokenType, harness.KeyExpiresAt} {
+	for _, k := range []string{v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyRefreshToken, v1alpha1.SecretKeyTokenType, v1alpha1.SecretKeyExpiresAt} {
 		if len(s.Data[k]) == 0 {
 			t.Errorf("Secret %s has no %s (keys %v)", cloudSecretName, k, ct.keys)
 		}

@@ -34,10 +34,10 @@ func (e *cloudEnv) readSecret() (cloudTokens, *corev1.Secret, bool) {
 		e.t.Fatalf("get Secret %s: %v", cloudSecretName, err)
 	}
 	ct := cloudTokens{
-		access:      string(s.Data[harness.KeyAccessToken]),
-		refresh:     string(s.Data[keyRefreshToken]),
-		tokenType:   string(s.Data[harness.KeyTokenType]),
-		expiresRaw:  string(s.Data[harness.KeyExpiresAt]),
+		access:      string(s.Data[v1alpha1.SecretKeyAccessToken]),
+		refresh:     string(s.Data[v1alpha1.SecretKeyRefreshToken]),
+		tokenType:   string(s.Data[v1alpha1.SecretKeyTokenType]),
+		expiresRaw:  string(s.Data[v1alpha1.SecretKeyExpiresAt]),
 		annotations: s.Annotations,
 	}
 	for k := range s.Data {

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
-	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // --- 8. Leak scan ---
@@ -48,7 +47,7 @@ func TestCloudLeakScan(t *testing.T) {
 	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: e.ns, Name: "creds"}, creds); err != nil {
 		t.Fatal(err)
 	}
-	creds.Data[harness.CredSecret] = []byte(e.secret)
+	creds.Data[v1alpha1.CredentialsKeySecret] = []byte(e.secret)
 	if err := k8s.Update(t.Context(), creds); err != nil {
 		t.Fatalf("fix the credentials: %v", err)
 	}

@@ -29,8 +29,6 @@ import (
 // simulator's protected GET /cloud/1/account.
 
 const (
-	// keyRefreshToken is the data key of the refresh token in a CloudAuthorization's Secret.
-	keyRefreshToken = v1alpha1.SecretKeyRefreshToken
 	// cloudName and cloudSecretName are the CloudAuthorization of a cloud test and the Secret it writes.
 	cloudName       = "ca"
 	cloudSecretName = "ca-tokens"

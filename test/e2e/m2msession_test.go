@@ -256,7 +256,7 @@ func TestM2MSessionSoak(t *testing.T) {
 	if ref := metav1.GetControllerOf(sec); ref == nil || ref.UID != sess.UID || ref.Kind != "M2MSession" {
 		t.Errorf("controller reference = %+v, want M2MSession s (uid %s)", ref, sess.UID)
 	}
-	if keys := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(keys, []string{harness.KeyAccessToken, harness.KeyAccessTokenExpiresAt, harness.KeySessionToken}) {
+	if keys := slices.Sorted(maps.Keys(sec.Data)); !slices.Equal(keys, []string{v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyAccessTokenExpiresAt, v1alpha1.SecretKeySessionToken}) {
 		t.Errorf("session Secret data keys = %v", keys)
 	}
 	if !controllerutil.ContainsFinalizer(sess, v1alpha1.LogoutFinalizer) {

@@ -57,7 +57,7 @@ func TestRejectedCredentials(t *testing.T) {
 	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: "creds"}, creds); err != nil {
 		t.Fatal(err)
 	}
-	creds.Data[harness.CredSecret] = []byte(secret)
+	creds.Data[v1alpha1.CredentialsKeySecret] = []byte(secret)
 	if err := k8s.Update(t.Context(), creds); err != nil {
 		t.Fatalf("fix credentials: %v", err)
 	}

@@ -33,10 +33,10 @@ func TestFirstToken(t *testing.T) {
 		t.Fatalf("get target Secret: %v", err)
 	}
 	tok, exp := readToken(t, ns, "token")
-	if got := string(s.Data[harness.KeyTokenType]); got != "Bearer" {
+	if got := string(s.Data[v1alpha1.SecretKeyTokenType]); got != "Bearer" {
 		t.Errorf("token_type = %q, want Bearer", got)
 	}
-	if raw := string(s.Data[harness.KeyExpiresAt]); !strings.HasSuffix(raw, "Z") || exp.Location() != time.UTC {
+	if raw := string(s.Data[v1alpha1.SecretKeyExpiresAt]); !strings.HasSuffix(raw, "Z") || exp.Location() != time.UTC {
 		t.Errorf("expires_at = %q, want RFC 3339 in UTC", raw)
 	}
 	// The simulator's tokens live an hour from issue; the operator counts from before it asked.
@@ -121,8 +121,8 @@ func TestRotationAtExpiry(t *testing.T) {
 			t.Fatalf("get Secret: %v", err)
 		}
 		app := getApp(t, ns, "app")
-		tok := string(s.Data[harness.KeyAccessToken])
-		exp, err := time.Parse(time.RFC3339, string(s.Data[harness.KeyExpiresAt]))
+		tok := string(s.Data[v1alpha1.SecretKeyAccessToken])
+		exp, err := time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretKeyExpiresAt]))
 		if err != nil || tok == "" {
 			t.Fatalf("Secret lost its token or expires_at: %v", err)
 		}

@@ -17,15 +17,6 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 )
 
-// Data keys of the Secrets involved (the operator's contract).
-const (
-	KeyAccessToken = v1alpha1.SecretKeyAccessToken
-	KeyTokenType   = v1alpha1.SecretKeyTokenType
-	KeyExpiresAt   = v1alpha1.SecretKeyExpiresAt
-	CredKey        = "key"
-	CredSecret     = "secret"
-)
-
 // ErrTimeout is wrapped by WaitFor when the condition did not hold in time.
 var ErrTimeout = errors.New("timed out")
 
@@ -57,7 +48,7 @@ func WaitFor(ctx context.Context, timeout, interval time.Duration, cond func() (
 func CreateCredentials(ctx context.Context, c client.Client, ns, name, key, secret string) error {
 	return c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Data:       map[string][]byte{CredKey: []byte(key), CredSecret: []byte(secret)},
+		Data:       map[string][]byte{v1alpha1.CredentialsKeyKey: []byte(key), v1alpha1.CredentialsKeySecret: []byte(secret)},
 	})
 }
 
@@ -81,13 +72,13 @@ func ReadToken(ctx context.Context, c client.Client, ns, secretName string) (tok
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: secretName}, s); err != nil {
 		return "", time.Time{}, err
 	}
-	token = string(s.Data[KeyAccessToken])
+	token = string(s.Data[v1alpha1.SecretKeyAccessToken])
 	if token == "" {
-		return "", time.Time{}, fmt.Errorf("secret %s/%s has no %s", ns, secretName, KeyAccessToken)
+		return "", time.Time{}, fmt.Errorf("secret %s/%s has no %s", ns, secretName, v1alpha1.SecretKeyAccessToken)
 	}
-	expiresAt, err = time.Parse(time.RFC3339, string(s.Data[KeyExpiresAt]))
+	expiresAt, err = time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretKeyExpiresAt]))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("secret %s/%s: %s: %w", ns, secretName, KeyExpiresAt, err)
+		return "", time.Time{}, fmt.Errorf("secret %s/%s: %s: %w", ns, secretName, v1alpha1.SecretKeyExpiresAt, err)
 	}
 	return token, expiresAt, nil
 }

@@ -28,16 +28,6 @@ const (
 	RouteM2MAccount = "GET /api/m2m/v1/accounts/{accountName}"
 )
 
-// Data keys of the Secrets an M2MSession reads and writes (the operator's contract).
-const (
-	// KeySessionToken, KeyAccessToken and KeyAccessTokenExpiresAt are in the Secret an M2MSession writes.
-	KeySessionToken         = v1alpha1.SecretKeySessionToken
-	KeyAccessTokenExpiresAt = v1alpha1.SecretKeyAccessTokenExpiresAt
-	// UWSUsername and UWSPassword are the keys of the credentials Secret an M2MSession reads.
-	UWSUsername = "username"
-	UWSPassword = "password"
-)
-
 // M2MTokenHeader carries the session token on every M2M call after login.
 const M2MTokenHeader = simulator.M2MTokenHeader
 
@@ -168,7 +158,7 @@ func (s *Sim) m2m(ctx context.Context, method, path, bearer, session string, in,
 func CreateUWSCredentials(ctx context.Context, c client.Client, ns, name, username, password string) error {
 	return c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Data:       map[string][]byte{UWSUsername: []byte(username), UWSPassword: []byte(password)},
+		Data:       map[string][]byte{v1alpha1.CredentialsKeyUsername: []byte(username), v1alpha1.CredentialsKeyPassword: []byte(password)},
 	})
 }
 
@@ -209,16 +199,16 @@ func ReadSession(ctx context.Context, c client.Client, ns, secretName string) (S
 		return SessionSecret{}, err
 	}
 	out := SessionSecret{
-		SessionToken:    string(s.Data[KeySessionToken]),
-		AccessToken:     string(s.Data[KeyAccessToken]),
+		SessionToken:    string(s.Data[v1alpha1.SecretKeySessionToken]),
+		AccessToken:     string(s.Data[v1alpha1.SecretKeyAccessToken]),
 		ResourceVersion: s.ResourceVersion,
 	}
 	if out.SessionToken == "" || out.AccessToken == "" {
-		return SessionSecret{}, fmt.Errorf("secret %s/%s lacks %s or %s", ns, secretName, KeySessionToken, KeyAccessToken)
+		return SessionSecret{}, fmt.Errorf("secret %s/%s lacks %s or %s", ns, secretName, v1alpha1.SecretKeySessionToken, v1alpha1.SecretKeyAccessToken)
 	}
 	var err error
-	if out.AccessTokenExpiresAt, err = time.Parse(time.RFC3339, string(s.Data[KeyAccessTokenExpiresAt])); err != nil {
-		return SessionSecret{}, fmt.Errorf("secret %s/%s: %s: %w", ns, secretName, KeyAccessTokenExpiresAt, err)
+	if out.AccessTokenExpiresAt, err = time.Parse(time.RFC3339, string(s.Data[v1alpha1.SecretKeyAccessTokenExpiresAt])); err != nil {
+		return SessionSecret{}, fmt.Errorf("secret %s/%s: %s: %w", ns, secretName, v1alpha1.SecretKeyAccessTokenExpiresAt, err)
 	}
 	return out, nil
 }

@@ -21,9 +21,6 @@ import (
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
-// KeyRefreshToken is the data key of the refresh token in a CloudAuthorization's Secret.
-const KeyRefreshToken = v1alpha1.SecretKeyRefreshToken
-
 // New returns a CloudAuthorization (not yet created) for the simulator at simURL, reading its app's
 // credentials from credsName, sending the browser back to callbackURL and writing secretName.
 func New(ns, name, simURL, credsName, callbackURL, secretName string) *v1alpha1.CloudAuthorization {

@@ -64,6 +64,10 @@ const (
 	// ReasonPasswordNotStored: a password reset succeeded but the new password could not be written to
 	// the credentials Secret yet; the operator keeps retrying the write before anything else.
 	ReasonPasswordNotStored = "PasswordNotStored"
+	// ReasonPasswordLost: a password reset got no usable answer and a login with the previous password
+	// was then refused: the platform changed the password and the new one is lost. A person must reset it
+	// in ThingSpace and update the credentials Secret; no login is attempted until that Secret changes.
+	ReasonPasswordLost = "PasswordLost"
 	// ReasonBearerRejected: the gateway refused the ThingSpaceApp's token on a session call; the operator
 	// asked for a new app token at most once and retries with backoff.
 	ReasonBearerRejected = "BearerRejected"

@@ -101,9 +101,11 @@ type m2m struct {
 	// resetDelay holds every password-reset answer this long after the reset has been applied: the worst
 	// case for a client that stops while waiting for its new password.
 	resetDelay time.Duration
-	users      map[string]*m2mUser
-	sessions   map[string]*m2mSession // token -> session, tombstones included
-	lastSweep  time.Time
+	// resetAnswer says what becomes of a reset's answer once the reset has been applied.
+	resetAnswer M2MResetAnswer
+	users       map[string]*m2mUser
+	sessions    map[string]*m2mSession // token -> session, tombstones included
+	lastSweep   time.Time
 }
 
 func newM2M(clk clock.PassiveClock, validBearer func(string) bool, cfg Config) *m2m {
@@ -298,63 +300,6 @@ func (m *m2m) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"sessionToken": sess.token})
-}
-
-func (m *m2m) handleReset(w http.ResponseWriter, r *http.Request) {
-	sess := m.authenticated(w, r)
-	if sess == nil {
-		return
-	}
-	var body struct {
-		OldPassword string `json:"oldPassword"`
-	}
-	if !decodeM2MBody(w, r, &body) {
-		return
-	}
-
-	password, delay, ok := m.reset(w, sess, body.OldPassword)
-	if !ok {
-		return
-	}
-	if delay > 0 {
-		// Applied already: a client that gives up now has lost the only copy of the new password.
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"newPassword": password})
-}
-
-// reset applies a password reset (or answers the error) and returns the new password and how long to
-// hold the answer.
-func (m *m2m) reset(w http.ResponseWriter, sess *m2mSession, oldPassword string) (string, time.Duration, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	u := m.users[sess.user]
-	if u == nil || subtle.ConstantTimeCompare([]byte(oldPassword), []byte(u.password)) != 1 {
-		// Whether this counts towards the lockout is unknown; it does not here.
-		writeM2MError(w, m2mCodePasswordInvalid, "Old password is not valid.")
-		return "", 0, false
-	}
-	if !m.touchLocked(sess) {
-		writeM2MError(w, m2mCodeSessionInvalid, "Session token is invalid.")
-		return "", 0, false
-	}
-	u.password = newM2MPassword()
-	if m.resetEndsSessions {
-		m.endUserSessionsLocked(sess.user)
-	}
-	return u.password, m.resetDelay, true
-}
-
-func (m *m2m) endUserSessionsLocked(user string) {
-	for token, s := range m.sessions {
-		if s.user == user {
-			delete(m.sessions, token)
-		}
-	}
 }
 
 func (m *m2m) handleAccount(w http.ResponseWriter, r *http.Request) {

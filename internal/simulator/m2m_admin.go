@@ -90,6 +90,14 @@ func (s *Server) SetM2MResetDelay(d time.Duration) {
 	s.m2m.resetDelay = max(d, 0)
 }
 
+// SetM2MResetAnswer decides what becomes of every password reset's answer once the reset is applied
+// (M2MResetAnswerNormal: it is sent).
+func (s *Server) SetM2MResetAnswer(a M2MResetAnswer) {
+	s.m2m.mu.Lock()
+	defer s.m2m.mu.Unlock()
+	s.m2m.resetAnswer = a
+}
+
 // UnlockM2MUser unlocks a user and clears its consecutive-failure count, as
 // Verizon support would. It reports false for an unknown user.
 func (s *Server) UnlockM2MUser(name string) bool { return s.m2m.unlock(name) }
@@ -155,6 +163,23 @@ func (s *Server) registerM2MAdmin(mux *http.ServeMux) {
 			return
 		}
 		s.SetM2MResetDelay(d)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT /admin/m2m/reset-answer", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Answer M2MResetAnswer `json:"answer"`
+		}
+		if err := decodeAdminJSON(w, r, &body); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		switch body.Answer {
+		case M2MResetAnswerNormal, M2MResetAnswerDrop, M2MResetAnswerUnreadable, M2MResetHangUnapplied:
+		default:
+			adminError(w, http.StatusBadRequest, `answer must be "", "drop", "unreadable" or "hang-unapplied"`)
+			return
+		}
+		s.SetM2MResetAnswer(body.Answer)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("PUT /admin/m2m/reject-bearers", func(w http.ResponseWriter, r *http.Request) {

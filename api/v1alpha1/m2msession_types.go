@@ -122,7 +122,8 @@ type M2MSessionStatus struct {
 	// +optional
 	RejectedCredentialsVersion string `json:"rejectedCredentialsVersion,omitempty"`
 
-	// passwordRotatedAt is when the operator last reset the password.
+	// passwordRotatedAt is when the operator last reset the password, or sent a reset whose answer was
+	// lost (the next reset is an interval later either way).
 	// +optional
 	PasswordRotatedAt *metav1.Time `json:"passwordRotatedAt,omitempty"`
 
@@ -130,6 +131,13 @@ type M2MSessionStatus struct {
 	// reset the platform refused. No reset is attempted again until the Secret changes.
 	// +optional
 	PasswordRotationRejectedVersion string `json:"passwordRotationRejectedVersion,omitempty"`
+
+	// passwordResetUnanswered records a password reset that may have reached the platform without a
+	// usable answer: a timeout or a cut connection after the request was sent, or a 2xx without a readable
+	// new password. While it stands no reset is sent, and one login with the password the reset replaced
+	// settles whether the platform applied it.
+	// +optional
+	PasswordResetUnanswered *UnansweredPasswordReset `json:"passwordResetUnanswered,omitempty"`
 
 	// failedAttempts counts consecutive transient failures (network, 5xx, 429); it drives the backoff.
 	// +optional
@@ -144,6 +152,24 @@ type M2MSessionStatus struct {
 	// the UWS rules (so a weak-password warning is emitted once per change).
 	// +optional
 	ObservedCredentialsVersion string `json:"observedCredentialsVersion,omitempty"`
+}
+
+// UnansweredPasswordReset is a password reset whose outcome is unknown, or known to have lost the
+// password.
+type UnansweredPasswordReset struct {
+	// sentAt is when the reset was sent.
+	// +required
+	SentAt metav1.Time `json:"sentAt"`
+
+	// credentialsVersion is the resourceVersion of the credentials Secret whose password the reset sent as
+	// the old one. A change of that Secret voids the record.
+	// +required
+	CredentialsVersion string `json:"credentialsVersion"`
+
+	// lost is set once a login with that password was refused: the platform applied the reset and its new
+	// password is lost. No login is attempted until the credentials Secret changes.
+	// +optional
+	Lost bool `json:"lost,omitempty"`
 }
 
 // M2MSession keeps a ThingSpace Connectivity Management (UWS) session alive in a Secret.

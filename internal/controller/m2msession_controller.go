@@ -84,7 +84,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if deleting {
 		res, released, syncErr = r.finalize(ctx, sess, st)
 	} else {
-		res, syncErr = r.sync(ctx, sess, st)
+		res, syncErr = r.sync(ctx, sess, st, cached)
 	}
 	if !released {
 		// Past the reconcile's cancellation too: a reset or login that completed during shutdown must be
@@ -121,17 +121,21 @@ type sessState struct {
 	creds   thingspace.UWSCredentials
 	credsRV string
 	gateKey string
+	// cached is the status as the cache holds it: the API server's copy, as far as this pass knows.
+	cached *v1alpha1.M2MSessionStatus
 }
 
 // facts is what the policy decides from.
 func (s *sessState) facts() policy.SessionFacts {
 	return policy.SessionFacts{Now: s.now, Spec: s.sess.Spec, Created: s.sess.CreationTimestamp.Time, Generation: s.sess.Generation,
-		Annotations: s.sess.Annotations, Status: *s.st, HasSession: s.session != "", CredentialsVersion: s.credsRV}
+		Annotations: s.sess.Annotations, Status: *s.st, HasSession: s.session != "", CredentialsVersion: s.credsRV,
+		UnansweredResetStored: s.st.PasswordResetUnanswered != nil && s.cached.PasswordResetUnanswered != nil &&
+			s.cached.PasswordResetUnanswered.SentAt.Equal(&s.st.PasswordResetUnanswered.SentAt)}
 }
 
 // sync gathers, decides and acts.
-func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSession, st *v1alpha1.M2MSessionStatus) (ctrl.Result, error) {
-	s := &sessState{sess: sess, st: st, now: r.Clock.Now()}
+func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSession, st, cached *v1alpha1.M2MSessionStatus) (ctrl.Result, error) {
+	s := &sessState{sess: sess, st: st, now: r.Clock.Now(), cached: cached}
 
 	// A password from a reset that has not landed yet comes before anything else.
 	if stored, err := r.storePending(ctx, s); !stored {
@@ -168,6 +172,10 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 		return ctrl.Result{}, err
 	}
 	r.observeGate(s)
+	if st.PasswordResetUnanswered != nil && policy.UnansweredReset(s.facts()) == nil {
+		// The credentials Secret changed since the unanswered reset: a person has dealt with it.
+		st.PasswordResetUnanswered = nil
+	}
 
 	d := policy.DecideSession(s.facts())
 	switch d.Action {
@@ -180,6 +188,8 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 		return r.login(ctx, s, d.RefreshRequest)
 	case policy.SessionResetPassword:
 		return r.rotatePassword(ctx, s)
+	case policy.SessionCheckPassword:
+		return r.checkPassword(ctx, s)
 	case policy.SessionRelogin:
 		// No account to read: a fresh login before the idle timeout; the old session idles out.
 		return r.login(ctx, s, "")

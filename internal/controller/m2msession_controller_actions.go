@@ -66,6 +66,11 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonLoginRejected, "Login", "%s", msg)
 		return ctrl.Result{}, nil
 	}
+	return r.loggedIn(ctx, s, session)
+}
+
+// loggedIn records a successful login (the gate's lock held) and publishes its session.
+func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, session string) (ctrl.Result, error) {
 	metrics.M2MLogins.WithLabelValues("success").Inc()
 	// The platform reset the username's count whatever happens to this session next.
 	r.recordCount(s, r.Gate.Succeeded(s.gateKey, s.now))

@@ -13,7 +13,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/policy"
-	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
@@ -64,21 +64,8 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.persistBound())
 	defer cancel()
 	newPassword, err := s.cli.ResetPassword(pctx, s.appTok.AccessToken, s.session, s.creds.Password)
-	switch {
-	case err == nil:
-	case thingspace.IsSessionInvalid(err):
-		return r.login(ctx, s, "")
-	case thingspace.IsBearerRejected(err):
-		return r.bearerRejected(ctx, s)
-	case upstream.IsTransient(err):
-		return r.transient(ctx, s, err)
-	default:
-		// Refused (an old password the platform no longer takes, say). Retrying could count towards the
-		// lockout: no reset until the credentials Secret changes. The session itself is unaffected.
-		s.st.PasswordRotationRejectedVersion = s.credsRV
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
-			"The platform refused the password reset (%s); no reset is attempted until the credentials Secret changes", err.Error())
-		return r.wakeAt(s, s.now), nil
+	if err != nil {
+		return r.resetFailed(ctx, s, err)
 	}
 	// Recorded before the write: whatever happens next, this reset is never repeated for this interval.
 	key := credentialsKey(s.sess)
@@ -99,6 +86,34 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		next = s.st.NextKeepAliveTime.Time
 	}
 	return r.wakeAt(s, next), nil
+}
+
+// resetFailed acts on a failed password reset as policy.ResetFailed sorts it.
+func (r *M2MSessionReconciler) resetFailed(ctx context.Context, s *sessState, err error) (ctrl.Result, error) {
+	switch policy.ResetFailed(err) {
+	case policy.ResetUnanswered:
+		// The platform may have applied it: the old password may be dead and the new one is lost. This
+		// pass only records that (the reconcile stores it before returning); the one login that settles it
+		// waits until the record is in the API server, so a restart honours it too.
+		s.st.PasswordResetUnanswered = &v1alpha1.UnansweredPasswordReset{SentAt: metav1.NewTime(renewal.Truncate(s.now)), CredentialsVersion: s.credsRV}
+		s.st.PasswordRotatedAt = timePtr(s.now)
+		log.FromContext(ctx).Info("A password reset got no usable answer; it is not sent again, and one login with the old password will show whether it applied",
+			"error", err.Error())
+		return requeueAt(s.now, s.now.Add(policy.UnansweredRecheck)), nil
+	case policy.ResetSessionEnded:
+		return r.login(ctx, s, "")
+	case policy.ResetBearerRejected:
+		return r.bearerRejected(ctx, s)
+	case policy.ResetRetry:
+		return r.transient(ctx, s, err)
+	default:
+		// Refused (an old password the platform no longer takes, say). Retrying could count towards the
+		// lockout: no reset until the credentials Secret changes. The session itself is unaffected.
+		s.st.PasswordRotationRejectedVersion = s.credsRV
+		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
+			"The platform refused the password reset (%s); no reset is attempted until the credentials Secret changes", err.Error())
+		return r.wakeAt(s, s.now), nil
+	}
 }
 
 // storePassword writes a new password into the credentials Secret through internal/secrets, which

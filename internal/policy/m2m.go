@@ -41,6 +41,9 @@ const (
 	// SessionResetPassword: the password rotation is due (the reset uses the session, so it keeps it
 	// alive too).
 	SessionResetPassword SessionAction = "ResetPassword"
+	// SessionCheckPassword: a reset got no usable answer; one login with the password it replaced settles
+	// whether the platform applied it. Nothing else goes upstream first.
+	SessionCheckPassword SessionAction = "CheckPassword"
 )
 
 // SessionFacts is what a pass gathered about one M2MSession.
@@ -55,6 +58,9 @@ type SessionFacts struct {
 	HasSession bool
 	// CredentialsVersion is the resourceVersion of the UWS credentials Secret as read.
 	CredentialsVersion string
+	// UnansweredResetStored: the API server's copy of the status (the cache's) carries the record of
+	// the unanswered reset in Status, so a restart honours it too.
+	UnansweredResetStored bool
 }
 
 // SessionDecision is what to do, and when to look again when nothing is done now.
@@ -73,6 +79,11 @@ func DecideSession(f SessionFacts) SessionDecision {
 	manual, request := RefreshRequested(f.Annotations, st.ObservedRefreshRequest)
 	if !manual {
 		request = ""
+	}
+	// A reset without a usable answer stops everything else, a person's request included, until one
+	// login has settled it, or, once the password is known lost, until the credentials Secret changes.
+	if u := UnansweredReset(f); u != nil {
+		return decideUnanswered(f, u)
 	}
 	// Refused credentials: wait for the Secret (or a person) to change something.
 	if !manual && CredentialsStillRejected(st.RejectedCredentialsVersion, f.CredentialsVersion, st.Conditions, f.Generation) {
@@ -112,7 +123,8 @@ func KeepAliveInterval(spec v1alpha1.M2MSessionSpec) time.Duration {
 // creation. false: no rotation (none asked for, or the platform refused a reset of these credentials).
 func RotationTime(f SessionFacts) (time.Time, bool) {
 	st := f.Status
-	if f.Spec.PasswordRotation == nil || (st.PasswordRotationRejectedVersion != "" && st.PasswordRotationRejectedVersion == f.CredentialsVersion) {
+	if f.Spec.PasswordRotation == nil || (st.PasswordRotationRejectedVersion != "" && st.PasswordRotationRejectedVersion == f.CredentialsVersion) ||
+		UnansweredReset(f) != nil {
 		return time.Time{}, false
 	}
 	from := f.Created

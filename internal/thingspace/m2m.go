@@ -154,7 +154,8 @@ func (c *Client) Logout(ctx context.Context, appToken, session string) error {
 // therefore leave it unknown whether the reset happened; a 2xx whose body holds no usable
 // password, which means it did, is Unknown rather than Transient, since no retry can recover
 // that password. Either way, check with at most one login using the old password before trying
-// anything else. A refused oldPassword is Rejected (see the M2M error notes).
+// anything else (ResetUnanswered tells these cases apart). A refused oldPassword is Rejected (see
+// the M2M error notes).
 func (c *Client) ResetPassword(ctx context.Context, appToken, session, oldPassword string) (newPassword string, err error) {
 	if err := checkSessionArgs(EndpointResetPassword, appToken, session); err != nil {
 		return "", err
@@ -188,6 +189,17 @@ func (c *Client) ResetPassword(ctx context.Context, appToken, session, oldPasswo
 		return "", resetLost(resp.Status, nil)
 	}
 	return rr.NewPassword, nil
+}
+
+// ResetUnanswered reports whether err, from ResetPassword, leaves it unknown whether the platform
+// applied the reset: the request was written out in full and no complete answer came back
+// (upstream.Error.Unanswered), or a 2xx came back without a readable new password. Such a reset is
+// never sent again with the same old password. A failure to connect or to send, and every error
+// answer, mean the reset was not applied.
+func ResetUnanswered(err error) bool {
+	e, ok := errors.AsType[*upstream.Error](err)
+	return ok && e.API == API && e.Endpoint == EndpointResetPassword &&
+		(e.Unanswered || (e.StatusCode >= 200 && e.StatusCode < 300))
 }
 
 // resetLost is the error for a 2xx reset whose new password cannot be read.

@@ -2,15 +2,19 @@ package fakeclock
 
 import (
 	"context"
+	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	testingclock "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
@@ -130,4 +134,60 @@ func (f *fixture) secretObject(name string) *corev1.Secret {
 	s := &corev1.Secret{}
 	must(f.t, k8s.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: name}, s))
 	return s
+}
+
+// Issue 8: the record of an unanswered reset is what the next process acts on. A process stopped after
+// recording it (the platform had applied the reset) leaves it in status; the next one sends no reset and
+// settles it with one login: the password is lost.
+func TestIssue8ResetWithLostAnswerRecordHonouredAfterRestart(t *testing.T) {
+	ns := fmt.Sprintf("fc%d-m2m-reset-restart", nsCount.Add(1))
+	clk := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
+	sim := simulator.New(simulator.Config{Clock: clk, TokenLifetime: 24 * time.Hour, Apps: map[string]string{"key-" + ns: "S3cret-restart"}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	f := &fixture{t: t, ns: ns, clk: clk, sim: sim, url: srv.URL, key: "key-" + ns, secret: "S3cret-restart"}
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(ns))
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(ns))
+	})
+	stop := m2mManager(t, ns, clk, &inflight.Tracker{})
+	m2mWorld(f)
+	f.create(newSession("s", func(s *v1alpha1.M2MSession) {
+		s.Spec.PasswordRotation = &v1alpha1.PasswordRotationSpec{Interval: metav1.Duration{Duration: 15 * time.Minute}}
+		s.Spec.LogoutOnDelete = new(bool)
+	}))
+	sess := &v1alpha1.M2MSession{}
+	f.waitCondition("s", sess, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+	stop()
+
+	// What the stopped process left: the platform applied a reset whose answer never came, and the
+	// status records it.
+	sim.SetM2MUser(uwsUser, "Pl4tformChosen1")
+	creds := f.secretObject("uws")
+	f.get("s", sess)
+	sent := metav1.NewTime(clk.Now())
+	sess.Status.PasswordRotatedAt = &sent
+	sess.Status.PasswordResetUnanswered = &v1alpha1.UnansweredPasswordReset{SentAt: sent, CredentialsVersion: creds.ResourceVersion}
+	must(t, k8s.Status().Update(context.Background(), sess))
+	sim.ResetStats()
+	clk.Step(20 * time.Minute) // the next keep-alive and the rotation are both due
+
+	m2mManager(t, ns, clk, &inflight.Tracker{})
+	f.waitCondition("s", sess, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonPasswordLost)
+	for range 4 {
+		clk.Step(10 * time.Minute)
+		time.Sleep(200 * time.Millisecond)
+	}
+	st := sim.Stats()
+	if n := st.Total(resetRoute); n != 0 {
+		t.Errorf("%d resets after the restart, want 0", n)
+	}
+	if n := st.Total(loginRoute); n != 1 {
+		t.Errorf("%d logins after the restart, want exactly 1 (with the old password)", n)
+	}
+	if n := f.events("s", v1alpha1.ReasonPasswordLost); n != 1 {
+		t.Errorf("%d %s events, want 1", n, v1alpha1.ReasonPasswordLost)
+	}
 }

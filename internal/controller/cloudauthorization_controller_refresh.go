@@ -138,6 +138,9 @@ func (r *CloudAuthorizationReconciler) storeGrant(ctx context.Context, p *cloudP
 			" (" + describeStoreFailure(err) + "); the operator keeps them in memory and retries"
 		r.setAuthorized(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
 		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
+		// The grant is in hand: no consent is asked for meanwhile. A URL a pass issued while the callback
+		// was still retrying its own write (the spent state had cleared the old one) goes too.
+		p.st.AuthorizationURL, p.st.AuthorizationURLExpiresAt = "", nil
 		return err
 	}
 	p.sec = written

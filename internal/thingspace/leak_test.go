@@ -167,19 +167,7 @@ func TestNoSecretsInRenderings(t *testing.T) {
 	}
 	for name, v := range values {
 		t.Run(name, func(t *testing.T) {
-			var renderings []string
-			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3v"} {
-				renderings = append(renderings, fmt.Sprintf(verb, v))
-			}
-			renderings = append(renderings, mustJSON(t, v), fmt.Sprint(v), fmt.Sprintln(v))
-			var buf bytes.Buffer
-			slog.New(slog.NewJSONHandler(&buf, nil)).Info("msg", "value", v)
-			slog.New(slog.NewTextHandler(&buf, nil)).Info("msg", "value", v)
-			renderings = append(renderings, buf.String())
-			if m, ok := v.(interface{ MarshalLog() any }); ok {
-				renderings = append(renderings, mustJSON(t, m.MarshalLog()), fmt.Sprintf("%+v", m.MarshalLog()))
-			}
-			for _, s := range renderings {
+			for _, s := range renderings(t, v) {
 				if l := leaked(s); len(l) > 0 {
 					t.Errorf("rendering %q leaks %q", s, l)
 				}
@@ -207,6 +195,25 @@ func TestRenderingsKeepUsefulFields(t *testing.T) {
 			}
 		}
 	}
+}
+
+// renderings are the ways a value may reach a log line or an error string: every fmt verb, JSON, slog's
+// handlers and a logr MarshalLog.
+func renderings(t *testing.T, v any) []string {
+	t.Helper()
+	var out []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3v"} {
+		out = append(out, fmt.Sprintf(verb, v))
+	}
+	out = append(out, mustJSON(t, v), fmt.Sprint(v), fmt.Sprintln(v))
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("msg", "value", v)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("msg", "value", v)
+	out = append(out, buf.String())
+	if m, ok := v.(interface{ MarshalLog() any }); ok {
+		out = append(out, mustJSON(t, m.MarshalLog()), fmt.Sprintf("%+v", m.MarshalLog()))
+	}
+	return out
 }
 
 func mustJSON(t *testing.T, v any) string {

@@ -1,9 +1,7 @@
 package thingspace
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -23,19 +21,7 @@ func TestUWSCredentialsRenderings(t *testing.T) {
 	}
 	for name, v := range values {
 		t.Run(name, func(t *testing.T) {
-			var renderings []string
-			for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3v"} {
-				renderings = append(renderings, fmt.Sprintf(verb, v))
-			}
-			renderings = append(renderings, mustJSON(t, v), fmt.Sprint(v), fmt.Sprintln(v))
-			var buf bytes.Buffer
-			slog.New(slog.NewJSONHandler(&buf, nil)).Info("msg", "value", v)
-			slog.New(slog.NewTextHandler(&buf, nil)).Info("msg", "value", v)
-			renderings = append(renderings, buf.String())
-			if m, ok := v.(interface{ MarshalLog() any }); ok {
-				renderings = append(renderings, mustJSON(t, m.MarshalLog()), fmt.Sprintf("%+v", m.MarshalLog()))
-			}
-			for _, s := range renderings {
+			for _, s := range renderings(t, v) {
 				if l := m2mLeaked(s); len(l) > 0 {
 					t.Errorf("rendering %q leaks %q", s, l)
 				}

@@ -2,14 +2,11 @@ package fakeclock
 
 import (
 	"context"
-	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	testingclock "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -140,18 +137,8 @@ func (f *fixture) secretObject(name string) *corev1.Secret {
 // recording it (the platform had applied the reset) leaves it in status; the next one sends no reset and
 // settles it with one login: the password is lost.
 func TestIssue8ResetWithLostAnswerRecordHonouredAfterRestart(t *testing.T) {
-	ns := fmt.Sprintf("fc%d-m2m-reset-restart", nsCount.Add(1))
-	clk := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
-	sim := simulator.New(simulator.Config{Clock: clk, TokenLifetime: 24 * time.Hour, Apps: map[string]string{"key-" + ns: "S3cret-restart"}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	f := &fixture{t: t, ns: ns, clk: clk, sim: sim, url: srv.URL, key: "key-" + ns, secret: "S3cret-restart"}
-	t.Cleanup(func() {
-		bg := context.Background()
-		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(ns))
-		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(ns))
-	})
+	f := newOwnFixture(t, "m2m-reset-restart", "S3cret-restart")
+	ns, clk, sim := f.ns, f.clk, f.sim
 	stop := m2mManager(t, ns, clk, &inflight.Tracker{})
 	m2mWorld(f)
 	f.create(newSession("s", func(s *v1alpha1.M2MSession) {

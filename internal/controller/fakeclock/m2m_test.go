@@ -97,6 +97,24 @@ func TestM2MDeletionDoesNotOutwaitTheIdleTimeout(t *testing.T) {
 
 // m2mManager is a manager of its own for ns on clk, with the tracker its persist-critical calls
 // register with; stop cancels it (as SIGTERM would) and returns once it has stopped.
+// newOwnFixture is a fixture without a manager: the test starts and stops its own (m2mManager), on the
+// fixture's clock. Its objects go when the test ends.
+func newOwnFixture(t *testing.T, name, secret string) *fixture {
+	t.Helper()
+	ns := fmt.Sprintf("fc%d-%s", nsCount.Add(1), name)
+	clk := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
+	sim := simulator.New(simulator.Config{Clock: clk, TokenLifetime: 24 * time.Hour, Apps: map[string]string{"key-" + ns: secret}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	t.Cleanup(func() {
+		bg := context.Background()
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(ns))
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(ns))
+	})
+	return &fixture{t: t, ns: ns, clk: clk, sim: sim, url: srv.URL, key: "key-" + ns, secret: secret}
+}
+
 func m2mManager(t *testing.T, ns string, clk *testingclock.FakeClock, tracker *inflight.Tracker) (stop func()) {
 	t.Helper()
 	co := controller.CacheOptions()
@@ -126,20 +144,10 @@ func m2mManager(t *testing.T, ns string, clk *testingclock.FakeClock, tracker *i
 // cancellation, registered with the in-flight tracker, and its answer is in the credentials Secret
 // before the tracker drains.
 func TestM2MPasswordResetDuringShutdownIsStored(t *testing.T) {
-	ns := fmt.Sprintf("fc%d-m2m-reset-shutdown", nsCount.Add(1))
-	clk := testingclock.NewFakeClock(time.Now().Truncate(time.Second))
-	sim := simulator.New(simulator.Config{Clock: clk, TokenLifetime: 24 * time.Hour, Apps: map[string]string{"key-" + ns: "S3cret-reset"}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	must(t, k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	f := &fixture{t: t, ns: ns, clk: clk, sim: sim, url: srv.URL, key: "key-" + ns, secret: "S3cret-reset"}
+	f := newOwnFixture(t, "m2m-reset-shutdown", "S3cret-reset")
+	ns, clk, sim := f.ns, f.clk, f.sim
 	tracker := &inflight.Tracker{}
 	stop := m2mManager(t, ns, clk, tracker)
-	t.Cleanup(func() {
-		bg := context.Background()
-		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(ns))
-		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(ns))
-	})
 
 	m2mWorld(f)
 	f.create(newSession("s", func(s *v1alpha1.M2MSession) {

@@ -1,6 +1,7 @@
 package v1alpha1
 
-// Event reasons of ThingSpaceApps. Users and alerts match on them; keep the spelling.
+// Event reasons of ThingSpaceApps (Refreshed, RefreshFailed and the Lifetime ones are CloudAuthorizations' too).
+// Users and alerts match on them; keep the spelling.
 const (
 	// EventRefreshed: a new token was written to the Secret.
 	EventRefreshed = "Refreshed"
@@ -24,7 +25,7 @@ const (
 )
 
 // ProvenanceAnnotation, on a ThingSpaceApp's Secret, records which endpoint, key and secret issued the
-// token in it: a digest that reveals none of them. A token whose provenance does not match the app's
+// token in it, as a SHA-256 digest of the four. A token whose provenance does not match the app's
 // current endpoint and credentials is never published or shared; the operator fetches one with the
 // current ones (issue 8 scenario 2).
 const ProvenanceAnnotation = ReservedPrefix + "issued-by"

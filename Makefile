@@ -11,6 +11,7 @@ include hack/envtest.mk
 include hack/deploy.mk
 include hack/run.mk
 include hack/lint.mk
+include hack/helm.mk
 
 .PHONY: help
 help: ## Show the targets.
@@ -27,6 +28,7 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(chart-copies)
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -46,8 +48,8 @@ build: manifests generate ## Build the manager and simulator binaries into bin/.
 	go build -o $(LOCALBIN)/thingspace-sim ./cmd/thingspace-sim
 
 .PHONY: test
-test: manifests generate vet lint envtest ## Run unit, envtest integration and e2e tests (builds the control plane binaries when absent).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test ./... -count=1 -timeout 30m
+test: manifests generate vet lint envtest helm ## Run unit, envtest integration, chart and e2e tests (builds the control plane binaries and helm when absent).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) go test ./... -count=1 -timeout 30m
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config (install the CRDs first: make install).

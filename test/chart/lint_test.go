@@ -1,0 +1,76 @@
+package chart
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHelmLint(t *testing.T) {
+	for _, args := range [][]string{
+		{"lint", chartDir(t)},
+		{"lint", "--strict", chartDir(t)},
+		{"lint", "--strict", "--namespace", namespace, chartDir(t), "-f", valuesFile(t, everything())},
+	} {
+		out, err := runHelm(t, args...)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if !strings.Contains(string(out), "0 chart(s) failed") {
+			t.Errorf("helm %v: %s", args, out)
+		}
+	}
+}
+
+// values.schema.json closes every level users set (additionalProperties: false), so a typo fails the
+// install instead of being silently ignored; bad types and formats fail too. Kubernetes objects passed
+// through (securityContext, tolerations, ...) are closed at their first level.
+func TestSchemaRejectsTyposAndBadValues(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		values map[string]any
+		want   string // in helm's error
+	}{
+		{"top-level typo", map[string]any{"replicaCont": 2}, "additional properties 'replicaCont' not allowed"},
+		{"image typo", map[string]any{"image": map[string]any{"tga": "v1"}}, "'tga' not allowed"},
+		{"crds typo", map[string]any{"crds": map[string]any{"keepp": true}}, "'keepp' not allowed"},
+		{"serviceAccount typo", map[string]any{"serviceAccount": map[string]any{"annotation": map[string]any{}}}, "'annotation' not allowed"},
+		{"rbac typo", map[string]any{"rbac": map[string]any{"enabled": false}}, "'enabled' not allowed"},
+		{"leaderElection typo", map[string]any{"leaderElection": map[string]any{"leaseDuraton": "30s"}}, "'leaseDuraton' not allowed"},
+		{"securityContext typo", map[string]any{"securityContext": map[string]any{"readOnlyRootFileSystem": true}}, "'readOnlyRootFileSystem' not allowed"},
+		{"podSecurityContext typo", map[string]any{"podSecurityContext": map[string]any{"runAsNonroot": true}}, "'runAsNonroot' not allowed"},
+		{"resources typo", map[string]any{"resources": map[string]any{"limit": map[string]any{"memory": "1Gi"}}}, "'limit' not allowed"},
+		{"pdb typo", map[string]any{"podDisruptionBudget": map[string]any{"minAvaliable": 1}}, "'minAvaliable' not allowed"},
+		{"ingress host typo", map[string]any{"ingress": map[string]any{"hosts": []any{map[string]any{"host": "a.example", "path": "/"}}}}, "'path' not allowed"},
+		{"networkPolicy typo", map[string]any{"networkPolicy": map[string]any{"enable": true}}, "'enable' not allowed"},
+		{"serviceMonitor typo", map[string]any{"serviceMonitor": map[string]any{"labelss": map[string]any{}}}, "'labelss' not allowed"},
+		{"podMonitor typo", map[string]any{"podMonitor": map[string]any{"intervall": "30s"}}, "'intervall' not allowed"},
+		{"ports typo", map[string]any{"ports": map[string]any{"metric": 9090}}, "'metric' not allowed"},
+		{"toleration typo", map[string]any{"tolerations": []any{map[string]any{"key": "k", "effects": "NoSchedule"}}}, "'effects' not allowed"},
+		{"replicaCount type", map[string]any{"replicaCount": "two"}, "want integer"},
+		{"digest format", map[string]any{"image": map[string]any{"digest": "abc123"}}, "/image/digest"},
+		{"pullPolicy enum", map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}, "/image/pullPolicy"},
+		{"lease duration format", map[string]any{"leaderElection": map[string]any{"leaseDuration": "60"}}, "/leaderElection/leaseDuration"},
+		{"extraArgs not a flag", map[string]any{"extraArgs": []any{"zap-log-level=debug"}}, "/extraArgs/0"},
+		{"port range", map[string]any{"ports": map[string]any{"callback": 70000}}, "/ports/callback"},
+		{"goMemLimitPercent range", map[string]any{"goMemLimitPercent": 150}, "/goMemLimitPercent"},
+		// Not the schema's: the templates refuse what they cannot render faithfully.
+		{"memory limit suffix", map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "256MB"}}}, `resources.limits.memory "256MB"`},
+		{"existing SA without a name", map[string]any{"serviceAccount": map[string]any{"create": false}}, "serviceAccount.name"},
+		{"ServiceMonitor without metrics Service", map[string]any{"serviceMonitor": map[string]any{"enabled": true}, "metricsService": map[string]any{"enabled": false}}, "serviceMonitor.enabled needs metricsService.enabled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, err := template(t, c.values)
+			if err == nil {
+				t.Fatalf("helm template accepted %v:\n%.300s", c.values, out)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("helm template failed, but not with %q: %v", c.want, err)
+			}
+		})
+	}
+	// --set goes through the same schema.
+	if _, err := runHelm(t, "template", release, chartDir(t), "--set", "image.tga=v1"); err == nil || !strings.Contains(err.Error(), "'tga' not allowed") {
+		t.Errorf("helm template --set image.tga=v1: want a schema error, got %v", err)
+	}
+}

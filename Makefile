@@ -12,6 +12,7 @@ include hack/deploy.mk
 include hack/run.mk
 include hack/lint.mk
 include hack/helm.mk
+include hack/cluster.mk
 
 .PHONY: help
 help: ## Show the targets.

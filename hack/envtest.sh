@@ -77,52 +77,8 @@ fi
 log "setup-envtest failed; building from source via the Go module proxy ($(go env GOPROXY))"
 
 # --- b. build from source through the module proxy -----------------------------
-# Only the throwaway builds get these settings:
-#  - GOFLAGS=-mod=mod: the throwaway go.mod has no go.sum; let go fill it in.
-#    -buildvcs=false: .envtest-build sits inside this repo's git checkout.
-#  - GONOSUMDB: on some restricted networks the checksum database does not
-#    answer for k8s.io / go.etcd.io modules. (Where GOPROXY serves /sumdb/, as
-#    proxy.golang.org does, verification works and this is just a safety net.)
-#  - GOWORK=off: never pick up a go.work from an enclosing directory.
-build_env=(env GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
-           GONOSUMDB="k8s.io,go.etcd.io${GONOSUMDB:+,$GONOSUMDB}")
-
-# new_module <dir> <module-path>: a fresh throwaway module
-# (go 1.26.0 is what k8s.io/kubernetes v1.36 requires).
-new_module() {
-  rm -rf "$1"; mkdir -p "$1"
-  printf 'module %s\n\ngo 1.26.0\n' "$2" > "$1/go.mod"
-}
-
-build_kube_apiserver() {
-  local dir="$BUILD_DIR/kube-apiserver" gomod staging_version="v0.${K8S_VERSION#1.}"
-  new_module "$dir" envtest-build/kube-apiserver
-  # k8s.io/kubernetes' go.mod replaces its staging modules (k8s.io/api, ...) with
-  # ./staging/src/... directories, so it can't be `go install`ed. Read that
-  # replace list from its go.mod and point each module at the published v0.x.y.
-  local dl info
-  dl="$(cd "$dir" && "${build_env[@]}" go mod download -json "k8s.io/kubernetes@v$K8S_VERSION")"
-  gomod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$dl")"
-  info="$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",*$/\1/p' <<<"$dl")"
-  [[ -f "$gomod" ]] || { log "could not download k8s.io/kubernetes@v$K8S_VERSION go.mod"; return 1; }
-  local edits=(-require="k8s.io/kubernetes@v$K8S_VERSION") m
-  # Local-path replaces, restricted to modules kubernetes actually requires
-  # (e.g. k8s.io/sample-cli-plugin is replaced but not required, and not published).
-  for m in $(awk '{ sub(/^replace[[:space:]]+/, "") } $2 == "=>" && $3 ~ /^\.\.?\// { print $1 }' "$gomod"); do
-    grep -Eq "^[[:space:]]*(require[[:space:]]+)?${m//./\\.}[[:space:]]+v" "$gomod" || continue
-    edits+=(-replace="$m=$m@$staging_version")
-  done
-  log "kube-apiserver v$K8S_VERSION: $(( ${#edits[@]} - 1 )) staging modules -> $staging_version"
-  (cd "$dir" && go mod edit "${edits[@]}")
-  # Version stamping as in kubernetes' hack/lib/version.sh, so --version is right.
-  local v=k8s.io/component-base/version minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
-  local ldflags="-s -w -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=${K8S_VERSION%%.*}"
-  ldflags+=" -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-  # Release time from the proxy's .info (not "now"), so re-runs hit the build cache.
-  ldflags+=" -X $v.buildDate=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info")"
-  (cd "$dir" && "${build_env[@]}" go build -trimpath -ldflags="$ldflags" \
-     -o "$dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
-}
+# shellcheck source=hack/cluster/k8s-build.sh
+source "$REPO/hack/cluster/k8s-build.sh"   # build_env, new_module, build_k8s (shared with the node)
 
 build_etcd() {
   local dir="$BUILD_DIR/etcd"
@@ -145,7 +101,7 @@ EOF
 }
 
 start=$SECONDS
-build_kube_apiserver
+build_k8s kube-apiserver kube-apiserver
 build_etcd
 install_bin "$BUILD_DIR/kube-apiserver/kube-apiserver"
 install_bin "$BUILD_DIR/etcd/etcd"

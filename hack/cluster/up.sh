@@ -107,7 +107,7 @@ cluster: up in ${up_secs}s, checked in $(( SECONDS - t0 - up_secs ))s (LAB=$LAB)
   node            localhost ($NODE_IP on $BRIDGE, pods $POD_CIDR), syncFrequency $NODE_SYNC_FREQUENCY
   API server      https://127.0.0.1:443 (node), https://$SERVICE_IP:443 (pods)
   kubeconfig      $LAB/admin.kubeconfig (system:masters; valid inside the node's namespace)
-  in the node     hack/cluster/in-node.sh kubectl --kubeconfig $LAB/admin.kubeconfig get pods -A
+  in the node     hack/cluster/in-node.sh $K8S_BIN/kubectl --kubeconfig $LAB/admin.kubeconfig get pods -A
   images          hack/cluster/load-image.sh TAR...   (pods: imagePullPolicy: Never)
   logs            $LAB/logs/*.log
   down            make cluster-down

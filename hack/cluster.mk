@@ -17,7 +17,7 @@ node-images: ## Build the pause and busybox images (docker-archive) into bin/ima
 	$(CLUSTER_MK_DIR)cluster/images.sh $(LOCALBIN)/images
 
 .PHONY: cluster
-cluster: ## Bring up the local one-node cluster in $(LAB) (Linux, root; builds what it needs first).
+cluster: ## Bring up the local one-node cluster in LAB (default /tmp/tsop-lab; Linux, root; builds what it needs first).
 	$(CLUSTER_MK_DIR)cluster/up.sh --preflight
 	$(CLUSTER_MK_DIR)envtest.sh $(LOCALBIN)/k8s
 	$(CLUSTER_MK_DIR)cluster/build.sh $(LOCALBIN)/k8s
@@ -25,7 +25,7 @@ cluster: ## Bring up the local one-node cluster in $(LAB) (Linux, root; builds w
 	$(CLUSTER_MK_DIR)cluster/up.sh
 
 .PHONY: cluster-down
-cluster-down: ## Remove the local cluster: processes, mounts, cgroups and $(LAB).
+cluster-down: ## Remove the local cluster: processes, mounts, cgroups and the LAB folder.
 	$(CLUSTER_MK_DIR)cluster/down.sh
 
 .PHONY: cluster-status

@@ -39,9 +39,11 @@ apt_packages() {
   for p in containerd runc busybox-static containernetworking-plugins; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
   done
-  # gcc -static for the pause image needs libc6-dev.
-  command -v gcc >/dev/null || missing+=(gcc)
+  # gcc -static for the pause image needs libc6-dev; the cluster scripts use openssl and ip.
   dpkg-query -W -f '${Status}' libc6-dev 2>/dev/null | grep -q 'ok installed' || missing+=(libc6-dev)
+  command -v gcc >/dev/null || missing+=(gcc)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v ip >/dev/null || missing+=(iproute2)
   [[ ${#missing[@]} -eq 0 ]] && return 0
   command -v apt-get >/dev/null || { log "missing ${missing[*]} and no apt-get: install them"; return 1; }
   [[ $(id -u) -eq 0 ]] || { log "missing ${missing[*]}: run as root or install them"; return 1; }

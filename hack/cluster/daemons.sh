@@ -36,9 +36,9 @@ wait_daemon() {
 start_holder() {
   setsid unshare --net --mount --propagation private -- sleep infinity </dev/null >/dev/null 2>&1 &
   echo $! > "$(pidfile holder)"
-  local pid=$! i
+  local pid=$! _
   # unshare has made the namespaces once the PID is `sleep` and its mount namespace differs.
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     if alive holder && [[ "$(readlink "/proc/$pid/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ]]; then
       return 0
     fi

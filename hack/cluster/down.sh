@@ -6,6 +6,7 @@
 # kube-controller-manager, kube-apiserver, etcd; every other process left in the node's mount
 # namespace; the holder, whose exit removes every mount and network device made inside; the
 # kubelet's cgroups; $LAB (with --keep-logs, or KEEP_LOGS=1, $LAB/logs stays).
+# shellcheck disable=SC2046  # PID lists are split on purpose: kill_all $(procs_where ...)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/cluster/lib.sh

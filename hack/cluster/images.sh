@@ -15,8 +15,9 @@ umask 022   # directory and file modes are part of the layer's bytes
 ARCH="$(dpkg --print-architecture 2>/dev/null || go env GOARCH)"   # amd64, arm64: OCI names too
 
 BUSYBOX="${BUSYBOX:-/bin/busybox}"
-[[ -x "$BUSYBOX" ]] && "$BUSYBOX" --list >/dev/null 2>&1 \
-  || { log "$BUSYBOX missing (apt-get install busybox-static, or make node-binaries)"; exit 1; }
+if ! "$BUSYBOX" --list >/dev/null 2>&1; then
+  log "$BUSYBOX missing (apt-get install busybox-static, or make node-binaries)"; exit 1
+fi
 command -v gcc >/dev/null || { log "gcc missing (apt-get install gcc libc6-dev)"; exit 1; }
 
 work="$(mktemp -d)"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the settings are used by the scripts that source this
 # Shared settings and helpers of the local one-node cluster (sourced by hack/cluster/*.sh).
 #
 # The node lives in its own network + mount namespace, held open by one process (the "holder",
@@ -38,7 +38,7 @@ alive() {
   [[ -f "$f" ]] || return 1
   pid="$(<"$f")"
   [[ "$pid" =~ ^[0-9]+$ && -d /proc/$pid ]] || return 1
-  [[ "$1" == holder ]] && want=sleep
+  [[ "$1" == holder ]] && want="sleep"
   exe="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | awk '{print $1}')"
   [[ "$(basename "$exe")" == "$want" ]]
 }

@@ -5,12 +5,20 @@ HELM_VERSION ?= v3.22.0
 # Versioned name, so bumping the version installs the new one instead of reusing an older binary;
 # bin/helm links to it for people and scripts (the node tests call bin/helm).
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+# The Kubernetes minor of the client-go helm $(HELM_VERSION) builds with (k8s.io/client-go v0.37). helm's
+# own Makefile sets these with -ldflags; a plain go install would report version "v3.22" and default
+# `helm template`'s .Capabilities.KubeVersion (and lint's deprecation checks) to v1.20.
+HELM_K8S_MINOR ?= 37
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
 CHART_DIR ?= charts/thingspace-operator
 
 .PHONY: helm
 helm: $(HELM) ## Install helm into bin/ (go install from the module proxy).
 $(HELM): | $(LOCALBIN)
-	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	rm -f $(LOCALBIN)/helm # the link to an older version: go install must not write through it
+	GOBIN=$(LOCALBIN) go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/helm $@
 	ln -sfn $(notdir $@) $(LOCALBIN)/helm
 

@@ -28,6 +28,8 @@ var (
 	apiEnv    *envtest.Environment
 	apiClient client.Client
 	apiErr    error
+	// apiKubeconfig is a kubeconfig of a system:masters user of that API server, for helm.
+	apiKubeconfig string
 )
 
 func TestMain(m *testing.M) {
@@ -83,6 +85,18 @@ func startAPIServer() (client.Client, error) {
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
+		return nil, err
+	}
+	user, err := apiEnv.AddUser(envtest.User{Name: "chart-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("add admin user: %w", err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	apiKubeconfig = filepath.Join(helmHome, "kubeconfig")
+	if err := os.WriteFile(apiKubeconfig, kc, 0o600); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

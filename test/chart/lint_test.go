@@ -74,3 +74,30 @@ func TestSchemaRejectsTyposAndBadValues(t *testing.T) {
 		t.Errorf("helm template --set image.tga=v1: want a schema error, got %v", err)
 	}
 }
+
+// helm's own install path against the API server, without changing it (--dry-run=server): the
+// release's objects in helm's install order, its ownership checks, and NOTES.txt.
+func TestHelmInstallDryRun(t *testing.T) {
+	apiServer(t)
+	out, err := runHelm(t, "install", release, chartDir(t), "--namespace", namespace, "--kubeconfig", apiKubeconfig,
+		"--dry-run=server", "-f", valuesFile(t, everything()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"kubectl -n " + namespace + " rollout status deployment/" + fullname,
+		"https://thingspace-operator.example.com/oauth2/callback",
+		"helm.sh/resource-policy: keep",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("helm install --dry-run=server output lacks %q:\n%s", want, tail(string(out), 1500))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# The thingspace-operator image: /manager (the operator, the entrypoint) and /thingspace-sim (the
-# ThingSpace simulator, used by config/sim). Build with `make docker-build IMG=...`.
+# Two images: the operator (target manager, the default: /manager only) and the ThingSpace
+# simulator used by config/sim (target sim: /thingspace-sim only).
+#   make docker-build IMG=...        (docker build --target manager)
+#   make docker-build-sim SIM_IMG=... (docker build --target sim)
+# `make image` builds the same two images without Docker (hack/image).
 
 # Build on the build host's platform and cross-compile for the target (no emulation needed for
 # `docker buildx build --platform linux/amd64,linux/arm64`).
@@ -19,15 +22,25 @@ COPY internal/ internal/
 
 # Static binaries (CGO_ENABLED=0) for distroless/static; -trimpath keeps build paths out of them.
 ENV CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH}
-RUN go build -trimpath -o manager ./cmd/manager \
- && go build -trimpath -o thingspace-sim ./cmd/thingspace-sim
+
+# One build stage per binary: BuildKit builds only the stages the chosen target needs.
+FROM builder AS build-manager
+RUN go build -trimpath -o /out/manager ./cmd/manager
+
+FROM builder AS build-sim
+RUN go build -trimpath -o /out/thingspace-sim ./cmd/thingspace-sim
 
 # distroless/static: no shell, no package manager, CA certificates and tzdata included; :nonroot
-# runs as uid/gid 65532, which satisfies runAsNonRoot in config/manager.
-FROM gcr.io/distroless/static:nonroot
+# runs as uid/gid 65532, which satisfies runAsNonRoot in config/manager and config/sim.
+FROM gcr.io/distroless/static:nonroot AS sim
 WORKDIR /
-COPY --from=builder /workspace/manager /manager
-COPY --from=builder /workspace/thingspace-sim /thingspace-sim
+COPY --from=build-sim /out/thingspace-sim /thingspace-sim
 USER 65532:65532
+ENTRYPOINT ["/thingspace-sim"]
 
+# Last, so a plain `docker build .` gives the operator image.
+FROM gcr.io/distroless/static:nonroot AS manager
+WORKDIR /
+COPY --from=build-manager /out/manager /manager
+USER 65532:65532
 ENTRYPOINT ["/manager"]

@@ -6,6 +6,7 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 IMG ?= thingspace-operator:dev
+SIM_IMG ?= thingspace-sim:dev
 
 include hack/envtest.mk
 include hack/deploy.mk
@@ -13,6 +14,7 @@ include hack/run.mk
 include hack/lint.mk
 include hack/helm.mk
 include hack/cluster.mk
+include hack/image.mk
 
 .PHONY: help
 help: ## Show the targets.

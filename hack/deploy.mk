@@ -47,9 +47,9 @@ undeploy: $(KUSTOMIZE) ## Delete the custom resources (finalized by the operator
 	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(IGNORE_NOT_FOUND) -f -
 
 .PHONY: deploy-sim
-deploy-sim: manifests $(KUSTOMIZE) ## Demo: deploy the operator with --allow-insecure-endpoints plus the simulator.
+deploy-sim: manifests $(KUSTOMIZE) ## Demo: deploy the operator (IMG) with --allow-insecure-endpoints plus the simulator (SIM_IMG).
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	cd config/sim && $(KUSTOMIZE) edit set image controller=$(IMG)
+	cd config/sim && $(KUSTOMIZE) edit set image thingspace-sim=$(SIM_IMG)
 	$(KUSTOMIZE) build config/sim-demo | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy-sim
@@ -58,8 +58,8 @@ undeploy-sim: $(KUSTOMIZE) ## Undo deploy-sim (custom resources first, so finali
 	$(KUSTOMIZE) build config/sim-demo | $(KUBECTL) delete --ignore-not-found=$(IGNORE_NOT_FOUND) -f -
 
 .PHONY: docker-build
-docker-build: ## Build the image IMG (manager and simulator).
-	$(CONTAINER_TOOL) build -t $(IMG) .
+docker-build: ## Build the manager image IMG with Docker (Dockerfile target manager).
+	$(CONTAINER_TOOL) build --target manager -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the image IMG.

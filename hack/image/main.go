@@ -91,7 +91,9 @@ func run(args []string) error {
 	}
 	fmt.Printf("%s: %s (%s)\n", out, spec.Tag, sum.Platform)
 	fmt.Printf("  image ID (config digest) %s\n", sum.ConfigDigest)
-	fmt.Printf("  manifest digest          %s\n", sum.ManifestDigest)
+	// containerd and docker rebuild the manifest when they load a docker archive (it holds none):
+	// this digest is the one a registry push of this image would have.
+	fmt.Printf("  manifest digest          %s (in a registry; a loaded archive gets its own)\n", sum.ManifestDigest)
 	fmt.Printf("  layer %s compressed, %s uncompressed; tarball %s; written in %s\n",
 		mib(sum.LayerCompressed), mib(sum.LayerUncompressed), mib(sum.TarballSize), time.Since(start).Round(time.Millisecond))
 	return nil

@@ -15,6 +15,7 @@ include hack/lint.mk
 include hack/helm.mk
 include hack/cluster.mk
 include hack/image.mk
+include hack/node.mk
 
 .PHONY: help
 help: ## Show the targets.

@@ -32,11 +32,12 @@ import (
 
 // Settings from the environment (`make test-node` sets them); the defaults match hack/cluster.
 var (
-	kubeconfig = envOr("NODE_KUBECONFIG", "/tmp/tsop-lab/admin.kubeconfig")
+	lab        = envOr("LAB", "/tmp/tsop-lab")
+	kubeconfig = envOr("NODE_KUBECONFIG", filepath.Join(lab, "admin.kubeconfig"))
 	gatewayIP  = envOr("NODE_GATEWAY_IP", "10.244.0.1")
 	image      = envOr("NODE_IMAGE", "thingspace-operator:dev")
 	busybox    = envOr("NODE_BUSYBOX_IMAGE", "localhost/busybox:lab")
-	ctrAddress = envOr("NODE_CONTAINERD", "/tmp/tsop-lab/containerd.sock")
+	ctrAddress = envOr("NODE_CONTAINERD", filepath.Join(lab, "containerd.sock"))
 	helmBin    = os.Getenv("HELM")
 	kustomize  = os.Getenv("KUSTOMIZE")
 )

@@ -40,9 +40,10 @@ func TestNode(t *testing.T) {
 		t.Logf("upstream calls to make the tenant's credentials: %v", calls)
 	})
 
+	// The workload outlives the subtests: every later step checks that it still reads valid tokens.
 	var w *workload
 	t.Run("WorkloadReadsRotatedToken", func(t *testing.T) {
-		w = startWorkload(t, "workload")
+		w = startWorkload(ctx, t, "workload")
 		data, _ := secretData(t, appSecretName)
 		w.waitReads(t, string(data["access_token"]), time.Time{}, time.Minute)
 		delays, rejected := measureRotations(t, w, envInt("NODE_ROTATIONS", 3), 30*time.Second)

@@ -4,6 +4,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -29,7 +30,7 @@ import (
 const workloadScript = `while true; do
   t=$(cat /var/run/thingspace/access_token 2>/dev/null)
   h=$(printf %%s "$t" | sha256sum | cut -c1-16)
-  if wget -q -O /dev/null -T 2 --header "Authorization: Bearer $t" %s%s; then r=accepted; else r=rejected; fi
+  if wget -q -O /dev/null --header "Authorization: Bearer $t" %s%s; then r=accepted; else r=rejected; fi
   echo "$h $r"
   sleep 0.2
 done`
@@ -58,8 +59,8 @@ type seen struct {
 	accepted bool
 }
 
-// startWorkload runs the workload pod and follows its log until t ends.
-func startWorkload(t *testing.T, name string) *workload {
+// startWorkload runs the workload pod and follows its log until ctx ends (the pod is deleted then).
+func startWorkload(ctx context.Context, t *testing.T, name string) *workload {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: name, Labels: map[string]string{"app": "node-workload"}},
@@ -80,8 +81,8 @@ func startWorkload(t *testing.T, name string) *workload {
 		},
 	}
 	must(t, k8s.Create(t.Context(), pod))
-	t.Cleanup(func() {
-		_ = k8s.Delete(t.Context(), pod, client.GracePeriodSeconds(0))
+	context.AfterFunc(ctx, func() {
+		_ = k8s.Delete(context.Background(), pod, client.GracePeriodSeconds(0))
 	})
 	err := harness.WaitFor(t.Context(), 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
 		if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(pod), pod); err != nil {
@@ -93,15 +94,33 @@ func startWorkload(t *testing.T, name string) *workload {
 		t.Fatalf("workload pod not running: %v (phase %s, %+v)", err, pod.Status.Phase, pod.Status.ContainerStatuses)
 	}
 	w := &workload{name: name}
-	rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(name, &corev1.PodLogOptions{Follow: true}).Stream(t.Context())
-	if err != nil {
-		t.Fatalf("workload log: %v", err)
-	}
-	go func() {
-		defer rc.Close()
+	go w.follow(ctx)
+	return w
+}
+
+// follow reads the workload's log until ctx ends. A log stream runs through the kubelet, so it ends
+// when the kubelet restarts: it is opened again from the last line's timestamp.
+func (w *workload) follow(ctx context.Context) {
+	var last time.Time
+	for ctx.Err() == nil {
+		opts := &corev1.PodLogOptions{Follow: true, Timestamps: true}
+		if !last.IsZero() {
+			opts.SinceTime = &metav1.Time{Time: last}
+		}
+		rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, opts).Stream(ctx)
+		if err != nil {
+			time.Sleep(time.Second)
+			continue
+		}
 		sc := bufio.NewScanner(rc)
 		for sc.Scan() {
-			d, verdict, ok := strings.Cut(sc.Text(), " ")
+			stamp, rest, _ := strings.Cut(sc.Text(), " ")
+			ts, err := time.Parse(time.RFC3339Nano, stamp)
+			if err != nil || !ts.After(last) {
+				continue // a line seen before the stream was opened again
+			}
+			last = ts
+			d, verdict, ok := strings.Cut(rest, " ")
 			if !ok {
 				continue
 			}
@@ -109,8 +128,8 @@ func startWorkload(t *testing.T, name string) *workload {
 			w.lines = append(w.lines, seen{at: time.Now(), digest: d, accepted: verdict == "accepted"})
 			w.mu.Unlock()
 		}
-	}()
-	return w
+		rc.Close()
+	}
 }
 
 // waitReads waits until the workload reports token accepted, and returns when it first did and how
@@ -139,7 +158,8 @@ func (w *workload) waitReads(t *testing.T, token string, since time.Time, timeou
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("the workload did not read the token in the Secret, accepted upstream, within %s: %v", timeout, err)
+		t.Fatalf("the workload did not read the token in the Secret (%s), accepted upstream, within %s: %v; it read %s", want,
+			timeout, err, w.summary(since))
 	}
 	return first, rejected
 }
@@ -196,4 +216,35 @@ func formatDelays(d []time.Duration) string {
 		parts[i] = x.Round(10 * time.Millisecond).String()
 	}
 	return strings.Join(parts, ", ")
+}
+
+// summary says what the workload read since since: each token digest with its verdicts, and when it
+// last reported, for a failure message.
+func (w *workload) summary(since time.Time) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	var last time.Time
+	prev := ""
+	n := 0
+	flush := func() {
+		if n > 0 {
+			fmt.Fprintf(&b, "[%s ×%d] ", prev, n)
+		}
+	}
+	for _, l := range w.lines {
+		last = l.at
+		if l.at.Before(since) {
+			continue
+		}
+		key := l.digest + map[bool]string{true: " accepted", false: " rejected"}[l.accepted]
+		if key != prev {
+			flush()
+			prev, n = key, 0
+		}
+		n++
+	}
+	flush()
+	fmt.Fprintf(&b, "(%d reports in all, the last %s ago)", len(w.lines), time.Since(last).Round(time.Millisecond))
+	return b.String()
 }

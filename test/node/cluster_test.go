@@ -181,3 +181,32 @@ func setKubeletSyncFrequency(t *testing.T, d string) {
 	run(t, filepath.Join(repo, "hack", "cluster", "kubelet-sync.sh"), d)
 	must(t, waitNodeReady(t.Context()))
 }
+
+// assertManagerProcesses fails t unless every manager process on the node runs as the image's
+// non-root user (65532), which the restricted securityContext and the read-only root filesystem of
+// the chart rely on. The tests share the node's PID view, so /proc shows the containers' processes.
+func assertManagerProcesses(t *testing.T) {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	must(t, err)
+	found := 0
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil || !bytes.HasPrefix(b, []byte("/manager\x00")) {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(filepath.Dir(f), "status"))
+		if err != nil {
+			continue
+		}
+		found++
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "Uid:") && strings.Fields(line)[1] != "65532" {
+				t.Errorf("a manager process runs as uid %s, want 65532", strings.Fields(line)[1])
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no manager process found on the node")
+	}
+}

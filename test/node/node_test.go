@@ -33,6 +33,7 @@ func TestNode(t *testing.T) {
 		helm(t, "install", release, chartDir(), "--create-namespace", "--wait", "--timeout", "4m",
 			"-f", chartValues(t, tagOf(image), 1, nil))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 1)
+		assertManagerProcesses(t)
 		createTenant(t)
 		giveConsent(t, managerPodIPs(t), callbackPort)
 		waitAllReady(t, 2*time.Minute)

@@ -30,7 +30,7 @@ import (
 const workloadScript = `while true; do
   t=$(cat /var/run/thingspace/access_token 2>/dev/null)
   h=$(printf %%s "$t" | sha256sum | cut -c1-16)
-  if wget -q -O /dev/null --header "Authorization: Bearer $t" %s%s; then r=accepted; else r=rejected; fi
+  if timeout 3 wget -q -O /dev/null --header "Authorization: Bearer $t" %s%s; then r=accepted; else r=rejected; fi
   echo "$h $r"
   sleep 0.2
 done`
@@ -99,7 +99,8 @@ func startWorkload(ctx context.Context, t *testing.T, name string) *workload {
 }
 
 // follow reads the workload's log until ctx ends. A log stream runs through the kubelet, so it ends
-// when the kubelet restarts: it is opened again from the last line's timestamp.
+// when the kubelet restarts, and it can stall: it is opened again, from the last line's timestamp,
+// whenever it ends or stays silent for longer than the workload ever does.
 func (w *workload) follow(ctx context.Context) {
 	var last time.Time
 	for ctx.Err() == nil {
@@ -107,28 +108,52 @@ func (w *workload) follow(ctx context.Context) {
 		if !last.IsZero() {
 			opts.SinceTime = &metav1.Time{Time: last}
 		}
-		rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, opts).Stream(ctx)
+		sctx, cancel := context.WithCancel(ctx)
+		rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, opts).Stream(sctx)
 		if err != nil {
+			cancel()
 			time.Sleep(time.Second)
 			continue
 		}
-		sc := bufio.NewScanner(rc)
-		for sc.Scan() {
-			stamp, rest, _ := strings.Cut(sc.Text(), " ")
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(rc)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		last = w.read(lines, last, 10*time.Second)
+		cancel()
+		rc.Close()
+		for range lines { // let the reader end
+		}
+	}
+}
+
+// read records the lines of one log stream after last until it ends or is silent for quiet, and
+// returns the timestamp of the last line read.
+func (w *workload) read(lines <-chan string, last time.Time, quiet time.Duration) time.Time {
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return last
+			}
+			stamp, rest, _ := strings.Cut(line, " ")
 			ts, err := time.Parse(time.RFC3339Nano, stamp)
 			if err != nil || !ts.After(last) {
-				continue // a line seen before the stream was opened again
+				continue // seen before the stream was opened again
 			}
 			last = ts
-			d, verdict, ok := strings.Cut(rest, " ")
-			if !ok {
-				continue
+			if d, verdict, ok := strings.Cut(rest, " "); ok {
+				w.mu.Lock()
+				w.lines = append(w.lines, seen{at: time.Now(), digest: d, accepted: verdict == "accepted"})
+				w.mu.Unlock()
 			}
-			w.mu.Lock()
-			w.lines = append(w.lines, seen{at: time.Now(), digest: d, accepted: verdict == "accepted"})
-			w.mu.Unlock()
+		case <-time.After(quiet):
+			return last
 		}
-		rc.Close()
 	}
 }
 
@@ -158,8 +183,8 @@ func (w *workload) waitReads(t *testing.T, token string, since time.Time, timeou
 		return false, nil
 	})
 	if err != nil {
-		t.Fatalf("the workload did not read the token in the Secret (%s), accepted upstream, within %s: %v; it read %s", want,
-			timeout, err, w.summary(since))
+		t.Fatalf("the workload did not read the token in the Secret (%s), accepted upstream, within %s: %v; it read %s; its log ends:\n%s", want,
+			timeout, err, w.summary(since), w.tail(t))
 	}
 	return first, rejected
 }
@@ -247,4 +272,13 @@ func (w *workload) summary(since time.Time) string {
 	flush()
 	fmt.Fprintf(&b, "(%d reports in all, the last %s ago)", len(w.lines), time.Since(last).Round(time.Millisecond))
 	return b.String()
+}
+
+// tail is the end of the workload's log read afresh, for a failure message.
+func (w *workload) tail(t *testing.T) string {
+	b, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, &corev1.PodLogOptions{Timestamps: true, TailLines: ptr.To[int64](5)}).DoRaw(t.Context())
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }

@@ -23,6 +23,10 @@ import (
 )
 
 func main() {
+	// The chart's pre-delete hook runs this image too (drain.go).
+	if len(os.Args) > 1 && os.Args[1] == "drain" {
+		os.Exit(drainMain(os.Args[2:]))
+	}
 	var (
 		metricsAddr, probeAddr string
 		callbackAddr           string

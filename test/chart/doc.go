@@ -8,7 +8,11 @@
 //     promises, and every rendered object is accepted by a real kube-apiserver (envtest's, from
 //     KUBEBUILDER_ASSETS) in a server-side dry-run with strict field validation;
 //   - the manager Deployment carries the flags, GOMEMLIMIT, security contexts, probes and resources of
-//     config/manager.
+//     config/manager;
+//   - the uninstall drain hook (drainOnUninstall) is a pre-delete Pod running `/manager drain` for the
+//     rendered Deployment, with least-privilege RBAC created before it, the manager's image, security
+//     contexts and scheduling, labels no manager selector matches, and passes restricted Pod Security;
+//     `make undeploy` drains the Deployment config/default builds before deleting the rest.
 //
 // helm comes from $HELM (`make test` passes bin/helm-<version>), else <repo>/bin/helm. A missing helm
 // fails the tests when HELM is set or in CI (CI set); only a bare `go test` elsewhere skips them.

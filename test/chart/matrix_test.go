@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -126,7 +127,8 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			}
 		}},
 		{"no RBAC, existing ServiceAccount", m{"rbac": m{"create": false}, "serviceAccount": m{"create": false, "name": "existing-sa"}}, func(t *testing.T, objs objects) {
-			absent(t, objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+			// The manager's RBAC only: the drain hook brings its own (checked for every case below).
+			absent(t, objs.notHooks(), "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 			if d, _ := deployment(t, objs); d.Spec.Template.Spec.ServiceAccountName != "existing-sa" {
 				t.Errorf("serviceAccountName %q, want existing-sa", d.Spec.Template.Spec.ServiceAccountName)
 			}
@@ -142,7 +144,7 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("pod ServiceAccount %q automount %v", s.ServiceAccountName, s.AutomountServiceAccountToken)
 			}
 			for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
-				for _, b := range objs.ofKind(kind) {
+				for _, b := range objs.notHooks().ofKind(kind) {
 					subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
 					if len(subjects) != 1 || subjects[0].(m)["name"] != "tsop-manager" || subjects[0].(m)["namespace"] != namespace {
 						t.Errorf("%s %s subjects %v, want ServiceAccount %s/tsop-manager", kind, b.GetName(), subjects, namespace)
@@ -307,6 +309,17 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("env %v, want none", ctr.Env)
 			}
 		}},
+		{"no drain hook", m{"drainOnUninstall": m{"enabled": false}}, func(t *testing.T, objs objects) {
+			if h := objs.hooks(); len(h) != 0 {
+				t.Errorf("hooks %v with drainOnUninstall.enabled false", h.kinds())
+			}
+		}},
+		{"drain hook timeout and resources", m{"drainOnUninstall": m{"timeout": "4m", "resources": m{"requests": m{"cpu": "5m", "memory": "16Mi"}, "limits": m{"memory": "48Mi"}}}}, func(t *testing.T, objs objects) {
+			pod := checkDrainHook(t, objs, "4m")
+			if r := pod.Spec.Containers[0].Resources; r.Limits.Memory().String() != "48Mi" || r.Requests.Cpu().String() != "5m" {
+				t.Errorf("drain resources %+v", r)
+			}
+		}},
 		{"everything on", everything(), func(t *testing.T, objs objects) {
 			for _, k := range []string{"PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "PodMonitor"} {
 				if len(objs.ofKind(k)) != 1 {
@@ -323,6 +336,10 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 				}
 			}
 			c.check(t, objs)
+			if drain, _ := c.values["drainOnUninstall"].(m); drain["enabled"] != false {
+				timeout, _ := drain["timeout"].(string)
+				checkDrainHook(t, objs, cmp.Or(timeout, "150s"))
+			}
 			if out, err := runHelm(t, "lint", "--strict", "--namespace", namespace, chartDir(t), "-f", valuesFile(t, c.values)); err != nil {
 				t.Errorf("helm lint --strict: %v\n%s", err, out)
 			}

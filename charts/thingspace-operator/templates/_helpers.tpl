@@ -82,3 +82,17 @@ is never silently left without its GOMEMLIMIT.
 {{- div (mul (int64 $bytes) (int .Values.goMemLimitPercent)) 100 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels of the uninstall drain hook's objects: the chart's, but with a name of their own, so that the
+hook Pod is not selected by the manager Deployment (it would wait for itself), its PodMonitor, PDB or
+NetworkPolicy.
+*/}}
+{{- define "thingspace-operator.drainLabels" -}}
+helm.sh/chart: {{ include "thingspace-operator.chart" . }}
+app.kubernetes.io/name: {{ include "thingspace-operator.name" . | trunc 48 | trimSuffix "-" }}-uninstall-drain
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: uninstall-drain
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}

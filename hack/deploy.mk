@@ -11,6 +11,14 @@ IGNORE_NOT_FOUND ?= false
 # How long uninstall/undeploy wait for the operator to finalize the custom resources (revokeOnDelete).
 DELETE_TIMEOUT ?= 2m
 
+# What undeploy drains first: config/default's manager Deployment and its pods (test/chart checks these
+# against config/default and config/manager). The wait is longer than the pods'
+# terminationGracePeriodSeconds (100).
+MANAGER_NAMESPACE ?= thingspace-operator-system
+MANAGER_DEPLOYMENT ?= thingspace-operator-controller-manager
+MANAGER_POD_SELECTOR ?= app.kubernetes.io/name=thingspace-operator,control-plane=controller-manager
+DRAIN_TIMEOUT ?= 150s
+
 .PHONY: kustomize
 kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
 $(KUSTOMIZE): | $(LOCALBIN)
@@ -25,6 +33,20 @@ define delete-thingspace-resources
 		echo "Deleting all thingspace custom resources (waiting up to $(DELETE_TIMEOUT) for finalizers)"; \
 		$(KUBECTL) delete thingspace --all --all-namespaces --wait --timeout=$(DELETE_TIMEOUT); \
 	fi
+endef
+
+# drain-manager scales the manager Deployment to 0 and waits until its pods are gone, before the rest of
+# config/default goes: a manager pod's graceful shutdown still stores in-flight upstream answers (a
+# rotated refresh token, a reset password), which fails as Forbidden once its RBAC is deleted, and the
+# answer is lost. Scaled rather than deleted, so the delete of the whole build that follows still finds
+# the Deployment (IGNORE_NOT_FOUND=false fails on a missing object, here as there). kubectl wait
+# --for=delete succeeds at once when no pod matches.
+define drain-manager
+	@echo "Scaling the manager to 0, waiting up to $(DRAIN_TIMEOUT) for its pods to store in-flight answers and exit"
+	@if [ "$(IGNORE_NOT_FOUND)" != true ] || $(KUBECTL) get deployment $(MANAGER_DEPLOYMENT) -n $(MANAGER_NAMESPACE) >/dev/null 2>&1; then \
+		$(KUBECTL) scale deployment $(MANAGER_DEPLOYMENT) -n $(MANAGER_NAMESPACE) --replicas=0; \
+	fi
+	$(KUBECTL) wait --for=delete pod -l $(MANAGER_POD_SELECTOR) -n $(MANAGER_NAMESPACE) --timeout=$(DRAIN_TIMEOUT)
 endef
 
 .PHONY: install
@@ -42,8 +64,9 @@ deploy: manifests $(KUSTOMIZE) ## Deploy CRDs, RBAC and the manager (image IMG) 
 	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: $(KUSTOMIZE) ## Delete the custom resources (finalized by the operator), then everything deploy created.
+undeploy: $(KUSTOMIZE) ## Delete the custom resources (finalized by the operator), the manager (waiting for its pods), then everything deploy created.
 	$(delete-thingspace-resources)
+	$(drain-manager)
 	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(IGNORE_NOT_FOUND) -f -
 
 .PHONY: deploy-sim
@@ -53,8 +76,9 @@ deploy-sim: manifests $(KUSTOMIZE) ## Demo: deploy the operator (IMG) with --all
 	$(KUSTOMIZE) build config/sim-demo | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy-sim
-undeploy-sim: $(KUSTOMIZE) ## Undo deploy-sim (custom resources first, so finalizers run).
+undeploy-sim: $(KUSTOMIZE) ## Undo deploy-sim (custom resources first, so finalizers run; then the manager, waiting for its pods).
 	$(delete-thingspace-resources)
+	$(drain-manager)
 	$(KUSTOMIZE) build config/sim-demo | $(KUBECTL) delete --ignore-not-found=$(IGNORE_NOT_FOUND) -f -
 
 .PHONY: docker-build

@@ -109,6 +109,22 @@ func waitAllReady(t *testing.T, timeout time.Duration) {
 	waitTrue(t, sess, func() []metav1.Condition { return sess.Status.Conditions }, v1alpha1.ConditionReady, timeout)
 	waitTrue(t, cloud, func() []metav1.Condition { return cloud.Status.Conditions }, v1alpha1.ConditionAuthorized, timeout)
 	waitTrue(t, cloud, func() []metav1.Condition { return cloud.Status.Conditions }, v1alpha1.ConditionReady, timeout)
+	recordTokens(t)
+}
+
+// recordTokens adds the tokens the Secrets hold now to the values no manager log may contain.
+func recordTokens(t *testing.T) {
+	t.Helper()
+	for name, keys := range map[string][]string{
+		appSecretName: {v1alpha1.SecretKeyAccessToken},
+		sessionSecret: {v1alpha1.SecretKeySessionToken},
+		cloudSecret:   {v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyRefreshToken},
+	} {
+		data, _ := secretData(t, name)
+		for _, k := range keys {
+			sensitive.Add(k+" of "+name, string(data[k]))
+		}
+	}
 }
 
 // giveConsent waits for the CloudAuthorization's authorization URL and consents through a manager

@@ -98,17 +98,7 @@ func assertKept(t *testing.T) {
 // endpoints and short lease timings patched in by an overlay, and applies it server-side.
 func deployKustomize(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	overlay := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-- %s
-images:
-- name: controller
-  newName: %s
-  newTag: %s
-patches:
-- target: {kind: Deployment, name: controller-manager}
+	kustomizeApply(t, "config/default", "", "controller", image, fmt.Sprintf(`- target: {kind: Deployment, name: controller-manager}
   patch: |-
     - {op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --allow-insecure-endpoints}
@@ -116,10 +106,30 @@ patches:
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-lease-duration=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-renew-deadline=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-retry-period=%s}
-`, relPath(t, dir, filepath.Join(repo, "config", "default")), repoOf(image), tagOf(image), leaseDuration, renewDeadline, retryPeriod)
-	must(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay), 0o600))
-	rendered := run(t, kustomize, "build", dir)
-	applyAll(t, rendered)
+`, leaseDuration, renewDeadline, retryPeriod))
+}
+
+// kustomizeApply builds an overlay of the repository's dir (namespace ns unless empty) with image
+// name set to ref and patches (a YAML list, indented for the patches key), and applies the result
+// server-side.
+func kustomizeApply(t *testing.T, dir, ns, name, ref, patches string) {
+	t.Helper()
+	tmp := t.TempDir()
+	overlay := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- %s
+images:
+- name: %s
+  newName: %s
+  newTag: %s
+patches:
+%s`, relPath(t, tmp, filepath.Join(repo, dir)), name, repoOf(ref), tagOf(ref), patches)
+	if ns != "" {
+		overlay += "namespace: " + ns + "\n"
+	}
+	must(t, os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(overlay), 0o600))
+	applyAll(t, run(t, kustomize, "build", tmp))
 }
 
 func relPath(t *testing.T, from, to string) string {

@@ -86,7 +86,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("UninstallKeepsCRDsAndReinstall", func(t *testing.T) {
-		helm(t, "uninstall", release, "--wait", "--timeout", "2m")
+		helm(t, "uninstall", release, "--wait", "--timeout", "4m")
 		assertKept(t)
 		before := snapshot(t)
 		helm(t, "install", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 1, nil))
@@ -98,7 +98,7 @@ func TestNode(t *testing.T) {
 	})
 
 	t.Run("Kustomize", func(t *testing.T) {
-		helm(t, "uninstall", release, "--wait", "--timeout", "2m")
+		helm(t, "uninstall", release, "--wait", "--timeout", "4m")
 		assertKept(t)
 		logs.follow(ctx, kustomizeNS, managerLabels)
 		before := snapshot(t)

@@ -101,7 +101,7 @@ func waitRollout(t *testing.T, ns, name string, replicas int32) []string {
 			st.ReadyReplicas != replicas || st.Replicas != replicas {
 			return false, nil
 		}
-		pods = runningPods(t, ns)
+		pods = runningPods(t, ns, metav1.FormatLabelSelector(d.Spec.Selector))
 		return len(pods) == int(replicas), nil
 	})
 	if err != nil {
@@ -110,12 +110,12 @@ func waitRollout(t *testing.T, ns, name string, replicas int32) []string {
 	return pods
 }
 
-// runningPods lists the manager pods that are not being deleted.
-func runningPods(t *testing.T, ns string) []string {
+// runningPods lists the running pods of selector in ns that are not being deleted.
+func runningPods(t *testing.T, ns, selector string) []string {
 	t.Helper()
-	list, err := clients.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: managerLabels})
+	list, err := clients.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		t.Fatalf("list manager pods: %v", err)
+		t.Fatalf("list pods: %v", err)
 	}
 	var names []string
 	for _, p := range list.Items {
@@ -169,7 +169,7 @@ func waitLeader(t *testing.T, not string) string {
 		if got == "" || got == not {
 			return false, nil
 		}
-		for _, p := range runningPods(t, operatorNS) {
+		for _, p := range runningPods(t, operatorNS, managerLabels) {
 			if p == got {
 				return true, nil
 			}

@@ -98,7 +98,7 @@ func setupRefresh(fs *pflag.FlagSet) func(context.Context, *Runner, []string) er
 		if len(args) != 1 {
 			return usagef("refresh takes one <kind>/<name>, got %d argument(s)", len(args))
 		}
-		if _, _, err := ParseTarget(args[0]); err != nil {
+		if _, _, err := parseTarget(args[0]); err != nil {
 			return usageError{err}
 		}
 		if o.Timeout <= 0 {

@@ -53,7 +53,7 @@ func (r *Runner) Consent(ctx context.Context, o ConsentOptions) error {
 		return fmt.Errorf("%s: status.authorizationURL is not an http(s) URL; not printing or opening it", what)
 	}
 	expires := timeOf(ca.Status.AuthorizationURLExpiresAt)
-	fmt.Fprintf(r.Out, "Open this link to consent for %s (expires %s):\n%s\n", what, When(expires, now), link)
+	fmt.Fprintf(r.Out, "Consent link for %s, expires %s:\n%s\n", what, When(expires, now), link)
 	if expires != nil && !now.Before(*expires) {
 		return fmt.Errorf("the link of %s has expired; the operator replaces it shortly: run consent again", what)
 	}

@@ -64,8 +64,8 @@ func parseKind(s string) (kind, bool) {
 	return kind{}, false
 }
 
-// ParseTarget splits `<kind>/<name>` as `refresh` takes it.
-func ParseTarget(s string) (kind, string, error) {
+// parseTarget splits `<kind>/<name>` as `refresh` takes it.
+func parseTarget(s string) (kind, string, error) {
 	kindName, name, ok := strings.Cut(s, "/")
 	if !ok || kindName == "" || name == "" || strings.Contains(name, "/") {
 		return kind{}, "", fmt.Errorf("want <kind>/<name>, got %q", s)

@@ -19,7 +19,7 @@ const DefaultRefreshTimeout = 60 * time.Second
 
 // RefreshOptions are the arguments and flags of `refresh`.
 type RefreshOptions struct {
-	// Target is `<kind>/<name>` (see ParseTarget).
+	// Target is `<kind>/<name>` (see parseTarget).
 	Target string
 	// Wait makes Refresh wait until the operator has acted on the request, for at most Timeout.
 	Wait    bool
@@ -34,7 +34,7 @@ var errNotReady = errors.New("not Ready")
 // it acted on), then reports Ready and the new expiry. It fails on timeout and when the object ends not
 // Ready.
 func (r *Runner) Refresh(ctx context.Context, o RefreshOptions) error {
-	k, name, err := ParseTarget(o.Target)
+	k, name, err := parseTarget(o.Target)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func TestLastFailure(t *testing.T) {
 			cond("Authorized", "False", "AuthorizationPending", "open the link", time.Minute),
 			cond("Ready", "False", "AuthorizationPending", "open the link", time.Minute)}, nil, nil},
 		{"unknown is not a failure", []metav1.Condition{cond("Ready", "Unknown", "Reconciling", "", time.Minute)}, nil, nil},
-		{"ready false", []metav1.Condition{cond("Ready", "False", "CredentialsRejected", "401", 10 * time.Minute)}, nil,
+		{"ready false", []metav1.Condition{cond("Ready", "False", "CredentialsRejected", "401", 10*time.Minute)}, nil,
 			&Failure{Reason: "CredentialsRejected", Message: "401", At: at(-10 * time.Minute)}},
 		{"latest of two", []metav1.Condition{
 			cond("Authorized", "False", "ReauthorizationRequired", "refused", 2*time.Minute),
@@ -115,14 +115,14 @@ func TestParseTarget(t *testing.T) {
 		{"m2msession/s", "M2MSession", "s"}, {"M2M/s", "M2MSession", "s"},
 		{"cloudauthorization/c", "CloudAuthorization", "c"}, {"CloudAuth/c", "CloudAuthorization", "c"},
 	} {
-		k, name, err := ParseTarget(tc.in)
+		k, name, err := parseTarget(tc.in)
 		if err != nil || k.Name != tc.kind || name != tc.name {
-			t.Errorf("ParseTarget(%q) = %s, %q, %v; want %s, %q", tc.in, k.Name, name, err, tc.kind, tc.name)
+			t.Errorf("parseTarget(%q) = %s, %q, %v; want %s, %q", tc.in, k.Name, name, err, tc.kind, tc.name)
 		}
 	}
 	for _, in := range []string{"", "tsapp", "tsapp/", "/a", "secret/a", "tsapp/a/b", "pods/a"} {
-		if _, _, err := ParseTarget(in); err == nil {
-			t.Errorf("ParseTarget(%q) accepted", in)
+		if _, _, err := parseTarget(in); err == nil {
+			t.Errorf("parseTarget(%q) accepted", in)
 		}
 	}
 }

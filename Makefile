@@ -16,6 +16,7 @@ include hack/helm.mk
 include hack/cluster.mk
 include hack/image.mk
 include hack/node.mk
+include hack/plugin.mk
 
 .PHONY: help
 help: ## Show the targets.

@@ -115,10 +115,13 @@ func (r *Runner) waitObserved(ctx context.Context, k kind, key types.NamespacedN
 // timeoutError says what was waited for, what status shows, and the usual reasons.
 func timeoutError(k kind, key types.NamespacedName, value string, row Row, waited time.Duration, now time.Time) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "timed out after %s: the operator has not acted on refresh request %q of %s %s/%s (status.observedRefreshRequest is %q); now %s. ",
+	fmt.Fprintf(&b, "timed out after %s: the operator has not acted on refresh request %q of %s %s/%s (status.observedRefreshRequest is %q; %s). ",
 		waited.Round(time.Second), value, k.Name, key.Namespace, key.Name, row.observedRefresh, conditionText(row))
-	b.WriteString("Is the operator running? A request waits for the retry slot after a failure (next: " +
-		When(row.NextRenewal, now) + "), and is not acted on while rejected credentials are unchanged")
+	b.WriteString("Is the operator running? After a failure a request waits for the retry slot")
+	if row.NextRenewal != nil {
+		b.WriteString(" (next try " + When(row.NextRenewal, now) + ")")
+	}
+	b.WriteString(", and while rejected credentials are unchanged it is not acted on")
 	return errors.New(b.String())
 }
 

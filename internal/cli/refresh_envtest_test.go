@@ -180,10 +180,11 @@ func TestRefreshTimesOut(t *testing.T) {
 	got := run(t, clock.RealClock{}, Env{}, "--kubeconfig", kc, "refresh", "cloudauth/cloud", "--timeout", "1s")
 	took := time.Since(start)
 	if got.code != ExitFailure || !strings.Contains(got.err, "timed out after 1s: the operator has not acted on refresh request") ||
-		!strings.Contains(got.err, `(status.observedRefreshRequest is "2026-01-01T00:00:00Z")`) || !strings.Contains(got.err, "Is the operator running?") {
+		!strings.Contains(got.err, `(status.observedRefreshRequest is "2026-01-01T00:00:00Z"; Ready=True: valid)`) || !strings.Contains(got.err, "Is the operator running?") {
 		t.Errorf("exit %d\n%s%s", got.code, got.out, got.err)
 	}
-	if took < time.Second || took > 5*time.Second {
+	t.Logf("kubectl thingspace refresh cloudauth/cloud --timeout 1s\n%s%s", got.out, got.err)
+	if took < time.Second || took > 15*time.Second { // not the 60s default; 2 shared cores may be slow
 		t.Errorf("gave up after %v, want about 1s", took)
 	}
 	// The request stays on the object for the operator to act on later.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -98,5 +99,29 @@ func TestKubeFlagsEitherSide(t *testing.T) {
 		if code != ExitFailure || got != (KubeFlags{Kubeconfig: "/k", Context: "c", Namespace: "ns"}) {
 			t.Errorf("%q: exit %d, flags %+v", args, code, got)
 		}
+	}
+}
+
+// An unreachable API server is reported once, not once per kind, with exit 1.
+func TestUnreachableServer(t *testing.T) {
+	kc := t.TempDir() + "/kubeconfig"
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: iot}}]
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), []string{"--kubeconfig", kc, "status"}, Env{Stdout: &out, Stderr: &errOut})
+	if code != ExitFailure || strings.Count(errOut.String(), "error:") != 1 || strings.Count(errOut.String(), "list ") != 1 ||
+		strings.Contains(errOut.String()+out.String(), "not-a-real-token") {
+		t.Errorf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	code = Run(context.Background(), []string{"--kubeconfig", kc, "--context", "nope", "status"}, Env{Stdout: &out, Stderr: &errOut})
+	if code != ExitFailure || !strings.Contains(errOut.String(), `context was not found for specified context: nope`) {
+		t.Errorf("--context nope: exit %d\n%s", code, errOut.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,6 +59,11 @@ func (r *Runner) Status(ctx context.Context, o StatusOptions) error {
 	var errs []error
 	for _, k := range kinds {
 		got, err := listRows(ctx, r.Client, k, opts...)
+		var status apierrors.APIStatus
+		if err != nil && !errors.As(err, &status) && !meta.IsNoMatchError(err) {
+			// Not an answer of the API server (unreachable, TLS, ctx): the other kinds would fail alike.
+			return fmt.Errorf("list %s: %w", k.GroupResource(), err)
+		}
 		if err != nil {
 			errs = append(errs, apiError(err, "list", k, types.NamespacedName{Namespace: ns}))
 			continue

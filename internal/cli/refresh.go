@@ -26,6 +26,10 @@ type RefreshOptions struct {
 	Timeout time.Duration
 }
 
+// consentReasons are a CloudAuthorization's Ready reasons that only a person's consent ends.
+var consentReasons = map[string]bool{v1alpha1.ReasonAuthorizationPending: true, v1alpha1.ReasonReauthorizationRequired: true,
+	v1alpha1.ReasonAccessDenied: true, v1alpha1.ReasonAuthorizationFailed: true, v1alpha1.ReasonCodeExchangeFailed: true}
+
 // errNotReady marks an outcome the operator reached without a Ready object.
 var errNotReady = errors.New("not Ready")
 
@@ -67,7 +71,11 @@ func (r *Runner) Refresh(ctx context.Context, o RefreshOptions) error {
 	fmt.Fprintf(r.Out, "%s: the operator acted on the refresh: Ready=%s\n", what, ReadyCell(row))
 	fmt.Fprintf(r.Out, "  expires:      %s\n  next renewal: %s\n", When(row.ExpiresAt, now), When(row.NextRenewal, now))
 	if row.Ready != "True" {
-		return fmt.Errorf("%s is %w after the refresh: %s", what, errNotReady, conditionText(row))
+		hint := ""
+		if k.Name == "CloudAuthorization" && consentReasons[row.Reason] {
+			hint = fmt.Sprintf("; a person must consent first: kubectl thingspace consent %s -n %s", key.Name, key.Namespace)
+		}
+		return fmt.Errorf("%s is %w after the refresh: %s%s", what, errNotReady, conditionText(row), hint)
 	}
 	return nil
 }

@@ -23,8 +23,10 @@ type operator struct {
 	key   types.NamespacedName
 	k     kind
 	delay time.Duration
-	// ready is the Ready condition status written with the outcome.
-	ready metav1.ConditionStatus
+	// ready is the Ready condition status written with the outcome, reason its reason when not True
+	// (default CredentialsRejected).
+	ready  metav1.ConditionStatus
+	reason string
 	// acted is the request value acted on, once it was.
 	mu    sync.Mutex
 	acted string
@@ -66,7 +68,10 @@ func (o *operator) run(ctx context.Context, t *testing.T) {
 func (o *operator) writeOutcome(obj client.Object, value string) {
 	n := metav1.Now()
 	reason, msg := "TokenValid", "A new token is in the Secret"
-	if o.ready != metav1.ConditionTrue {
+	switch {
+	case o.ready != metav1.ConditionTrue && o.reason != "":
+		reason, msg = o.reason, "A person must open status.authorizationURL"
+	case o.ready != metav1.ConditionTrue:
 		reason, msg = "CredentialsRejected", "The upstream rejected the credentials (401 invalid_client)"
 	}
 	ready := metav1.Condition{Type: "Ready", Status: o.ready, Reason: reason, Message: msg}
@@ -170,6 +175,20 @@ func TestRefreshNotReadyAfterwards(t *testing.T) {
 	got := run(t, clock.RealClock{}, Env{}, "--kubeconfig", kc, "refresh", "thingspaceapp/app")
 	if got.code != ExitFailure || !strings.Contains(got.out, "Ready=False (CredentialsRejected)") ||
 		!strings.Contains(got.err, "ThingSpaceApp "+ns+"/app is not Ready after the refresh: Ready=False (CredentialsRejected): The upstream rejected") {
+		t.Errorf("exit %d\n%s%s", got.code, got.out, got.err)
+	}
+}
+
+// A CloudAuthorization waiting for consent records the request as moot: refresh says who must act.
+func TestRefreshAwaitingConsent(t *testing.T) {
+	ns, kc := refreshFixture(t)
+	k, _ := parseKind("cloudauth")
+	op := &operator{key: types.NamespacedName{Namespace: ns, Name: "cloud"}, k: k, ready: "False", reason: "AuthorizationPending"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go op.run(ctx, t)
+	got := run(t, clock.RealClock{}, Env{}, "--kubeconfig", kc, "refresh", "cloudauth/cloud")
+	if got.code != ExitFailure || !strings.HasSuffix(got.err, "Ready=False (AuthorizationPending): A person must open status.authorizationURL; a person must consent first: kubectl thingspace consent cloud -n "+ns+"\n") {
 		t.Errorf("exit %d\n%s%s", got.code, got.out, got.err)
 	}
 }

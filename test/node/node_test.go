@@ -64,9 +64,7 @@ func TestNode(t *testing.T) {
 		must(t, k8s.Delete(t.Context(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: old}}))
 		next := waitLeader(t, old)
 		t.Logf("MEASURED leader handover: %s → %s in %s", old, next, time.Since(took).Round(100*time.Millisecond))
-		time.Sleep(settle)
-		waitAllReady(t, time.Minute)
-		before.assertNoCredentialCalls(t, "after the leader pod was deleted")
+		before.settled(t, "after the leader pod was deleted")
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 2)
 		// The new leader acts: a rotation asked of it reaches the workload.
 		delays, _ := measureRotations(t, w, 1, 30*time.Second)
@@ -80,9 +78,7 @@ func TestNode(t *testing.T) {
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 2)
 		assertImage(t, repoOf(image)+":upgrade")
 		waitLeader(t, "")
-		time.Sleep(settle)
-		waitAllReady(t, time.Minute)
-		before.assertNoCredentialCalls(t, "after helm upgrade to a new image tag")
+		before.settled(t, "after helm upgrade to a new image tag")
 	})
 
 	t.Run("UninstallKeepsCRDsAndReinstall", func(t *testing.T) {
@@ -92,9 +88,7 @@ func TestNode(t *testing.T) {
 		helm(t, "install", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 1, nil))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 1)
 		waitLeader(t, "")
-		time.Sleep(settle)
-		waitAllReady(t, time.Minute)
-		before.assertNoCredentialCalls(t, "after helm uninstall and install again")
+		before.settled(t, "after helm uninstall and install again")
 	})
 
 	t.Run("Kustomize", func(t *testing.T) {
@@ -104,9 +98,7 @@ func TestNode(t *testing.T) {
 		before := snapshot(t)
 		deployKustomize(t)
 		waitRollout(t, kustomizeNS, deploymentName(t, kustomizeNS), 1)
-		time.Sleep(settle)
-		waitAllReady(t, time.Minute)
-		before.assertNoCredentialCalls(t, "after the switch from Helm to kustomize")
+		before.settled(t, "after the switch from Helm to kustomize")
 		delays, _ := measureRotations(t, w, 1, 30*time.Second)
 		t.Logf("rotation by the kustomize-installed manager read in the pod after %s", formatDelays(delays))
 	})
@@ -140,6 +132,15 @@ type upstreamState struct {
 func snapshot(t *testing.T) upstreamState {
 	t.Helper()
 	return upstreamState{calls: sim.credentialCalls(), cloud: sim.CloudStats()}
+}
+
+// settled watches a new manager for settle, then fails t unless every credential is ready and none
+// was asked for since s.
+func (s upstreamState) settled(t *testing.T, when string) {
+	t.Helper()
+	time.Sleep(settle)
+	waitAllReady(t, time.Minute)
+	s.assertNoCredentialCalls(t, when)
 }
 
 // assertNoCredentialCalls fails t when credentials were requested, a consent asked for or a refresh

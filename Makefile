@@ -17,6 +17,7 @@ include hack/cluster.mk
 include hack/image.mk
 include hack/node.mk
 include hack/plugin.mk
+include hack/argocd.mk
 
 .PHONY: help
 help: ## Show the targets.

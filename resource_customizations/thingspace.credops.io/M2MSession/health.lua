@@ -1,0 +1,99 @@
+-- Argo CD health of an M2MSession (thingspace.credops.io): a ThingSpace Connectivity Management (UWS)
+-- session kept alive in a Secret. Healthy while the Secret holds a live session; Degraded when no login
+-- is attempted until a person changes the credentials Secret (the platform locks a username after five
+-- refused logins, so the operator never retries a refused one); Progressing otherwise.
+-- Reasons are the constants in api/v1alpha1 (a Go test checks that every reason named here exists).
+local hs = {}
+
+local function condition(ctype)
+  if obj.status == nil or obj.status.conditions == nil then
+    return nil
+  end
+  for _, c in ipairs(obj.status.conditions) do
+    if c.type == ctype then
+      return c
+    end
+  end
+  return nil
+end
+
+-- Condition messages carry upstream error text; Argo CD shows one line.
+local function short(msg)
+  if msg == nil or msg == "" then
+    return "Waiting for the operator"
+  end
+  if string.len(msg) > 200 then
+    return string.sub(msg, 1, 197) .. "..."
+  end
+  return msg
+end
+
+local function describe(c)
+  if c.reason == nil or c.reason == "" then
+    return short(c.message)
+  end
+  return c.reason .. ": " .. short(c.message)
+end
+
+-- Ready=False reasons the operator does not retry by itself.
+local terminal = {
+  LoginRejected = true,
+  InvalidCredentials = true,
+  PasswordLost = true,
+  SecretConflict = true,
+  InvalidEndpoint = true,
+}
+
+if obj.status == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator"
+  return hs
+end
+
+-- kstatus conventions, honoured once the operator publishes them: a spec the operator has not seen yet,
+-- a terminal state (Stalled), a new generation being acted on (Reconciling).
+local generation = obj.metadata.generation
+if obj.status.observedGeneration ~= nil and generation ~= nil and obj.status.observedGeneration < generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe generation " .. generation
+  return hs
+end
+local stalled = condition("Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = short(stalled.message)
+  return hs
+end
+local reconciling = condition("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = short(reconciling.message)
+  return hs
+end
+
+local ready = condition("Ready")
+if ready == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator"
+  return hs
+end
+if ready.status == "True" then
+  hs.status = "Healthy"
+  if obj.status.lastLoginTime ~= nil then
+    hs.message = "Session live since " .. obj.status.lastLoginTime
+  else
+    hs.message = short(ready.message)
+  end
+  return hs
+end
+if ready.status == "False" and terminal[ready.reason] then
+  hs.status = "Degraded"
+  hs.message = describe(ready)
+  return hs
+end
+-- Pending, AppNotReady (waits for its ThingSpaceApp), UpstreamUnavailable and BearerRejected (retried
+-- with backoff), PasswordNotStored (the write is retried first), CredentialsNotFound (acted on as soon
+-- as the Secret appears), Ready=Unknown.
+hs.status = "Progressing"
+hs.message = describe(ready)
+return hs

@@ -6,5 +6,9 @@ argocd-cm: ## Regenerate config/argocd/argocd-cm-patch.yaml from the health.lua 
 	go run ./test/argocd/gen
 
 .PHONY: test-argocd
-test-argocd: ## Run the Argo CD health checks in gopher-lua against their testdata.
-	go test ./test/argocd/... -count=1
+test-argocd: envtest ## Run the Argo CD health checks in gopher-lua against their testdata and fresh captures.
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go test ./test/argocd/... -count=1
+
+.PHONY: argocd-capture
+argocd-capture: envtest ## Re-capture the captured-*.yaml testdata from the real controllers (envtest + simulator).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) ARGOCD_CAPTURE=update go test ./test/argocd/capture -count=1 -run TestCapturedStatuses

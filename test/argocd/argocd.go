@@ -19,9 +19,6 @@ var Kinds = []string{"ThingSpaceApp", "M2MSession", "CloudAuthorization"}
 // ConfigMapPath is the argocd-cm snippet, relative to the repository root.
 const ConfigMapPath = "config/argocd/argocd-cm-patch.yaml"
 
-// capturedPrefix starts the name of every testdata file captured from the real controllers.
-const capturedPrefix = "captured-"
-
 // KindDir is the folder of kind's script and testdata, relative to the repository root.
 func KindDir(kind string) string {
 	return filepath.Join("resource_customizations", Group, kind)

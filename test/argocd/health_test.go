@@ -11,14 +11,6 @@ import (
 // root is the repository root, seen from this package.
 const root = "../.."
 
-// healthTests is a kind's health_test.yaml, in Argo CD's upstream layout.
-type healthTests struct {
-	Tests []struct {
-		HealthStatus Health `json:"healthStatus"`
-		InputPath    string `json:"inputPath"`
-	} `json:"tests"`
-}
-
 func readYAML(t *testing.T, path string, into any) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -30,10 +22,12 @@ func readYAML(t *testing.T, path string, into any) {
 	}
 }
 
-func loadTests(t *testing.T, kind string) healthTests {
+func loadTests(t *testing.T, kind string) HealthTests {
 	t.Helper()
-	var ht healthTests
-	readYAML(t, filepath.Join(root, KindDir(kind), "health_test.yaml"), &ht)
+	ht, err := ReadHealthTests(root, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(ht.Tests) == 0 {
 		t.Fatalf("%s: no tests", kind)
 	}

@@ -74,7 +74,7 @@ func TestTestdataUsesTheAPIsConditions(t *testing.T) {
 			if err := json.Unmarshal(b, &obj); err != nil {
 				t.Fatal(err)
 			}
-			captured := strings.HasPrefix(filepath.Base(path), capturedPrefix)
+			captured := IsCaptured(path)
 			for _, c := range obj.Status.Conditions {
 				if _, ok := types[c.Type]; !ok && (captured || !kstatusTypes[c.Type]) {
 					t.Errorf("%s: condition type %q is not in api/v1alpha1", tc.InputPath, c.Type)

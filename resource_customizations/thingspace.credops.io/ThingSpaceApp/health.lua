@@ -21,10 +21,16 @@ local function short(msg)
   if msg == nil or msg == "" then
     return "Waiting for the operator"
   end
-  if string.len(msg) > 200 then
-    return string.sub(msg, 1, 197) .. "..."
+  if string.len(msg) <= 200 then
+    return msg
   end
-  return msg
+  local cut = string.sub(msg, 1, 197)
+  -- End on a word when one ends late enough.
+  local space = string.find(cut, " [^ ]*$")
+  if space ~= nil and space > 150 then
+    cut = string.sub(cut, 1, space - 1)
+  end
+  return cut .. "..."
 end
 
 local function describe(c)

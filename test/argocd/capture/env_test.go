@@ -2,6 +2,8 @@ package capture
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"net"
 	"net/http/httptest"
 	"testing"
@@ -36,16 +38,26 @@ type env struct {
 	appKey, appSecret   string
 }
 
-// start brings everything up for the test and tears it down at its end.
-func start(t *testing.T) *env {
-	t.Helper()
+// cp is the suite's control plane.
+var cp *harness.ControlPlane
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cp, err := harness.StartControlPlane(ctx)
-	if err != nil {
-		t.Fatalf("%v (run make envtest)", err)
+	var err error
+	if cp, err = harness.StartControlPlane(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%v (run make envtest)\n", err)
+		return 1
 	}
-	t.Cleanup(func() { _ = cp.Stop() })
+	defer func() { _ = cp.Stop() }()
+	return m.Run()
+}
+
+// start brings the controllers and a simulator up for the test and tears them down at its end.
+func start(t *testing.T) *env {
+	t.Helper()
 	e := &env{cp: cp, ns: "fleet", appKey: "fleet-app-key", appSecret: "S3cret-" + time.Now().Format("150405.000000")}
 
 	callbacks, err := net.Listen("tcp", "127.0.0.1:0")

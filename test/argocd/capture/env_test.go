@@ -3,9 +3,9 @@ package capture
 import (
 	"context"
 	"fmt"
-	"os"
 	"net"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 

@@ -101,6 +101,7 @@ func TestEveryTestdataFileIsACase(t *testing.T) {
 func TestHealthChecksTolerateSparseObjects(t *testing.T) {
 	objs := []map[string]any{
 		{},
+		{"status": map[string]any{"observedGeneration": int64(1)}},
 		{"metadata": map[string]any{}},
 		{"metadata": map[string]any{}, "status": map[string]any{}},
 		{"metadata": map[string]any{"generation": int64(1)}, "status": map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "False"}}}},

@@ -72,7 +72,10 @@ end
 
 -- kstatus conventions, honoured once the operator publishes them: a spec the operator has not seen yet,
 -- a terminal state (Stalled), a new generation being acted on (Reconciling).
-local generation = obj.metadata.generation
+local generation = nil
+if obj.metadata ~= nil then
+  generation = obj.metadata.generation
+end
 if obj.status.observedGeneration ~= nil and generation ~= nil and obj.status.observedGeneration < generation then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. generation
@@ -81,7 +84,7 @@ end
 local stalled = condition("Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = short(stalled.message)
+  hs.message = describe(stalled)
   return hs
 end
 local reconciling = condition("Reconciling")

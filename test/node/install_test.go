@@ -83,7 +83,10 @@ func chartDir() string { return filepath.Join(repo, "charts", "thingspace-operat
 // helm runs helm against the node with the release's namespace.
 func helm(t *testing.T, args ...string) []byte {
 	t.Helper()
-	return run(t, helmBin, append(args, "--namespace", operatorNS)...)
+	began := time.Now()
+	out := run(t, helmBin, append(args, "--namespace", operatorNS)...)
+	t.Logf("helm %s took %s", args[0], time.Since(began).Round(100*time.Millisecond))
+	return out
 }
 
 // waitRollout waits until the manager Deployment has rolled out replicas ready pods of the current

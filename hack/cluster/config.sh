@@ -142,7 +142,10 @@ ns_setup_script() {
   echo "ip addr add $SERVICE_IP/32 dev lo"
   # cni0 exists before the first pod, so the node has its address (InternalIP, advertise address,
   # host processes listening for pods) from the start; the bridge plugin accepts it as its own.
-  echo "ip link add $BRIDGE type bridge"
+  # A fixed MAC: a bridge without one takes the lowest of its ports' MACs, so a pod's deletion can
+  # change the gateway's MAC under the other pods, whose ARP entries then point nowhere for up to
+  # ~45 s (seen: the uninstall drain hook and the workload stalled on their connections).
+  echo "ip link add $BRIDGE address $BRIDGE_MAC type bridge"
   echo "ip addr add $NODE_IP/${POD_CIDR#*/} dev $BRIDGE"
   echo "ip link set $BRIDGE up"
 }

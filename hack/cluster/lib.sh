@@ -14,6 +14,7 @@ NODE_SYNC_FREQUENCY="${NODE_SYNC_FREQUENCY:-1s}"
 
 # Addresses inside the node's network namespace (see README, "Local cluster").
 BRIDGE=cni0
+BRIDGE_MAC=02:00:0a:f4:00:01  # locally administered; fixed so pod churn never changes the gateway's MAC
 NODE_IP=10.244.0.1          # the bridge's address: node InternalIP, apiserver advertise address
 POD_CIDR=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/24

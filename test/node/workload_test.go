@@ -99,8 +99,7 @@ func startWorkload(ctx context.Context, t *testing.T, name string) *workload {
 }
 
 // follow reads the workload's log until ctx ends. A log stream runs through the kubelet, so it ends
-// when the kubelet restarts, and it can stall: it is opened again, from the last line's timestamp,
-// whenever it ends or stays silent for longer than the workload ever does.
+// when the kubelet restarts: it is opened again from the last line's timestamp.
 func (w *workload) follow(ctx context.Context) {
 	var last time.Time
 	for ctx.Err() == nil {
@@ -108,39 +107,14 @@ func (w *workload) follow(ctx context.Context) {
 		if !last.IsZero() {
 			opts.SinceTime = &metav1.Time{Time: last}
 		}
-		sctx, cancel := context.WithCancel(ctx)
-		rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, opts).Stream(sctx)
+		rc, err := clients.CoreV1().Pods(tenantNS).GetLogs(w.name, opts).Stream(ctx)
 		if err != nil {
-			cancel()
 			time.Sleep(time.Second)
 			continue
 		}
-		lines := make(chan string)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(rc)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		last = w.read(lines, last, 10*time.Second)
-		cancel()
-		rc.Close()
-		for range lines { // let the reader end
-		}
-	}
-}
-
-// read records the lines of one log stream after last until it ends or is silent for quiet, and
-// returns the timestamp of the last line read.
-func (w *workload) read(lines <-chan string, last time.Time, quiet time.Duration) time.Time {
-	for {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				return last
-			}
-			stamp, rest, _ := strings.Cut(line, " ")
+		sc := bufio.NewScanner(rc)
+		for sc.Scan() {
+			stamp, rest, _ := strings.Cut(sc.Text(), " ")
 			ts, err := time.Parse(time.RFC3339Nano, stamp)
 			if err != nil || !ts.After(last) {
 				continue // seen before the stream was opened again
@@ -151,9 +125,8 @@ func (w *workload) read(lines <-chan string, last time.Time, quiet time.Duration
 				w.lines = append(w.lines, seen{at: time.Now(), digest: d, accepted: verdict == "accepted"})
 				w.mu.Unlock()
 			}
-		case <-time.After(quiet):
-			return last
 		}
+		rc.Close()
 	}
 }
 

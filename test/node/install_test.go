@@ -52,20 +52,16 @@ func run(t *testing.T, name string, args ...string) []byte {
 }
 
 // chartValues are the values every install of the tests uses, over the chart's defaults: the image
-// loaded into the node, plain-http endpoints (the simulator), short lease timings. extra is merged in.
-func chartValues(t *testing.T, tag string, replicas int, extra map[string]any) string {
+// loaded into the node, plain-http endpoints (the simulator), short lease timings.
+func chartValues(t *testing.T, tag string, replicas int) string {
 	t.Helper()
-	repository, _, _ := strings.Cut(image, ":")
 	v := map[string]any{
-		"image":        map[string]any{"repository": repository, "tag": tag, "pullPolicy": "Never"},
+		"image":        map[string]any{"repository": repoOf(image), "tag": tag, "pullPolicy": "Never"},
 		"replicaCount": replicas,
 		"leaderElection": map[string]any{
 			"leaseDuration": leaseDuration, "renewDeadline": renewDeadline, "retryPeriod": retryPeriod,
 		},
 		"extraArgs": []string{"--allow-insecure-endpoints", "--upstream-timeout=5s"},
-	}
-	for k, val := range extra {
-		v[k] = val
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -31,7 +31,7 @@ func TestNode(t *testing.T) {
 
 	t.Run("HelmInstall", func(t *testing.T) {
 		helm(t, "install", release, chartDir(), "--create-namespace", "--wait", "--timeout", "4m",
-			"-f", chartValues(t, tagOf(image), 1, nil))
+			"-f", chartValues(t, tagOf(image), 1))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 1)
 		assertManagerProcesses(t)
 		createTenant(t)
@@ -56,7 +56,7 @@ func TestNode(t *testing.T) {
 	}
 
 	t.Run("LeaderHandover", func(t *testing.T) {
-		helm(t, "upgrade", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 2, nil))
+		helm(t, "upgrade", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 2))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 2)
 		old := waitLeader(t, "")
 		before := snapshot(t)
@@ -74,7 +74,7 @@ func TestNode(t *testing.T) {
 	t.Run("HelmUpgrade", func(t *testing.T) {
 		retag(t, image, repoOf(image)+":upgrade")
 		before := snapshot(t)
-		helm(t, "upgrade", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, "upgrade", 2, nil))
+		helm(t, "upgrade", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, "upgrade", 2))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 2)
 		assertImage(t, repoOf(image)+":upgrade")
 		waitLeader(t, "")
@@ -85,7 +85,7 @@ func TestNode(t *testing.T) {
 		helm(t, "uninstall", release, "--wait", "--timeout", "4m")
 		assertKept(t)
 		before := snapshot(t)
-		helm(t, "install", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 1, nil))
+		helm(t, "install", release, chartDir(), "--wait", "--timeout", "4m", "-f", chartValues(t, tagOf(image), 1))
 		waitRollout(t, operatorNS, deploymentName(t, operatorNS), 1)
 		waitLeader(t, "")
 		before.settled(t, "after helm uninstall and install again")

@@ -28,6 +28,12 @@ const (
 const (
 	// ConditionReady is True while the target Secret holds a credential that has not expired.
 	ConditionReady = "Ready"
+	// ConditionStalled is True, with Ready's reason, while the object waits for a person: a terminal
+	// state no retry can leave (kstatus reads it as Failed).
+	ConditionStalled = "Stalled"
+	// ConditionReconciling is True while a new generation is being acted on (kstatus reads it as
+	// InProgress); routine refreshes never set it.
+	ConditionReconciling = "Reconciling"
 )
 
 // Condition reasons. Users and alerts match on them; keep the spelling.
@@ -74,6 +80,12 @@ const (
 	// ReasonInvalidEndpoint: the endpoint cannot be used (plain http without --allow-insecure-endpoints,
 	// or an unusable CA bundle).
 	ReasonInvalidEndpoint = "InvalidEndpoint"
+	// ReasonEndpointNotAllowed: the endpoint's host is not in the manager's --allowed-endpoint-hosts;
+	// nothing is sent there.
+	ReasonEndpointNotAllowed = "EndpointNotAllowed"
+	// ReasonNotAllowed: the referenced cluster-scoped credential does not allow this namespace (its
+	// spec.allowedNamespaces); no Secret is written.
+	ReasonNotAllowed = "NotAllowed"
 )
 
 // LocalSecretReference names a Secret in the same namespace as the referring object.
@@ -83,6 +95,14 @@ type LocalSecretReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +required
 	Name string `json:"name"`
+}
+
+// NameOrEmpty is the referenced name, "" for no reference (an object consuming a cluster-scoped one).
+func (r *LocalSecretReference) NameOrEmpty() string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
 }
 
 // SecretTemplate holds metadata stamped on the Secret the operator writes.

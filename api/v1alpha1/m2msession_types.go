@@ -5,19 +5,34 @@ import (
 )
 
 // M2MSessionSpec asks for a Connectivity Management (UWS) session kept alive in a Secret.
-// +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes session data into the credentials Secret"
+// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes session data into the credentials Secret"
+// +kubebuilder:validation:XValidation:rule="has(self.clusterSessionRef) != has(self.credentialsSecretRef)",message="exactly one of credentialsSecretRef (UWS credentials of this namespace) and clusterSessionRef (a ClusterM2MSession shared with it) must be set"
+// +kubebuilder:validation:XValidation:rule="has(self.clusterSessionRef) != has(self.appRef)",message="appRef is required with credentialsSecretRef and exclusive with clusterSessionRef: the ClusterM2MSession names its own app"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterSessionRef) || !has(self.passwordRotation)",message="clusterSessionRef is exclusive with passwordRotation: the ClusterM2MSession rotates its own password"
 type M2MSessionSpec struct {
-	// appRef names a ThingSpaceApp in the same namespace. Its current token is the Bearer for login and
-	// every session call, and its endpoint is the session's endpoint.
-	// +required
-	AppRef LocalObjectReference `json:"appRef"`
+	// appRef names the ThingSpaceApp (for a ClusterM2MSession: the ClusterThingSpaceApp) whose current
+	// token is the Bearer for login and every session call; its endpoint is the session's endpoint.
+	// Required with credentialsSecretRef; exclusive with clusterSessionRef.
+	// +optional
+	AppRef *LocalObjectReference `json:"appRef,omitempty"`
 
-	// credentialsSecretRef names a Secret in the same namespace with data keys `username` and `password`
-	// (the UWS credentials). With passwordRotation, the operator writes the new password into it.
-	// +required
-	CredentialsSecretRef LocalSecretReference `json:"credentialsSecretRef"`
+	// credentialsSecretRef names a Secret with data keys `username` and `password` (the UWS
+	// credentials), in the object's namespace (for a ClusterM2MSession: the manager's
+	// --cluster-resource-namespace). With passwordRotation, the operator writes the new password into it.
+	// Exclusive with clusterSessionRef.
+	// +optional
+	CredentialsSecretRef *LocalSecretReference `json:"credentialsSecretRef,omitempty"`
 
-	// secretName is the Secret the operator writes, in the same namespace: data keys `session_token`,
+	// clusterSessionRef names a ClusterM2MSession whose session (and app token) the operator copies into
+	// secretName, when the ClusterM2MSession allows this namespace (spec.allowedNamespaces); otherwise
+	// Ready is False with reason NotAllowed and no Secret is written. No login is made for this object:
+	// the ClusterM2MSession's one session serves every consumer. keepAlive is the ClusterM2MSession's
+	// too. Exclusive with appRef, credentialsSecretRef and passwordRotation.
+	// +optional
+	ClusterSessionRef *ClusterObjectReference `json:"clusterSessionRef,omitempty"`
+
+	// secretName is the Secret the operator writes, in the object's namespace (for a ClusterM2MSession:
+	// the --cluster-resource-namespace): data keys `session_token`,
 	// `access_token` (the app's current token) and `access_token_expires_at`. It cannot be changed.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
@@ -84,6 +99,14 @@ type LocalObjectReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +required
 	Name string `json:"name"`
+}
+
+// NameOrEmpty is the referenced name, "" for no reference (a session consuming a ClusterM2MSession).
+func (r *LocalObjectReference) NameOrEmpty() string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
 }
 
 // M2MSessionStatus is what the operator observed.

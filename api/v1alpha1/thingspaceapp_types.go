@@ -9,11 +9,12 @@ const DefaultThingSpaceEndpoint = "https://thingspace.verizon.com"
 
 // ThingSpaceAppSpec is what the user asks for: keep an OAuth2 app token (client-credentials grant) for
 // one ThingSpace app key valid in a Secret.
-// +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
+// +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
+// +kubebuilder:validation:XValidation:rule="has(self.clusterAppRef) != has(self.credentialsSecretRef)",message="exactly one of credentialsSecretRef (an app key of this namespace) and clusterAppRef (a ClusterThingSpaceApp shared with it) must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterAppRef) || (!has(self.endpoint) && !has(self.caBundle) && !has(self.scope) && !has(self.renewBefore) && !self.revokeOnDelete)",message="clusterAppRef is exclusive with endpoint, caBundle, scope, renewBefore and revokeOnDelete: the ClusterThingSpaceApp decides them"
 type ThingSpaceAppSpec struct {
-	// endpoint is the ThingSpace base URL. Plain http:// is refused unless the manager runs with
-	// --allow-insecure-endpoints (tests, the simulator).
-	// +kubebuilder:default="https://thingspace.verizon.com"
+	// endpoint is the ThingSpace base URL; empty means https://thingspace.verizon.com. Plain http:// is
+	// refused unless the manager runs with --allow-insecure-endpoints (tests, the simulator).
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="endpoint must be an absolute http or https URL"
 	// +kubebuilder:validation:XValidation:rule="url(self).getQuery().size() == 0 && !self.contains('#')",message="endpoint must not carry a query or fragment"
@@ -24,17 +25,27 @@ type ThingSpaceAppSpec struct {
 	// +optional
 	CABundle []byte `json:"caBundle,omitempty"`
 
-	// credentialsSecretRef names a Secret in the same namespace with data keys `key` and `secret`: the
-	// app's Key and Secret from ThingSpace Key Management.
-	// +required
-	CredentialsSecretRef LocalSecretReference `json:"credentialsSecretRef"`
+	// credentialsSecretRef names a Secret with data keys `key` and `secret`: the app's Key and Secret from
+	// ThingSpace Key Management. It is in the object's namespace (for a ClusterThingSpaceApp: the manager's
+	// --cluster-resource-namespace). Exclusive with clusterAppRef.
+	// +optional
+	CredentialsSecretRef *LocalSecretReference `json:"credentialsSecretRef,omitempty"`
+
+	// clusterAppRef names a ClusterThingSpaceApp whose token the operator copies into secretName, when the
+	// ClusterThingSpaceApp allows this namespace (spec.allowedNamespaces); otherwise Ready is False with
+	// reason NotAllowed and no Secret is written. No upstream call is made for this object: the
+	// ClusterThingSpaceApp's one token serves every consumer. Exclusive with credentialsSecretRef,
+	// endpoint, caBundle, scope, renewBefore and revokeOnDelete.
+	// +optional
+	ClusterAppRef *ClusterObjectReference `json:"clusterAppRef,omitempty"`
 
 	// scope is sent with the token request when set (space separated).
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Scope string `json:"scope,omitempty"`
 
-	// secretName is the Secret the operator writes, in the same namespace: data keys `access_token`,
+	// secretName is the Secret the operator writes, in the object's namespace (for a ClusterThingSpaceApp:
+	// the --cluster-resource-namespace): data keys `access_token`,
 	// `token_type` and `expires_at` (RFC 3339, UTC). It cannot be changed after creation.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

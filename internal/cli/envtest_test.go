@@ -162,13 +162,13 @@ func objMeta(ns, name string, labels map[string]string) metav1.ObjectMeta {
 
 func newApp(ns, name string, labels map[string]string, st v1alpha1.ThingSpaceAppStatus) *v1alpha1.ThingSpaceApp {
 	return &v1alpha1.ThingSpaceApp{ObjectMeta: objMeta(ns, name, labels), Status: st, Spec: v1alpha1.ThingSpaceAppSpec{
-		CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: name + "-creds"}, SecretName: name + "-token"}}
+		CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: name + "-creds"}, SecretName: name + "-token"}}
 }
 
 func newM2M(ns, name string, labels map[string]string, st v1alpha1.M2MSessionStatus) *v1alpha1.M2MSession {
 	return &v1alpha1.M2MSession{ObjectMeta: objMeta(ns, name, labels), Status: st, Spec: v1alpha1.M2MSessionSpec{
-		AppRef:               v1alpha1.LocalObjectReference{Name: "app"},
-		CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: name + "-creds"}, SecretName: name + "-session"}}
+		AppRef:               &v1alpha1.LocalObjectReference{Name: "app"},
+		CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: name + "-creds"}, SecretName: name + "-session"}}
 }
 
 func newCloud(ns, name string, labels map[string]string, st v1alpha1.CloudAuthorizationStatus) *v1alpha1.CloudAuthorization {

@@ -39,7 +39,7 @@ func TestIssue8Scenario16ReservedTemplateMetadataRefused(t *testing.T) {
 		return &v1alpha1.ThingSpaceApp{
 			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, GenerateName: "tpl-"},
 			Spec: v1alpha1.ThingSpaceAppSpec{
-				CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
+				CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"},
 				SecretName:           "token",
 				SecretTemplate:       tpl,
 			},

@@ -40,7 +40,7 @@ func fakeSessionWorld(t *testing.T, now time.Time, credsErr error) (*M2MSessionR
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	const ns = "fake"
 	app := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app", UID: "app-uid"},
-		Spec: v1alpha1.ThingSpaceAppSpec{Endpoint: "http://127.0.0.1:1", CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "app-creds"}, SecretName: "app-token"}}
+		Spec: v1alpha1.ThingSpaceAppSpec{Endpoint: "http://127.0.0.1:1", CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "app-creds"}, SecretName: "app-token"}}
 	appTok := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app-token",
 		Labels:          map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue},
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ThingSpaceApp", Name: "app", UID: "app-uid", Controller: ptr.To(true)}}},
@@ -48,8 +48,8 @@ func fakeSessionWorld(t *testing.T, now time.Time, credsErr error) (*M2MSessionR
 	uws := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "uws"},
 		Data: map[string][]byte{v1alpha1.CredentialsKeyUsername: []byte(uwsUser), v1alpha1.CredentialsKeyPassword: []byte(uwsPassword)}}
 	sess := &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s", UID: "s-uid", Generation: 1},
-		Spec: v1alpha1.M2MSessionSpec{AppRef: v1alpha1.LocalObjectReference{Name: "app"},
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "uws"}, SecretName: "s-session", LogoutOnDelete: ptr.To(false)}}
+		Spec: v1alpha1.M2MSessionSpec{AppRef: &v1alpha1.LocalObjectReference{Name: "app"},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "uws"}, SecretName: "s-session", LogoutOnDelete: ptr.To(false)}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app, appTok, uws, sess).
 		WithStatusSubresource(&v1alpha1.M2MSession{}).Build()
 	reader := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).WithObjects(uws.DeepCopy()).Build(), interceptor.Funcs{

@@ -58,8 +58,8 @@ func (f *fixture) refuseStatusField(field string) (lift func()) {
 	f.t.Cleanup(lift)
 	// The policy takes a moment to be enforced: probe with a dry-run write on an object of our own.
 	probe := &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "probe"},
-		Spec: v1alpha1.M2MSessionSpec{AppRef: v1alpha1.LocalObjectReference{Name: "none"},
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "none"}, SecretName: "probe-session",
+		Spec: v1alpha1.M2MSessionSpec{AppRef: &v1alpha1.LocalObjectReference{Name: "none"},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "none"}, SecretName: "probe-session",
 			LogoutOnDelete: ptr.To(false)}}
 	must(f.t, k8s.Create(ctx, probe))
 	deadline := time.Now().Add(15 * time.Second)

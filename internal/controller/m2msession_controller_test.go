@@ -40,8 +40,8 @@ func (f *fixture) session(name, creds string, mutate ...func(*v1alpha1.M2MSessio
 	s := &v1alpha1.M2MSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
 		Spec: v1alpha1.M2MSessionSpec{
-			AppRef:               v1alpha1.LocalObjectReference{Name: "app"},
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: creds},
+			AppRef:               &v1alpha1.LocalObjectReference{Name: "app"},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: creds},
 			SecretName:           name + "-session",
 			KeepAlive:            v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: time.Second}, AccountName: "0000123456-00001"},
 		},
@@ -292,7 +292,7 @@ func TestM2MSchemaValidation(t *testing.T) {
 	f := newFixture(t)
 	for i, iv := range []time.Duration{0, 20 * time.Minute, -time.Second} {
 		s := &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
-			Spec: v1alpha1.M2MSessionSpec{AppRef: v1alpha1.LocalObjectReference{Name: "a"}, CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "c"},
+			Spec: v1alpha1.M2MSessionSpec{AppRef: &v1alpha1.LocalObjectReference{Name: "a"}, CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "c"},
 				SecretName: "out", KeepAlive: v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: iv}}}}
 		if err := k8s.Create(ctx, s); err == nil {
 			t.Errorf("case %d: interval %v accepted", i, iv)
@@ -300,7 +300,7 @@ func TestM2MSchemaValidation(t *testing.T) {
 		}
 	}
 	good := &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
-		Spec: v1alpha1.M2MSessionSpec{AppRef: v1alpha1.LocalObjectReference{Name: "a"}, CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "c"}, SecretName: "out"}}
+		Spec: v1alpha1.M2MSessionSpec{AppRef: &v1alpha1.LocalObjectReference{Name: "a"}, CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "c"}, SecretName: "out"}}
 	must(t, k8s.Create(ctx, good))
 	if good.Spec.KeepAlive.Interval == nil || good.Spec.KeepAlive.Interval.Duration != 10*time.Minute || good.Spec.LogoutOnDelete == nil || !*good.Spec.LogoutOnDelete {
 		t.Fatalf("defaults: %+v", good.Spec)

@@ -80,7 +80,7 @@ func (w Wiring) observed(r reconcile.Reconciler) reconcile.Reconciler {
 // SetupWithManager registers the ThingSpaceApp controller.
 func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, notifications <-chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp]) error {
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.ThingSpaceApp{}, map[string]func(*v1alpha1.ThingSpaceApp) string{
-		indexCredentialsSecret: func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.CredentialsSecretRef.Name },
+		indexCredentialsSecret: func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.SecretName },
 	}); err != nil {
 		return err
@@ -144,8 +144,8 @@ const indexAppRef = "spec.appRef.name"
 // SetupWithManager registers the M2MSession controller.
 func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.M2MSession{}, map[string]func(*v1alpha1.M2MSession) string{
-		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.Name },
-		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.Name },
+		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.NameOrEmpty() },
+		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(s *v1alpha1.M2MSession) string { return s.Spec.SecretName },
 	}); err != nil {
 		return err

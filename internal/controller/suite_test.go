@@ -191,7 +191,7 @@ func (f *fixture) app(name, creds string, mutate ...func(*v1alpha1.ThingSpaceApp
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
 		Spec: v1alpha1.ThingSpaceAppSpec{
 			Endpoint:             f.url,
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: creds},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: creds},
 			SecretName:           name + "-token",
 		},
 	}

@@ -55,7 +55,7 @@ func TestScenario15APIErrorsReadingCredentialsAreTransient(t *testing.T) {
 			app := &v1alpha1.ThingSpaceApp{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "uid-a", Generation: 1},
 				Spec: v1alpha1.ThingSpaceAppSpec{Endpoint: "http://127.0.0.1:1", SecretName: "a-token",
-					CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"}},
+					CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"}},
 			}
 			cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app).WithStatusSubresource(app).Build()
 			reads := 0

@@ -315,7 +315,7 @@ func TestSchemaValidation(t *testing.T) {
 	}
 	for i, m := range bad {
 		a := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
-			Spec: v1alpha1.ThingSpaceAppSpec{CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"}, SecretName: "out"}}
+			Spec: v1alpha1.ThingSpaceAppSpec{CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"}, SecretName: "out"}}
 		m(a)
 		if err := k8s.Create(ctx, a); err == nil {
 			t.Errorf("case %d: invalid spec accepted", i)
@@ -323,7 +323,7 @@ func TestSchemaValidation(t *testing.T) {
 		}
 	}
 	good := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "good"},
-		Spec: v1alpha1.ThingSpaceAppSpec{CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"}, SecretName: "out",
+		Spec: v1alpha1.ThingSpaceAppSpec{CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"}, SecretName: "out",
 			RenewBefore: &metav1.Duration{Duration: 2 * time.Second}}}
 	must(t, k8s.Create(ctx, good))
 	if good.Spec.Endpoint != v1alpha1.DefaultThingSpaceEndpoint {

@@ -128,8 +128,8 @@ func TestRenderedRBACIsConfigRBAC(t *testing.T) {
 func TestRenderedCRDsAreConfigCRDs(t *testing.T) {
 	objs := render(t, nil)
 	paths, err := filepath.Glob(repoPath(t, "config/crd/bases/*.yaml"))
-	if err != nil || len(paths) != 3 {
-		t.Fatalf("want 3 CRDs in config/crd/bases, got %v (%v)", paths, err)
+	if err != nil || len(paths) != 5 {
+		t.Fatalf("want 5 CRDs in config/crd/bases, got %v (%v)", paths, err)
 	}
 	if got := len(objs.ofKind("CustomResourceDefinition")); got != len(paths) {
 		t.Errorf("the chart renders %d CRDs, want %d", got, len(paths))

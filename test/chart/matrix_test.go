@@ -117,8 +117,8 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 		}},
 		{"CRDs not kept", m{"crds": m{"keep": false}}, func(t *testing.T, objs objects) {
 			crds := objs.ofKind("CustomResourceDefinition")
-			if len(crds) != 3 {
-				t.Fatalf("%d CRDs, want 3", len(crds))
+			if len(crds) != 5 {
+				t.Fatalf("%d CRDs, want 5", len(crds))
 			}
 			for _, crd := range crds {
 				if _, ok := crd.GetAnnotations()["helm.sh/resource-policy"]; ok {

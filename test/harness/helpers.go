@@ -59,7 +59,7 @@ func NewApp(ns, name, endpoint, credsName, secretName string) *v1alpha1.ThingSpa
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.ThingSpaceAppSpec{
 			Endpoint:             endpoint,
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: credsName},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: credsName},
 			SecretName:           secretName,
 		},
 	}

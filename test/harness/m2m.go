@@ -170,8 +170,8 @@ func NewM2MSession(ns, name, appName, credsName, secretName string, interval tim
 	s := &v1alpha1.M2MSession{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.M2MSessionSpec{
-			AppRef:               v1alpha1.LocalObjectReference{Name: appName},
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: credsName},
+			AppRef:               &v1alpha1.LocalObjectReference{Name: appName},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: credsName},
 			SecretName:           secretName,
 			KeepAlive:            v1alpha1.KeepAliveSpec{AccountName: account},
 		},

@@ -254,7 +254,7 @@ func (f *fixture) app(name, creds string, mutate ...func(*v1alpha1.ThingSpaceApp
 	a := &v1alpha1.ThingSpaceApp{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.ThingSpaceAppSpec{Endpoint: f.url, SecretName: name + "-token",
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: creds}},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: creds}},
 	}
 	for _, m := range mutate {
 		m(a)

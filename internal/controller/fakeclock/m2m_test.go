@@ -44,8 +44,8 @@ func newSession(name string, mutate ...func(*v1alpha1.M2MSession)) *v1alpha1.M2M
 	s := &v1alpha1.M2MSession{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.M2MSessionSpec{
-			AppRef:               v1alpha1.LocalObjectReference{Name: "app"},
-			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "uws"},
+			AppRef:               &v1alpha1.LocalObjectReference{Name: "app"},
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "uws"},
 			SecretName:           name + "-session",
 			KeepAlive:            v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: 10 * time.Minute}, AccountName: "0000123456-00001"},
 		},

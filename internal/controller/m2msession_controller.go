@@ -68,6 +68,11 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, err
 	}
+	if sess.Spec.ClusterSessionRef != nil {
+		// A consumer of a ClusterM2MSession: no login of its own; its path lands with the cluster
+		// controllers (issue 9). Until then it is left alone rather than dereferenced.
+		return ctrl.Result{}, nil
+	}
 	deleting := !sess.DeletionTimestamp.IsZero()
 	if !deleting {
 		if err := syncFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer, logoutOnDelete(sess)); err != nil {

@@ -64,6 +64,11 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 		return ctrl.Result{}, err
 	}
+	if app.Spec.ClusterAppRef != nil {
+		// A consumer of a ClusterThingSpaceApp: no credentials of its own; its path lands with the
+		// cluster controllers (issue 9). Until then it is left alone rather than dereferenced.
+		return ctrl.Result{}, nil
+	}
 	if !app.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, app)
 	}

@@ -312,6 +312,17 @@ func TestSchemaValidation(t *testing.T) {
 		func(a *v1alpha1.ThingSpaceApp) {
 			a.Spec.SecretTemplate = &v1alpha1.SecretTemplate{Labels: map[string]string{v1alpha1.ManagedByLabel: "me"}}
 		},
+		// A consumer of a ClusterThingSpaceApp names no credentials, endpoint or CA of its own.
+		func(a *v1alpha1.ThingSpaceApp) { a.Spec.ClusterAppRef = &v1alpha1.ClusterObjectReference{Name: "shared"} },
+		func(a *v1alpha1.ThingSpaceApp) { a.Spec.CredentialsSecretRef = nil },
+		func(a *v1alpha1.ThingSpaceApp) {
+			a.Spec.CredentialsSecretRef, a.Spec.ClusterAppRef = nil, &v1alpha1.ClusterObjectReference{Name: "shared"}
+			a.Spec.Endpoint = "https://elsewhere.example"
+		},
+		func(a *v1alpha1.ThingSpaceApp) {
+			a.Spec.CredentialsSecretRef, a.Spec.ClusterAppRef = nil, &v1alpha1.ClusterObjectReference{Name: "shared"}
+			a.Spec.CABundle = []byte("pem")
+		},
 	}
 	for i, m := range bad {
 		a := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "bad"},
@@ -326,9 +337,14 @@ func TestSchemaValidation(t *testing.T) {
 		Spec: v1alpha1.ThingSpaceAppSpec{CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"}, SecretName: "out",
 			RenewBefore: &metav1.Duration{Duration: 2 * time.Second}}}
 	must(t, k8s.Create(ctx, good))
-	if good.Spec.Endpoint != v1alpha1.DefaultThingSpaceEndpoint {
-		t.Fatalf("endpoint default = %q", good.Spec.Endpoint)
+	// No server-side default: a consumer must be able to leave endpoint unset, and GitOps tools see no
+	// field they did not write. Empty means DefaultThingSpaceEndpoint in the code.
+	if good.Spec.Endpoint != "" {
+		t.Fatalf("endpoint defaulted by the schema to %q", good.Spec.Endpoint)
 	}
+	consumer := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "consumer"},
+		Spec: v1alpha1.ThingSpaceAppSpec{ClusterAppRef: &v1alpha1.ClusterObjectReference{Name: "shared"}, SecretName: "out2"}}
+	must(t, k8s.Create(ctx, consumer))
 	patch := client.MergeFrom(good.DeepCopy())
 	good.Spec.SecretName = "other"
 	if err := k8s.Patch(ctx, good, patch); err == nil || !strings.Contains(err.Error(), "immutable") {

@@ -92,7 +92,7 @@ func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1
 // desired is the Secret as the operator applies it: only the fields it owns.
 // own is what current's managedFields say the operator wrote.
 func (w *Writer) desired(owner client.Object, current *corev1.Secret, own ownership, name string, ch Change) (*corev1.Secret, error) {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: owner.GetNamespace(), Name: name}, Type: corev1.SecretTypeOpaque}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: w.NamespaceOf(owner), Name: name}, Type: corev1.SecretTypeOpaque}
 	labels := map[string]string{}
 	annotations := map[string]string{}
 	if tmpl := ch.Template; tmpl != nil {

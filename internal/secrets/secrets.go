@@ -45,12 +45,24 @@ type Writer struct {
 	// Reader reads past the caches; used only to settle a create that raced the cache.
 	Reader client.Reader
 	Scheme *runtime.Scheme
+	// ClusterNamespace is where the Secrets of cluster-scoped owners (ClusterThingSpaceApp,
+	// ClusterM2MSession) live: the manager's --cluster-resource-namespace.
+	ClusterNamespace string
 }
 
-// Get returns the Secret name in owner's namespace when owner manages it, nil when no Secret of that
+// NamespaceOf is the namespace of the Secrets owner writes: its own, or ClusterNamespace for a
+// cluster-scoped owner.
+func (w *Writer) NamespaceOf(owner client.Object) string {
+	if ns := owner.GetNamespace(); ns != "" {
+		return ns
+	}
+	return w.ClusterNamespace
+}
+
+// Get returns the Secret name in owner's namespace (NamespaceOf) when owner manages it, nil when no Secret of that
 // name exists, and a *ConflictError when it exists but belongs to someone else.
 func (w *Writer) Get(ctx context.Context, owner client.Object, name string) (*corev1.Secret, error) {
-	key := types.NamespacedName{Namespace: owner.GetNamespace(), Name: name}
+	key := types.NamespacedName{Namespace: w.NamespaceOf(owner), Name: name}
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := w.Meta.Get(ctx, key, meta); err != nil {
@@ -101,7 +113,7 @@ type Change struct {
 // does not accept it.
 func (w *Writer) Fresh(ctx context.Context, owner client.Object, name string, adoptable func(*corev1.Secret) bool) (*corev1.Secret, error) {
 	s := &corev1.Secret{}
-	if err := w.Reader.Get(ctx, types.NamespacedName{Namespace: owner.GetNamespace(), Name: name}, s); err != nil {
+	if err := w.Reader.Get(ctx, types.NamespacedName{Namespace: w.NamespaceOf(owner), Name: name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -113,6 +125,18 @@ func (w *Writer) Fresh(ctx context.Context, owner client.Object, name string, ad
 		return nil, err
 	}
 	return s, nil
+}
+
+// Delete deletes current, a Secret owner manages (as Get returned it), on condition that it is still the
+// version read: a Secret someone changed or recreated since is left alone (the caller looks again).
+// A Secret already gone is no error.
+func (w *Writer) Delete(ctx context.Context, owner client.Object, current *corev1.Secret) error {
+	if err := checkOwned(current, owner); err != nil {
+		return err
+	}
+	uid, rv := current.UID, current.ResourceVersion
+	return client.IgnoreNotFound(w.Client.Delete(ctx, current,
+		client.Preconditions{UID: &uid, ResourceVersion: &rv}))
 }
 
 // checkWritable is checkOwned, relaxed for adoption: a Secret nobody controls may be taken over.

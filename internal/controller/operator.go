@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -54,6 +56,9 @@ type Options struct {
 	InFlight *inflight.Tracker
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
+	// WatchNamespaces, when set, are the only namespaces the controllers watch and write in; the
+	// manager's cache must have been built with CacheOptionsFor of the same list. Empty: all.
+	WatchNamespaces []string
 	// OnReconciled, when set, sees every reconcile's outcome, named by the reconciler's type (tests).
 	OnReconciled func(controller string, req reconcile.Request, res reconcile.Result, err error)
 }
@@ -61,19 +66,39 @@ type Options struct {
 // DefaultStateTTL is consent.DefaultTTL, the default of --oauth-state-ttl.
 const DefaultStateTTL = consent.DefaultTTL
 
-// CacheOptions are the manager cache settings the controllers rely on: only the Secrets the operator
-// writes are cached in full, so the cluster's other Secrets cost nothing (credentials Secrets are
-// watched through a separate metadata-only cache, see NewSecretMetaCache).
-func CacheOptions() cache.Options {
+// CacheOptions are the manager cache settings the controllers rely on, watching every namespace.
+func CacheOptions() cache.Options { return CacheOptionsFor(nil) }
+
+// CacheOptionsFor are the manager cache settings the controllers rely on, watching only namespaces
+// (none: all of them; see WatchNamespaces). Only the Secrets the operator writes are cached in full, so
+// the cluster's other Secrets cost nothing (credentials Secrets are watched through a separate
+// metadata-only cache, see NewSecretMetaCache); and of the Secrets carrying the managed-by label, which
+// anyone may set, only those a kind of the operator controls keep their data (secrets.CacheTransform).
+func CacheOptionsFor(namespaces []string) cache.Options {
+	s := runtime.NewScheme()
+	utilruntime.Must(v1alpha1.AddToScheme(s))
 	return cache.Options{
+		DefaultNamespaces: namespaceConfig(namespaces),
 		ByObject: map[client.Object]cache.ByObject{
 			// The operator's own managedFields entries stay: the Secret writer reads them to tell what it
 			// wrote from what others did (server-side apply).
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}),
-				Transform: secrets.KeepOwnManagedFields},
+				Transform: secrets.CacheTransform(secrets.OwnerKinds(s))},
 		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	}
+}
+
+// namespaceConfig is cache.Options.DefaultNamespaces for namespaces; nil (all namespaces) for none.
+func namespaceConfig(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		out[ns] = cache.Config{}
+	}
+	return out
 }
 
 // Setup registers every controller with mgr, which must have been built with CacheOptions.
@@ -90,7 +115,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Backoff == (renewal.Backoff{}) {
 		o.Backoff = renewal.DefaultBackoff
 	}
-	secretMeta, err := NewSecretMetaCache(mgr)
+	secretMeta, err := NewSecretMetaCache(mgr, o.WatchNamespaces...)
 	if err != nil {
 		return err
 	}

@@ -123,11 +123,13 @@ func secretMeta() *metav1.PartialObjectMetadata {
 
 // NewSecretMetaCache builds the metadata-only cache of all Secrets. It keeps only what the operator
 // reads (name, namespace, labels, owner references, resourceVersion): annotations go, because a Secret
-// applied with kubectl carries its whole content in last-applied-configuration.
-func NewSecretMetaCache(mgr ctrl.Manager) (cache.Cache, error) {
+// applied with kubectl carries its whole content in last-applied-configuration. Given namespaces, it
+// watches only those (the manager's --watch-namespaces).
+func NewSecretMetaCache(mgr ctrl.Manager, namespaces ...string) (cache.Cache, error) {
 	return cache.New(mgr.GetConfig(), cache.Options{
-		Scheme: mgr.GetScheme(),
-		Mapper: mgr.GetRESTMapper(),
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		DefaultNamespaces: namespaceConfig(namespaces),
 		DefaultTransform: func(in any) (any, error) {
 			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
 				m.Annotations = nil

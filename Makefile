@@ -58,8 +58,8 @@ test: manifests generate vet lint envtest helm ## Run unit, envtest integration,
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) go test ./... -count=1 -timeout 30m
 
 .PHONY: run
-run: manifests generate ## Run the manager against the cluster in ~/.kube/config (install the CRDs first: make install).
-	go run ./cmd/manager --metrics-bind-address=:8080 --health-probe-bind-address=:8081 $(ARGS)
+run: manifests generate ## Run the manager against the cluster in ~/.kube/config (install the CRDs first: make install); metrics on plain http://:8080.
+	go run ./cmd/manager --metrics-bind-address=:8080 --metrics-secure=false --health-probe-bind-address=:8081 $(ARGS)
 
 .PHONY: sim
 sim: ## Run the ThingSpace simulator on 127.0.0.1:8088 with app demo-key:demo-secret.

@@ -32,5 +32,5 @@ helm-lint: $(HELM) ## Lint the chart (default values, strict).
 define chart-copies
 	rm -f $(CHART_DIR)/files/crds/*.yaml $(CHART_DIR)/files/rbac/*.yaml
 	cp config/crd/bases/*.yaml $(CHART_DIR)/files/crds/
-	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/*_editor_role.yaml config/rbac/*_viewer_role.yaml $(CHART_DIR)/files/rbac/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/metrics_reader_role.yaml config/rbac/*_editor_role.yaml config/rbac/*_viewer_role.yaml $(CHART_DIR)/files/rbac/
 endef

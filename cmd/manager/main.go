@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
@@ -33,11 +32,15 @@ func main() {
 		stateTTL               time.Duration
 		leaderNamespace        string
 		leaderElect, insecure  bool
+		metricsSecure          bool
+		watchList              string
 		workers                int
 		upstreamTimeout        time.Duration
 		lease                  leaseTimings
 	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to authenticated clients allowed GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone (local runs only).")
+	flag.StringVar(&watchList, "watch-namespaces", "", "Comma-separated namespaces the manager watches and writes in (its Secret rights can then be Roles there); empty watches all.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts (on in the deployed config).")
 	flag.DurationVar(&lease.duration, "leader-elect-lease-duration", 60*time.Second, "How long a non-leader replica waits before it may take over a lease the leader stopped renewing.")
@@ -59,13 +62,19 @@ func main() {
 		os.Exit(2)
 	}
 
+	watched, err := watchNamespaces(watchList)
+	if err != nil {
+		log.Error(err, "Invalid --watch-namespaces")
+		os.Exit(2)
+	}
+
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                       metricsOptions(metricsAddr, metricsSecure),
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "thingspace-operator.credops.io",
@@ -74,7 +83,7 @@ func main() {
 		LeaseDuration:                 &lease.duration,
 		RenewDeadline:                 &lease.renewDeadline,
 		RetryPeriod:                   &lease.retryPeriod,
-		Cache:                         controller.CacheOptions(),
+		Cache:                         controller.CacheOptionsFor(watched),
 		// On SIGTERM a refresh already sent must get its answer stored: a rotated refresh token that is
 		// not stored is lost, and the grant with it. Reconciles are given the upstream timeout and more.
 		GracefulShutdownTimeout: ptr.To(max(30*time.Second, upstreamTimeout+15*time.Second)),
@@ -96,6 +105,7 @@ func main() {
 		CallbackBindAddress:     callbackAddr,
 		StateTTL:                stateTTL,
 		InFlight:                tracker,
+		WatchNamespaces:         watched,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -103,7 +113,8 @@ func main() {
 
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
-	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "oauthCallback", callbackAddr)
+	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "oauthCallback", callbackAddr,
+		"metricsSecure", metricsSecure, "watchNamespaces", watched)
 	if err := runAndDrain(ctrl.SetupSignalHandler(), mgr.Start, tracker, upstreamTimeout+15*time.Second, log); err != nil {
 		os.Exit(1)
 	}

@@ -19,6 +19,7 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		{"config/crd/bases/*.yaml", "files/crds"},
 		{"config/rbac/role.yaml", "files/rbac"},
 		{"config/rbac/leader_election_role.yaml", "files/rbac"},
+		{"config/rbac/metrics_reader_role.yaml", "files/rbac"},
 		{"config/rbac/*_editor_role.yaml", "files/rbac"},
 		{"config/rbac/*_viewer_role.yaml", "files/rbac"},
 	} {
@@ -45,7 +46,8 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 	// And nothing else: a CRD or role removed from config/ must leave the chart too.
 	for dir, from := range map[string][]string{
 		"files/crds": {"config/crd/bases/*.yaml"},
-		"files/rbac": {"config/rbac/role.yaml", "config/rbac/leader_election_role.yaml", "config/rbac/*_editor_role.yaml", "config/rbac/*_viewer_role.yaml"},
+		"files/rbac": {"config/rbac/role.yaml", "config/rbac/leader_election_role.yaml", "config/rbac/metrics_reader_role.yaml",
+			"config/rbac/*_editor_role.yaml", "config/rbac/*_viewer_role.yaml"},
 	} {
 		want := map[string]bool{}
 		for _, pattern := range from {
@@ -84,6 +86,11 @@ func TestRenderedRBACIsConfigRBAC(t *testing.T) {
 	if got := rules("Role", fullname+"-leader-election"); len(leader.Rules) == 0 || !reflect.DeepEqual(got, leader.Rules) {
 		t.Errorf("the chart's leader-election Role rules drift from config/rbac/leader_election_role.yaml:\n got %+v\nwant %+v", got, leader.Rules)
 	}
+	var reader rbacv1.ClusterRole
+	readYAML(t, repoPath(t, "config/rbac/metrics_reader_role.yaml"), &reader)
+	if got := rules("ClusterRole", fullname+"-metrics-reader"); len(reader.Rules) == 0 || !reflect.DeepEqual(got, reader.Rules) {
+		t.Errorf("the chart's metrics-reader ClusterRole rules drift from config/rbac/metrics_reader_role.yaml:\n got %+v\nwant %+v", got, reader.Rules)
+	}
 	if ns := objs.must(t, "Role", fullname+"-leader-election").GetNamespace(); ns != namespace {
 		t.Errorf("leader-election Role in namespace %q, want the release namespace %q", ns, namespace)
 	}
@@ -118,7 +125,7 @@ func TestRenderedRBACIsConfigRBAC(t *testing.T) {
 		t.Errorf("config/rbac has %d editor/viewer roles for %d CRDs, want a pair per CRD: %v", len(names), len(crds), names)
 	}
 	sort.Strings(names)
-	names = append(names, fullname+"-manager")
+	names = append(names, fullname+"-manager", fullname+"-metrics-reader")
 	if got := len(objs.ofKind("ClusterRole")); got != len(names) {
 		t.Errorf("the chart renders %d ClusterRoles, want %d: %v", got, len(names), objs.kinds())
 	}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -88,6 +89,15 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			objs.must(t, "Service", fullname+"-oauth-callback")
 			objs.must(t, "Service", fullname+"-metrics")
 			absent(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "PodMonitor")
+			// Metrics over HTTPS behind authentication (the flag's default), port 8443, and the role to read them.
+			if slices.ContainsFunc(ctr.Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-secure") }) ||
+				!slices.Contains(ctr.Args, "--metrics-bind-address=:8443") {
+				t.Errorf("args %v: want --metrics-bind-address=:8443 and secure metrics (no --metrics-secure)", ctr.Args)
+			}
+			objs.must(t, "ClusterRole", fullname+"-metrics-reader")
+			if objs.get("ServiceAccount", fullname+"-metrics-scraper") != nil {
+				t.Error("a scraper ServiceAccount without a monitor")
+			}
 		}},
 		{"two replicas with a PDB", m{"replicaCount": 2, "podDisruptionBudget": m{"enabled": true}}, func(t *testing.T, objs objects) {
 			d, _ := deployment(t, objs)
@@ -151,8 +161,8 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 					}
 				}
 			}
-			if n := len(objs.ofKind("ClusterRole")); n != 1 {
-				t.Errorf("%d ClusterRoles, want the manager's only", n)
+			if n := len(objs.ofKind("ClusterRole")); n != 2 {
+				t.Errorf("%d ClusterRoles, want the manager's and metrics-reader only", n)
 			}
 		}},
 		{"digest wins over tag", m{"image": m{"repository": "registry.example.com/tsop", "tag": "v9", "digest": digest}}, func(t *testing.T, objs objects) {
@@ -211,6 +221,33 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			psel, _, _ := unstructured.NestedStringMap(pm.Object, "spec", "selector", "matchLabels")
 			if d, _ := deployment(t, objs); !matches(psel, d.Spec.Template.Labels) {
 				t.Errorf("PodMonitor selector %v does not match the pods %v", psel, d.Spec.Template.Labels)
+			}
+			// Secure metrics: both scrape over HTTPS with the scraper ServiceAccount's token, which is
+			// bound to the metrics-reader ClusterRole (GET /metrics only).
+			for _, ep := range []m{eps[0].(m), peps[0].(m)} {
+				cred, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name")
+				skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify")
+				if ep["scheme"] != "https" || !skip || cred != fullname+"-metrics-scraper-token" {
+					t.Errorf("monitor endpoint %v: want https, insecureSkipVerify and the scraper token", ep)
+				}
+			}
+			checkScraper(t, objs)
+		}},
+		{"insecure metrics", m{"metrics": m{"secure": false}, "serviceMonitor": m{"enabled": true}, "podMonitor": m{"enabled": true}}, func(t *testing.T, objs objects) {
+			if _, ctr := deployment(t, objs); !slices.Contains(ctr.Args, "--metrics-secure=false") {
+				t.Errorf("args %v lack --metrics-secure=false", ctr.Args)
+			}
+			sm := objs.must(t, "ServiceMonitor", fullname)
+			eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+			pm := objs.must(t, "PodMonitor", fullname)
+			peps, _, _ := unstructured.NestedSlice(pm.Object, "spec", "podMetricsEndpoints")
+			for _, ep := range []m{eps[0].(m), peps[0].(m)} {
+				if ep["scheme"] != "http" || ep["authorization"] != nil {
+					t.Errorf("monitor endpoint %v: want plain http without a token", ep)
+				}
+			}
+			if objs.get("ServiceAccount", fullname+"-metrics-scraper") != nil {
+				t.Error("a scraper ServiceAccount with insecure metrics")
 			}
 		}},
 		{"network policy", m{"networkPolicy": m{"enabled": true,
@@ -366,3 +403,25 @@ func matches(selector, labels map[string]string) bool {
 }
 
 func equalLabels(a, b map[string]string) bool { return matches(a, b) && matches(b, a) }
+
+// checkScraper checks the monitors' identity: a ServiceAccount, its token Secret, and a binding to the
+// metrics-reader ClusterRole, whose only rule is GET on /metrics.
+func checkScraper(t *testing.T, objs objects) {
+	t.Helper()
+	objs.must(t, "ServiceAccount", fullname+"-metrics-scraper")
+	var sec corev1.Secret
+	into(t, objs.must(t, "Secret", fullname+"-metrics-scraper-token"), &sec)
+	if sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != fullname+"-metrics-scraper" {
+		t.Errorf("scraper token Secret %+v", sec.ObjectMeta)
+	}
+	var crb rbacv1.ClusterRoleBinding
+	into(t, objs.must(t, "ClusterRoleBinding", fullname+"-metrics-scraper"), &crb)
+	if crb.RoleRef.Name != fullname+"-metrics-reader" || len(crb.Subjects) != 1 || crb.Subjects[0].Name != fullname+"-metrics-scraper" {
+		t.Errorf("scraper binding %+v", crb)
+	}
+	var role rbacv1.ClusterRole
+	into(t, objs.must(t, "ClusterRole", fullname+"-metrics-reader"), &role)
+	if len(role.Rules) != 1 || !slices.Equal(role.Rules[0].NonResourceURLs, []string{"/metrics"}) || !slices.Equal(role.Rules[0].Verbs, []string{"get"}) {
+		t.Errorf("metrics-reader rules %+v", role.Rules)
+	}
+}

@@ -100,6 +100,7 @@ func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 		cfg:         c,
 		args: append([]string{
 			"--metrics-bind-address", metricsAddr,
+			"--metrics-secure=false", // plain HTTP on loopback: the tests scrape without a token
 			"--health-probe-bind-address", probeAddr,
 			"--oauth-callback-bind-address", callbackAddr,
 			"--allow-insecure-endpoints",

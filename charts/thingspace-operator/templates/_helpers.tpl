@@ -96,3 +96,23 @@ app.kubernetes.io/component: uninstall-drain
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/*
+How the ServiceMonitor and the PodMonitor scrape: with metrics.secure over HTTPS (the manager's
+certificate is self-signed, as in kubebuilder's ServiceMonitor) with the token of the chart's scraper
+ServiceAccount (metrics-scraper.yaml); otherwise plain HTTP.
+*/}}
+{{- define "thingspace-operator.metricsScrapeAuth" -}}
+{{- if .Values.metrics.secure -}}
+scheme: https
+tlsConfig:
+  insecureSkipVerify: true
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ include "thingspace-operator.fullname" . }}-metrics-scraper-token
+    key: token
+{{- else -}}
+scheme: http
+{{- end }}
+{{- end }}

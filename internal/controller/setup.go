@@ -64,12 +64,13 @@ func (w Wiring) controllerOptions() controller.Options {
 	return o
 }
 
-// observed wraps r so that OnReconciled sees its outcomes.
+// observed wraps r so that write conflicts requeue quietly and OnReconciled sees the outcomes.
 func (w Wiring) observed(r reconcile.Reconciler) reconcile.Reconciler {
+	name := fmt.Sprintf("%T", r)
+	r = quietConflicts(r)
 	if w.OnReconciled == nil {
 		return r
 	}
-	name := fmt.Sprintf("%T", r)
 	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		res, err := r.Reconcile(ctx, req)
 		w.OnReconciled(name, req, res, err)

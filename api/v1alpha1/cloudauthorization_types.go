@@ -135,6 +135,11 @@ type CloudAuthorizationSpec struct {
 
 // CloudAuthorizationStatus is what the operator observed.
 type CloudAuthorizationStatus struct {
+	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
+	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
 	// conditions: `Authorized` is True while the operator holds a usable refresh token; `Ready` is True
 	// while the Secret holds an access token that has not expired.
 	// +listType=map

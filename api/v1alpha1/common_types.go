@@ -24,15 +24,21 @@ const (
 	LogoutFinalizer = "thingspace.credops.io/logout-on-delete"
 )
 
-// Condition types.
+// Condition types. Ready is the operator's verdict; Stalled and Reconciling follow the kstatus
+// conventions (sigs.k8s.io/cli-utils/pkg/kstatus) that Flux and Argo CD read, and are "abnormal-true":
+// present only while True, removed otherwise. policy.DecideProgress derives both from Ready.
 const (
-	// ConditionReady is True while the target Secret holds a credential that has not expired.
+	// ConditionReady is True while the target Secret holds a valid credential for the current
+	// generation; Unknown until the operator knows (from its first pass over a generation); False with
+	// the reason otherwise.
 	ConditionReady = "Ready"
-	// ConditionStalled is True, with Ready's reason, while the object waits for a person: a terminal
-	// state no retry can leave (kstatus reads it as Failed).
+	// ConditionStalled is True, with Ready's reason and message, while Ready is False for a reason only a
+	// person can clear (policy.TerminalReasons): the operator sends nothing upstream until the spec or
+	// a referenced Secret changes. kstatus reads it as Failed.
 	ConditionStalled = "Stalled"
-	// ConditionReconciling is True while a new generation is being acted on (kstatus reads it as
-	// InProgress); routine refreshes never set it.
+	// ConditionReconciling is True while a new generation is being acted on and has reached neither
+	// Ready=True nor a terminal state. Routine refreshes, rotations and keep-alives never set it.
+	// kstatus reads it as InProgress.
 	ConditionReconciling = "Reconciling"
 )
 

@@ -111,6 +111,11 @@ func (r *LocalObjectReference) NameOrEmpty() string {
 
 // M2MSessionStatus is what the operator observed.
 type M2MSessionStatus struct {
+	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
+	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
 	// conditions: `Ready` is True while the Secret holds a live session and a valid app token.
 	// +listType=map
 	// +listMapKey=type

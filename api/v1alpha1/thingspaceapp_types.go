@@ -79,6 +79,11 @@ type ThingSpaceAppSpec struct {
 
 // ThingSpaceAppStatus is what the operator observed.
 type ThingSpaceAppStatus struct {
+	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
+	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
 	// conditions: `Ready` is True while the Secret holds a token that has not expired. Its reason and
 	// message carry the last refresh failure.
 	// +listType=map

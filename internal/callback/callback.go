@@ -32,6 +32,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/cloudapi"
 	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
 )
 
@@ -269,6 +270,7 @@ func fail(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus
 		Reason: reason, Message: msg, ObservedGeneration: ca.Generation, LastTransitionTime: at})
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
 		Reason: reason, Message: "No refresh token: " + msg, ObservedGeneration: ca.Generation, LastTransitionTime: at})
+	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ca.Generation, now)
 }
 
 // retryAfterFailure records a failure after the state was spent and offers a new URL. A write that

@@ -73,6 +73,7 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 	// lease is lost the manager stops at once, and main waits for the tracker, not for this reconcile.
 	defer p.endInFlight()
 	res, syncErr := r.sync(ctx, p)
+	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ca.Generation, r.Clock.Now())
 	// A refresh already stored must get its status even while the manager shuts down, or a restart
 	// would act on the same refresh request again.
 	statusCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

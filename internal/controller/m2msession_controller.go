@@ -90,6 +90,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		res, released, syncErr = r.finalize(ctx, sess, st)
 	} else {
 		res, syncErr = r.sync(ctx, sess, st, cached)
+		policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, sess.Generation, r.Clock.Now())
 	}
 	if !released {
 		// Past the reconcile's cancellation too: a reset or login that completed during shutdown must be

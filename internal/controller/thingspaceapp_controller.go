@@ -81,6 +81,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	app.Status = *known.DeepCopy()
 	st := app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, app, st)
+	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, app.Generation, r.Clock.Now())
 	if err := memo.Record(ctx, r.Client, r.statuses, app, *cached, *st, func(s v1alpha1.ThingSpaceAppStatus) client.Object {
 		c := app.DeepCopy()
 		c.Status = s

@@ -87,13 +87,8 @@ if stalled ~= nil and stalled.status == "True" then
   hs.message = describe(stalled)
   return hs
 end
-local reconciling = condition("Reconciling")
-if reconciling ~= nil and reconciling.status == "True" then
-  hs.status = "Progressing"
-  hs.message = short(reconciling.message)
-  return hs
-end
-
+-- Waiting for the first consent is also Reconciling (kstatus InProgress, so a Flux rollout waits for
+-- it); Argo CD shows the more precise Suspended.
 local authorized = condition("Authorized")
 if authorized ~= nil and authorized.status == "False" then
   if authorized.reason == "AuthorizationPending" and obj.status.authorizationURL ~= nil and obj.status.authorizationURL ~= "" then
@@ -106,6 +101,13 @@ if authorized ~= nil and authorized.status == "False" then
     hs.message = describe(authorized)
     return hs
   end
+end
+
+local reconciling = condition("Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = short(reconciling.message)
+  return hs
 end
 
 local ready = condition("Ready")

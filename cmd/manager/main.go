@@ -31,6 +31,7 @@ func main() {
 		callbackAddr           string
 		stateTTL               time.Duration
 		leaderNamespace        string
+		clusterNamespace       string
 		leaderElect, insecure  bool
 		metricsSecure          bool
 		watchList              string
@@ -51,6 +52,7 @@ func main() {
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
 	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 callback of CloudAuthorizations (GET /oauth2/callback) binds to; \"0\" disables it. Expose it at the Callback URL registered in Key Management.")
+	flag.StringVar(&clusterNamespace, "cluster-resource-namespace", "", "Namespace of the Secrets of the cluster-scoped kinds (ClusterThingSpaceApp, ClusterM2MSession): their credentials and the Secrets they write; defaults to the manager's own namespace (POD_NAMESPACE, else the service account's).")
 	flag.DurationVar(&stateTTL, "oauth-state-ttl", controller.DefaultStateTTL, "How long an authorization URL (its state) is accepted before a new one replaces it.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -66,6 +68,11 @@ func main() {
 	if err != nil {
 		log.Error(err, "Invalid --watch-namespaces")
 		os.Exit(2)
+	}
+
+	clusterNamespace = defaultClusterResourceNamespace(clusterNamespace)
+	if clusterNamespace == "" {
+		log.Info("No --cluster-resource-namespace and not in a cluster: the cluster-scoped kinds stay not Ready")
 	}
 
 	scheme := runtime.NewScheme()
@@ -99,13 +106,14 @@ func main() {
 	// Persist-critical upstream calls register here; main waits for them after the manager stops.
 	tracker := &inflight.Tracker{}
 	if err := controller.Setup(mgr, controller.Options{
-		AllowInsecureEndpoints:  insecure,
-		MaxConcurrentReconciles: workers,
-		UpstreamTimeout:         upstreamTimeout,
-		CallbackBindAddress:     callbackAddr,
-		StateTTL:                stateTTL,
-		InFlight:                tracker,
-		WatchNamespaces:         watched,
+		AllowInsecureEndpoints:   insecure,
+		MaxConcurrentReconciles:  workers,
+		UpstreamTimeout:          upstreamTimeout,
+		CallbackBindAddress:      callbackAddr,
+		StateTTL:                 stateTTL,
+		InFlight:                 tracker,
+		WatchNamespaces:          watched,
+		ClusterResourceNamespace: clusterNamespace,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)

@@ -33,6 +33,9 @@ type Deps struct {
 	Backoff   renewal.Backoff
 	// InFlight registers persist-critical upstream calls; never nil under Setup.
 	InFlight *inflight.Tracker
+	// ClusterNamespace is where the cluster-scoped kinds' Secrets live (Options.ClusterResourceNamespace);
+	// "" when the manager has none.
+	ClusterNamespace string
 }
 
 // syncFinalizer makes obj carry finalizer exactly when want is true.

@@ -54,6 +54,10 @@ type Options struct {
 	// InFlight registers the persist-critical upstream calls (password reset, refresh-token rotation,
 	// code exchange); the process drains it before exiting. Nil means a tracker of Setup's own.
 	InFlight *inflight.Tracker
+	// ClusterResourceNamespace holds the Secrets of the cluster-scoped kinds: their credentials and the
+	// Secrets they write (--cluster-resource-namespace). "" (no flag, outside a cluster): those kinds are
+	// not Ready and say why; the namespaced kinds are unaffected.
+	ClusterResourceNamespace string
 	// SkipNameValidation lets several managers run in one process (tests).
 	SkipNameValidation bool
 	// WatchNamespaces, when set, are the only namespaces the controllers watch and write in; the
@@ -137,7 +141,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
 		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: endpoints, Backoff: o.Backoff,
-		InFlight: o.InFlight}
+		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, Notifier(appEvents))
 	apps := &ThingSpaceAppReconciler{

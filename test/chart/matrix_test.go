@@ -342,8 +342,15 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			if objs.get("Service", fullname+"-metrics") != nil {
 				t.Error("metrics Service rendered with metricsService.enabled false")
 			}
-			if _, ctr := deployment(t, objs); len(ctr.Env) != 0 {
-				t.Errorf("env %v, want none", ctr.Env)
+			// Only the downward API's namespace, the default of --cluster-resource-namespace.
+			if _, ctr := deployment(t, objs); len(ctr.Env) != 1 || ctr.Env[0].Name != "POD_NAMESPACE" ||
+				ctr.Env[0].ValueFrom == nil || ctr.Env[0].ValueFrom.FieldRef == nil || ctr.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+				t.Errorf("env %v, want POD_NAMESPACE only", ctr.Env)
+			}
+		}},
+		{"cluster resource namespace", m{"clusterResourceNamespace": "platform"}, func(t *testing.T, objs objects) {
+			if _, ctr := deployment(t, objs); !slices.Contains(ctr.Args, "--cluster-resource-namespace=platform") {
+				t.Errorf("args %v lack --cluster-resource-namespace=platform", ctr.Args)
 			}
 		}},
 		{"no drain hook", m{"drainOnUninstall": m{"enabled": false}}, func(t *testing.T, objs objects) {

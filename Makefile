@@ -34,6 +34,7 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	go run ./hack/rbacsplit # config/watch-namespaces/rbac: role.yaml split into a Role and a ClusterRole
 	$(chart-copies)
 
 .PHONY: generate

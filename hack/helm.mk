@@ -30,7 +30,9 @@ helm-lint: $(HELM) ## Lint the chart (default values, strict).
 # controller-gen), which its templates read with .Files: one source for kustomize and Helm, and
 # test/chart fails when they drift. Removed first, so a CRD deleted from config/ leaves the chart too.
 define chart-copies
-	rm -f $(CHART_DIR)/files/crds/*.yaml $(CHART_DIR)/files/rbac/*.yaml
+	rm -f $(CHART_DIR)/files/crds/*.yaml $(CHART_DIR)/files/rbac/*.yaml $(CHART_DIR)/files/watch-namespaces/*.yaml
+	mkdir -p $(CHART_DIR)/files/watch-namespaces
+	cp config/watch-namespaces/rbac/manager_role.yaml config/watch-namespaces/rbac/manager_cluster_role.yaml $(CHART_DIR)/files/watch-namespaces/
 	cp config/crd/bases/*.yaml $(CHART_DIR)/files/crds/
 	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml config/rbac/metrics_reader_role.yaml config/rbac/*_editor_role.yaml config/rbac/*_viewer_role.yaml $(CHART_DIR)/files/rbac/
 endef

@@ -20,6 +20,8 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		{"config/rbac/role.yaml", "files/rbac"},
 		{"config/rbac/leader_election_role.yaml", "files/rbac"},
 		{"config/rbac/metrics_reader_role.yaml", "files/rbac"},
+		{"config/watch-namespaces/rbac/manager_role.yaml", "files/watch-namespaces"},
+		{"config/watch-namespaces/rbac/manager_cluster_role.yaml", "files/watch-namespaces"},
 		{"config/rbac/*_editor_role.yaml", "files/rbac"},
 		{"config/rbac/*_viewer_role.yaml", "files/rbac"},
 	} {
@@ -45,7 +47,8 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 	}
 	// And nothing else: a CRD or role removed from config/ must leave the chart too.
 	for dir, from := range map[string][]string{
-		"files/crds": {"config/crd/bases/*.yaml"},
+		"files/crds":             {"config/crd/bases/*.yaml"},
+		"files/watch-namespaces": {"config/watch-namespaces/rbac/manager_*role.yaml"},
 		"files/rbac": {"config/rbac/role.yaml", "config/rbac/leader_election_role.yaml", "config/rbac/metrics_reader_role.yaml",
 			"config/rbac/*_editor_role.yaml", "config/rbac/*_viewer_role.yaml"},
 	} {

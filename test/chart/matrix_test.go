@@ -2,6 +2,8 @@ package chart
 
 import (
 	"cmp"
+	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +13,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -233,6 +237,58 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			}
 			checkScraper(t, objs)
 		}},
+		{"watch namespaces", m{"watchNamespaces": []any{"tenant-a", "tenant-b"}}, func(t *testing.T, objs objects) {
+			if _, ctr := deployment(t, objs); !slices.Contains(ctr.Args, "--watch-namespaces=tenant-a,tenant-b") {
+				t.Errorf("args %v lack --watch-namespaces=tenant-a,tenant-b", ctr.Args)
+			}
+			// The ClusterRole keeps only the cluster-wide rules; a Role with the namespaced ones in each
+			// watched namespace and the release namespace, bound to the manager.
+			var wantCluster rbacv1.ClusterRole
+			readYAML(t, repoPath(t, "config/watch-namespaces/rbac/manager_cluster_role.yaml"), &wantCluster)
+			var cr rbacv1.ClusterRole
+			into(t, objs.must(t, "ClusterRole", fullname+"-manager"), &cr)
+			if !reflect.DeepEqual(cr.Rules, wantCluster.Rules) {
+				t.Errorf("manager ClusterRole rules %+v, want config/watch-namespaces' %+v", cr.Rules, wantCluster.Rules)
+			}
+			var wantNS rbacv1.Role
+			readYAML(t, repoPath(t, "config/watch-namespaces/rbac/manager_role.yaml"), &wantNS)
+			var seen []string
+			for _, o := range objs.ofKind("Role") {
+				if o.GetName() != fullname+"-manager" {
+					continue
+				}
+				var r rbacv1.Role
+				into(t, o, &r)
+				seen = append(seen, r.Namespace)
+				if !reflect.DeepEqual(r.Rules, wantNS.Rules) {
+					t.Errorf("Role %s/%s rules %+v, want config/watch-namespaces' %+v", r.Namespace, r.Name, r.Rules, wantNS.Rules)
+				}
+				var rb rbacv1.RoleBinding
+				for _, b := range objs.ofKind("RoleBinding") {
+					if b.GetName() == r.Name && b.GetNamespace() == r.Namespace {
+						into(t, b, &rb)
+					}
+				}
+				if rb.RoleRef.Name != r.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != fullname || rb.Subjects[0].Namespace != namespace {
+					t.Errorf("RoleBinding of %s/%s: %+v", r.Namespace, r.Name, rb)
+				}
+			}
+			slices.Sort(seen)
+			if want := []string{namespace, "tenant-a", "tenant-b"}; !slices.Equal(seen, sortedCopy(want)) {
+				t.Errorf("manager Roles in %v, want %v", seen, want)
+			}
+			for _, r := range cr.Rules {
+				if slices.Contains(r.Resources, "secrets") {
+					t.Errorf("the ClusterRole still grants Secrets: %+v", r)
+				}
+			}
+			// The watched namespaces exist by the time anyone installs into them (the dry-run needs them).
+			for _, ns := range []string{"tenant-a", "tenant-b"} {
+				if err := apiServer(t).Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+					t.Fatal(err)
+				}
+			}
+		}},
 		{"insecure metrics", m{"metrics": m{"secure": false}, "serviceMonitor": m{"enabled": true}, "podMonitor": m{"enabled": true}}, func(t *testing.T, objs objects) {
 			if _, ctr := deployment(t, objs); !slices.Contains(ctr.Args, "--metrics-secure=false") {
 				t.Errorf("args %v lack --metrics-secure=false", ctr.Args)
@@ -432,3 +488,5 @@ func checkScraper(t *testing.T, objs objects) {
 		t.Errorf("metrics-reader rules %+v", role.Rules)
 	}
 }
+
+func sortedCopy(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -41,7 +41,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to authenticated clients allowed GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone (local runs only).")
-	flag.StringVar(&watchList, "watch-namespaces", "", "Comma-separated namespaces the manager watches and writes in (its Secret rights can then be Roles there); empty watches all.")
+	flag.StringVar(&watchList, "watch-namespaces", "", "Comma-separated namespaces the manager watches and writes in (its Secret rights can then be Roles there), the --cluster-resource-namespace always among them; empty watches all.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts (on in the deployed config).")
 	flag.DurationVar(&lease.duration, "leader-elect-lease-duration", 60*time.Second, "How long a non-leader replica waits before it may take over a lease the leader stopped renewing.")
@@ -64,15 +64,15 @@ func main() {
 		os.Exit(2)
 	}
 
-	watched, err := watchNamespaces(watchList)
-	if err != nil {
-		log.Error(err, "Invalid --watch-namespaces")
-		os.Exit(2)
-	}
-
 	clusterNamespace = defaultClusterResourceNamespace(clusterNamespace)
 	if clusterNamespace == "" {
 		log.Info("No --cluster-resource-namespace and not in a cluster: the cluster-scoped kinds stay not Ready")
+	}
+	// The cluster-scoped kinds' Secrets live in clusterNamespace: a list of namespaces includes it.
+	watched, err := watchNamespaces(watchList, clusterNamespace)
+	if err != nil {
+		log.Error(err, "Invalid --watch-namespaces")
+		os.Exit(2)
 	}
 
 	scheme := runtime.NewScheme()

@@ -87,7 +87,7 @@ func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 		HealthProbeBindAddress: "0", Cache: controller.CacheOptionsFor(watched)})
 	must(t, err)
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2,
-		UpstreamTimeout: 5 * time.Second, SkipNameValidation: true, WatchNamespaces: watched}))
+		UpstreamTimeout: 5 * time.Second, SkipNameValidation: true, WatchNamespaces: watched, ClusterResourceNamespace: opns}))
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()

@@ -136,7 +136,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	endpoints := &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock,
 		AllowInsecure: o.AllowInsecureEndpoints, RequestTimeout: o.UpstreamTimeout}
-	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()}
+	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		ClusterNamespace: o.ClusterResourceNamespace}
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,

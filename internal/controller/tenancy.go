@@ -14,7 +14,6 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/policy"
-	"github.com/credops/thingspace-operator/internal/secrets"
 )
 
 // What the cluster-scoped kinds (ClusterThingSpaceApp, ClusterM2MSession) and their consumers share:
@@ -27,15 +26,10 @@ import (
 // --cluster-resource-namespace (outside a cluster, without the flag), under ReasonCredentialsNotFound.
 const noClusterNamespace = "the manager has no --cluster-resource-namespace (it runs outside a cluster without the flag), so the credentials Secret of a cluster-scoped object cannot be located"
 
-// clusterOwner is a cluster-scoped object as the owner of its Secrets in the cluster resource
-// namespace (see secrets.InNamespace).
-func (d Deps) clusterOwner(obj client.Object) client.Object {
-	return secrets.InNamespace(obj, d.ClusterNamespace)
-}
-
 // clusterAppView is c seen as a ThingSpaceApp in the cluster resource namespace ns: spec, status and
 // metadata (UID, generation, annotations) are c's, so the ThingSpaceApp logic runs on it unchanged.
-// Writes (status, finalizer, Secrets' owner references) and events go to c itself, never to the view.
+// Writes (status, finalizer, Secrets: secrets.Writer puts a cluster-scoped owner's in its
+// ClusterNamespace) and events go to c itself, never to the view.
 func clusterAppView(c *v1alpha1.ClusterThingSpaceApp, ns string) *v1alpha1.ThingSpaceApp {
 	v := &v1alpha1.ThingSpaceApp{
 		ObjectMeta: *c.ObjectMeta.DeepCopy(),

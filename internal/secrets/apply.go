@@ -122,7 +122,7 @@ func (w *Writer) desired(owner client.Object, current *corev1.Secret, own owners
 		s.Annotations = annotations
 	}
 	s.Data = maps.Clone(ch.Data)
-	return s, controllerutil.SetControllerReference(ownerOf(owner), s, w.Scheme)
+	return s, controllerutil.SetControllerReference(owner, s, w.Scheme)
 }
 
 // prepare makes current ready for the apply with one JSON patch, conditional on its resourceVersion

@@ -58,8 +58,9 @@
 // the first 5 s after ready, where a refresh storm would show). There must be no code exchange, no
 // refresh-token reuse and no invalid grant (hard). The Secrets must carry no refresh marker after the
 // SIGTERM, and once a marker left behind would have cost its grant (--upstream-timeout + 5 s after
-// ready) every CloudAuthorization must still be Authorized. The manager's thingspace_app_ready,
-// thingspace_m2m_session_ready and thingspace_cloud_ready metrics tell when it has seen everything again.
+// ready) every CloudAuthorization must still be Authorized. The manager's thingspace_app_ready_status,
+// thingspace_m2m_session_ready_status and thingspace_cloud_ready_status metrics (condition="True")
+// tell when it has seen everything again.
 //
 // Results go to stdout as a Markdown table (or JSON with --json); progress goes to stderr. The logs of
 // the manager and the simulator are kept in bin/bench/run-* when a target is missed, on error, or with

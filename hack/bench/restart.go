@@ -57,9 +57,9 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	end := readyAt.Add(o.restartWindow)
 	for {
 		if !res.RestartObserved {
-			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready", nsApps, 1) >= o.apps &&
-				countSamples(expo, "thingspace_m2m_session_ready", nsApps, 1) >= o.sessions &&
-				countSamples(expo, "thingspace_cloud_ready", nsApps, 1) >= o.clouds {
+			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready_status", nsApps, 1) >= o.apps &&
+				countSamples(expo, "thingspace_m2m_session_ready_status", nsApps, 1) >= o.sessions &&
+				countSamples(expo, "thingspace_cloud_ready_status", nsApps, 1) >= o.clouds {
 				res.RestartObserved = true
 				res.RestartObservedSecs = time.Since(start).Seconds()
 				logf("phase 3: all %d apps, %d sessions and %d clouds observed Ready again after %s", o.apps, o.sessions, o.clouds, secs(res.RestartObservedSecs))
@@ -130,7 +130,8 @@ func dueBy(next []time.Time, interval time.Duration, end time.Time) int {
 	return n
 }
 
-// countSamples counts the samples of metric name with label namespace=ns whose value is want.
+// countSamples counts the samples of metric name with label namespace=ns whose value is want (of a
+// ready_status family, only condition="True").
 func countSamples(exposition, name, ns string, want float64) int {
 	n := 0
 	for line := range strings.SplitSeq(exposition, "\n") {
@@ -139,7 +140,8 @@ func countSamples(exposition, name, ns string, want float64) int {
 			continue
 		}
 		end := strings.LastIndexByte(rest, '}')
-		if end < 0 || !strings.Contains(rest[:end], `namespace="`+ns+`"`) {
+		if end < 0 || !strings.Contains(rest[:end], `namespace="`+ns+`"`) ||
+			(strings.Contains(rest[:end], `condition="`) && !strings.Contains(rest[:end], `condition="True"`)) {
 			continue
 		}
 		f := strings.Fields(rest[end+1:])

@@ -272,11 +272,5 @@ func (r *CloudAuthorizationReconciler) setAuthorized(p *cloudPass, status metav1
 }
 
 func recordCloudMetrics(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus) {
-	var exp time.Time
-	if st.ExpiresAt != nil {
-		exp = st.ExpiresAt.Time
-	}
-	metrics.SetCloud(ca.Namespace, ca.Name,
-		meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionAuthorized),
-		meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady), exp)
+	metrics.SetCloud(ca.Namespace, ca.Name, cloudState(ca, st))
 }

@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -106,7 +105,7 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 	}
 	if !deleting {
-		metrics.SetSession(sess.Namespace, sess.Name, meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady))
+		metrics.SetSession(sess.Namespace, sess.Name, sessionState(st))
 	}
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
@@ -224,6 +223,7 @@ func (r *M2MSessionReconciler) observeGate(s *sessState) {
 		at = st.LoginFailuresObservedAt.Time
 	}
 	r.Gate.Observe(s.gateKey, lockout.Count{Failures: int(st.ConsecutiveLoginFailures), At: at}, refused)
+	r.trackLogins(s)
 	r.recordCount(s, r.Gate.Count(s.gateKey))
 }
 

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -289,14 +288,7 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 }
 
 func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) {
-	var exp, ren time.Time
-	if st.ExpiresAt != nil {
-		exp = st.ExpiresAt.Time
-	}
-	if st.RenewalTime != nil {
-		ren = st.RenewalTime.Time
-	}
-	metrics.SetApp(app.Namespace, app.Name, meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady), exp, ren)
+	metrics.SetApp(app.Namespace, app.Name, refreshState(st.Conditions, &st.RefreshStatus))
 }
 
 func (r *ThingSpaceAppReconciler) setReady(s *appState, status metav1.ConditionStatus, reason, msg string) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestM2MWrongPasswordNeverLocks(t *testing.T) {
 			return false, nil
 		}
 		for _, name := range []string{"a", "b"} {
-			if _, ok := harness.MetricValue(text, "thingspace_m2m_session_ready", map[string]string{"namespace": ns, "name": name}); !ok {
+			if _, ok := harness.MetricValue(text, "thingspace_m2m_session_ready_status", map[string]string{"namespace": ns, "name": name, "condition": "True"}); !ok {
 				return false, nil
 			}
 		}
@@ -93,6 +94,21 @@ func TestM2MWrongPasswordNeverLocks(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		if ready, reason := harness.SessionReady(getSession(t, ns, name)); ready || reason != v1alpha1.ReasonLoginRejected {
 			t.Errorf("%s: Ready=%v reason %s after the restart, want False %s", name, ready, reason, v1alpha1.ReasonLoginRejected)
+		}
+	}
+	// The restarted manager exports the username's failures per session (the ThingSpaceUWSLoginFailures
+	// alert reads them), under a keyed hash: the username itself is never in the metrics.
+	if text, err := mgr.Metrics(); err != nil {
+		t.Errorf("metrics after the restart: %v", err)
+	} else {
+		for _, name := range []string{"a", "b"} {
+			v, ok := harness.MetricValue(text, "thingspace_m2m_login_consecutive_failures", map[string]string{"namespace": ns, "name": name})
+			if !ok || v < 1 || v > 2 {
+				t.Errorf("%s: thingspace_m2m_login_consecutive_failures = %v (present %v), want 1 or 2", name, v, ok)
+			}
+		}
+		if strings.Contains(text, user) {
+			t.Errorf("the metrics name the UWS username %q", user)
 		}
 	}
 

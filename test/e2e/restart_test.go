@@ -59,11 +59,11 @@ func TestRestartMakesNoUpstreamCalls(t *testing.T) {
 			return false, nil
 		}
 		for name := range apps {
-			if v, ok := harness.MetricValue(text, "thingspace_app_ready", map[string]string{"namespace": ns, "name": name}); !ok || v != 1 {
+			if v, ok := harness.MetricValue(text, "thingspace_app_ready_status", map[string]string{"namespace": ns, "name": name, "condition": "True"}); !ok || v != 1 {
 				return false, nil
 			}
 		}
-		_, ok := harness.MetricValue(text, "thingspace_app_ready", map[string]string{"namespace": ns, "name": "bad"})
+		_, ok := harness.MetricValue(text, "thingspace_app_ready_status", map[string]string{"namespace": ns, "name": "bad", "condition": "True"})
 		return ok, nil
 	})
 	if err != nil {

@@ -18,6 +18,7 @@ include hack/image.mk
 include hack/node.mk
 include hack/plugin.mk
 include hack/argocd.mk
+include hack/monitoring.mk
 
 .PHONY: help
 help: ## Show the targets.
@@ -36,6 +37,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	go run ./hack/rbacsplit # config/watch-namespaces/rbac: role.yaml split into a Role and a ClusterRole
 	$(chart-copies)
+	$(monitoring-copies)
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -55,8 +57,8 @@ build: manifests generate ## Build the manager and simulator binaries into bin/.
 	go build -o $(LOCALBIN)/thingspace-sim ./cmd/thingspace-sim
 
 .PHONY: test
-test: manifests generate vet lint envtest helm ## Run unit, envtest integration, chart and e2e tests (builds the control plane binaries and helm when absent).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) go test ./... -count=1 -timeout 30m
+test: manifests generate vet lint envtest helm promtool ## Run unit, envtest integration, chart, alert-rule and e2e tests (builds the control plane binaries, helm and promtool when absent).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) PROMTOOL=$(PROMTOOL) go test ./... -count=1 -timeout 30m
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config (install the CRDs first: make install); metrics on plain http://:8080.

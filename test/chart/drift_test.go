@@ -24,6 +24,9 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		{"config/watch-namespaces/rbac/manager_cluster_role.yaml", "files/watch-namespaces"},
 		{"config/rbac/*_editor_role.yaml", "files/rbac"},
 		{"config/rbac/*_viewer_role.yaml", "files/rbac"},
+		{"config/prometheus/thingspace-operator.rules.yaml", "files/prometheus"},
+		{"config/grafana/*.json", "files/grafana"},
+		{"config/argocd/argocd-cm-patch.yaml", "files/argocd"},
 	} {
 		sources, err := filepath.Glob(repoPath(t, c.from))
 		if err != nil || len(sources) == 0 {
@@ -51,6 +54,9 @@ func TestChartFilesAreCopiesOfConfig(t *testing.T) {
 		"files/watch-namespaces": {"config/watch-namespaces/rbac/manager_*role.yaml"},
 		"files/rbac": {"config/rbac/role.yaml", "config/rbac/leader_election_role.yaml", "config/rbac/metrics_reader_role.yaml",
 			"config/rbac/*_editor_role.yaml", "config/rbac/*_viewer_role.yaml"},
+		"files/prometheus": {"config/prometheus/thingspace-operator.rules.yaml"},
+		"files/grafana":    {"config/grafana/*.json"},
+		"files/argocd":     {"config/argocd/argocd-cm-patch.yaml"},
 	} {
 		want := map[string]bool{}
 		for _, pattern := range from {

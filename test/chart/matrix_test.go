@@ -31,6 +31,9 @@ func everything() m {
 		"serviceMonitor":      m{"enabled": true},
 		"podMonitor":          m{"enabled": true},
 		"networkPolicy":       m{"enabled": true},
+		"prometheus":          m{"rules": m{"enabled": true}},
+		"grafana":             m{"dashboards": m{"enabled": true}},
+		"argocd":              m{"resourceCustomizations": m{"enabled": true}},
 		"imagePullSecrets":    []any{m{"name": "regcred"}},
 		"extraArgs":           []any{"--zap-log-level=debug"},
 		"extraEnv":            []any{m{"name": "TZ", "value": "UTC"}},
@@ -92,7 +95,7 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 			objs.must(t, "RoleBinding", fullname+"-leader-election")
 			objs.must(t, "Service", fullname+"-oauth-callback")
 			objs.must(t, "Service", fullname+"-metrics")
-			absent(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "PodMonitor")
+			absent(t, objs, "PodDisruptionBudget", "Ingress", "NetworkPolicy", "ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap")
 			// Metrics over HTTPS behind authentication (the flag's default), port 8443, and the role to read them.
 			if slices.ContainsFunc(ctr.Args, func(a string) bool { return strings.HasPrefix(a, "--metrics-secure") }) ||
 				!slices.Contains(ctr.Args, "--metrics-bind-address=:8443") {

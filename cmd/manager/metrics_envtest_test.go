@@ -59,8 +59,8 @@ func TestMetricsNeedATokenBoundToMetricsReader(t *testing.T) {
 	mgr, err := ctrl.NewManager(asManager, ctrl.Options{Metrics: metricsOptions(addr, true), HealthProbeBindAddress: "0"})
 	must(t, err)
 	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	url := "https://" + addr + "/metrics"

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -118,6 +120,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	if o.Backoff == (renewal.Backoff{}) {
 		o.Backoff = renewal.DefaultBackoff
+	}
+	if len(o.WatchNamespaces) > 0 && o.ClusterResourceNamespace != "" && !slices.Contains(o.WatchNamespaces, o.ClusterResourceNamespace) {
+		// The cluster kinds' Secrets would be invisible to the caches.
+		return fmt.Errorf("the watched namespaces %v lack the cluster resource namespace %q", o.WatchNamespaces, o.ClusterResourceNamespace)
 	}
 	secretMeta, err := NewSecretMetaCache(mgr, o.WatchNamespaces...)
 	if err != nil {

@@ -89,8 +89,8 @@ func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2,
 		UpstreamTimeout: 5 * time.Second, SkipNameValidation: true, WatchNamespaces: watched, ClusterResourceNamespace: opns}))
 	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(mctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	waitReady(t, &v1alpha1.ThingSpaceApp{}, a, "app")
@@ -174,4 +174,16 @@ func readYAML(t *testing.T, path string, into any) {
 	raw, err := os.ReadFile(path)
 	must(t, err)
 	must(t, yaml.Unmarshal(raw, into))
+}
+
+// A watch list without the cluster resource namespace would hide the cluster kinds' Secrets from the
+// caches: Setup refuses it (main adds that namespace to --watch-namespaces by itself).
+func TestWatchNamespacesMustIncludeTheClusterResourceNamespace(t *testing.T) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Cache: controller.CacheOptionsFor([]string{"wn-only"})})
+	must(t, err)
+	err = controller.Setup(mgr, controller.Options{SkipNameValidation: true, WatchNamespaces: []string{"wn-only"}, ClusterResourceNamespace: "wn-elsewhere"})
+	if err == nil || !strings.Contains(err.Error(), "wn-elsewhere") {
+		t.Errorf("Setup = %v, want an error naming the cluster resource namespace", err)
+	}
 }

@@ -106,7 +106,7 @@ func runSuite(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e: leak check could not run:", err)
 		code = 1
 	} else if len(leaks) > 0 {
-		fmt.Fprintln(os.Stderr, "--- FAIL: leak check (manager log, Events, statuses)")
+		fmt.Fprintln(os.Stderr, "--- FAIL: leak check (manager log and metrics, Events, statuses)")
 		for _, l := range leaks {
 			fmt.Fprintln(os.Stderr, "    found", l)
 		}
@@ -164,7 +164,8 @@ func tearDown() {
 	}
 }
 
-// checkLeaks scans the manager's log, all Events and the collected statuses for sensitive values.
+// checkLeaks scans the manager's log and metrics, all Events and the collected statuses for sensitive
+// values.
 func checkLeaks() ([]harness.Leak, error) {
 	if mgr == nil || cp == nil {
 		return nil, nil
@@ -179,6 +180,12 @@ func checkLeaks() ([]harness.Leak, error) {
 		return nil, fmt.Errorf("no token was recorded: the leak check would prove nothing")
 	}
 	leaks := sensitive.Scan("the manager log", logs)
+	// The metrics too: labels are names and hashes, never a secret.
+	expo, err := mgr.Metrics()
+	if err != nil {
+		return nil, fmt.Errorf("the manager's metrics: %w", err)
+	}
+	leaks = append(leaks, sensitive.Scan("the manager's metrics", expo)...)
 
 	events := &corev1.EventList{}
 	if err := k8s.List(ctx, events); err != nil {
@@ -212,8 +219,8 @@ func checkLeaks() ([]harness.Leak, error) {
 	}
 	n := len(statuses)
 	statusesMu.Unlock()
-	fmt.Fprintf(os.Stderr, "e2e: leak check: %d sensitive values against the manager log (%d bytes), %d Events, %d statuses\n",
-		sensitive.Len(), len(logs), len(events.Items), n)
+	fmt.Fprintf(os.Stderr, "e2e: leak check: %d sensitive values against the manager log (%d bytes), its metrics (%d bytes), %d Events, %d statuses\n",
+		sensitive.Len(), len(logs), len(expo), len(events.Items), n)
 	return leaks, nil
 }
 

@@ -86,8 +86,9 @@ const (
 	// ReasonInvalidEndpoint: the endpoint cannot be used (plain http without --allow-insecure-endpoints,
 	// or an unusable CA bundle).
 	ReasonInvalidEndpoint = "InvalidEndpoint"
-	// ReasonEndpointNotAllowed: the endpoint's host is not in the manager's --allowed-endpoint-hosts;
-	// nothing is sent there.
+	// ReasonEndpointNotAllowed: the endpoint's host (and port) is not in the manager's
+	// --allowed-endpoint-hosts; nothing is sent there (no token request, login, refresh, revoke or
+	// logout) until the spec changes or the manager restarts with another list.
 	ReasonEndpointNotAllowed = "EndpointNotAllowed"
 	// ReasonNotAllowed: the referenced cluster-scoped credential does not allow this namespace (its
 	// spec.allowedNamespaces); no Secret is written.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/inflight"
 )
 
@@ -38,6 +39,7 @@ func main() {
 		workers                int
 		upstreamTimeout        time.Duration
 		lease                  leaseTimings
+		allowedHosts           string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to authenticated clients allowed GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone (local runs only).")
@@ -49,6 +51,7 @@ func main() {
 	flag.DurationVar(&lease.retryPeriod, "leader-elect-retry-period", 15*time.Second, "How long leader-election clients wait between tries.")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to the pod's namespace in a cluster (required outside one).")
 	flag.BoolVar(&insecure, "allow-insecure-endpoints", false, "Accept plain http:// endpoints (tests and the simulator only: credentials would cross the network in clear).")
+	flag.StringVar(&allowedHosts, "allowed-endpoint-hosts", endpoints.DefaultHosts, "Comma-separated host[:port] entries: the only hosts the operator sends requests (and credentials) to, whatever a custom resource names. Exact host, case-insensitive; no port means the scheme's default port only; host:* allows every port. Others get Ready=False, reason EndpointNotAllowed.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
 	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 callback of CloudAuthorizations (GET /oauth2/callback) binds to; \"0\" disables it. Expose it at the Callback URL registered in Key Management.")
@@ -61,6 +64,11 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 	if err := lease.validate(); leaderElect && err != nil {
 		log.Error(err, "Invalid leader-election timings")
+		os.Exit(2)
+	}
+	allowed, err := endpoints.Parse(allowedHosts)
+	if err != nil {
+		log.Error(err, "Invalid --allowed-endpoint-hosts")
 		os.Exit(2)
 	}
 
@@ -107,6 +115,7 @@ func main() {
 	tracker := &inflight.Tracker{}
 	if err := controller.Setup(mgr, controller.Options{
 		AllowInsecureEndpoints:   insecure,
+		AllowedEndpointHosts:     allowed,
 		MaxConcurrentReconciles:  workers,
 		UpstreamTimeout:          upstreamTimeout,
 		CallbackBindAddress:      callbackAddr,
@@ -121,8 +130,8 @@ func main() {
 
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
-	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "oauthCallback", callbackAddr,
-		"metricsSecure", metricsSecure, "watchNamespaces", watched)
+	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "allowedEndpointHosts", allowed.String(),
+		"oauthCallback", callbackAddr, "metricsSecure", metricsSecure, "watchNamespaces", watched)
 	if err := runAndDrain(ctrl.SetupSignalHandler(), mgr.Start, tracker, upstreamTimeout+15*time.Second, log); err != nil {
 		os.Exit(1)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/simulator"
 	"github.com/credops/thingspace-operator/test/harness"
 )
@@ -31,7 +32,7 @@ func startOperator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, UpstreamTimeout: 5 * time.Second,
+	if err := controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), UpstreamTimeout: 5 * time.Second,
 		SkipNameValidation: true}); err != nil {
 		t.Fatal(err)
 	}

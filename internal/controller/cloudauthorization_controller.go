@@ -125,7 +125,7 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		var missing *credentialsError
 		switch {
 		case isInvalidEndpoint(err):
-			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonInvalidEndpoint, err.Error())
+			r.setReady(p, metav1.ConditionFalse, endpointReason(err), err.Error())
 			return ctrl.Result{}, nil
 		case errors.As(err, &missing):
 			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, missing.Error())

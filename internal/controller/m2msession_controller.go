@@ -128,6 +128,9 @@ type sessState struct {
 	gateKey string
 	// cached is the status as the cache holds it: the API server's copy, as far as this pass knows.
 	cached *v1alpha1.M2MSessionStatus
+
+	// refused says why the app's endpoint may not be called; set by loadApp.
+	refused string
 }
 
 // facts is what the policy decides from.
@@ -250,7 +253,8 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 	s.app = app
 	cli, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
 	if err != nil {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonInvalidEndpoint, "ThingSpaceApp "+app.Name+": "+err.Error())
+		s.refused = "ThingSpaceApp " + app.Name + ": " + err.Error()
+		r.setReady(s, metav1.ConditionFalse, endpointReason(err), s.refused)
 		return false, nil
 	}
 	s.cli = cli

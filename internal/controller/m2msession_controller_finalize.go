@@ -39,7 +39,8 @@ func (r *M2MSessionReconciler) finalize(ctx context.Context, sess *v1alpha1.M2MS
 	if owned != nil {
 		s.session = string(owned.Data[KeySessionToken])
 	}
-	facts := policy.LogoutFacts{Now: s.now, Deleted: sess.DeletionTimestamp.Time, Status: *st, HasSession: s.session != "", AppReady: ready}
+	facts := policy.LogoutFacts{Now: s.now, Deleted: sess.DeletionTimestamp.Time, Status: *st, HasSession: s.session != "", AppReady: ready,
+		EndpointRefused: s.refused}
 	d := policy.DecideLogout(facts)
 	switch d.Action {
 	case policy.LogoutNone:

@@ -22,6 +22,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/consent"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
@@ -35,8 +36,11 @@ import (
 
 // Options are the manager-wide settings of the controllers.
 type Options struct {
-	// AllowInsecureEndpoints accepts plain http:// endpoints.
+	// AllowInsecureEndpoints accepts plain http:// endpoints (and callback URLs).
 	AllowInsecureEndpoints bool
+	// AllowedEndpointHosts are the only hosts upstream requests go to (--allowed-endpoint-hosts); the
+	// zero list means endpoints.DefaultHosts. Tests against a simulator pass its host, e.g. 127.0.0.1:*.
+	AllowedEndpointHosts endpoints.AllowList
 	// MaxConcurrentReconciles bounds the workers per controller.
 	MaxConcurrentReconciles int
 	// UpstreamTimeout bounds one request to a Verizon API.
@@ -140,14 +144,17 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			wiring.Queues = clk
 		}
 	}
-	endpoints := &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock,
-		AllowInsecure: o.AllowInsecureEndpoints, RequestTimeout: o.UpstreamTimeout}
+	if o.AllowedEndpointHosts.IsZero() {
+		o.AllowedEndpointHosts = endpoints.MustParse(endpoints.DefaultHosts)
+	}
+	upstreams := &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock,
+		AllowInsecure: o.AllowInsecureEndpoints, Allowed: o.AllowedEndpointHosts, RequestTimeout: o.UpstreamTimeout}
 	writer := &secrets.Writer{Client: mgr.GetClient(), Meta: secretMeta, Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		ClusterNamespace: o.ClusterResourceNamespace}
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
-		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: endpoints, Backoff: o.Backoff,
+		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: upstreams, Backoff: o.Backoff,
 		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, Notifier(appEvents))

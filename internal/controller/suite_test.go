@@ -105,7 +105,7 @@ func runSuite(m *testing.M) int {
 	}
 	callbackURL = "http://" + callbacks.Addr().String() + callback.Path
 	// A short backoff keeps failure tests fast; the maths itself is unit-tested in internal/renewal.
-	if err := Setup(mgr, Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 4, UpstreamTimeout: 5 * time.Second,
+	if err := Setup(mgr, Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: suiteAllowedHosts, MaxConcurrentReconciles: 4, UpstreamTimeout: 5 * time.Second,
 		Backoff:          renewal.Backoff{Base: 300 * time.Millisecond, Cap: 2 * time.Second, Factor: 2, Jitter: 0.2},
 		CallbackListener: callbacks, StateTTL: stateTTL}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

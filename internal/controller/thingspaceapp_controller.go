@@ -114,7 +114,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 
 	iss, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
 	if err != nil {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonInvalidEndpoint, err.Error())
+		r.setReady(s, metav1.ConditionFalse, endpointReason(err), err.Error())
 		return ctrl.Result{}, nil
 	}
 

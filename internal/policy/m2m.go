@@ -221,6 +221,9 @@ type LogoutFacts struct {
 	HasSession bool
 	// AppReady: the ThingSpaceApp holds a valid token (the Bearer of the logout call).
 	AppReady bool
+	// EndpointRefused says why the app's endpoint may not be called (a host not in
+	// --allowed-endpoint-hosts, say); "" when it may.
+	EndpointRefused string
 }
 
 // LogoutDecision says what to do and, for LogoutMoot, why.
@@ -235,6 +238,9 @@ func DecideLogout(f LogoutFacts) LogoutDecision {
 	switch {
 	case !f.HasSession:
 		return LogoutDecision{Action: LogoutNone}
+	case f.EndpointRefused != "":
+		// Nothing goes to a refused host, and the deletion must not wait for a spec that cannot change.
+		return LogoutDecision{Action: LogoutMoot, Reason: f.EndpointRefused + "; the session will idle out"}
 	case !f.Now.Before(LogoutMootAt(f.Status, f.Deleted)):
 		return LogoutDecision{Action: LogoutMoot, Reason: "the session has not been used for 20 minutes and has idled out on the platform"}
 	case !f.AppReady:

@@ -25,6 +25,7 @@ func TestDecideLogout(t *testing.T) {
 		{name: "last keep-alive 19m59s ago", f: LogoutFacts{Now: t0, Deleted: deleted, Status: used(time.Hour, 20*time.Minute-time.Second), HasSession: true, AppReady: true}, action: LogoutCall},
 		{name: "idle for 20 minutes", f: LogoutFacts{Now: t0, Deleted: deleted, Status: used(time.Hour, 20*time.Minute), HasSession: true, AppReady: true}, action: LogoutMoot},
 		{name: "login is the last use", f: LogoutFacts{Now: t0, Deleted: deleted, Status: v1alpha1.M2MSessionStatus{LastLoginTime: mt(t0.Add(-21 * time.Minute))}, HasSession: true, AppReady: true}, action: LogoutMoot},
+		{name: "endpoint not allowed", f: LogoutFacts{Now: t0, Deleted: deleted, Status: used(time.Hour, time.Minute), HasSession: true, AppReady: true, EndpointRefused: "ThingSpaceApp app: endpoint host x:443 is not allowed"}, action: LogoutMoot},
 		{name: "no token to log out with", f: LogoutFacts{Now: t0, Deleted: deleted, Status: used(time.Hour, time.Minute), HasSession: true}, action: LogoutMoot},
 		{name: "no use recorded, deleted a minute ago", f: LogoutFacts{Now: t0, Deleted: deleted, HasSession: true, AppReady: true}, action: LogoutCall},
 		{name: "no use recorded, deleted 20 minutes ago", f: LogoutFacts{Now: t0, Deleted: t0.Add(-20 * time.Minute), HasSession: true, AppReady: true}, action: LogoutMoot},

@@ -21,8 +21,9 @@ type ManagerConfig struct {
 	// Kubeconfig is the kubeconfig file the manager uses (passed as KUBECONFIG).
 	Kubeconfig string
 	// Args are passed after the harness's own flags (metrics, probe and OAuth2 callback addresses on
-	// free ports of 127.0.0.1, --allow-insecure-endpoints, --leader-elect=false). Do not override the
-	// addresses: the harness reads them.
+	// free ports of 127.0.0.1, --allow-insecure-endpoints, --allowed-endpoint-hosts=127.0.0.1:* for the
+	// simulators, --leader-elect=false). Do not override the addresses: the harness reads them. A later
+	// flag wins, so Args may pass another --allowed-endpoint-hosts.
 	Args []string
 	// CallbackAddr is the host:port the manager serves GET /oauth2/callback on
 	// (--oauth-callback-bind-address); empty means a free port of 127.0.0.1. Choose it beforehand (see
@@ -41,6 +42,10 @@ type ManagerConfig struct {
 	// ReadyTimeout bounds the wait for /readyz; zero means 60s.
 	ReadyTimeout time.Duration
 }
+
+// AllowedHosts is the manager's --allowed-endpoint-hosts under the harness: every port of 127.0.0.1,
+// where the simulators listen on ephemeral ports.
+const AllowedHosts = "127.0.0.1:*"
 
 // CallbackPath is where the manager serves the OAuth2 callback of CloudAuthorizations.
 const CallbackPath = "/oauth2/callback"
@@ -104,6 +109,7 @@ func (c ManagerConfig) Start(ctx context.Context) (*Manager, error) {
 			"--health-probe-bind-address", probeAddr,
 			"--oauth-callback-bind-address", callbackAddr,
 			"--allow-insecure-endpoints",
+			"--allowed-endpoint-hosts=" + AllowedHosts,
 			"--leader-elect=" + strconv.FormatBool(c.LeaderElect),
 		}, c.Args...),
 		http: &http.Client{Timeout: 10 * time.Second},

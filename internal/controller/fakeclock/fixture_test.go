@@ -24,6 +24,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
@@ -95,7 +96,7 @@ func newFixture(t *testing.T, cfg simulator.Config, opts ...options) *fixture {
 	mgr, err := ctrl.NewManager(cfg0(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
 	must(t, err)
 	o := controller.Options{
-		AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2, UpstreamTimeout: 5 * time.Second,
+		AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2, UpstreamTimeout: 5 * time.Second,
 		Clock: f.clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
 		SkipNameValidation: true, OnReconciled: f.observe,
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/simulator"
@@ -121,7 +122,7 @@ func m2mManager(t *testing.T, ns string, clk *testingclock.FakeClock, tracker *i
 	co.DefaultNamespaces = map[string]cache.Config{ns: {}}
 	mgr, err := ctrl.NewManager(cfg0(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
 	must(t, err)
-	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2,
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2,
 		UpstreamTimeout: 10 * time.Second, Clock: clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
 		SkipNameValidation: true, InFlight: tracker}))
 	ctx, cancel := context.WithCancel(context.Background())

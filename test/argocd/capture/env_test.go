@@ -19,6 +19,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/simulator"
 	"github.com/credops/thingspace-operator/test/harness"
 )
@@ -74,7 +75,7 @@ func start(t *testing.T) *env {
 	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: cp.Scheme, Cache: controller.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	must(t, err)
-	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, UpstreamTimeout: 5 * time.Second,
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), UpstreamTimeout: 5 * time.Second,
 		CallbackListener: callbacks, SkipNameValidation: true}))
 	mctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})

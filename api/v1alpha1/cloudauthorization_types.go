@@ -74,7 +74,11 @@ type CloudAuthorizationSpec struct {
 	// +optional
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// caBundle is a PEM bundle of CA certificates trusted for the endpoint instead of the system roots.
+	// caBundle is a PEM bundle of CA certificates trusted for the endpoint instead of the system roots,
+	// at most 64 KiB (some 40 certificates: a private CA's chain is a few KiB, and the system roots need
+	// no bundle). It is used only for an endpoint the manager allows (--allowed-endpoint-hosts).
+	// +kubebuilder:validation:MaxLength=87384
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 65536",message="caBundle must be at most 64 KiB of PEM"
 	// +optional
 	CABundle []byte `json:"caBundle,omitempty"`
 

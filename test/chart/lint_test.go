@@ -61,6 +61,10 @@ func TestSchemaRejectsTyposAndBadValues(t *testing.T) {
 		{"lease duration format", map[string]any{"leaderElection": map[string]any{"leaseDuration": "60"}}, "/leaderElection/leaseDuration"},
 		{"extraArgs not a flag", map[string]any{"extraArgs": []any{"zap-log-level=debug"}}, "/extraArgs/0"},
 		{"port range", map[string]any{"ports": map[string]any{"callback": 70000}}, "/ports/callback"},
+		{"allowedEndpointHosts empty", map[string]any{"allowedEndpointHosts": []any{}}, "/allowedEndpointHosts"},
+		{"allowedEndpointHosts URL", map[string]any{"allowedEndpointHosts": []any{"https://thingspace.verizon.com"}}, "/allowedEndpointHosts/0"},
+		{"allowedEndpointHosts wildcard", map[string]any{"allowedEndpointHosts": []any{"*.verizon.com"}}, "/allowedEndpointHosts/0"},
+		{"allowedEndpointHosts list in one", map[string]any{"allowedEndpointHosts": []any{"a.example,b.example"}}, "/allowedEndpointHosts/0"},
 		{"goMemLimitPercent range", map[string]any{"goMemLimitPercent": 150}, "/goMemLimitPercent"},
 		// Not the schema's: the templates refuse what they cannot render faithfully.
 		{"memory limit suffix", map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "256MB"}}}, `resources.limits.memory "256MB"`},

@@ -322,6 +322,12 @@ func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("NetworkPolicy selects %v, not the manager pods", np.Spec.PodSelector.MatchLabels)
 			}
 		}},
+		{"allowed endpoint hosts", m{"allowedEndpointHosts": []any{"thingspace.verizon.com", "proxy.internal:8443", "[fd00::1]:*"}}, func(t *testing.T, objs objects) {
+			_, ctr := deployment(t, objs)
+			if !slices.Contains(ctr.Args, "--allowed-endpoint-hosts=thingspace.verizon.com,proxy.internal:8443,[fd00::1]:*") {
+				t.Errorf("args %v: want the hosts joined in one --allowed-endpoint-hosts", ctr.Args)
+			}
+		}},
 		{"extra args and env (GOMEMLIMIT from extraEnv wins)", m{"extraArgs": []any{"--max-concurrent-reconciles=20", "--zap-log-level=debug"},
 			"extraEnv": []any{m{"name": "TZ", "value": "UTC"}, m{"name": "GOMEMLIMIT", "value": "100MiB"}}}, func(t *testing.T, objs objects) {
 			_, ctr := deployment(t, objs)

@@ -95,18 +95,19 @@ func assertKept(t *testing.T) {
 }
 
 // deployKustomize installs config/default, as `make deploy` does, with the node's image, plain-http
-// endpoints and short lease timings patched in by an overlay, and applies it server-side.
+// endpoints, the simulator's host as the allow-list and short lease timings patched in by an overlay, and applies it server-side.
 func deployKustomize(t *testing.T) {
 	t.Helper()
 	kustomizeApply(t, "config/default", "", "controller", image, fmt.Sprintf(`- target: {kind: Deployment, name: controller-manager}
   patch: |-
     - {op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --allow-insecure-endpoints}
+    - {op: add, path: /spec/template/spec/containers/0/args/-, value: --allowed-endpoint-hosts=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --upstream-timeout=5s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-lease-duration=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-renew-deadline=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-retry-period=%s}
-`, leaseDuration, renewDeadline, retryPeriod))
+`, simHostPort(), leaseDuration, renewDeadline, retryPeriod))
 }
 
 // kustomizeApply builds an overlay of the repository's dir (namespace ns unless empty) with image

@@ -52,7 +52,7 @@ func run(t *testing.T, name string, args ...string) []byte {
 }
 
 // chartValues are the values every install of the tests uses, over the chart's defaults: the image
-// loaded into the node, plain-http endpoints (the simulator), short lease timings.
+// loaded into the node, plain-http endpoints and the allow-list of the simulator, short lease timings.
 func chartValues(t *testing.T, tag string, replicas int) string {
 	t.Helper()
 	v := map[string]any{
@@ -61,7 +61,8 @@ func chartValues(t *testing.T, tag string, replicas int) string {
 		"leaderElection": map[string]any{
 			"leaseDuration": leaseDuration, "renewDeadline": renewDeadline, "retryPeriod": retryPeriod,
 		},
-		"extraArgs": []string{"--allow-insecure-endpoints", "--upstream-timeout=5s"},
+		"extraArgs":            []string{"--allow-insecure-endpoints", "--upstream-timeout=5s"},
+		"allowedEndpointHosts": []string{simHostPort()},
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -73,6 +74,9 @@ func chartValues(t *testing.T, tag string, replicas int) string {
 	}
 	return path
 }
+
+// simHostPort is the simulator's host:port, the manager's --allowed-endpoint-hosts in these tests.
+func simHostPort() string { return strings.TrimPrefix(sim.url, "http://") }
 
 func chartDir() string { return filepath.Join(repo, "charts", "thingspace-operator") }
 

@@ -65,7 +65,7 @@ func fakeSessionWorld(t *testing.T, now time.Time, credsErr error) (*M2MSessionR
 		Deps: Deps{Client: c, APIReader: reader, Scheme: scheme, Recorder: &events.FakeRecorder{}, Clock: clk,
 			Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
 			Secrets:   &secrets.Writer{Client: c, Meta: c, Reader: c, Scheme: scheme},
-			Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Clock: clk, AllowInsecure: true, RequestTimeout: time.Second}},
+			Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Clock: clk, AllowInsecure: true, Allowed: suiteAllowedHosts, RequestTimeout: time.Second}},
 		Gate:     lockout.New(),
 		Pending:  passwords.NewStore(),
 		statuses: memo.New[v1alpha1.M2MSessionStatus](),

@@ -73,7 +73,7 @@ func TestScenario15APIErrorsReadingCredentialsAreTransient(t *testing.T) {
 				Deps: Deps{Client: cl, APIReader: reader, Scheme: scheme, Recorder: events.NewFakeRecorder(10), Clock: clk,
 					Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
 					Secrets:   &secrets.Writer{Client: cl, Meta: cl, Reader: cl, Scheme: scheme},
-					Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Clock: clk, AllowInsecure: true, RequestTimeout: time.Second}},
+					Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Clock: clk, AllowInsecure: true, Allowed: suiteAllowedHosts, RequestTimeout: time.Second}},
 				Broker:   tokenbroker.New(clk, nil),
 				statuses: memo.New[v1alpha1.ThingSpaceAppStatus](),
 			}

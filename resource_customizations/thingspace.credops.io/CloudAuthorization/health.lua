@@ -62,6 +62,7 @@ local terminal = {
   CredentialsRejected = true,
   SecretConflict = true,
   InvalidEndpoint = true,
+  EndpointNotAllowed = true,
 }
 
 if obj.status == nil then

@@ -48,6 +48,7 @@ local terminal = {
   PasswordLost = true,
   SecretConflict = true,
   InvalidEndpoint = true,
+  EndpointNotAllowed = true,
 }
 
 if obj.status == nil then

@@ -46,6 +46,7 @@ local terminal = {
   RequestInvalid = true,
   SecretConflict = true,
   InvalidEndpoint = true,
+  EndpointNotAllowed = true,
 }
 
 if obj.status == nil then

@@ -22,6 +22,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
@@ -86,7 +87,7 @@ func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 	mgr, err := ctrl.NewManager(asManager, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0", Cache: controller.CacheOptionsFor(watched)})
 	must(t, err)
-	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, MaxConcurrentReconciles: 2,
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2,
 		UpstreamTimeout: 5 * time.Second, SkipNameValidation: true, WatchNamespaces: watched, ClusterResourceNamespace: opns}))
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

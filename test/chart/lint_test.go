@@ -100,6 +100,8 @@ func TestHelmInstallDryRun(t *testing.T) {
 		"kubectl -n " + namespace + " rollout status deployment/" + fullname,
 		"https://thingspace-operator.example.com/oauth2/callback",
 		"helm.sh/resource-policy: keep",
+		"https://" + fullname + "-metrics." + namespace + ":8443/metrics",
+		"ClusterRole\n" + fullname + "-metrics-reader (the chart's monitors scrape as " + fullname + "-metrics-scraper).",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("helm install --dry-run=server output lacks %q:\n%s", want, tail(string(out), 1500))

@@ -12,7 +12,8 @@
 //
 // The simulator issues one-hour tokens and knows one app key per ThingSpaceApp (passed in a --apps-file),
 // so every app needs a token request of its own. The manager runs with leader election off and
-// --allow-insecure-endpoints (the simulator is plain http).
+// --allow-insecure-endpoints and --allowed-endpoint-hosts=127.0.0.1:* (the simulator is plain http on a
+// loopback port).
 //
 // Phase 1, unrelated Secrets. The manager is started with an empty cluster, and its RSS (VmRSS) is read
 // once it has settled: its controller has started its workers (every cache, including the metadata

@@ -198,7 +198,7 @@ func run(ctx context.Context, o options) error {
 			fmt.Fprintln(os.Stderr, "demo:", err)
 		}
 	}()
-	say("Manager up (leader election off, --allow-insecure-endpoints for the simulator's http:// URL);")
+	say("Manager up (leader election off, --allow-insecure-endpoints and --allowed-endpoint-hosts=127.0.0.1:* for the simulator's http:// URL);")
 	indent("it serves the OAuth2 callback on %s", mgr.CallbackURL)
 	indent("logs: %s, %s", rel(root, mgrLog), rel(root, simLog))
 

@@ -157,13 +157,18 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: upstreams, Backoff: o.Backoff,
 		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
-	broker := tokenbroker.New(o.Clock, Notifier(appEvents))
+	clusterAppEvents := make(chan event.TypedGenericEvent[*v1alpha1.ClusterThingSpaceApp], 1024)
+	broker := tokenbroker.New(o.Clock, brokerNotifier(appEvents, clusterAppEvents))
 	apps := &ThingSpaceAppReconciler{
 		Deps:     deps,
 		Broker:   broker,
 		statuses: memo.New[v1alpha1.ThingSpaceAppStatus](),
 	}
 	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
+		return err
+	}
+	clusterApps := &ClusterThingSpaceAppReconciler{Apps: apps, statuses: memo.New[v1alpha1.ClusterThingSpaceAppStatus]()}
+	if err := clusterApps.SetupWithManager(mgr, wiring, clusterAppEvents); err != nil {
 		return err
 	}
 	sessions := &M2MSessionReconciler{

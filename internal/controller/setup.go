@@ -83,10 +83,16 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.ThingSpaceApp{}, map[string]func(*v1alpha1.ThingSpaceApp) string{
 		indexCredentialsSecret: func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.SecretName },
+		indexClusterAppRef: func(a *v1alpha1.ThingSpaceApp) string {
+			if a.Spec.ClusterAppRef == nil {
+				return ""
+			}
+			return a.Spec.ClusterAppRef.Name
+		},
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	return r.consumerWatches(ctrl.NewControllerManagedBy(mgr).
 		Named("thingspaceapp").
 		// Our own status writes do not need another pass: only spec and annotation changes (the refresh
 		// request) and deletion do.
@@ -95,7 +101,7 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.appsReferencingSecret))).
-		WatchesRawSource(source.Channel(notifications, &handler.TypedEnqueueRequestForObject[*v1alpha1.ThingSpaceApp]{})).
+		WatchesRawSource(source.Channel(notifications, &handler.TypedEnqueueRequestForObject[*v1alpha1.ThingSpaceApp]{}))).
 		WithOptions(w.controllerOptions()).
 		Complete(w.observed(r))
 }

@@ -65,6 +65,9 @@ const (
 	m2mIdle = 3 * time.Second
 )
 
+// clusterNamespace is the suite manager's --cluster-resource-namespace.
+const clusterNamespace = "platform"
+
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
@@ -107,7 +110,7 @@ func runSuite(m *testing.M) int {
 	// A short backoff keeps failure tests fast; the maths itself is unit-tested in internal/renewal.
 	if err := Setup(mgr, Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: suiteAllowedHosts, MaxConcurrentReconciles: 4, UpstreamTimeout: 5 * time.Second,
 		Backoff:          renewal.Backoff{Base: 300 * time.Millisecond, Cap: 2 * time.Second, Factor: 2, Jitter: 0.2},
-		CallbackListener: callbacks, StateTTL: stateTTL}); err != nil {
+		CallbackListener: callbacks, StateTTL: stateTTL, ClusterResourceNamespace: clusterNamespace}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -117,6 +120,10 @@ func runSuite(m *testing.M) int {
 	defer func() { cancel(); <-done }()
 	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: clusterNamespace}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

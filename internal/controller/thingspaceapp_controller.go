@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,43 +63,19 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	if app.Spec.ClusterAppRef != nil {
-		// A consumer of a ClusterThingSpaceApp: no credentials of its own; its path lands with the
-		// cluster controllers (issue 9). Until then it is left alone rather than dereferenced.
-		return ctrl.Result{}, nil
+		return r.reconcileConsumer(ctx, app)
 	}
-	if !app.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, app)
-	}
-	if err := syncFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer, app.Spec.RevokeOnDelete); err != nil {
-		return ctrl.Result{}, err
-	}
-
 	cached := app.Status.DeepCopy()
 	known := r.statuses.Get(req.NamespacedName, app.UID, app.Status)
 	app.Status = *known.DeepCopy()
-	st := app.Status.DeepCopy()
-	res, syncErr := r.sync(ctx, app, st)
-	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, app.Generation, r.Clock.Now())
-	if err := memo.Record(ctx, r.Client, r.statuses, app, *cached, *st, func(s v1alpha1.ThingSpaceAppStatus) client.Object {
-		c := app.DeepCopy()
-		c.Status = s
-		return c
-	}); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.recordMetrics(app, st)
-	if syncErr != nil {
-		return ctrl.Result{}, syncErr
-	}
-	return res, nil
+	return r.pass(ctx, namespacedApp(app), r.recordApp(ctx, app, *cached))
 }
 
 // appState is what one reconcile works with.
 type appState struct {
-	app    *v1alpha1.ThingSpaceApp
+	appObject
 	st     *v1alpha1.ThingSpaceAppStatus
 	now    time.Time
-	who    types.NamespacedName
 	key    tokenbroker.Key
 	in     policy.AppInput // what the decision was made from
 	secTok string          // the token in the Secret as read, trusted or not
@@ -109,8 +84,9 @@ type appState struct {
 
 // sync gathers, decides (policy.DecideApp), acts and records; it only ever returns a Result with a nil
 // error or an error with an empty Result.
-func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) (ctrl.Result, error) {
-	s := &appState{app: app, st: st, now: r.Clock.Now(), who: client.ObjectKeyFromObject(app)}
+func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1alpha1.ThingSpaceAppStatus) (ctrl.Result, error) {
+	s := &appState{appObject: ao, st: st, now: r.Clock.Now()}
+	app := ao.app
 
 	iss, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
 	if err != nil {
@@ -118,7 +94,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 		return ctrl.Result{}, nil
 	}
 
-	s.owned, err = r.Secrets.Get(ctx, app, app.Spec.SecretName)
+	s.owned, err = r.Secrets.Get(ctx, s.obj, app.Spec.SecretName)
 	var conflict *secrets.ConflictError
 	if errors.As(err, &conflict) {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, conflict.Error())
@@ -178,10 +154,14 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, app *v1alpha1.ThingS
 	if revoked && rev.By != s.who && res.Token.AccessToken != held.AccessToken {
 		// Another holder's revoke ended our token: say so here too (issue 8 scenario 9).
 		by := "ThingSpaceApp " + rev.By.Name
-		if rev.By.Namespace != app.Namespace {
+		switch rev.By.Namespace {
+		case app.Namespace:
+		case "":
+			by = "a ClusterThingSpaceApp" // the platform's: not named to tenants
+		default:
 			by = "a ThingSpaceApp in another namespace" // never name objects of other namespaces
 		}
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevokedByOtherHolder, "RevokeToken",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, v1alpha1.EventRevokedByOtherHolder, "RevokeToken",
 			"%s revoked the token this app shared (%s); took the new one", by, rev.Why)
 	}
 	return r.refreshed(ctx, s, res, d.Step == policy.AppWait)
@@ -215,7 +195,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 	tok.ExpiresAt = pub.ExpiresAt
 	// Write makes no API call when the cached Secret already matches, so calling it on every pass costs
 	// nothing and also repairs a Secret someone edited or a template that changed.
-	_, written, err := r.Secrets.Write(ctx, s.app, s.owned, s.app.Spec.SecretName, secrets.Change{
+	_, written, err := r.Secrets.Write(ctx, s.obj, s.owned, s.app.Spec.SecretName, secrets.Change{
 		Template: s.app.Spec.SecretTemplate, Data: tokenData(tok),
 		Annotations: map[string]string{v1alpha1.ProvenanceAnnotation: s.key.Provenance(tok.AccessToken)},
 	})
@@ -227,7 +207,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		return ctrl.Result{}, err
 	}
 	if written && tok.AccessToken != s.secTok {
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "WriteSecret",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "WriteSecret",
 			"Wrote a new token to Secret %s, valid until %s", s.app.Spec.SecretName, tok.ExpiresAt.UTC().Format(time.RFC3339))
 		log.FromContext(ctx).Info("Token written", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "expiresAt", tok.ExpiresAt.UTC())
 		r.warnLifetime(s, tok)
@@ -247,10 +227,10 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 func (r *ThingSpaceAppReconciler) warnLifetime(s *appState, tok tokenbroker.Token) {
 	switch {
 	case tok.LifetimeCapped:
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeCapped, "WriteSecret",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeCapped, "WriteSecret",
 			"The upstream announced a token lifetime over %s; renewing as if it were %s", oauth.MaxExpiresIn, oauth.MaxExpiresIn)
 	case tok.LifetimeAssumed:
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeAssumed, "WriteSecret",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.EventLifetimeAssumed, "WriteSecret",
 			"The upstream announced no token lifetime; assuming %s", oauth.AssumedExpiresIn)
 	}
 }
@@ -270,7 +250,7 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 		st.RejectedCredentialsVersion = credsVersion
 		st.RenewalTime = nil
 		r.setReady(s, metav1.ConditionFalse, f.Reason, f.Message)
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, f.Reason, "RequestToken", "%s", err.Error())
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, f.Reason, "RequestToken", "%s", err.Error())
 		log.FromContext(ctx).Info("Upstream refused the credentials; waiting for a change", "reason", f.Reason, "error", err.Error())
 		return ctrl.Result{}, nil
 	}
@@ -281,14 +261,15 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 	}
 	r.setReady(s, ready, f.Reason, f.Message)
 	if f.Warn {
-		r.Recorder.Eventf(s.app, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RequestToken", "%s; retrying with backoff", err.Error())
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RequestToken", "%s; retrying with backoff", err.Error())
 	}
 	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", err.Error(), "attempt", failures, "retryIn", f.Retry.Delay)
 	return ctrl.Result{RequeueAfter: f.Retry.Delay}, nil
 }
 
-func (r *ThingSpaceAppReconciler) recordMetrics(app *v1alpha1.ThingSpaceApp, st *v1alpha1.ThingSpaceAppStatus) {
-	metrics.SetApp(app.Namespace, app.Name, refreshState(st.Conditions, &st.RefreshStatus))
+// recordMetrics records obj's series; a cluster-scoped object's namespace label is empty.
+func (r *ThingSpaceAppReconciler) recordMetrics(obj client.Object, st *v1alpha1.ThingSpaceAppStatus) {
+	metrics.SetApp(obj.GetNamespace(), obj.GetName(), refreshState(st.Conditions, &st.RefreshStatus))
 }
 
 func (r *ThingSpaceAppReconciler) setReady(s *appState, status metav1.ConditionStatus, reason, msg string) {

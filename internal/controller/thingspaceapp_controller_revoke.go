@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -22,28 +23,28 @@ import (
 const whyRevokeOnDelete = "revokeOnDelete"
 
 // finalize revokes the token of an app with revokeOnDelete, then lets it go.
-func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
-	who := client.ObjectKeyFromObject(app)
-	if !controllerutil.ContainsFinalizer(app, v1alpha1.RevokeFinalizer) {
-		r.Broker.Unsubscribe(who)
+func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, ao appObject) error {
+	if !controllerutil.ContainsFinalizer(ao.obj, v1alpha1.RevokeFinalizer) {
+		r.Broker.Unsubscribe(ao.who)
 		return nil
 	}
-	if app.Spec.RevokeOnDelete {
-		if err := r.revokeHeld(ctx, app); err != nil {
+	if ao.app.Spec.RevokeOnDelete {
+		if err := r.revokeHeld(ctx, ao); err != nil {
 			return err
 		}
 	}
-	r.Broker.Unsubscribe(who)
-	return releaseFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer)
+	r.Broker.Unsubscribe(ao.who)
+	return releaseFinalizer(ctx, r.Client, ao.obj, v1alpha1.RevokeFinalizer)
 }
 
 // revokeHeld revokes the unexpired token in the app's Secret, unless another object still holds it
-// (issue 8 scenario 9: apps never revoke under each other). What is not revoked (another holder, no
-// Secret, no credentials, a token other credentials issued, credentials rejected) is reported in an
-// event and given up on; transient failures are returned so the deletion is retried (at worst until the
-// token has expired anyway).
-func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.ThingSpaceApp) error {
-	owned, err := r.Secrets.Get(ctx, app, app.Spec.SecretName)
+// (issue 8 scenario 9: apps never revoke under each other; the consumers of a ClusterThingSpaceApp
+// hold its token too). What is not revoked (another holder, no Secret, no credentials, a token other
+// credentials issued, credentials rejected) is reported in an event and given up on; transient
+// failures are returned so the deletion is retried (at worst until the token has expired anyway).
+func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, ao appObject) error {
+	app := ao.app
+	owned, err := r.Secrets.Get(ctx, ao.obj, app.Spec.SecretName)
 	if err != nil && !isConflict(err) {
 		return err
 	}
@@ -52,7 +53,7 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.
 		return nil
 	}
 	skip := func(why string) error {
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevokeSkipped, "RevokeToken", "Not revoking the token: %s", why)
+		r.Recorder.Eventf(ao.obj, nil, corev1.EventTypeNormal, v1alpha1.EventRevokeSkipped, "RevokeToken", "Not revoking the token: %s", why)
 		return nil
 	}
 	iss, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
@@ -75,51 +76,49 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, app *v1alpha1.
 	if _, done := r.Broker.RevokedBy(key, sec.AccessToken); done {
 		return nil // revoked already (a pass whose finalizer release failed, or another holder's rotation)
 	}
-	others, err := r.otherHolders(ctx, app, key, sec.AccessToken)
+	others, err := r.otherHolders(ctx, ao, key, sec.AccessToken)
 	if err != nil {
 		return err
 	}
 	if others != "" {
 		return skip("it is still held by " + others + "; it expires on its own")
 	}
-	err = r.Broker.Revoke(ctx, key, client.ObjectKeyFromObject(app), iss, creds, sec.AccessToken, whyRevokeOnDelete)
+	err = r.Broker.Revoke(ctx, key, ao.who, iss, creds, sec.AccessToken, whyRevokeOnDelete)
 	switch {
 	case err == nil:
-		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, v1alpha1.EventRevoked, "RevokeToken", "Revoked the token on deletion")
+		r.Recorder.Eventf(ao.obj, nil, corev1.EventTypeNormal, v1alpha1.EventRevoked, "RevokeToken", "Revoked the token on deletion")
 		return nil
 	case upstream.IsTransient(err) || upstream.KindOf(err) == upstream.Unknown:
 		return err
 	default:
-		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, v1alpha1.EventRevokeFailed, "RevokeToken", "Could not revoke the token: %s", err.Error())
+		r.Recorder.Eventf(ao.obj, nil, corev1.EventTypeWarning, v1alpha1.EventRevokeFailed, "RevokeToken", "Could not revoke the token: %s", err.Error())
 		return nil
 	}
 }
 
-// otherHolders describes the objects other than app that hold tok: the broker's other holders of key
-// (apps of this process on the same key) and the owners of managed Secrets holding tok (apps and
-// sessions, found through the cache even before they reconciled after a restart). Objects of other
-// namespaces are only counted, never named. "" means none.
-func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, app *v1alpha1.ThingSpaceApp, key tokenbroker.Key, tok string) (string, error) {
+// otherHolders describes the objects other than ao that hold tok: the broker's other holders of key
+// (apps of this process on the same key) and the owners of managed Secrets holding tok (apps, sessions,
+// the consumers of a ClusterThingSpaceApp, found through the cache even before they reconciled after a
+// restart). Objects of other namespaces and cluster-scoped ones are only counted, never named. ""
+// means none.
+func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, ao appObject, key tokenbroker.Key, tok string) (string, error) {
 	named, elsewhere := map[string]bool{}, map[string]bool{}
 	add := func(kind, ns, name string) {
-		if ns == app.Namespace {
+		if ns == ao.app.Namespace && ns == ao.obj.GetNamespace() {
 			named[kind+" "+name] = true
 		} else {
 			elsewhere[kind+" "+ns+"/"+name] = true
 		}
 	}
-	for _, h := range r.Broker.OtherHolders(key, client.ObjectKeyFromObject(app)) {
+	for _, h := range r.Broker.OtherHolders(key, ao.who) {
 		// A holder being deleted too decides for itself: two apps going at once must not each spare the
 		// token for the other.
-		other := &v1alpha1.ThingSpaceApp{}
-		if err := r.Get(ctx, h, other); err != nil {
-			if client.IgnoreNotFound(err) != nil {
-				return "", err
-			}
-			continue
+		kind, live, err := r.liveHolder(ctx, h)
+		if err != nil {
+			return "", err
 		}
-		if other.DeletionTimestamp.IsZero() {
-			add("ThingSpaceApp", h.Namespace, h.Name)
+		if live {
+			add(kind, h.Namespace, h.Name)
 		}
 	}
 	list := &corev1.SecretList{}
@@ -131,7 +130,7 @@ func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, app *v1alpha
 		if string(s.Data[KeyAccessToken]) != tok {
 			continue
 		}
-		if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != app.UID {
+		if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != ao.app.UID {
 			live, err := r.liveOwner(ctx, s.Namespace, ref)
 			if err != nil {
 				return "", err
@@ -147,13 +146,31 @@ func (r *ThingSpaceAppReconciler) otherHolders(ctx context.Context, app *v1alpha
 	}
 	sort.Strings(names)
 	if len(elsewhere) > 0 {
-		names = append(names, fmt.Sprintf("%d object(s) in other namespaces", len(elsewhere)))
+		names = append(names, fmt.Sprintf("%d object(s) in other namespaces or cluster-scoped", len(elsewhere)))
 	}
 	return strings.Join(names, ", "), nil
 }
 
+// liveHolder says what kind a broker holder is (a ThingSpaceApp, or a ClusterThingSpaceApp: no
+// namespace) and whether it exists and is not being deleted.
+func (r *ThingSpaceAppReconciler) liveHolder(ctx context.Context, h types.NamespacedName) (string, bool, error) {
+	var obj client.Object = &v1alpha1.ThingSpaceApp{}
+	if h.Namespace == "" {
+		obj = &v1alpha1.ClusterThingSpaceApp{}
+	}
+	if err := r.Get(ctx, h, obj); err != nil {
+		return "", false, client.IgnoreNotFound(err)
+	}
+	kind := "ThingSpaceApp"
+	if h.Namespace == "" {
+		kind = "ClusterThingSpaceApp"
+	}
+	return kind, obj.GetDeletionTimestamp().IsZero(), nil
+}
+
 // liveOwner reports whether ref, the controller of a managed Secret in ns, exists and is not being
-// deleted: a Secret left behind until garbage collection holds a token for nobody.
+// deleted: a Secret left behind until garbage collection holds a token for nobody. The cluster-scoped
+// kinds' Secrets are in the cluster resource namespace, their owners in no namespace.
 func (r *ThingSpaceAppReconciler) liveOwner(ctx context.Context, ns string, ref *metav1.OwnerReference) (bool, error) {
 	var obj client.Object
 	switch ref.Kind {
@@ -161,6 +178,10 @@ func (r *ThingSpaceAppReconciler) liveOwner(ctx context.Context, ns string, ref 
 		obj = &v1alpha1.ThingSpaceApp{}
 	case "M2MSession":
 		obj = &v1alpha1.M2MSession{}
+	case "ClusterThingSpaceApp":
+		obj, ns = &v1alpha1.ClusterThingSpaceApp{}, ""
+	case "ClusterM2MSession":
+		obj, ns = &v1alpha1.ClusterM2MSession{}, ""
 	default:
 		return false, nil // no other kind holds a ThingSpace app token
 	}

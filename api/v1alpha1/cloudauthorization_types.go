@@ -140,7 +140,9 @@ type CloudAuthorizationSpec struct {
 // CloudAuthorizationStatus is what the operator observed.
 type CloudAuthorizationStatus struct {
 	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
-	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// metadata.generation the status describes an older spec (kstatus: InProgress). A new object's
+	// status defaults to observedGeneration 0, so before the operator's first pass it reads as
+	// InProgress too, not as a resource without status (which kstatus calls Current).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -181,6 +183,7 @@ type CloudAuthorization struct {
 	Spec CloudAuthorizationSpec `json:"spec"`
 	// status is the observed state.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status CloudAuthorizationStatus `json:"status,omitempty"`
 }
 

@@ -82,6 +82,7 @@ type ClusterThingSpaceApp struct {
 	Spec ClusterThingSpaceAppSpec `json:"spec"`
 	// status is the observed state.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status ClusterThingSpaceAppStatus `json:"status,omitempty"`
 }
 
@@ -133,6 +134,7 @@ type ClusterM2MSession struct {
 	Spec ClusterM2MSessionSpec `json:"spec"`
 	// status is the observed state.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status ClusterM2MSessionStatus `json:"status,omitempty"`
 }
 

@@ -112,7 +112,9 @@ func (r *LocalObjectReference) NameOrEmpty() string {
 // M2MSessionStatus is what the operator observed.
 type M2MSessionStatus struct {
 	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
-	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// metadata.generation the status describes an older spec (kstatus: InProgress). A new object's
+	// status defaults to observedGeneration 0, so before the operator's first pass it reads as
+	// InProgress too, not as a resource without status (which kstatus calls Current).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -217,6 +219,7 @@ type M2MSession struct {
 	Spec M2MSessionSpec `json:"spec"`
 	// status is the observed state.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status M2MSessionStatus `json:"status,omitempty"`
 }
 

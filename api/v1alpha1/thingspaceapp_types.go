@@ -84,7 +84,9 @@ type ThingSpaceAppSpec struct {
 // ThingSpaceAppStatus is what the operator observed.
 type ThingSpaceAppStatus struct {
 	// observedGeneration is the metadata.generation the operator last acted on. Until it equals
-	// metadata.generation the status describes an older spec (kstatus: InProgress).
+	// metadata.generation the status describes an older spec (kstatus: InProgress). A new object's
+	// status defaults to observedGeneration 0, so before the operator's first pass it reads as
+	// InProgress too, not as a resource without status (which kstatus calls Current).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
@@ -114,6 +116,7 @@ type ThingSpaceApp struct {
 	// +required
 	Spec ThingSpaceAppSpec `json:"spec"`
 	// status is the observed state.
+	// +kubebuilder:default={observedGeneration: 0}
 	// +optional
 	Status ThingSpaceAppStatus `json:"status,omitempty"`
 }

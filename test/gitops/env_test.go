@@ -1,0 +1,243 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/callback"
+	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/simulator"
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+const (
+	appKey, appSecret  = "gitops-app-key", "S3cret-gitops-app"
+	uwsUser, otherUser = "gitops-uws", "other-uws"
+	uwsPassword        = "Str0ng!Passw0rd"
+)
+
+// cp is the suite's control plane, shared by every test (each works in a namespace of its own).
+var cp *harness.ControlPlane
+
+func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
+
+func runSuite(m *testing.M) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var err error
+	if cp, err = harness.StartControlPlane(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "%v (run make envtest)\n", err)
+		return 1
+	}
+	defer func() { _ = cp.Stop() }()
+	ctrl.SetLogger(logr.Discard())
+	return m.Run()
+}
+
+// env is one test's namespace, a simulator, and the operator, which the test may stop and start again
+// (to see an object the operator has not acted on yet).
+type env struct {
+	ns                  string
+	sim                 *simulator.Server
+	simURL, callbackURL string
+	callbackAddr        string
+	stop                func()
+}
+
+func newEnv(t *testing.T, ns string) *env {
+	t.Helper()
+	e := &env{ns: ns}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	e.callbackAddr = l.Addr().String()
+	must(t, l.Close())
+	e.callbackURL = "http://" + e.callbackAddr + callback.Path
+	e.sim = simulator.New(simulator.Config{Apps: map[string]string{appKey: appSecret}, M2MUsers: map[string]string{uwsUser: uwsPassword, otherUser: uwsPassword}})
+	e.sim.SetCloudApp(appKey, appSecret, e.callbackURL)
+	srv := httptest.NewServer(e.sim)
+	t.Cleanup(srv.Close)
+	e.simURL = srv.URL
+	must(t, cp.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	// Registered after srv.Close, so it runs first: the objects go while their upstream is still there.
+	t.Cleanup(func() {
+		if e.stop == nil {
+			e.start(t)
+		}
+		for _, o := range []client.Object{&v1alpha1.M2MSession{}, &v1alpha1.ThingSpaceApp{}, &v1alpha1.CloudAuthorization{}} {
+			_ = cp.Client.DeleteAllOf(context.Background(), o, client.InNamespace(ns))
+		}
+		_ = harness.WaitFor(context.Background(), 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+			l := &v1alpha1.M2MSessionList{}
+			err := cp.Client.List(context.Background(), l, client.InNamespace(ns))
+			return err == nil && len(l.Items) == 0, nil
+		})
+		e.halt()
+	})
+	e.start(t)
+	return e
+}
+
+// start runs the operator (the real controllers in a manager, watching the test's namespace).
+func (e *env) start(t *testing.T) {
+	t.Helper()
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: cp.Scheme, Cache: controller.CacheOptionsFor([]string{e.ns}),
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	must(t, err)
+	// The callback listens on the same address every time: a consent link issued before stays valid.
+	callbacks, err := net.Listen("tcp", e.callbackAddr)
+	must(t, err)
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, UpstreamTimeout: 5 * time.Second,
+		CallbackListener: callbacks, SkipNameValidation: true, WatchNamespaces: []string{e.ns}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mgr.Start(ctx) }()
+	e.stop = func() { cancel(); <-done }
+}
+
+// halt stops the operator.
+func (e *env) halt() {
+	if e.stop != nil {
+		e.stop()
+		e.stop = nil
+	}
+}
+
+func (e *env) secret(t *testing.T, name string, data map[string]string) {
+	t.Helper()
+	must(t, cp.Client.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, StringData: data}))
+}
+
+// app creates a ThingSpaceApp whose credentials carry secret ("" creates no credentials Secret).
+func (e *env) app(t *testing.T, name, secret string) *v1alpha1.ThingSpaceApp {
+	t.Helper()
+	if secret != "" {
+		e.secret(t, name+"-credentials", map[string]string{v1alpha1.CredentialsKeyKey: appKey, v1alpha1.CredentialsKeySecret: secret})
+	}
+	app := harness.NewApp(e.ns, name, e.simURL, name+"-credentials", name+"-token")
+	must(t, cp.Client.Create(context.Background(), app))
+	return app
+}
+
+// session creates an M2MSession on app, logging in as user with password.
+func (e *env) session(t *testing.T, name, app, user, password string) *v1alpha1.M2MSession {
+	t.Helper()
+	e.secret(t, name+"-credentials", map[string]string{v1alpha1.CredentialsKeyUsername: user, v1alpha1.CredentialsKeyPassword: password})
+	s := harness.NewM2MSession(e.ns, name, app, name+"-credentials", name+"-session", 0, "")
+	must(t, cp.Client.Create(context.Background(), s))
+	return s
+}
+
+// cloud creates a CloudAuthorization for the simulator's Cloud app.
+func (e *env) cloud(t *testing.T, name string) *v1alpha1.CloudAuthorization {
+	t.Helper()
+	e.secret(t, name+"-credentials", map[string]string{v1alpha1.CredentialsKeyKey: appKey, v1alpha1.CredentialsKeySecret: appSecret})
+	ca := &v1alpha1.CloudAuthorization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: v1alpha1.CloudAuthorizationSpec{Endpoint: e.simURL + "/cloud/1", CallbackURL: e.callbackURL,
+			CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: name + "-credentials"}, SecretName: name + "-tokens"},
+	}
+	must(t, cp.Client.Create(context.Background(), ca))
+	return ca
+}
+
+// consent plays the browser on the CloudAuthorization's live authorization URL: the simulator's
+// authorize page redirects to the manager's callback.
+func (e *env) consent(t *testing.T, name string) {
+	t.Helper()
+	ca := &v1alpha1.CloudAuthorization{}
+	must(t, harness.WaitFor(context.Background(), 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, ca)
+		return err == nil && ca.Status.AuthorizationURL != "", err
+	}))
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(ca.Status.AuthorizationURL)
+	must(t, err)
+	_ = resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || loc == "" {
+		t.Fatalf("authorize answered %d", resp.StatusCode) // the Location holds a code: never print it
+	}
+	resp, err = noFollow.Get(loc)
+	must(t, err)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the callback answered %d", resp.StatusCode)
+	}
+}
+
+// live reads kind/name as the API server holds it, unstructured: what Flux's status poller reads.
+func (e *env) live(t *testing.T, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+	must(t, cp.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, u))
+	return u
+}
+
+// compute is kstatus's verdict on the live object.
+func (e *env) compute(t *testing.T, kind, name string) (*status.Result, *unstructured.Unstructured) {
+	t.Helper()
+	u := e.live(t, kind, name)
+	res, err := status.Compute(u)
+	must(t, err)
+	return res, u
+}
+
+// waitStatus waits until kstatus says want for kind/name and returns the object then read.
+func (e *env) waitStatus(t *testing.T, kind, name string, want status.Status) (*status.Result, *unstructured.Unstructured) {
+	t.Helper()
+	var res *status.Result
+	var u *unstructured.Unstructured
+	err := harness.WaitFor(context.Background(), 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		res, u = e.compute(t, kind, name)
+		return res.Status == want, nil
+	})
+	if err != nil {
+		t.Fatalf("%s %s: kstatus never said %s (last %s: %q; conditions %v)", kind, name, want, res.Status, res.Message, conditionsOf(u))
+	}
+	return res, u
+}
+
+// conditionsOf summarises an object's conditions as type=status/reason.
+func conditionsOf(u *unstructured.Unstructured) []string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var out []string
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		out = append(out, fmt.Sprintf("%v=%v/%v", m["type"], m["status"], m["reason"]))
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixSecret sets key of the Secret name to value.
+func fixSecret(t *testing.T, e *env, name, key, value string) {
+	t.Helper()
+	s := &corev1.Secret{}
+	must(t, cp.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, s))
+	orig := s.DeepCopy()
+	s.Data[key] = []byte(value)
+	must(t, cp.Client.Patch(context.Background(), s, client.MergeFrom(orig)))
+}

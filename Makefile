@@ -19,6 +19,7 @@ include hack/node.mk
 include hack/plugin.mk
 include hack/argocd.mk
 include hack/monitoring.mk
+include hack/gitops.mk
 
 .PHONY: help
 help: ## Show the targets.

@@ -72,7 +72,7 @@ func TestKstatusThingSpaceApp(t *testing.T) {
 
 	// A credentials Secret not there yet (a GitOps sync creates it a moment later): InProgress.
 	e.app(t, "early", "")
-	_, u = e.waitStatus(t, kindApp, "early", status.InProgressStatus)
+	e.waitStatus(t, kindApp, "early", status.InProgressStatus)
 	waitConditions(t, e, kindApp, "early", "Ready=False/CredentialsNotFound", "Reconciling=True/CredentialsNotFound")
 	wantObserved(t, e.live(t, kindApp, "early"))
 	e.secret(t, "early-credentials", map[string]string{v1alpha1.CredentialsKeyKey: appKey, v1alpha1.CredentialsKeySecret: appSecret})

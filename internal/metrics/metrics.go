@@ -46,7 +46,7 @@ var (
 // The kinds' per-object series.
 var (
 	app     = newKind("app_token", "app", "ThingSpaceApp's app token")
-	session = newKind("m2m_session", "m2m_session", "M2MSession's UWS session (expiry: the idle timeout after its last use)")
+	session = newKind("m2m_session", "m2m_session", "M2MSession's UWS session")
 	cloud   = newKind("cloud_token", "cloud", "CloudAuthorization's access token")
 
 	sessionKeepAlive = gauge("m2m_session_last_keepalive_timestamp_seconds",
@@ -66,6 +66,11 @@ func gauge(name, help string) *prometheus.GaugeVec {
 }
 
 func init() {
+	session.expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "m2m_session_expiration_timestamp_seconds",
+		Help:      "When the UWS session in an M2MSession's Secret idles out (20 minutes after its last login or keep-alive), as a Unix timestamp.",
+	}, objectLabels)
 	session.extra = append(session.extra, sessionKeepAlive)
 	cloud.extra = append(cloud.extra, cloudAuthorized, cloudRefreshExpiry, cloudKeepAliveDeadline)
 	ctrlmetrics.Registry.MustRegister(UpstreamRequests, M2MLogins, M2MKeepAlives, logins)

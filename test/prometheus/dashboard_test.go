@@ -2,7 +2,10 @@ package prometheus
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -92,5 +95,43 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 		if !strings.Contains(joined, name) {
 			t.Errorf("no panel shows %s (%s)", what, name)
 		}
+	}
+}
+
+// Every panel query is valid PromQL: promtool parses them as recording rules, with Grafana's
+// variables replaced by values they take ($__rate_interval a duration, $namespace a regex).
+func TestDashboardQueriesParse(t *testing.T) {
+	bin := promtool(t)
+	data, err := os.ReadFile(repoPath(t, dashboardFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$namespace", ".*")
+	type rule struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rule
+	for _, p := range d.Panels {
+		for i, q := range p.Targets {
+			rules = append(rules, rule{Record: fmt.Sprintf("dashboard:panel%d_%d", p.ID, i), Expr: vars.Replace(q.Expr)})
+		}
+	}
+	out, err := json.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "dashboard.rules.json") // JSON is YAML
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := exec.Command(bin, "check", "rules", file).CombinedOutput(); err != nil {
+		t.Errorf("promtool refuses a dashboard query: %v\n%s", err, res)
+	} else if !strings.Contains(string(res), fmt.Sprintf("SUCCESS: %d rules found", len(rules))) {
+		t.Errorf("promtool checked other than the %d queries:\n%s", len(rules), res)
 	}
 }

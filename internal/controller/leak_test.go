@@ -174,6 +174,13 @@ func appendStatuses(ctx context.Context, w io.Writer) error {
 	for _, c := range clouds.Items {
 		statuses = append(statuses, c.Status)
 	}
+	clusterSessions := &v1alpha1.ClusterM2MSessionList{}
+	if err := k8s.List(ctx, clusterSessions); err != nil {
+		return err
+	}
+	for _, c := range clusterSessions.Items {
+		statuses = append(statuses, c.Status)
+	}
 	for _, s := range statuses {
 		b, err := json.Marshal(s)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -68,54 +67,37 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, err
 	}
 	if sess.Spec.ClusterSessionRef != nil {
-		// A consumer of a ClusterM2MSession: no login of its own; its path lands with the cluster
-		// controllers (issue 9). Until then it is left alone rather than dereferenced.
-		return ctrl.Result{}, nil
+		// A consumer of a ClusterM2MSession: no login of its own (m2msession_controller_consumer.go).
+		r.statuses.Forget(req.NamespacedName)
+		return r.consume(ctx, sess)
 	}
-	deleting := !sess.DeletionTimestamp.IsZero()
-	if !deleting {
-		if err := syncFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer, logoutOnDelete(sess)); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	cached := sess.Status.DeepCopy()
-	known := r.statuses.Get(req.NamespacedName, sess.UID, sess.Status)
-	sess.Status = *known.DeepCopy()
-	st := sess.Status.DeepCopy()
-	var res ctrl.Result
-	var syncErr error
-	released := false
-	if deleting {
-		res, released, syncErr = r.finalize(ctx, sess, st)
-	} else {
-		res, syncErr = r.sync(ctx, sess, st, cached)
-		policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, sess.Generation, r.Clock.Now())
-	}
-	if !released {
-		// Past the reconcile's cancellation too: a reset or login that completed during shutdown must be
-		// on record, or the next process repeats it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := memo.Record(rctx, r.Client, r.statuses, sess, *cached, *st, func(s v1alpha1.M2MSessionStatus) client.Object {
+	return runSession(ctx, r, sessionPass[v1alpha1.M2MSessionStatus]{
+		obj: sess, status: &sess.Status, mem: r.statuses, logout: logoutOnDelete(sess),
+		state: func(st, cached *v1alpha1.M2MSessionStatus) *sessState {
+			return &sessState{sess: sess, obj: sess, st: st, cached: cached, credsNS: sess.Namespace, apps: r.namespacedApps(sess.Namespace)}
+		},
+		withStatus: func(s v1alpha1.M2MSessionStatus) client.Object {
 			c := sess.DeepCopy()
 			c.Status = s
 			return c
-		}); err != nil && (!deleting || !apierrors.IsNotFound(err)) {
-			return ctrl.Result{}, err
-		}
-	}
-	if !deleting {
-		metrics.SetSession(sess.Namespace, sess.Name, sessionState(st))
-	}
-	if syncErr != nil {
-		return ctrl.Result{}, syncErr
-	}
-	return res, nil
+		},
+	})
 }
 
 // sessState is what one reconcile works with.
 type sessState struct {
-	sess    *v1alpha1.M2MSession
+	// sess is the session as the core sees it: the M2MSession, or a ClusterM2MSession's view (its
+	// metadata and the M2MSessionSpec it inlines; no namespace).
+	sess *v1alpha1.M2MSession
+	// obj is the object reconciled (sess itself, or the ClusterM2MSession): it owns the Secret (a
+	// cluster-scoped owner's is in the Writer's ClusterNamespace), holds the finalizer, and events are
+	// about it.
+	obj client.Object
+	// credsNS is where the credentials Secret is: the session's namespace, or the cluster resource
+	// namespace.
+	credsNS string
+	// apps reads the app appRef names.
+	apps    appSource
 	st      *v1alpha1.M2MSessionStatus
 	now     time.Time
 	cli     *thingspace.Client
@@ -142,8 +124,8 @@ func (s *sessState) facts() policy.SessionFacts {
 }
 
 // sync gathers, decides and acts.
-func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSession, st, cached *v1alpha1.M2MSessionStatus) (ctrl.Result, error) {
-	s := &sessState{sess: sess, st: st, now: r.Clock.Now(), cached: cached}
+func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Result, error) {
+	sess, st := s.sess, s.st
 
 	// A password from a reset that has not landed yet comes before anything else.
 	if stored, err := r.storePending(ctx, s); !stored {
@@ -153,7 +135,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	if err != nil || !ready {
 		return ctrl.Result{}, err
 	}
-	s.owned, err = r.Secrets.Get(ctx, sess, sess.Spec.SecretName)
+	s.owned, err = r.Secrets.Get(ctx, s.obj, sess.Spec.SecretName)
 	if isConflict(err) {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error())
 		return ctrl.Result{}, nil
@@ -166,7 +148,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, sess *v1alpha1.M2MSessi
 	if s.session == "" && st.LastLoginTime != nil {
 		// Logged in before, yet no session in the cache: our own write may not have reached it yet. A
 		// login costs the platform a session, so ask the API server before making one.
-		if s.owned, err = r.Secrets.Fresh(ctx, sess, sess.Spec.SecretName, nil); isConflict(err) {
+		if s.owned, err = r.Secrets.Fresh(ctx, s.obj, sess.Spec.SecretName, nil); isConflict(err) {
 			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error())
 			return ctrl.Result{}, nil
 		} else if err != nil {
@@ -242,10 +224,10 @@ func (r *M2MSessionReconciler) recordCount(s *sessState, c lockout.Count) {
 // loadApp reads the referenced ThingSpaceApp, its client and its current token. false: not usable yet
 // (condition set; the app and its Secret are watched).
 func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool, error) {
-	app := &v1alpha1.ThingSpaceApp{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: s.sess.Namespace, Name: s.sess.Spec.AppRef.Name}, app); err != nil {
+	app, owner, err := s.apps.get(ctx, s.sess.Spec.AppRef.Name)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
-			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("ThingSpaceApp %q not found", s.sess.Spec.AppRef.Name))
+			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q not found", s.apps.kind, s.sess.Spec.AppRef.Name))
 			return false, nil
 		}
 		return false, err
@@ -253,18 +235,18 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 	s.app = app
 	cli, err := r.Endpoints.ThingSpace(endpointOf(app), app.Spec.CABundle)
 	if err != nil {
-		s.refused = "ThingSpaceApp " + app.Name + ": " + err.Error()
+		s.refused = s.apps.kind + " " + app.Name + ": " + err.Error()
 		r.setReady(s, metav1.ConditionFalse, endpointReason(err), s.refused)
 		return false, nil
 	}
 	s.cli = cli
-	owned, err := r.Secrets.Get(ctx, app, app.Spec.SecretName)
+	owned, err := r.Secrets.Get(ctx, owner, app.Spec.SecretName)
 	if err != nil && !isConflict(err) {
 		return false, err
 	}
 	s.appTok = heldToken(owned)
 	if s.appTok.AccessToken == "" || !s.now.Before(s.appTok.ExpiresAt) {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("ThingSpaceApp %q holds no valid token yet", app.Name))
+		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q holds no valid token yet", s.apps.kind, app.Name))
 		return false, nil
 	}
 	return true, nil
@@ -273,7 +255,7 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 // loadCredentials reads and checks the UWS credentials. false with a nil error: unusable (condition
 // set; the Secret is watched). An API error is transient and returned (issue 8 scenario 15).
 func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState) (bool, error) {
-	cs, err := readCredentials(ctx, r.APIReader, s.sess.Namespace, s.sess.Spec.CredentialsSecretRef.Name, credUsername, credPassword)
+	cs, err := readCredentials(ctx, r.APIReader, s.credsNS, s.sess.Spec.CredentialsSecretRef.Name, credUsername, credPassword)
 	if missing, ok := errors.AsType[*credentialsError](err); ok {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, missing.Error())
 		return false, nil
@@ -290,7 +272,7 @@ func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState
 		return false, nil
 	}
 	if len(warnings) > 0 && s.st.ObservedCredentialsVersion != s.credsRV {
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "WeakPassword", "CheckCredentials",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "WeakPassword", "CheckCredentials",
 			"The UWS password does not meet the policy for new passwords: %s", strings.Join(warnings, "; "))
 	}
 	s.st.ObservedCredentialsVersion = s.credsRV
@@ -299,7 +281,7 @@ func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState
 
 // writeSecret publishes the session with the app's current token.
 func (r *M2MSessionReconciler) writeSecret(ctx context.Context, s *sessState, session string) error {
-	_, err := r.Secrets.Apply(ctx, s.sess, s.owned, s.sess.Spec.SecretName, s.sess.Spec.SecretTemplate, map[string][]byte{
+	_, err := r.Secrets.Apply(ctx, s.obj, s.owned, s.sess.Spec.SecretName, s.sess.Spec.SecretTemplate, map[string][]byte{
 		KeySessionToken:         []byte(session),
 		KeyAccessToken:          []byte(s.appTok.AccessToken),
 		KeyAccessTokenExpiresAt: []byte(formatExpiry(s.appTok.ExpiresAt)),

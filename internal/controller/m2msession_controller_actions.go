@@ -63,7 +63,7 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 		s.st.RejectedCredentialsVersion = s.credsRV
 		msg := fmt.Sprintf("The platform refused the login (%s); %d consecutive failure(s) for this username. No login is attempted again until the credentials Secret changes", err.Error(), s.st.ConsecutiveLoginFailures)
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, msg)
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonLoginRejected, "Login", "%s", msg)
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonLoginRejected, "Login", "%s", msg)
 		return ctrl.Result{}, nil
 	}
 	return r.loggedIn(ctx, s, session)
@@ -83,7 +83,7 @@ func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, sessi
 	st.LastLoginTime = timePtr(s.now)
 	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
-	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
+	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
 	return r.wakeAt(s, st.NextKeepAliveTime.Time), nil
 }
 
@@ -138,7 +138,7 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 	s.st.NextKeepAliveTime = timePtr(plan.At)
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, plan.Message)
 	if plan.RefreshApp {
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonBearerRejected, "CallUpstream", "%s", plan.Message)
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonBearerRejected, "CallUpstream", "%s", plan.Message)
 	}
 	return requeueAt(s.now, plan.At), nil
 }
@@ -168,7 +168,7 @@ func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err 
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable,
 		fmt.Sprintf("%s (attempt %d); next try at %s", msg, st.FailedAttempts, renewal.Truncate(next).UTC().Format(time.RFC3339)))
 	if st.FailedAttempts == 1 {
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "SessionCallFailed", "CallUpstream", "%s; retrying with backoff", msg)
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "SessionCallFailed", "CallUpstream", "%s; retrying with backoff", msg)
 	}
 	log.FromContext(ctx).Info("Session call failed; backing off", "error", msg, "attempt", st.FailedAttempts, "retryIn", next.Sub(s.now))
 	return requeueAt(s.now, next), nil

@@ -51,7 +51,7 @@ func (r *M2MSessionReconciler) checkPassword(ctx context.Context, s *sessState) 
 		return r.passwordLost(s, err.Error())
 	}
 	u := s.st.PasswordResetUnanswered
-	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, EventPasswordResetNotApplied, "CheckPassword",
+	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, EventPasswordResetNotApplied, "CheckPassword",
 		"The password reset sent at %s got no usable answer, but the password it would have replaced still logs in: it was not applied. The next reset is an interval after it",
 		u.SentAt.UTC().Format("2006-01-02T15:04:05Z"))
 	s.st.PasswordResetUnanswered = nil
@@ -65,6 +65,6 @@ func (r *M2MSessionReconciler) passwordLost(s *sessState, why string) (ctrl.Resu
 	s.st.FailedAttempts = 0
 	msg := policy.PasswordLostMessage(*s.st.PasswordResetUnanswered, why, s.sess.Spec.CredentialsSecretRef.Name)
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordLost, msg)
-	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, v1alpha1.ReasonPasswordLost, "CheckPassword", "%s", msg)
+	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonPasswordLost, "CheckPassword", "%s", msg)
 	return ctrl.Result{}, nil
 }

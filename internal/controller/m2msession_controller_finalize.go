@@ -20,19 +20,19 @@ import (
 // is retried with backoff, but only until the session has idled out on the platform (20 minutes after
 // its last use): from then on logging it out is moot, and the object goes (issue 8 scenario 14).
 // released: the finalizer is gone (the object with it), so there is no status to record.
-func (r *M2MSessionReconciler) finalize(ctx context.Context, sess *v1alpha1.M2MSession, st *v1alpha1.M2MSessionStatus) (ctrl.Result, bool, error) {
+func (r *M2MSessionReconciler) finalize(ctx context.Context, s *sessState) (ctrl.Result, bool, error) {
+	sess, st := s.sess, s.st
 	release := func() (ctrl.Result, bool, error) {
-		return ctrl.Result{}, true, releaseFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer)
+		return ctrl.Result{}, true, releaseFinalizer(ctx, r.Client, s.obj, v1alpha1.LogoutFinalizer)
 	}
-	if !logoutOnDelete(sess) || !controllerutil.ContainsFinalizer(sess, v1alpha1.LogoutFinalizer) {
+	if !logoutOnDelete(sess) || !controllerutil.ContainsFinalizer(s.obj, v1alpha1.LogoutFinalizer) {
 		return release()
 	}
-	s := &sessState{sess: sess, st: st, now: r.Clock.Now()}
 	ready, err := r.loadApp(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, false, err
 	}
-	owned, err := r.Secrets.Get(ctx, sess, sess.Spec.SecretName)
+	owned, err := r.Secrets.Get(ctx, s.obj, sess.Spec.SecretName)
 	if err != nil && !isConflict(err) {
 		return ctrl.Result{}, false, err
 	}
@@ -46,13 +46,13 @@ func (r *M2MSessionReconciler) finalize(ctx context.Context, sess *v1alpha1.M2MS
 	case policy.LogoutNone:
 		return release()
 	case policy.LogoutMoot:
-		r.Recorder.Eventf(sess, nil, corev1.EventTypeWarning, "LogoutSkipped", "Logout", "Not logging out: %s", d.Reason)
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "LogoutSkipped", "Logout", "Not logging out: %s", d.Reason)
 		return release()
 	}
 	err = s.cli.Logout(ctx, s.appTok.AccessToken, s.session)
 	switch {
 	case err == nil:
-		r.Recorder.Eventf(sess, nil, corev1.EventTypeNormal, "LoggedOut", "Logout", "Logged the session out on deletion")
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedOut", "Logout", "Logged the session out on deletion")
 	case upstream.IsTransient(err):
 		st.FailedAttempts++
 		retryAfter, _ := upstream.RetryAfterOf(err)
@@ -61,12 +61,12 @@ func (r *M2MSessionReconciler) finalize(ctx context.Context, sess *v1alpha1.M2MS
 			err.Error(), st.FailedAttempts, renewal.Truncate(at).UTC().Format(time.RFC3339),
 			policy.LogoutMootAt(*st, facts.Deleted).UTC().Format(time.RFC3339))
 		if st.FailedAttempts == 1 {
-			r.Recorder.Eventf(sess, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "%s", msg)
+			r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "%s", msg)
 		}
 		log.FromContext(ctx).Info("Logout failed; backing off", "error", err.Error(), "attempt", st.FailedAttempts, "retryIn", at.Sub(s.now))
 		return requeueAt(s.now, at), false, nil
 	default:
-		r.Recorder.Eventf(sess, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "Could not log out (%s); the session will idle out", err.Error())
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "Could not log out (%s); the session will idle out", err.Error())
 	}
 	return release()
 }

@@ -17,14 +17,16 @@ import (
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
-func credentialsKey(sess *v1alpha1.M2MSession) types.NamespacedName {
-	return types.NamespacedName{Namespace: sess.Namespace, Name: sess.Spec.CredentialsSecretRef.Name}
+// credentialsKey is the session's credentials Secret: the key of its pending passwords too, so every
+// session that reads one Secret sees a reset's password before anything else.
+func (s *sessState) credentialsKey() types.NamespacedName {
+	return types.NamespacedName{Namespace: s.credsNS, Name: s.sess.Spec.CredentialsSecretRef.Name}
 }
 
 // storePending writes a password from an earlier reset that has not landed yet. false: it still has not
 // (condition set; the error is returned so the write is retried).
 func (r *M2MSessionReconciler) storePending(ctx context.Context, s *sessState) (bool, error) {
-	key := credentialsKey(s.sess)
+	key := s.credentialsKey()
 	pw, ok := r.Pending.Get(key)
 	if !ok {
 		return true, nil
@@ -68,7 +70,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		return r.resetFailed(ctx, s, err)
 	}
 	// Recorded before the write: whatever happens next, this reset is never repeated for this interval.
-	key := credentialsKey(s.sess)
+	key := s.credentialsKey()
 	r.Pending.Put(key, passwords.Pending{Password: newPassword, ResetAt: s.now})
 	s.st.PasswordRotatedAt = timePtr(s.now)
 	// The session is used by the reset, which counts as a keep-alive.
@@ -78,7 +80,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
 		return ctrl.Result{}, err
 	}
-	r.Recorder.Eventf(s.sess, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
+	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
 		"Reset the UWS password and stored the new one in Secret %s", key.Name)
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
 	next := s.now.Add(policy.KeepAliveInterval(s.sess.Spec))
@@ -110,7 +112,7 @@ func (r *M2MSessionReconciler) resetFailed(ctx context.Context, s *sessState, er
 		// Refused (an old password the platform no longer takes, say). Retrying could count towards the
 		// lockout: no reset until the credentials Secret changes. The session itself is unaffected.
 		s.st.PasswordRotationRejectedVersion = s.credsRV
-		r.Recorder.Eventf(s.sess, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "PasswordRotationFailed", "ResetPassword",
 			"The platform refused the password reset (%s); no reset is attempted until the credentials Secret changes", err.Error())
 		return r.wakeAt(s, s.now), nil
 	}

@@ -181,6 +181,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
 		return err
 	}
+	if err := NewClusterM2MSessionReconciler(sessions).SetupWithManager(mgr, wiring); err != nil {
+		return err
+	}
 
 	timeout := o.UpstreamTimeout
 	if timeout <= 0 {

@@ -147,8 +147,11 @@ func NewSecretMetaCache(mgr ctrl.Manager, namespaces ...string) (cache.Cache, er
 	})
 }
 
-// Field indexes over M2MSessions.
-const indexAppRef = "spec.appRef.name"
+// Field indexes over M2MSessions (indexAppRef over ClusterM2MSessions too).
+const (
+	indexAppRef            = "spec.appRef.name"
+	indexClusterSessionRef = "spec.clusterSessionRef.name"
+)
 
 // SetupWithManager registers the M2MSession controller.
 func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
@@ -156,10 +159,16 @@ func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) erro
 		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.NameOrEmpty() },
 		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(s *v1alpha1.M2MSession) string { return s.Spec.SecretName },
+		indexClusterSessionRef: func(s *v1alpha1.M2MSession) string {
+			if s.Spec.ClusterSessionRef == nil {
+				return ""
+			}
+			return s.Spec.ClusterSessionRef.Name
+		},
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("m2msession").
 		For(&v1alpha1.M2MSession{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -174,17 +183,29 @@ func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) erro
 				return append(r.sessionsWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
 					r.sessionsWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
 			}))).
-		WithOptions(w.controllerOptions()).
-		Complete(w.observed(r))
+		// Consumers: their ClusterM2MSession (its status too: Ready is mirrored) and, below, their
+		// namespace's labels (admission).
+		Watches(&v1alpha1.ClusterM2MSession{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return r.sessionsWhere(ctx, "", indexClusterSessionRef, o.GetName())
+		})).
+		WithOptions(w.controllerOptions())
+	return watchNamespaceLabels(b, r.consumerRequestsIn).Complete(w.observed(r))
 }
 
 // sessionsOfAppSecret maps a managed Secret written by a ThingSpaceApp to the sessions using that app.
+// A ClusterM2MSession's Secret maps to its consumers.
 func (r *M2MSessionReconciler) sessionsOfAppSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	ref := metav1.GetControllerOf(o)
-	if ref == nil || ref.Kind != "ThingSpaceApp" || ref.APIVersion != v1alpha1.GroupVersion.String() {
+	if ref == nil || ref.APIVersion != v1alpha1.GroupVersion.String() {
 		return nil
 	}
-	return r.sessionsWhere(ctx, o.GetNamespace(), indexAppRef, ref.Name)
+	switch ref.Kind {
+	case "ThingSpaceApp":
+		return r.sessionsWhere(ctx, o.GetNamespace(), indexAppRef, ref.Name)
+	case "ClusterM2MSession":
+		return r.sessionsWhere(ctx, "", indexClusterSessionRef, ref.Name)
+	}
+	return nil
 }
 
 func (r *M2MSessionReconciler) sessionsWhere(ctx context.Context, ns, field, value string) []reconcile.Request {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/endpoints"
+	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 // suiteAllowedHosts is the suite manager's --allowed-endpoint-hosts: every port of 127.0.0.1, where
@@ -159,5 +160,13 @@ func TestEndpointsCheck(t *testing.T) {
 		if err := e.CheckCallback(tc.url); (err == nil) != tc.ok || (err != nil && endpointReason(err) != v1alpha1.ReasonInvalidEndpoint) {
 			t.Errorf("CheckCallback(%s, insecure=%v) = %v, want ok=%v", tc.url, tc.insecure, err, tc.ok)
 		}
+	}
+	// The reconciler and the callback both get their Cloud client through cloudUpstream, which checks
+	// the callback URL before anything is read or sent.
+	d := &Deps{Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(time.Second), Allowed: endpoints.MustParse(endpoints.DefaultHosts)}}
+	ca := &v1alpha1.CloudAuthorization{Spec: v1alpha1.CloudAuthorizationSpec{Endpoint: v1alpha1.DefaultCloudEndpoint,
+		CallbackURL: "http://operator.example.com/oauth2/callback"}}
+	if _, _, _, err := cloudUpstream(ctx, d, ca); !isInvalidEndpoint(err) || !strings.Contains(err.Error(), "callbackURL uses plain http") {
+		t.Errorf("plain http callbackURL: %v", err)
 	}
 }

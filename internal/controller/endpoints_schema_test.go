@@ -12,7 +12,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 )
 
-// Issue 9 §2: caBundle is bounded in the schema (64 KiB of PEM), for both kinds that take one, with a
+// Issue 9 §2: caBundle is bounded in the schema (64 KiB of PEM), for every kind that takes one, with a
 // message; the bound itself is accepted.
 func TestCABundleBoundedInSchema(t *testing.T) {
 	f := newFixture(t)
@@ -20,13 +20,20 @@ func TestCABundleBoundedInSchema(t *testing.T) {
 	spec := map[string]string{
 		"ThingSpaceApp":      `{"credentialsSecretRef":{"name":"creds"},"secretName":"token"}`,
 		"CloudAuthorization": `{"credentialsSecretRef":{"name":"creds"},"secretName":"tokens","callbackURL":"https://example.com/cb"}`,
+		// The cluster-scoped kind inlines ThingSpaceAppSpec, bound included.
+		"ClusterThingSpaceApp": `{"credentialsSecretRef":{"name":"creds"},"secretName":"token"}`,
 	}
 	newObj := func(kind string, bundle []byte) client.Object {
 		var obj client.Object = &v1alpha1.ThingSpaceApp{}
-		if kind == "CloudAuthorization" {
+		meta := map[string]string{"namespace": f.ns, "generateName": "ca-"}
+		switch kind {
+		case "CloudAuthorization":
 			obj = &v1alpha1.CloudAuthorization{}
+		case "ClusterThingSpaceApp":
+			obj = &v1alpha1.ClusterThingSpaceApp{}
+			delete(meta, "namespace")
 		}
-		b, _ := json.Marshal(map[string]any{"metadata": map[string]string{"namespace": f.ns, "generateName": "ca-"}})
+		b, _ := json.Marshal(map[string]any{"metadata": meta})
 		must(t, json.Unmarshal(b, obj))
 		var s map[string]any
 		must(t, json.Unmarshal([]byte(spec[kind]), &s))

@@ -28,7 +28,8 @@ func invalidEndpointError(msg string) *endpointError {
 	return &endpointError{reason: v1alpha1.ReasonInvalidEndpoint, msg: msg}
 }
 
-// endpointReason is the Ready reason for an error of Endpoints (InvalidEndpoint or EndpointNotAllowed).
+// endpointReason is the Ready reason for an error of Endpoints (InvalidEndpoint or EndpointNotAllowed);
+// every controller that asks Endpoints for a client (the cluster kinds' too) sets Ready with it.
 func endpointReason(err error) string {
 	if err == nil {
 		return ""

@@ -22,6 +22,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/controller"
+	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/simulator"
 	"github.com/credops/thingspace-operator/test/harness"
 )
@@ -102,7 +103,7 @@ func (e *env) start(t *testing.T) {
 	// The callback listens on the same address every time: a consent link issued before stays valid.
 	callbacks, err := net.Listen("tcp", e.callbackAddr)
 	must(t, err)
-	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, UpstreamTimeout: 5 * time.Second,
+	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), UpstreamTimeout: 5 * time.Second,
 		CallbackListener: callbacks, SkipNameValidation: true, WatchNamespaces: []string{e.ns}}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -138,11 +139,16 @@ func setUp() error {
 	if err != nil {
 		return err
 	}
+	// The cluster-scoped kinds' Secrets (cluster_test.go).
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: clusterNamespace}}); err != nil {
+		return err
+	}
 	mgr, err = harness.ManagerConfig{
 		Binary:     mgrBin,
 		Kubeconfig: cp.KubeconfigPath,
 		// Debug logging: the more the manager says, the more the leak check sees.
-		Args:    []string{"--zap-log-level=debug", "--upstream-timeout=" + upstreamTimeout.String()},
+		Args: []string{"--zap-log-level=debug", "--upstream-timeout=" + upstreamTimeout.String(),
+			"--cluster-resource-namespace=" + clusterNamespace},
 		LogPath: filepath.Join(workDir, "manager.log"),
 	}.Start(ctx)
 	return err

@@ -73,6 +73,7 @@ func TestEveryTestdataFileIsACase(t *testing.T) {
 		"ThingSpaceApp":      {"Healthy", "Progressing", "Degraded"},
 		"M2MSession":         {"Healthy", "Progressing", "Degraded"},
 		"CloudAuthorization": {"Healthy", "Progressing", "Degraded", "Suspended"},
+		"ClusterM2MSession":  {"Healthy", "Progressing", "Degraded"},
 	}
 	for _, kind := range Kinds {
 		used, seen := map[string]bool{}, map[string]bool{}

@@ -1,5 +1,7 @@
 -- Argo CD health of an M2MSession (thingspace.credops.io): a ThingSpace Connectivity Management (UWS)
--- session kept alive in a Secret. Healthy while the Secret holds a live session; Degraded when no login
+-- session kept alive in a Secret. The same script serves ClusterM2MSession (its health.lua is a link to
+-- this one): a Healthy ClusterM2MSession also says how many namespaces' consumers it serves and refuses.
+-- Healthy while the Secret holds a live session; Degraded when no login
 -- is attempted until a person changes the credentials Secret (the platform locks a username after five
 -- refused logins, so the operator never retries a refused one); Progressing otherwise.
 -- Reasons are the constants in api/v1alpha1 (a Go test checks that every reason named here exists).
@@ -49,7 +51,20 @@ local terminal = {
   SecretConflict = true,
   InvalidEndpoint = true,
   EndpointNotAllowed = true,
+  NotAllowed = true,
 }
+
+-- What a ClusterM2MSession adds to its message: its consumers (status.consumers, refusedConsumers).
+local function consumers()
+  if obj.kind ~= "ClusterM2MSession" or obj.status == nil then
+    return ""
+  end
+  local out = "; " .. (obj.status.consumers or 0) .. " consumer(s)"
+  if obj.status.refusedConsumers ~= nil and obj.status.refusedConsumers > 0 then
+    out = out .. ", " .. obj.status.refusedConsumers .. " refused (namespace not allowed)"
+  end
+  return out
+end
 
 if obj.status == nil then
   hs.status = "Progressing"
@@ -94,6 +109,7 @@ if ready.status == "True" then
   else
     hs.message = short(ready.message)
   end
+  hs.message = hs.message .. consumers()
   return hs
 end
 if ready.status == "False" and terminal[ready.reason] then

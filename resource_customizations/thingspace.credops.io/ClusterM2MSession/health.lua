@@ -1,0 +1,1 @@
+../M2MSession/health.lua

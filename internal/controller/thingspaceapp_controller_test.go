@@ -313,7 +313,9 @@ func TestSchemaValidation(t *testing.T) {
 			a.Spec.SecretTemplate = &v1alpha1.SecretTemplate{Labels: map[string]string{v1alpha1.ManagedByLabel: "me"}}
 		},
 		// A consumer of a ClusterThingSpaceApp names no credentials, endpoint or CA of its own.
-		func(a *v1alpha1.ThingSpaceApp) { a.Spec.ClusterAppRef = &v1alpha1.ClusterObjectReference{Name: "shared"} },
+		func(a *v1alpha1.ThingSpaceApp) {
+			a.Spec.ClusterAppRef = &v1alpha1.ClusterObjectReference{Name: "shared"}
+		},
 		func(a *v1alpha1.ThingSpaceApp) { a.Spec.CredentialsSecretRef = nil },
 		func(a *v1alpha1.ThingSpaceApp) {
 			a.Spec.CredentialsSecretRef, a.Spec.ClusterAppRef = nil, &v1alpha1.ClusterObjectReference{Name: "shared"}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -168,5 +169,40 @@ func TestEndpointsCheck(t *testing.T) {
 		CallbackURL: "http://operator.example.com/oauth2/callback"}}
 	if _, _, _, err := cloudUpstream(ctx, d, ca); !isInvalidEndpoint(err) || !strings.Contains(err.Error(), "callbackURL uses plain http") {
 		t.Errorf("plain http callbackURL: %v", err)
+	}
+}
+
+// The cluster-scoped kinds share the plumbing: a ClusterThingSpaceApp (revokeOnDelete) on a host that
+// is not allowed, and a ClusterM2MSession on it, say EndpointNotAllowed, send nothing, and go when
+// deleted; a consumer gets no token.
+func TestEndpointNotAllowedClusterKinds(t *testing.T) {
+	f := newFixtureWith(t, time.Hour)
+	f.sim.SetM2MUser(uwsUser, uwsPassword)
+	far, requests := f.countingListener()
+	all := &v1alpha1.AllowedNamespaces{Selector: &metav1.LabelSelector{}}
+	app := f.clusterApp(all, func(c *v1alpha1.ClusterThingSpaceApp) { c.Spec.Endpoint = far; c.Spec.RevokeOnDelete = true })
+	cm := f.clusterSession(app.Name, all)
+	f.consumer("use", app.Name)
+	f.waitCluster(app.Name, 10*time.Second, "EndpointNotAllowed", func(c *v1alpha1.ClusterThingSpaceApp) bool {
+		r := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady)
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonEndpointNotAllowed
+	})
+	f.waitClusterSession(cm.Name, metav1.ConditionFalse, v1alpha1.ReasonEndpointNotAllowed)
+	time.Sleep(time.Second)
+	if tok, _, ok := f.token("use-token"); ok || tok != "" {
+		t.Error("a consumer of a ClusterThingSpaceApp on a host that is not allowed got a token")
+	}
+	for _, obj := range []client.Object{cm, app} {
+		must(t, k8s.Delete(ctx, obj))
+		deadline := time.Now().Add(10 * time.Second)
+		for !isNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s was not deleted", obj.GetName())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if n, total := requests.Load(), f.simRequests(); n != 0 || total != 0 {
+		t.Fatalf("%d requests reached the listener on 127.0.0.2 and %d the simulator, want none", n, total)
 	}
 }

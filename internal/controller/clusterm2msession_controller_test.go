@@ -53,6 +53,15 @@ func TestClusterSessionConsumers(t *testing.T) {
 		t.Fatal("a namespace not allowed got a Secret")
 	}
 	f.waitSessionCounts(cmName, v1alpha1.ConsumerStatus{Consumers: 2, RefusedConsumers: 1})
+	// Series as for M2MSessions: the cluster session's under namespace "", each consumer's under its own.
+	for _, want := range []struct {
+		ns, name, series string
+	}{{"", cmName, "thingspace_m2m_session_ready_status{True}"}, {f.ns, "s", "thingspace_m2m_session_ready_status{True}"},
+		{c.ns, "s", "thingspace_m2m_session_ready_status{False}"}} {
+		if got, leaked := objectSeries(t, want.ns, want.name, uwsUser); got[want.series] != 1 || leaked {
+			t.Errorf("%q/%s: series %v (username leaked %v), want %s 1", want.ns, want.name, got, leaked, want.series)
+		}
+	}
 
 	// Relabel: C is admitted, B withdrawn (its Secret deleted).
 	c.relabel(team)
@@ -138,5 +147,31 @@ func TestClusterSessionTokenChangePropagatesInOneWrite(t *testing.T) {
 	s := f.waitConsumer("s", metav1.ConditionFalse, v1alpha1.ReasonAppNotReady)
 	if msg := s.Status.Conditions[0].Message; msg == "" {
 		t.Fatal("no message")
+	}
+}
+
+// The lockout gate is the username's, whichever kind logs in: a password the platform refused to a
+// namespaced M2MSession is never sent by a ClusterM2MSession of the same username and endpoint.
+func TestClusterSessionSharesTheLockoutGate(t *testing.T) {
+	f, app := clusterSessionFixture(t)
+	f.credentials("app-creds", f.key, f.secret)
+	f.app("app", "app-creds")
+	f.waitReady("app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	const wrong = "Wr0ng!Passw0rd"
+	f.uws("uws", uwsUser, wrong)
+	f.session("s", "uws")
+	f.waitSession("s", metav1.ConditionFalse, v1alpha1.ReasonLoginRejected, 10*time.Second)
+
+	cm := f.clusterSessionWith(wrong, app.Name, &v1alpha1.AllowedNamespaces{Selector: &metav1.LabelSelector{}})
+	got := f.waitClusterSession(cm.Name, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected)
+	if n := f.logins(); n != 1 {
+		t.Fatalf("logins = %d, want 1: the ClusterM2MSession sent a password the platform had refused", n)
+	}
+	if got.Status.ConsecutiveLoginFailures != 1 || got.Status.RejectedCredentialsVersion == "" {
+		t.Fatalf("cluster session status %+v: want the username's failure and the refused credentials recorded", got.Status)
+	}
+	info, _ := f.sim.M2MUser(uwsUser)
+	if info.ConsecutiveFailures != 1 || info.Locked {
+		t.Fatalf("platform: %d consecutive failures (locked %v), want 1", info.ConsecutiveFailures, info.Locked)
 	}
 }

@@ -31,9 +31,15 @@ func clusterSessionFixture(t *testing.T) (*fixture, *v1alpha1.ClusterThingSpaceA
 // with the ClusterThingSpaceApp app, allowing what allowed says.
 func (f *fixture) clusterSession(app string, allowed *v1alpha1.AllowedNamespaces, mutate ...func(*v1alpha1.ClusterM2MSession)) *v1alpha1.ClusterM2MSession {
 	f.t.Helper()
+	return f.clusterSessionWith(uwsPassword, app, allowed, mutate...)
+}
+
+// clusterSessionWith is clusterSession with the given UWS password in its credentials Secret.
+func (f *fixture) clusterSessionWith(password, app string, allowed *v1alpha1.AllowedNamespaces, mutate ...func(*v1alpha1.ClusterM2MSession)) *v1alpha1.ClusterM2MSession {
+	f.t.Helper()
 	name := f.ns
 	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: clusterNamespace, Name: name + "-uws"},
-		Data: map[string][]byte{"username": []byte(uwsUser), "password": []byte(uwsPassword)}}
+		Data: map[string][]byte{"username": []byte(uwsUser), "password": []byte(password)}}
 	must(f.t, k8s.Create(ctx, creds))
 	cm := &v1alpha1.ClusterM2MSession{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.ClusterM2MSessionSpec{AllowedNamespaces: allowed, M2MSessionSpec: v1alpha1.M2MSessionSpec{

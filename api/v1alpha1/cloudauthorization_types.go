@@ -18,19 +18,20 @@ const (
 const (
 	// ReasonGranted: the operator holds a usable refresh token.
 	ReasonGranted = "Granted"
-	// ReasonAuthorizationPending: nobody has consented yet; open status.authorizationURL, or put an
-	// existing refresh token under `refresh_token` in the target Secret.
+	// ReasonAuthorizationPending: nobody has consented yet; open the link in the consent Secret
+	// (status.consentSecretName), or put an existing refresh token under `refresh_token` in the grant
+	// Secret (`<name>-grant`).
 	ReasonAuthorizationPending = "AuthorizationPending"
-	// ReasonAccessDenied: the person refused consent; a new authorization URL is in status.
+	// ReasonAccessDenied: the person refused consent; a new link is in the consent Secret.
 	ReasonAccessDenied = "AccessDenied"
 	// ReasonReauthorizationRequired: the refresh token was refused (revoked, expired, already rotated)
 	// or a refresh was interrupted before its answer was stored; a person must consent again.
 	ReasonReauthorizationRequired = "ReauthorizationRequired"
 	// ReasonAuthorizationFailed: Verizon answered the consent with an error other than access_denied; a
-	// new authorization URL is in status.
+	// new link is in the consent Secret.
 	ReasonAuthorizationFailed = "AuthorizationFailed"
-	// ReasonCodeExchangeFailed: the callback arrived but exchanging its code failed; a new
-	// authorization URL is in status.
+	// ReasonCodeExchangeFailed: the callback arrived but exchanging its code failed; a new link is in
+	// the consent Secret.
 	ReasonCodeExchangeFailed = "CodeExchangeFailed"
 	// ReasonGrantNotStored (Authorized=False, Ready=False): consent arrived and its code was exchanged,
 	// but the Secret could not be written yet; the operator keeps the tokens in memory and stores them
@@ -59,6 +60,26 @@ const (
 	// CloudAuthorization) and rewrites its data. Without it such a Secret is never changed.
 	AdoptAnnotation = "thingspace.credops.io/adopt"
 )
+
+// The Secrets a CloudAuthorization has besides secretName, named after it.
+const (
+	// ConsentSecretSuffix: `<name>-consent` holds the consent link (SecretKeyAuthorizationURL) while
+	// consent is needed. Whoever can read it can consent; viewers of the custom resource cannot.
+	ConsentSecretSuffix = "-consent"
+	// GrantSecretSuffix: `<name>-grant` holds the grant (refresh_token, and the operator's record of
+	// the access token); workloads mount secretName, which never holds a refresh token. To bootstrap
+	// from a refresh token obtained elsewhere, create it with `refresh_token` and AdoptAnnotation.
+	GrantSecretSuffix = "-grant"
+	// SecretKeyAuthorizationURL is the consent Secret's data key: the operator's start link
+	// (`…/oauth2/start?state=…`), which sets a cookie in the browser and redirects to Verizon.
+	SecretKeyAuthorizationURL = "authorization_url"
+)
+
+// ConsentSecretName is the name of ca's consent Secret.
+func ConsentSecretName(ca *CloudAuthorization) string { return ca.Name + ConsentSecretSuffix }
+
+// GrantSecretName is the name of ca's grant Secret.
+func GrantSecretName(ca *CloudAuthorization) string { return ca.Name + GrantSecretSuffix }
 
 // CloudAuthorizationSpec is what the user asks for: obtain a person's consent for a Verizon Cloud app
 // (OAuth2 authorization code) and keep its access token valid in a Secret, refreshing it with the
@@ -103,10 +124,9 @@ type CloudAuthorizationSpec struct {
 	// +optional
 	DeviceID string `json:"deviceID,omitempty"`
 
-	// secretName is the Secret the operator writes, in the same namespace: data keys `access_token`,
-	// `refresh_token`, `token_type` and `expires_at` (RFC 3339, UTC). To start from a refresh token
-	// obtained elsewhere, create this Secret with just `refresh_token`; the operator adopts it. It cannot
-	// be changed after creation.
+	// secretName is the Secret workloads mount, written by the operator in the same namespace: data
+	// keys `access_token`, `token_type` and `expires_at` (RFC 3339, UTC), never the refresh token (that
+	// is in `<name>-grant`, see GrantSecretSuffix). It cannot be changed after creation.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
@@ -153,14 +173,21 @@ type CloudAuthorizationStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// authorizationURL is the URL a person opens to consent, with a fresh single-use `state`. Set only
-	// while consent is needed; it stops working at authorizationURLExpiresAt and is then replaced.
+	// consentSecretName names the Secret (in this namespace, `<name>-consent`, data key
+	// `authorization_url`) that holds the link a person opens to consent. Set only while consent is
+	// needed. The link itself is never in status: only those who may read that Secret can consent.
 	// +optional
-	AuthorizationURL string `json:"authorizationURL,omitempty"`
+	ConsentSecretName string `json:"consentSecretName,omitempty"`
 
-	// authorizationURLExpiresAt is when the state in authorizationURL stops being accepted.
+	// consentExpiresAt is when the link in the consent Secret stops being accepted (it is then replaced).
 	// +optional
-	AuthorizationURLExpiresAt *metav1.Time `json:"authorizationURLExpiresAt,omitempty"`
+	ConsentExpiresAt *metav1.Time `json:"consentExpiresAt,omitempty"`
+
+	// consentStateHash is a one-way digest of the live consent's OAuth2 state: the operator finds the
+	// CloudAuthorization of a callback by it. Neither the link nor the state can be derived from it.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	ConsentStateHash string `json:"consentStateHash,omitempty"`
 
 	RefreshStatus `json:",inline"`
 }
@@ -169,6 +196,8 @@ type CloudAuthorizationStatus struct {
 // valid in a Secret.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 245",message="the name must be at most 245 characters: the operator writes the Secrets <name>-consent and <name>-grant"
+// +kubebuilder:validation:XValidation:rule="!(self.spec.secretName in [self.metadata.name + '-consent', self.metadata.name + '-grant']) && !(self.spec.credentialsSecretRef.name in [self.metadata.name + '-consent', self.metadata.name + '-grant'])",message="secretName and credentialsSecretRef.name must not be <name>-consent or <name>-grant: the operator writes those"
 // +kubebuilder:resource:shortName=cloudauth,categories=thingspace
 // +kubebuilder:printcolumn:name="Authorized",type=string,JSONPath=`.status.conditions[?(@.type=="Authorized")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -145,8 +145,8 @@ func (in *CloudAuthorizationStatus) DeepCopyInto(out *CloudAuthorizationStatus) 
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
-	if in.AuthorizationURLExpiresAt != nil {
-		in, out := &in.AuthorizationURLExpiresAt, &out.AuthorizationURLExpiresAt
+	if in.ConsentExpiresAt != nil {
+		in, out := &in.ConsentExpiresAt, &out.ConsentExpiresAt
 		*out = (*in).DeepCopy()
 	}
 	in.RefreshStatus.DeepCopyInto(&out.RefreshStatus)

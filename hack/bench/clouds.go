@@ -75,9 +75,9 @@ func countClouds(c client.Client, ok func(*v1alpha1.CloudAuthorization) (bool, s
 	}
 }
 
-// hasAuthorizationURL: the operator asks for consent.
+// hasAuthorizationURL: the operator asks for consent (a live consent link in the consent Secret).
 func hasAuthorizationURL(ca *v1alpha1.CloudAuthorization) (bool, string) {
-	if ca.Status.AuthorizationURL != "" {
+	if ca.Status.ConsentStateHash != "" {
 		return true, ""
 	}
 	_, reason := cloud.Condition(ca, v1alpha1.ConditionAuthorized)
@@ -133,7 +133,9 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	}
 	authURL := make(map[string]string, len(items))
 	for _, ca := range items {
-		authURL[ca.Name] = ca.Status.AuthorizationURL
+		if authURL[ca.Name], err = harness.ConsentLink(ctx, c, client.ObjectKeyFromObject(&ca)); err != nil {
+			return err
+		}
 	}
 	person := cloud.NewPerson(sim, o.creators)
 	var (

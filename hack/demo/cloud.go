@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // cloudView is what the narrator last saw of one CloudAuthorization and its Secret, and what the person
@@ -62,19 +63,29 @@ func (n *narrator) observeCloud(ctx context.Context, v *cloudView) error {
 	if err := n.cloudEvents(ctx, v); err != nil {
 		return err
 	}
-	if u := ca.Status.AuthorizationURL; u != "" && u != v.url && (!v.declined || !v.consented) {
-		v.url = u
-		return n.playPerson(ctx, ca, v)
+	if ca.Status.ConsentStateHash != "" && (!v.declined || !v.consented) {
+		u, err := harness.ConsentLink(ctx, n.c, types.NamespacedName{Namespace: n.ns, Name: v.name})
+		if err != nil {
+			return err
+		}
+		if u != "" && u != v.url {
+			v.url = u
+			return n.playPerson(ctx, ca, v)
+		}
 	}
 	return nil
 }
 
-// cloudSecret narrates the Secret of a CloudAuthorization: the tokens the callback stored, then each
-// refresh.
+// cloudSecret narrates the Secrets of a CloudAuthorization: the grant the callback stored (in
+// `<name>-grant`), the access token published to the workload's Secret, then each refresh.
 func (n *narrator) cloudSecret(ctx context.Context, ca *v1alpha1.CloudAuthorization, v *cloudView) error {
-	s, err := n.secret(ctx, ca.Spec.SecretName)
+	s, err := n.secret(ctx, v1alpha1.GrantSecretName(ca))
 	if s == nil {
 		return err
+	}
+	w, err := n.secret(ctx, ca.Spec.SecretName)
+	if w == nil || string(w.Data[v1alpha1.SecretKeyAccessToken]) != string(s.Data[v1alpha1.SecretKeyAccessToken]) {
+		return err // not published yet: look again on the next tick
 	}
 	access, refresh := string(s.Data[v1alpha1.SecretKeyAccessToken]), string(s.Data[v1alpha1.SecretKeyRefreshToken])
 	if access == "" || fingerprint(access) == v.access {
@@ -87,9 +98,10 @@ func (n *narrator) cloudSecret(ctx context.Context, ca *v1alpha1.CloudAuthorizat
 	v.tokens++
 	stats := n.cloudStats()
 	if v.tokens == 1 {
-		step("%s: the callback stored the tokens in Secret %s/%s", v.name, n.ns, s.Name)
-		indent("data keys: %s (token_type %s); controlled by CloudAuthorization %s", strings.Join(sortedKeys(s.Data), ", "),
-			s.Data[v1alpha1.SecretKeyTokenType], controller(s))
+		step("%s: the callback stored the grant in Secret %s/%s; the operator published the access token to %s", v.name, n.ns, s.Name, w.Name)
+		indent("%s (workloads mount it): %s (token_type %s); controlled by CloudAuthorization %s", w.Name, strings.Join(sortedKeys(w.Data), ", "),
+			w.Data[v1alpha1.SecretKeyTokenType], controller(w))
+		indent("%s (the operator's, never mounted): %s", s.Name, strings.Join(sortedKeys(s.Data), ", "))
 		indent("access_token:  %d bytes, %s (workloads read this one)", len(access), v.access)
 		indent("refresh_token: %d bytes, %s (the operator's: a workload that refreshes rotates it away)", len(refresh), v.refresh)
 		indent("expires_at:    %s (%s)", s.Data[v1alpha1.SecretKeyExpiresAt], until(v.expiresAt))
@@ -126,10 +138,11 @@ func (n *narrator) cloudSecret(ctx context.Context, ca *v1alpha1.CloudAuthorizat
 // time they consent.
 func (n *narrator) playPerson(ctx context.Context, ca *v1alpha1.CloudAuthorization, v *cloudView) error {
 	fmt.Println()
-	step("%s: consent needed; status.authorizationURL (single-use state, valid until %s):", v.name,
-		ca.Status.AuthorizationURLExpiresAt.UTC().Format(time.RFC3339))
+	step("%s: consent needed; the link is in Secret %s (status.consentSecretName; valid until %s, single use):", v.name,
+		ca.Status.ConsentSecretName, ca.Status.ConsentExpiresAt.UTC().Format(time.RFC3339))
 	indent("%s", v.url)
-	indent("(kubectl get cloudauth %s -n %s -o jsonpath='{.status.authorizationURL}')", v.name, n.ns)
+	indent("(kubectl thingspace consent %s -n %s: needs get on that Secret; viewers cannot read it)", v.name, n.ns)
+	indent("the link starts at the operator, which binds this browser with a cookie and sends it on to Verizon")
 	deny := !v.declined
 	if deny {
 		step("the person opens it in a browser and declines (the simulator's consent page is told to refuse)")

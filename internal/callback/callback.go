@@ -1,14 +1,16 @@
-// Package callback serves the OAuth2 redirect a person's browser lands on after consenting to a
-// CloudAuthorization (GET /oauth2/callback): it accepts only a state the operator issued, once and in
-// time (internal/consent), exchanges the code, has the tokens stored (or, when the Secret cannot be
-// written, hands them to the reconciler, which stores them first) and answers the browser with a
-// short page, never with a token.
+// Package callback serves the two endpoints a person's browser reaches during a CloudAuthorization's
+// consent: GET /oauth2/start?state=T (the link in the consent Secret), which puts the start token in a
+// cookie of that browser and redirects it to Verizon, and GET /oauth2/callback, where Verizon sends it
+// back. The callback accepts a state only from the browser that started (its cookie, see
+// internal/consent), only a state the operator issued, once and in time; it exchanges the code, has the
+// grant stored (or, when the grant Secret cannot be written, hands it to the reconciler, which stores it
+// first) and answers the browser with a short page, never with a token.
 //
-// It runs on every replica (the Service in front of the manager may route a browser to any of them):
-// objects are read past the cache and written conditionally, so two replicas, or a replayed request,
-// cannot both use one state. The code exchange is persist-critical (the code is spent once sent): it
-// registers with internal/inflight, runs past the request's cancellation, and is refused, before the
-// state is spent, once the process has begun shutting down.
+// It runs on every replica (the Service in front of the manager may route a browser to any of them), or
+// on its own in a callback-only process: objects are read past the cache and written conditionally, so
+// two replicas, or a replayed request, cannot both use one state. The code exchange is persist-critical
+// (the code is spent once sent): it registers with internal/inflight, runs past the request's
+// cancellation, and is refused, before the state is spent, once the process has begun shutting down.
 package callback
 
 import (
@@ -36,16 +38,20 @@ import (
 	"github.com/credops/thingspace-operator/internal/renewal"
 )
 
-// Path is where the manager receives the browser after consent.
-const Path = "/oauth2/callback"
+// Path is where the manager receives the browser after consent; StartPath is where the link starts.
+const (
+	Path      = consent.CallbackPath
+	StartPath = consent.StartPath
+)
 
 // Backend is what the handler needs from the CloudAuthorization side.
 type Backend interface {
 	// Upstream returns the Cloud client and the app credentials of ca; an error means neither is
 	// usable now (the reconciler reports why in status).
 	Upstream(ctx context.Context, ca *v1alpha1.CloudAuthorization) (*cloudapi.Client, cloudapi.Credentials, error)
-	// StoreGrant writes tokens obtained from a code into ca's Secret (a refresh token alone when the
-	// answer's access token was unusable) and returns the access token's expiry (zero: none stored).
+	// StoreGrant writes tokens obtained from a code into ca's grant Secret (a refresh token alone when
+	// the answer's access token was unusable) and returns the access token's expiry (zero: none stored).
+	// The reconciler publishes the access token to the workload's Secret.
 	StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthorization, tokens cloudapi.Tokens, received time.Time) (time.Time, error)
 	// DescribeStoreFailure describes a failed StoreGrant for a person, briefly.
 	DescribeStoreFailure(err error) string
@@ -85,17 +91,20 @@ func NewHandler(h Handler) *Handler {
 
 var (
 	outcomeBadState = outcome{http.StatusBadRequest, "This authorization link is not valid",
-		"It is unknown, was already used, or has expired. Open the current authorizationURL from the CloudAuthorization's status."}
+		"It is unknown, was already used, or has expired. Ask for the current consent link (kubectl thingspace consent <name>)."}
+	// outcomeOtherBrowser: the callback lacks the cookie the start endpoint set. Nothing was spent.
+	outcomeOtherBrowser = outcome{http.StatusBadRequest, "This authorization was started elsewhere",
+		"The authorization must be completed in the browser that opened the consent link. Nothing was used up: open the consent link again in this browser."}
 	outcomeBusy = outcome{http.StatusServiceUnavailable, "Please try again",
 		"The operator could not handle this request right now; reload the page."}
 	// outcomeReceived: the grant is in hand but not stored yet. Not an error: consenting again would
 	// not help (the operator holds a grant already), and the status is where the rest shows.
 	outcomeReceived = outcome{http.StatusAccepted, "Authorization received",
-		"Verizon granted access and the operator holds the tokens, but could not store them yet; it keeps trying, and the CloudAuthorization's status says when they are stored. You can close this window. Should the operator restart before then, its status offers a new authorizationURL."}
+		"Verizon granted access and the operator holds the tokens, but could not store them yet; it keeps trying, and the CloudAuthorization's status says when they are stored. You can close this window. Should the operator restart before then, a new consent link is offered."}
 )
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != Path {
+	if r.URL.Path != Path && r.URL.Path != StartPath {
 		http.NotFound(w, r)
 		return
 	}
@@ -104,17 +113,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, outcome{http.StatusMethodNotAllowed, "Method not allowed", "Use GET."})
 		return
 	}
-	writePage(w, h.handle(r.Context(), r.URL.Query()))
+	if r.URL.Path == StartPath {
+		h.start(w, r)
+		return
+	}
+	writePage(w, h.handle(w, r))
 }
 
-func (h *Handler) handle(ctx context.Context, q url.Values) outcome {
+func (h *Handler) handle(w http.ResponseWriter, r *http.Request) outcome {
+	ctx, q := r.Context(), r.URL.Query()
 	state := q.Get("state")
 	if !consent.WellFormed(state) {
-		return outcomeBadState
+		return h.reject(ctx, endpointCallback, reasonMalformed, outcomeBadState)
 	}
-	ca, err := h.find(ctx, state)
-	if err != nil || ca == nil {
-		return outcomeBadState
+	// The browser binding first: a request without it reads nothing and spends nothing.
+	check := consent.CheckCookie(r, state)
+	switch check {
+	case consent.CookieMissing:
+		return h.reject(ctx, endpointCallback, reasonCookieMissing, outcomeOtherBrowser)
+	case consent.CookieMismatch:
+		return h.reject(ctx, endpointCallback, reasonCookieMismatch, outcomeOtherBrowser)
+	}
+	hash := consent.Hash(state)
+	ca, err := h.find(ctx, hash)
+	if err != nil {
+		return outcomeBusy
+	}
+	if ca == nil {
+		return h.reject(ctx, endpointCallback, reasonUnknownState, outcomeBadState)
+	}
+	secure := secureCallback(ca)
+	if secure && check != consent.CookieSecure {
+		// An https callback is bound by the __Host- cookie only, which no other host can have set.
+		return h.reject(ctx, endpointCallback, reasonCookieMismatch, outcomeOtherBrowser)
 	}
 	logger := log.FromContext(ctx).WithValues("cloudAuthorization", klog.KObj(ca))
 	cl, creds, err := h.Backend.Upstream(ctx, ca)
@@ -127,15 +158,17 @@ func (h *Handler) handle(ctx context.Context, q url.Values) outcome {
 		if code == "access_denied" {
 			reason, msg = v1alpha1.ReasonAccessDenied, "The person refused consent (access_denied)"
 		}
-		if err := h.spend(ctx, ca, state, func(st *v1alpha1.CloudAuthorizationStatus, now time.Time) error {
+		// The reconciler offers a new link once the state is gone (it watches for that).
+		if err := h.spend(ctx, ca, hash, func(st *v1alpha1.CloudAuthorizationStatus, now time.Time) error {
 			fail(ca, st, now, reason, msg)
-			return h.Consent.Issue(st, cl, creds.Key, &ca.Spec, now)
+			return nil
 		}); err != nil {
 			return spendFailed(err)
 		}
-		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, reason, "Authorize", "%s; a new authorization URL is in status", msg)
-		logger.Info("Consent refused; a new authorization URL is in status", "reason", reason)
-		return outcome{http.StatusOK, "Access was not granted", "Nothing was stored. To try again, open the new authorizationURL from the CloudAuthorization's status."}
+		http.SetCookie(w, consent.ExpiredCookie(state, check == consent.CookieSecure))
+		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, reason, "Authorize", "%s; a new consent link follows in Secret %s", msg, v1alpha1.ConsentSecretName(ca))
+		logger.Info("Consent refused; a new consent link follows", "reason", reason)
+		return outcome{http.StatusOK, "Access was not granted", "Nothing was stored. To try again, ask for the new consent link (kubectl thingspace consent <name>)."}
 	}
 
 	code := q.Get("code")
@@ -150,12 +183,16 @@ func (h *Handler) handle(ctx context.Context, q url.Values) outcome {
 	}
 	defer end()
 	// The state is spent before the code is used: a replay, or a second replica, finds it gone.
-	if err := h.spend(ctx, ca, state, func(st *v1alpha1.CloudAuthorizationStatus, _ time.Time) error {
-		st.AuthorizationURL, st.AuthorizationURLExpiresAt = "", nil
+	if err := h.spend(ctx, ca, hash, func(st *v1alpha1.CloudAuthorizationStatus, now time.Time) error {
+		consent.Clear(st)
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionAuthorized, Status: metav1.ConditionFalse,
+			Reason: v1alpha1.ReasonAuthorizationPending, Message: consent.ExchangingMessage, ObservedGeneration: ca.Generation,
+			LastTransitionTime: metav1.NewTime(renewal.Truncate(now))})
 		return nil
 	}); err != nil {
 		return spendFailed(err)
 	}
+	http.SetCookie(w, consent.ExpiredCookie(state, check == consent.CookieSecure))
 	// The code is single-use: once it is sent, the answer must be stored even if the browser goes away
 	// or the manager shuts down. The client bounds the request itself.
 	return h.exchange(context.WithoutCancel(ctx), ca, cl, creds, code)
@@ -171,9 +208,9 @@ func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization,
 		if cloudapi.ClientRejected(err) {
 			reason = v1alpha1.ReasonCredentialsRejected
 		}
-		h.retryAfterFailure(ctx, ca, cl, creds.Key, reason, "Exchanging the authorization code failed: "+err.Error())
+		h.recordFailure(ctx, ca, reason, "Exchanging the authorization code failed: "+err.Error())
 		logger.Info("Code exchange failed", "error", err.Error())
-		return outcome{http.StatusBadGateway, "Authorization failed", "Verizon did not accept the authorization. A new authorizationURL is in the CloudAuthorization's status."}
+		return outcome{http.StatusBadGateway, "Authorization failed", "Verizon did not accept the authorization. A new consent link follows (kubectl thingspace consent <name>)."}
 	}
 	if err != nil {
 		// Issue 8 scenario 7: the answer's access token is unusable, its refresh token is the grant.
@@ -186,19 +223,19 @@ func (h *Handler) exchange(ctx context.Context, ca *v1alpha1.CloudAuthorization,
 		why := h.Backend.DescribeStoreFailure(serr)
 		h.Backend.KeepGrant(ca, tokens, received)
 		h.Recorder.Eventf(ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonGrantNotStored, "Authorize",
-			"Consent received, but the tokens could not be written to Secret %s yet (%s); the operator keeps them and retries", ca.Spec.SecretName, why)
+			"Consent received, but the tokens could not be written to Secret %s yet (%s); the operator keeps them and retries", v1alpha1.GrantSecretName(ca), why)
 		logger.Info("Storing the tokens failed; the reconciler stores them once it can", "error", why)
 		return outcomeReceived
 	}
 	h.warnLifetime(ca, tokens)
 	if expiresAt.IsZero() {
 		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
-			"Consent received; the refresh token was written to Secret %s, an access token follows with the first refresh", ca.Spec.SecretName)
+			"Consent received; the refresh token was written to Secret %s, an access token follows with the first refresh", v1alpha1.GrantSecretName(ca))
 	} else {
 		h.Recorder.Eventf(ca, nil, corev1.EventTypeNormal, v1alpha1.EventAuthorized, "Authorize",
-			"Consent received; tokens written to Secret %s, the access token is valid until %s", ca.Spec.SecretName, expiresAt.UTC().Format(time.RFC3339))
+			"Consent received; the grant was written to Secret %s, the access token (valid until %s) follows in Secret %s", v1alpha1.GrantSecretName(ca), expiresAt.UTC().Format(time.RFC3339), ca.Spec.SecretName)
 	}
-	logger.Info("Consent received; tokens written", "secret", klog.KRef(ca.Namespace, ca.Spec.SecretName), "expiresAt", expiresAt.UTC())
+	logger.Info("Consent received; the grant is written", "secret", klog.KRef(ca.Namespace, v1alpha1.GrantSecretName(ca)), "expiresAt", expiresAt.UTC())
 	return outcome{http.StatusOK, "Authorization complete", "The operator stored the tokens. You can close this window."}
 }
 
@@ -214,9 +251,9 @@ func (h *Handler) warnLifetime(ca *v1alpha1.CloudAuthorization, t cloudapi.Token
 	}
 }
 
-// find returns the CloudAuthorization whose live URL carries state. The cache may not show a URL
-// written a moment ago, so a miss is retried briefly, by a bounded number of requests at once.
-func (h *Handler) find(ctx context.Context, state string) (*v1alpha1.CloudAuthorization, error) {
+// find returns the CloudAuthorization whose live consent has the state hash. The cache may not show a
+// consent written a moment ago, so a miss is retried briefly, by a bounded number of requests at once.
+func (h *Handler) find(ctx context.Context, hash string) (*v1alpha1.CloudAuthorization, error) {
 	const step = 100 * time.Millisecond
 	waiting := false
 	defer func() {
@@ -226,7 +263,7 @@ func (h *Handler) find(ctx context.Context, state string) (*v1alpha1.CloudAuthor
 	}()
 	for tries := int(h.LookupWait / step); ; tries-- {
 		list := &v1alpha1.CloudAuthorizationList{}
-		if err := h.Client.List(ctx, list, client.MatchingFields{consent.IndexField: state}); err != nil {
+		if err := h.Client.List(ctx, list, client.MatchingFields{consent.IndexField: hash}); err != nil {
 			return nil, err
 		}
 		if len(list.Items) == 1 {
@@ -251,8 +288,8 @@ func (h *Handler) find(ctx context.Context, state string) (*v1alpha1.CloudAuthor
 	}
 }
 
-func (h *Handler) spend(ctx context.Context, ca *v1alpha1.CloudAuthorization, state string, change func(*v1alpha1.CloudAuthorizationStatus, time.Time) error) error {
-	return consent.Spend(ctx, h.Client, h.APIReader, h.Clock.Now, ca, state, change)
+func (h *Handler) spend(ctx context.Context, ca *v1alpha1.CloudAuthorization, hash string, change func(*v1alpha1.CloudAuthorizationStatus, time.Time) error) error {
+	return consent.Spend(ctx, h.Client, h.APIReader, h.Clock.Now, ca, hash, change)
 }
 
 func spendFailed(err error) outcome {
@@ -262,9 +299,10 @@ func spendFailed(err error) outcome {
 	return outcomeBusy
 }
 
-// fail records a failed consent in st.
+// fail records a failed consent in st; the state is gone (the reconciler issues a new link).
 func fail(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus, now time.Time, reason, msg string) {
-	msg += "; open the new status.authorizationURL to try again"
+	msg += "; a new consent link follows in Secret " + v1alpha1.ConsentSecretName(ca)
+	consent.Clear(st)
 	at := metav1.NewTime(renewal.Truncate(now))
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: v1alpha1.ConditionAuthorized, Status: metav1.ConditionFalse,
 		Reason: reason, Message: msg, ObservedGeneration: ca.Generation, LastTransitionTime: at})
@@ -273,20 +311,16 @@ func fail(ca *v1alpha1.CloudAuthorization, st *v1alpha1.CloudAuthorizationStatus
 	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ca.Generation, now)
 }
 
-// retryAfterFailure records a failure after the state was spent and offers a new URL. A write that
-// fails leaves the status without a URL, and the controller issues one.
-func (h *Handler) retryAfterFailure(ctx context.Context, ca *v1alpha1.CloudAuthorization, cl *cloudapi.Client, clientID, reason, msg string) {
+// recordFailure records a failure after the state was spent. A write that fails leaves the status
+// without a consent all the same, and the reconciler issues a new link.
+func (h *Handler) recordFailure(ctx context.Context, ca *v1alpha1.CloudAuthorization, reason, msg string) {
 	for range 3 {
 		fresh := &v1alpha1.CloudAuthorization{}
 		if err := h.APIReader.Get(ctx, client.ObjectKeyFromObject(ca), fresh); err != nil || fresh.UID != ca.UID {
 			return
 		}
-		now := h.Clock.Now()
 		st := fresh.Status.DeepCopy()
-		fail(fresh, st, now, reason, msg)
-		if h.Consent.Issue(st, cl, clientID, &fresh.Spec, now) != nil {
-			return
-		}
+		fail(fresh, st, h.Clock.Now(), reason, msg)
 		if err := consent.PatchStatus(ctx, h.Client, fresh, st); !apierrors.IsConflict(err) {
 			if err == nil {
 				h.Recorder.Eventf(fresh, nil, corev1.EventTypeWarning, reason, "Authorize", "%s", msg)
@@ -294,4 +328,10 @@ func (h *Handler) retryAfterFailure(ctx context.Context, ca *v1alpha1.CloudAutho
 			return
 		}
 	}
+}
+
+// secureCallback reports whether ca's callback is https (a __Host- cookie binds its consents).
+func secureCallback(ca *v1alpha1.CloudAuthorization) bool {
+	u, err := url.Parse(ca.Spec.CallbackURL)
+	return err != nil || u.Scheme != "http" // anything but plain http is held to the strict cookie
 }

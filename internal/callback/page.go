@@ -25,7 +25,8 @@ func writePage(w http.ResponseWriter, o outcome) {
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Security-Policy", "default-src 'none'")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	hdr.Set("X-Frame-Options", "DENY")
 	w.WriteHeader(o.status)
 	_ = pageTemplate.Execute(w, struct{ Title, Detail string }{o.title, o.detail})
 }

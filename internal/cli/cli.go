@@ -60,8 +60,9 @@ afterwards.`,
 		setup: setupRefresh},
 	{name: "consent", args: "<name> [--open]",
 		summary: "Print (or open) a CloudAuthorization's consent link",
-		long: `Prints status.authorizationURL and when it expires, or says the CloudAuthorization is already
-authorized. Needs only RBAC get on cloudauthorizations.`,
+		long: `Prints the consent link (from the Secret status.consentSecretName names, data key
+authorization_url) and when it expires, or says the CloudAuthorization is already authorized. Needs RBAC
+get on cloudauthorizations and on that Secret: viewers cannot consent.`,
 		setup: setupConsent},
 }
 

@@ -3,7 +3,6 @@ package consent
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -14,73 +13,84 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
-	"github.com/credops/thingspace-operator/internal/cloudapi"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func testClient(t *testing.T) *cloudapi.Client {
-	t.Helper()
-	cl, err := cloudapi.New("https://cloud.example/cloud/1", http.DefaultClient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl
+func cloudAuth() *v1alpha1.CloudAuthorization {
+	return &v1alpha1.CloudAuthorization{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "photos", UID: "u1"},
+		Spec: v1alpha1.CloudAuthorizationSpec{CallbackURL: "https://op.example/base/oauth2/callback?x=1", DeviceID: "d"}}
 }
 
-func spec() *v1alpha1.CloudAuthorizationSpec {
-	return &v1alpha1.CloudAuthorizationSpec{CallbackURL: "https://op.example/oauth2/callback", DeviceID: "d"}
-}
-
-func TestIssueAndEnsure(t *testing.T) {
-	cl, s := testClient(t), &Store{TTL: time.Minute}
+// Ensure issues a link at the operator's start endpoint beside the callback, keeps it while it is live
+// and matches status and spec, and replaces it otherwise. The status holds neither the token nor the
+// state, only the hash of the state, which the token derives.
+func TestEnsure(t *testing.T) {
+	s, ca := &Store{TTL: time.Minute}, cloudAuth()
 	st := &v1alpha1.CloudAuthorizationStatus{}
-	if err := s.Ensure(st, cl, "id", spec(), t0); err != nil {
-		t.Fatal(err)
+	link, fresh, err := s.Ensure(st, ca, "", t0)
+	must(t, err)
+	tok := TokenOf(link)
+	if !fresh || !strings.HasPrefix(link, "https://op.example/base/oauth2/start?state=") || !WellFormed(tok) ||
+		st.ConsentSecretName != "photos-consent" || !st.ConsentExpiresAt.Time.Equal(t0.Add(time.Minute)) || st.ConsentStateHash != Hash(State(tok)) {
+		t.Fatalf("link %q, fresh %v, status %+v", link, fresh, st)
 	}
-	first := st.AuthorizationURL
-	state := stateOf(first)
-	if !WellFormed(state) || !st.AuthorizationURLExpiresAt.Time.Equal(t0.Add(time.Minute)) ||
-		!strings.Contains(first, "client_id=id") || !strings.Contains(first, "deviceid=d") {
-		t.Fatalf("URL %q, expires %v", first, st.AuthorizationURLExpiresAt)
+	for _, v := range []string{tok, State(tok)} {
+		if strings.Contains(st.ConsentStateHash, v) || st.ConsentStateHash == v {
+			t.Fatal("the status carries the token or the state")
+		}
 	}
-	// Still live and for the same spec: kept.
-	must(t, s.Ensure(st, cl, "id", spec(), t0.Add(59*time.Second)))
-	if st.AuthorizationURL != first {
-		t.Fatal("a live URL was replaced")
+	if State(tok) == tok || Hash(State(tok)) == State(tok) || !WellFormed(State(tok)) || !WellFormed(Hash(State(tok))) {
+		t.Fatal("derivations")
 	}
-	// Expired, another key, another callback: replaced with a new state.
-	for i, change := range []func() error{
-		func() error { return s.Ensure(st, cl, "id", spec(), t0.Add(time.Minute)) },
-		func() error { return s.Ensure(st, cl, "other", spec(), t0) },
-		func() error {
-			sp := spec()
-			sp.CallbackURL += "2"
-			return s.Ensure(st, cl, "id", sp, t0)
+	// Live, the one status is of, same callback: kept.
+	again, fresh, err := s.Ensure(st, ca, link, t0.Add(59*time.Second))
+	must(t, err)
+	if fresh || again != link {
+		t.Fatal("a live link was replaced")
+	}
+	// Expired, another link in the Secret, no link, another callback: replaced.
+	for i, change := range []func() (string, bool, error){
+		func() (string, bool, error) { return s.Ensure(st, ca, link, t0.Add(time.Minute)) },
+		func() (string, bool, error) { return s.Ensure(st, ca, strings.Replace(link, tok, "A"+tok[1:], 1), t0) },
+		func() (string, bool, error) { return s.Ensure(st, ca, "", t0) },
+		func() (string, bool, error) {
+			other := cloudAuth()
+			other.Spec.CallbackURL = "https://other.example/oauth2/callback"
+			return s.Ensure(st, other, link, t0)
 		},
 	} {
-		prev := st.AuthorizationURL
-		must(t, change())
-		if st.AuthorizationURL == prev || stateOf(st.AuthorizationURL) == stateOf(prev) {
+		prevHash := st.ConsentStateHash
+		got, fresh, err := change()
+		must(t, err)
+		if !fresh || got == link || st.ConsentStateHash == prevHash {
 			t.Errorf("case %d: not replaced", i)
 		}
+		link = got
+		tok = TokenOf(link)
+		st.ConsentExpiresAt = &metav1.Time{Time: t0.Add(time.Minute)}
 	}
 	if (&Store{}).ttl() != DefaultTTL {
 		t.Error("zero TTL is not the default")
 	}
+	Clear(st)
+	if Pending(st, t0) || st.ConsentStateHash != "" {
+		t.Error("Clear")
+	}
 }
 
 func TestWellFormed(t *testing.T) {
-	st := &v1alpha1.CloudAuthorizationStatus{}
-	must(t, (&Store{}).Issue(st, testClient(t), "id", spec(), t0))
-	good := stateOf(st.AuthorizationURL)
+	_, _, _ = (&Store{}).Ensure(&v1alpha1.CloudAuthorizationStatus{}, cloudAuth(), "", t0)
+	link, _, err := (&Store{}).Ensure(&v1alpha1.CloudAuthorizationStatus{}, cloudAuth(), "", t0)
+	must(t, err)
+	good := TokenOf(link)
 	for s, want := range map[string]bool{good: true, "": false, good[:10]: false, good[:42] + "!": false, good + "A": false} {
 		if WellFormed(s) != want {
 			t.Errorf("WellFormed(%q) = %v", s, !want)
 		}
 	}
-	if IndexValue(&v1alpha1.CloudAuthorization{Status: *st}) != good || IndexValue(&v1alpha1.CloudAuthorization{}) != "" {
-		t.Error("IndexValue")
+	if TokenOf("https://x/oauth2/start?state=short") != "" || TokenOf("%zz") != "" {
+		t.Error("TokenOf accepted a malformed link")
 	}
 }
 
@@ -94,15 +104,16 @@ func fakeClient(t *testing.T, objs ...client.Object) client.Client {
 // The state is single-use and must be live: the second request with one state, an expired state and
 // a forged one are all ErrStateGone, and only the first gets its change written.
 func TestSpendIsSingleUse(t *testing.T) {
-	ca := &v1alpha1.CloudAuthorization{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "photos", UID: "u1"}}
-	must(t, (&Store{TTL: time.Minute}).Issue(&ca.Status, testClient(t), "id", spec(), t0))
-	state := stateOf(ca.Status.AuthorizationURL)
+	ca := cloudAuth()
+	link, _, err := (&Store{TTL: time.Minute}).Ensure(&ca.Status, ca, "", t0)
+	must(t, err)
+	state := Hash(State(TokenOf(link)))
 	c := fakeClient(t, ca)
 	now := func() time.Time { return t0.Add(time.Second) }
 	spend := func(s string, at func() time.Time) error {
 		target := ca.DeepCopy()
 		return Spend(context.Background(), c, c, at, target, s, func(st *v1alpha1.CloudAuthorizationStatus, _ time.Time) error {
-			st.AuthorizationURL, st.AuthorizationURLExpiresAt = "", nil
+			Clear(st)
 			return nil
 		})
 	}
@@ -122,7 +133,7 @@ func TestSpendIsSingleUse(t *testing.T) {
 	}
 	got := &v1alpha1.CloudAuthorization{}
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(ca), got))
-	if got.Status.AuthorizationURL != "" {
+	if got.Status.ConsentStateHash != "" {
 		t.Fatal("the state was not removed")
 	}
 	// Another object of the same name (deleted and recreated) does not accept the old state.
@@ -144,11 +155,11 @@ func TestPatchStatusIsConditional(t *testing.T) {
 	a, b := &v1alpha1.CloudAuthorization{}, &v1alpha1.CloudAuthorization{}
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(ca), a))
 	must(t, c.Get(context.Background(), client.ObjectKeyFromObject(ca), b))
-	must(t, PatchStatus(context.Background(), c, a, &v1alpha1.CloudAuthorizationStatus{AuthorizationURL: "x"}))
-	if a.Status.AuthorizationURL != "x" || a.ResourceVersion == b.ResourceVersion {
+	must(t, PatchStatus(context.Background(), c, a, &v1alpha1.CloudAuthorizationStatus{ConsentStateHash: "x"}))
+	if a.Status.ConsentStateHash != "x" || a.ResourceVersion == b.ResourceVersion {
 		t.Fatalf("patched copy %+v", a)
 	}
-	if err := PatchStatus(context.Background(), c, b, &v1alpha1.CloudAuthorizationStatus{AuthorizationURL: "y"}); err == nil {
+	if err := PatchStatus(context.Background(), c, b, &v1alpha1.CloudAuthorizationStatus{ConsentStateHash: "y"}); err == nil {
 		t.Fatal("a stale write went through")
 	}
 	// Nothing changed: no write at all.

@@ -25,9 +25,12 @@ import (
 // are those of a ThingSpaceApp's Secret.
 const KeyRefreshToken = v1alpha1.SecretKeyRefreshToken
 
-// CloudAuthorizationReconciler keeps each CloudAuthorization's tokens valid in its Secret, and asks for
-// consent (status.authorizationURL) when it has no usable refresh token. It gathers, asks
-// policy.DecideCloud, acts and records; the OAuth2 callback is internal/callback.
+// CloudAuthorizationReconciler keeps each CloudAuthorization's tokens valid, and asks for consent (a link
+// in the Secret `<name>-consent`, named by status.consentSecretName) when it has no usable refresh token.
+// The grant (refresh token, and the operator's record of the access token) lives in `<name>-grant`;
+// the Secret workloads mount (secretName) gets only the access token, its type and expiry, published
+// from the grant after it is stored. It gathers, asks policy.DecideCloud, acts and records; the OAuth2
+// start and callback endpoints are internal/callback.
 //
 // Unlike the other kinds it reads its object and its Secret past the caches on every pass. Refresh
 // tokens rotate: acting on a stale Secret would send a dead refresh token (and lose the grant), and the
@@ -73,6 +76,10 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 	// lease is lost the manager stops at once, and main waits for the tracker, not for this reconcile.
 	defer p.endInFlight()
 	res, syncErr := r.sync(ctx, p)
+	// The workload's Secret follows the grant as stored (whatever the pass did), never ahead of it.
+	if err := r.publish(ctx, p); err != nil && syncErr == nil && !apierrors.IsConflict(err) {
+		syncErr = err
+	}
 	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ca.Generation, r.Clock.Now())
 	// A refresh already stored must get its status even while the manager shuts down, or a restart
 	// would act on the same refresh request again.
@@ -105,7 +112,10 @@ type cloudPass struct {
 	cl     *cloudapi.Client
 	creds  cloudapi.Credentials
 	credsV string         // resourceVersion of the credentials Secret
-	sec    *corev1.Secret // the target Secret as read past the cache; nil when absent
+	sec    *corev1.Secret // the grant Secret as read past the cache (and as written since); nil when absent
+	target *corev1.Secret // the workload's Secret (secretName) as read past the cache; nil when absent
+	// targetOK is set once target was read and may be written (not someone else's).
+	targetOK bool
 	// end ends the pass's registration with the in-flight tracker; nil when none.
 	end func()
 }
@@ -133,11 +143,20 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		}
 		return ctrl.Result{}, err // Kubernetes API errors are transient
 	}
-	p.sec, err = r.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable)
-	if isConflict(err) {
-		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error()+adoptHint)
-		return ctrl.Result{}, nil
-	} else if err != nil {
+	for _, read := range []struct {
+		name string
+		into **corev1.Secret
+	}{{ca.Spec.SecretName, &p.target}, {v1alpha1.GrantSecretName(ca), &p.sec}} {
+		*read.into, err = r.Secrets.Fresh(ctx, ca, read.name, adoptable)
+		if isConflict(err) {
+			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error()+adoptHint)
+			return ctrl.Result{}, nil
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	p.targetOK = true
+	if err := r.migrate(ctx, p); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -179,8 +198,10 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		case policy.CloudAwaitConsent:
 			return r.awaitConsent(ctx, p)
 		}
-		// The Secret holds a refresh token: the grant stands.
-		st.AuthorizationURL, st.AuthorizationURLExpiresAt = "", nil
+		// The grant Secret holds a refresh token: the grant stands, no consent is offered.
+		if err := r.withdrawConsent(ctx, p); err != nil {
+			return ctrl.Result{}, err
+		}
 		switch d.Action {
 		case policy.CloudWaitForChange:
 			return r.authorized(ctx, p, ctrl.Result{}), nil
@@ -192,9 +213,9 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 			if !held.issued.IsZero() {
 				st.LastRefreshTime = timePtr(held.issued)
 			}
-			// The Secret may have been edited, or the template changed: repair it; nothing is written
-			// when it matches. Fresh accepted this Secret (an adopted one included).
-			if _, _, err := r.Secrets.Write(ctx, ca, p.sec, ca.Spec.SecretName, secrets.Change{Template: ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true}); err != nil && !apierrors.IsConflict(err) {
+			// The grant Secret may be an adopted one: take it over; nothing is written when it is ours
+			// already. (The workload's Secret is repaired by publish.)
+			if _, _, err := r.Secrets.Write(ctx, ca, p.sec, v1alpha1.GrantSecretName(ca), secrets.Change{Data: p.sec.Data, Adopt: true}); err != nil && !apierrors.IsConflict(err) {
 				return ctrl.Result{}, err
 			}
 			return r.authorized(ctx, p, requeueAt(p.now, d.At)), nil

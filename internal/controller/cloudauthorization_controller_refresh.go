@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/refreshes"
 	"github.com/credops/thingspace-operator/internal/renewal"
@@ -38,8 +39,8 @@ func (r *CloudAuthorizationReconciler) refresh(ctx context.Context, p *cloudPass
 	ctx = context.WithoutCancel(ctx)
 	marker := p.now.UTC().Format(time.RFC3339Nano)
 	r.Refreshes.Wrote(p.ca.UID, marker)
-	marked, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
-		Template: p.ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true,
+	marked, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), secrets.Change{
+		Data: p.sec.Data, Adopt: true,
 		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: marker},
 	})
 	if err != nil {
@@ -87,8 +88,8 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 	} else {
 		data[KeyRefreshToken] = []byte(e.Tokens.RefreshToken)
 	}
-	_, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
-		Template: p.ca.Spec.SecretTemplate, Data: data, Adopt: true,
+	_, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), secrets.Change{
+		Data: data, Adopt: true,
 		Annotations: map[string]string{
 			v1alpha1.RefreshStartedAnnotation: "",
 			// For a partial answer too: the refresh token's age is what the keep-alive counts.
@@ -101,7 +102,7 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 	}
 	r.Refreshes.ForgetMarker(p.ca.UID, e.Marker)
 	st := p.st
-	st.AuthorizationURL, st.AuthorizationURLExpiresAt = "", nil
+	consent.Clear(st)
 	st.RejectedCredentialsVersion = ""
 	r.setAuthorized(p, metav1.ConditionTrue, v1alpha1.ReasonGranted, "The operator holds a refresh token for this app")
 	if partial {
@@ -134,13 +135,13 @@ func (r *CloudAuthorizationReconciler) storeGrant(ctx context.Context, p *cloudP
 	name := p.ca.Spec.SecretName
 	written, err := writeGrant(ctx, &r.Deps, p.ca, p.sec, e.Tokens, e.Issued, e.ExpiresAt)
 	if err != nil {
-		msg := "Consent received and its code exchanged, but the tokens could not be written to Secret " + name +
+		msg := "Consent received and its code exchanged, but the tokens could not be written to Secret " + v1alpha1.GrantSecretName(p.ca) +
 			" (" + describeStoreFailure(err) + "); the operator keeps them in memory and retries"
 		r.setAuthorized(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
 		r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, msg)
-		// The grant is in hand: no consent is asked for meanwhile. A URL a pass issued while the callback
+		// The grant is in hand: no consent is asked for meanwhile. A link a pass issued while the callback
 		// was still retrying its own write (the spent state had cleared the old one) goes too.
-		p.st.AuthorizationURL, p.st.AuthorizationURLExpiresAt = "", nil
+		consent.Clear(p.st)
 		return err
 	}
 	p.sec = written
@@ -220,8 +221,8 @@ func (r *CloudAuthorizationReconciler) refreshFailed(ctx context.Context, p *clo
 // without being rotated; once it is gone, so is the process's memory of it.
 func (r *CloudAuthorizationReconciler) clearMarker(ctx context.Context, p *cloudPass) error {
 	marker := p.sec.Annotations[v1alpha1.RefreshStartedAnnotation]
-	written, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
-		Template: p.ca.Spec.SecretTemplate, Data: p.sec.Data, Adopt: true,
+	written, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), secrets.Change{
+		Data: p.sec.Data, Adopt: true,
 		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: ""},
 	})
 	if err != nil {
@@ -237,8 +238,8 @@ func (r *CloudAuthorizationReconciler) clearMarker(ctx context.Context, p *cloud
 func (r *CloudAuthorizationReconciler) reauthorize(ctx context.Context, p *cloudPass, why string) (ctrl.Result, error) {
 	data := maps.Clone(p.sec.Data)
 	delete(data, KeyRefreshToken)
-	written, _, err := r.Secrets.Write(ctx, p.ca, p.sec, p.ca.Spec.SecretName, secrets.Change{
-		Template: p.ca.Spec.SecretTemplate, Data: data, Adopt: true,
+	written, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), secrets.Change{
+		Data: data, Adopt: true,
 		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: ""},
 	})
 	if err != nil {
@@ -246,7 +247,7 @@ func (r *CloudAuthorizationReconciler) reauthorize(ctx context.Context, p *cloud
 	}
 	p.sec = written
 	r.Refreshes.Forget(p.ca.UID)
-	msg := why + ". Open status.authorizationURL to authorize again, or put a new refresh token under refresh_token in the Secret"
+	msg := why + ". Open the consent link in Secret " + v1alpha1.ConsentSecretName(p.ca) + " to authorize again, or put a new refresh token under refresh_token in Secret " + v1alpha1.GrantSecretName(p.ca)
 	p.st.FailedRefreshAttempts, p.st.RenewalTime = 0, nil
 	r.setAuthorized(p, metav1.ConditionFalse, v1alpha1.ReasonReauthorizationRequired, msg)
 	r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonReauthorizationRequired, "RefreshToken", "%s", why)
@@ -254,12 +255,16 @@ func (r *CloudAuthorizationReconciler) reauthorize(ctx context.Context, p *cloud
 	return r.awaitConsent(ctx, p)
 }
 
-// awaitConsent keeps a live authorization URL in status while there is no refresh token to use.
-func (r *CloudAuthorizationReconciler) awaitConsent(_ context.Context, p *cloudPass) (ctrl.Result, error) {
+// awaitConsent keeps a live consent link in the consent Secret while there is no refresh token to use.
+func (r *CloudAuthorizationReconciler) awaitConsent(ctx context.Context, p *cloudPass) (ctrl.Result, error) {
 	st := p.st
-	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Status != metav1.ConditionFalse || !waitsForPerson(c.Reason) {
+	// AuthorizationPending is restated each pass: it may still say a code was being exchanged by a
+	// callback that never finished (a process gone mid-exchange).
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Status != metav1.ConditionFalse ||
+		!waitsForPerson(c.Reason) || c.Reason == v1alpha1.ReasonAuthorizationPending {
 		r.setAuthorized(p, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending,
-			"Waiting for a person to consent at status.authorizationURL (or for a refresh_token in the Secret)")
+			"Waiting for a person to consent with the link in Secret "+v1alpha1.ConsentSecretName(p.ca)+
+				" (kubectl thingspace consent "+p.ca.Name+"), or for a refresh_token in Secret "+v1alpha1.GrantSecretName(p.ca))
 	}
 	authorized := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAuthorized)
 	readyReason := v1alpha1.ReasonPending
@@ -271,10 +276,14 @@ func (r *CloudAuthorizationReconciler) awaitConsent(_ context.Context, p *cloudP
 	}
 	r.setReady(p, metav1.ConditionFalse, readyReason, "No refresh token: "+authorized.Message)
 	st.RenewalTime = nil
-	if err := r.Consent.Ensure(st, p.cl, p.creds.Key, &p.ca.Spec, p.now); err != nil {
+	if err := r.offerConsent(ctx, p); err != nil {
+		if msg, ok := consentConflict(err); ok {
+			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, msg)
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, err
 	}
-	return requeueAt(p.now, st.AuthorizationURLExpiresAt.Time), nil
+	return requeueAt(p.now, st.ConsentExpiresAt.Time), nil
 }
 
 // waitsForPerson reports whether an Authorized=False reason already tells the person what to do.

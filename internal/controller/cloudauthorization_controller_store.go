@@ -68,7 +68,7 @@ func (b cloudBackend) StoreGrant(ctx context.Context, ca *v1alpha1.CloudAuthoriz
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 		}
 		var sec *corev1.Secret
-		if sec, err = b.r.Secrets.Fresh(ctx, ca, ca.Spec.SecretName, adoptable); err == nil {
+		if sec, err = b.r.Secrets.Fresh(ctx, ca, v1alpha1.GrantSecretName(ca), adoptable); err == nil {
 			_, err = writeGrant(ctx, &b.r.Deps, ca, sec, tokens, received, expiresAt)
 		}
 		if err == nil || isConflict(err) || ctx.Err() != nil {
@@ -93,15 +93,16 @@ func grantExpiry(tokens cloudapi.Tokens, received time.Time) time.Time {
 	return renewal.Expiry(received, tokens.ExpiresIn)
 }
 
-// writeGrant writes a code exchange's tokens over sec (nil: absent) in one conditional write, clearing
-// any refresh marker: a consent supersedes every refresh of the grant before it.
+// writeGrant writes a code exchange's tokens over sec, the grant Secret (nil: absent), in one
+// conditional write, clearing any refresh marker: a consent supersedes every refresh of the grant
+// before it. The reconciler publishes the access token to the workload's Secret afterwards.
 func writeGrant(ctx context.Context, d *Deps, ca *v1alpha1.CloudAuthorization, sec *corev1.Secret, tokens cloudapi.Tokens, received, expiresAt time.Time) (*corev1.Secret, error) {
 	data := map[string][]byte{KeyRefreshToken: []byte(tokens.RefreshToken)}
 	if tokens.AccessToken != "" {
 		data = cloudTokenData(tokens, expiresAt)
 	}
-	written, _, err := d.Secrets.Write(ctx, ca, sec, ca.Spec.SecretName, secrets.Change{
-		Template: ca.Spec.SecretTemplate, Data: data, Adopt: true,
+	written, _, err := d.Secrets.Write(ctx, ca, sec, v1alpha1.GrantSecretName(ca), secrets.Change{
+		Data: data, Adopt: true,
 		Annotations: map[string]string{
 			v1alpha1.RefreshStartedAnnotation: "",
 			v1alpha1.RefreshedAtAnnotation:    received.UTC().Format(time.RFC3339Nano),

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -248,7 +249,7 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.CloudAuthorization{}, map[string]func(*v1alpha1.CloudAuthorization) string{
 		indexCredentialsSecret: func(c *v1alpha1.CloudAuthorization) string { return c.Spec.CredentialsSecretRef.Name },
 		indexTargetSecret:      func(c *v1alpha1.CloudAuthorization) string { return c.Spec.SecretName },
-		consent.IndexField:     consent.IndexValue,
+		consent.IndexField:     func(c *v1alpha1.CloudAuthorization) string { return c.Status.ConsentStateHash },
 	}); err != nil {
 		return err
 	}
@@ -256,14 +257,19 @@ func (r *CloudAuthorizationReconciler) SetupWithManager(mgr ctrl.Manager, w Wiri
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("cloudauthorization").
 		For(&v1alpha1.CloudAuthorization{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		// The callback writing tokens, a person editing the Secret.
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, consentFailed()))).
+		// The callback writing the grant, a person editing a Secret.
 		Owns(&corev1.Secret{}).
 		// Credentials changing; a bootstrap Secret (not ours yet, so only in the metadata cache) appearing.
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-				return append(r.cloudWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
+				reqs := append(r.cloudWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
 					r.cloudWhere(ctx, s.Namespace, indexTargetSecret, s.Name)...)
+				// A grant Secret handed over for adoption (`<name>-grant`, not ours yet).
+				if name, ok := strings.CutSuffix(s.Name, v1alpha1.GrantSecretSuffix); ok && name != "" {
+					reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: name}})
+				}
+				return reqs
 			}))).
 		// The callback leaving a code exchange's tokens it could not store (see wake).
 		WatchesRawSource(source.Channel(r.wakeups, &handler.TypedEnqueueRequestForObject[*v1alpha1.CloudAuthorization]{})).
@@ -284,6 +290,22 @@ func (r *CloudAuthorizationReconciler) wake(ca *v1alpha1.CloudAuthorization) {
 	case r.wakeups <- event.TypedGenericEvent[*v1alpha1.CloudAuthorization]{Object: o}:
 	default:
 	}
+}
+
+// consentFailed passes the status change of a consent that ended at the callback without a code
+// exchange under way (a denial, a failed exchange: the state is gone), so that a new link is offered at
+// once, even by a manager in another process than the callback. A state spent for an exchange says so
+// in the Authorized condition (consent.ExchangingMessage): the grant Secret's write brings that pass.
+func consentFailed() predicate.TypedPredicate[client.Object] {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldCA, ok1 := e.ObjectOld.(*v1alpha1.CloudAuthorization)
+		newCA, ok2 := e.ObjectNew.(*v1alpha1.CloudAuthorization)
+		if !ok1 || !ok2 || oldCA.Status.ConsentStateHash == "" || newCA.Status.ConsentStateHash != "" {
+			return false
+		}
+		is := meta.FindStatusCondition(newCA.Status.Conditions, v1alpha1.ConditionAuthorized)
+		return is == nil || is.Message != consent.ExchangingMessage
+	}}
 }
 
 func (r *CloudAuthorizationReconciler) cloudWhere(ctx context.Context, ns, field, value string) []reconcile.Request {

@@ -9,6 +9,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"regexp"
 	"strings"
@@ -101,18 +102,27 @@ type Person struct {
 func NewPerson(sim *harness.Sim, conns int) *Person {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = max(conns, 2)
+	// One browser: its cookie jar carries each consent's binding cookie from the operator's start
+	// endpoint to its callback (cookie names differ per consent).
+	jar, _ := cookiejar.New(nil)
 	return &Person{sim: sim, http: &http.Client{
 		Timeout:       time.Minute,
 		Transport:     tr,
+		Jar:           jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
 
-// Open opens authURL at the simulator and follows its redirect to the manager's callback. Errors never
-// quote the callback URL (it holds a code).
-func (p *Person) Open(ctx context.Context, authURL string) (Visit, error) {
+// Open opens a consent link (the operator's start endpoint), follows its redirect to the simulator's
+// consent page and the simulator's redirect to the manager's callback, with the browser's cookies.
+// Errors never quote the callback URL (it holds a code).
+func (p *Person) Open(ctx context.Context, link string) (Visit, error) {
 	var v Visit
 	t0 := time.Now()
+	authURL, err := p.start(ctx, link)
+	if err != nil {
+		return v, err
+	}
 	loc, err := p.sim.CloudAuthorize(ctx, authURL)
 	v.AuthorizeTook = time.Since(t0)
 	if err != nil {
@@ -135,6 +145,24 @@ func (p *Person) Open(ctx context.Context, authURL string) (Visit, error) {
 	v.Status = resp.StatusCode
 	v.Title, v.Detail = firstText(body, "h1"), firstText(body, "p")
 	return v, nil
+}
+
+// start opens the consent link at the operator and returns where it redirects (Verizon's authorize URL).
+func (p *Person) start(ctx context.Context, link string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return "", errors.New("start: unusable consent link")
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return "", errors.New("start: request failed")
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || loc == "" {
+		return "", fmt.Errorf("start: status %d without a redirect", resp.StatusCode)
+	}
+	return loc, nil
 }
 
 var tags = regexp.MustCompile(`<[^>]*>`)

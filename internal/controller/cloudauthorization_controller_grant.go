@@ -59,6 +59,11 @@ func (r *CloudAuthorizationReconciler) publish(ctx context.Context, p *cloudPass
 	if !p.targetOK {
 		return nil
 	}
+	// A refresh token the grant Secret does not hold yet (a migration whose first write failed) stays
+	// where it is: it may be the only copy of the grant.
+	if p.target != nil && len(p.target.Data[KeyRefreshToken]) > 0 && (p.sec == nil || len(p.sec.Data[KeyRefreshToken]) == 0) {
+		return nil
+	}
 	data := map[string][]byte{}
 	if p.sec != nil && len(p.sec.Data[KeyAccessToken]) > 0 {
 		for _, k := range publishedKeys {

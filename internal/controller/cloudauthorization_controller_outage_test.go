@@ -25,10 +25,10 @@ func TestIssue8CodeExchangeAnswerSurvivesAStoreOutage(t *testing.T) {
 	f.cloudAuth("photos")
 	f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
 	u := f.waitURL("photos", "")
-	restore := f.refuseSecretWrites("photos-tokens")
+	restore := f.refuseSecretWrites("photos-grant")
 
 	status, page := land(t, browserConsent(t, u))
-	if f.cloudSecret("photos-tokens") != nil {
+	if f.cloudSecret("photos-grant") != nil {
 		t.Fatal("the policy did not refuse the Secret write; the test proves nothing")
 	}
 	// Longer than the callback's retries: the reconciler keeps failing to write meanwhile.
@@ -42,16 +42,17 @@ func TestIssue8CodeExchangeAnswerSurvivesAStoreOutage(t *testing.T) {
 	}
 	// The status says where the grant is, and asks for no new consent.
 	ca = f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonGrantNotStored, 10*time.Second)
-	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Reason != v1alpha1.ReasonGrantNotStored || ca.Status.AuthorizationURL != "" {
-		t.Fatalf("Authorized %+v, authorizationURL %q while the tokens wait", c, ca.Status.AuthorizationURL)
+	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Reason != v1alpha1.ReasonGrantNotStored || ca.Status.ConsentStateHash != "" {
+		t.Fatalf("Authorized %+v, consent offered %v while the tokens wait", c, ca.Status.ConsentStateHash != "")
 	}
 	restore()
 
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 30*time.Second)
-	s := f.cloudSecret("photos-tokens")
+	s := f.cloudSecret("photos-grant")
 	if s == nil || !f.sim.ValidCloudAccessToken(string(s.Data[KeyAccessToken])) || len(s.Data[KeyRefreshToken]) == 0 {
-		t.Fatal("the Secret does not hold the exchanged tokens")
+		t.Fatal("the grant Secret does not hold the exchanged tokens")
 	}
+	f.checkPublished("photos")
 	if got := f.sim.CloudStats(); got.CodeExchanges != 1 || got.CodeReuses != 0 || got.InvalidGrants != 0 {
 		t.Fatalf("want exactly one code exchange: %+v", got)
 	}
@@ -59,7 +60,7 @@ func TestIssue8CodeExchangeAnswerSurvivesAStoreOutage(t *testing.T) {
 	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("Authorized after the tokens landed: %+v", c)
 	}
-	if ca.Status.AuthorizationURL != "" {
+	if ca.Status.ConsentStateHash != "" {
 		t.Fatal("a new consent is asked for although the grant was stored")
 	}
 	if f.cloudEvents("photos", v1alpha1.EventAuthorized) != 1 {
@@ -71,9 +72,15 @@ func TestIssue8CodeExchangeAnswerSurvivesAStoreOutage(t *testing.T) {
 // probe Secret) in the fixture's namespace, waits until it bites, and returns its removal, which waits
 // until writes are admitted again.
 func (f *fixture) refuseSecretWrites(name string) func() {
+	return f.refuseSecretWritesUnless(name, "false")
+}
+
+// refuseSecretWritesUnless is refuseSecretWrites for the writes of Secret name for which the CEL
+// expression allow (over object) is false.
+func (f *fixture) refuseSecretWritesUnless(name, allow string) func() {
 	f.t.Helper()
-	const probe = "probe-refused"
-	pol := "refuse-secret-" + f.ns
+	probe := "probe-refused-" + name
+	pol := "refuse-" + name + "-" + f.ns
 	fail := admissionv1.Fail
 	must(f.t, k8s.Create(ctx, &admissionv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: pol},
@@ -86,7 +93,7 @@ func (f *fixture) refuseSecretWrites(name string) func() {
 				},
 			}}},
 			Validations: []admissionv1.Validation{{
-				Expression: "object.metadata.namespace != '" + f.ns + "' || (object.metadata.name != '" + name + "' && object.metadata.name != '" + probe + "')",
+				Expression: "object.metadata.namespace != '" + f.ns + "' || (object.metadata.name != '" + name + "' || (" + allow + ")) && object.metadata.name != '" + probe + "'",
 				Message:    "refused by the test",
 			}},
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -16,7 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/simulator"
+	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // cloudSecrets collects every code and token the cloud tests saw, for the leak test.
@@ -80,45 +83,73 @@ func (f *fixture) waitCloud(name, typ string, status metav1.ConditionStatus, rea
 	return nil
 }
 
-// waitURL waits for an authorization URL other than not.
+// waitURL waits for a consent link (in the consent Secret, with a live consent in status) other than
+// not.
 func (f *fixture) waitURL(name, not string) string {
 	f.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if u := f.getCloud(name).Status.AuthorizationURL; u != "" && u != not {
+		u, err := harness.ConsentLink(context.Background(), k8s, client.ObjectKey{Namespace: f.ns, Name: name})
+		must(f.t, err)
+		if tok := consent.TokenOf(u); u != "" && u != not && consent.Hash(consent.State(tok)) == f.getCloud(name).Status.ConsentStateHash {
+			sawSecret(tok, consent.State(tok))
 			return u
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	f.t.Fatalf("%s/%s: no new authorization URL", f.ns, name)
+	f.t.Fatalf("%s/%s: no new consent link", f.ns, name)
 	return ""
 }
 
-var noFollow = &http.Client{
-	Timeout:       10 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
+// noFollow is the tests' browser: it keeps cookies (the start endpoint's binding cookie; their names
+// differ per consent, so one jar serves every test) and follows no redirect by itself.
+var noFollow = func() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Timeout: 10 * time.Second, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}()
 
-// browserConsent plays the browser at the authorization URL and returns where Verizon sends it back to.
-func browserConsent(t *testing.T, authURL string) string {
+// browserConsent plays the browser from a consent link (the operator's start endpoint, then Verizon's
+// consent page; or Verizon's authorize URL directly) and returns where Verizon sends it back to.
+func browserConsent(t *testing.T, link string) string {
 	t.Helper()
-	resp, err := noFollow.Get(authURL)
-	must(t, err)
-	_ = resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || loc == "" {
-		t.Fatalf("authorize answered %d, Location %q", resp.StatusCode, loc)
+	next := link
+	for range 3 {
+		resp, err := noFollow.Get(next)
+		must(t, err)
+		_ = resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || loc == "" {
+			t.Fatalf("%s answered %d, Location %q", resp.Request.URL.Path, resp.StatusCode, loc)
+		}
+		u, err := url.Parse(loc)
+		must(t, err)
+		if q := u.Query(); q.Has("code") || q.Has("error") {
+			sawSecret(q.Get("code"))
+			return loc
+		}
+		next = loc
 	}
-	if u, err := url.Parse(loc); err == nil {
-		sawSecret(u.Query().Get("code"))
-	}
-	return loc
+	t.Fatal("no redirect back to the callback")
+	return ""
 }
 
-// land opens the callback as the browser would and returns the status and page.
+// land opens the callback as the browser would (with its cookies) and returns the status and page.
 func land(t *testing.T, loc string) (int, string) {
 	t.Helper()
 	resp, err := noFollow.Get(loc)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// landElsewhere opens the callback from another browser (no cookies).
+func landElsewhere(t *testing.T, loc string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(loc)
 	must(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -135,13 +166,38 @@ func (f *fixture) cloudSecret(name string) *corev1.Secret {
 	return s
 }
 
+// checkPublished checks that the workload's Secret of name holds the grant's access token, type and
+// expiry, and nothing else: no refresh token, no refresh bookkeeping. It returns the workload's Secret.
+func (f *fixture) checkPublished(name string) *corev1.Secret {
+	f.t.Helper()
+	var w, g *corev1.Secret
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w, g = f.cloudSecret(name+"-tokens"), f.cloudSecret(name+"-grant")
+		if w != nil && g != nil && string(w.Data[KeyAccessToken]) == string(g.Data[KeyAccessToken]) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if w == nil || g == nil {
+		f.t.Fatalf("%s: workload Secret %v, grant Secret %v", name, w != nil, g != nil)
+	}
+	if got := keys(w.Data); len(got) != 3 || len(w.Data[KeyAccessToken]) == 0 || string(w.Data[KeyExpiresAt]) != string(g.Data[KeyExpiresAt]) ||
+		string(w.Data[KeyTokenType]) != string(g.Data[KeyTokenType]) {
+		f.t.Fatalf("%s-tokens: keys %v, want access_token, token_type and expires_at of the grant", name, got)
+	}
+	for _, a := range []string{v1alpha1.RefreshStartedAnnotation, v1alpha1.RefreshedAtAnnotation} {
+		if _, ok := w.Annotations[a]; ok {
+			f.t.Fatalf("%s-tokens carries %s", name, a)
+		}
+	}
+	return w
+}
+
 func (f *fixture) authorizeCloud(name string) *v1alpha1.CloudAuthorization {
 	f.t.Helper()
-	ca := f.waitCloud(name, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
-	u := ca.Status.AuthorizationURL
-	if u == "" {
-		u = f.waitURL(name, "")
-	}
+	f.waitCloud(name, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
+	u := f.waitURL(name, "")
 	if status, page := land(f.t, browserConsent(f.t, u)); status != http.StatusOK || !strings.Contains(page, "complete") {
 		f.t.Fatalf("callback answered %d: %s", status, page)
 	}
@@ -235,12 +291,10 @@ func TestCloudRefreshRequestAndRevokedGrant(t *testing.T) {
 	patch = client.MergeFrom(ca.DeepCopy())
 	ca.Annotations[v1alpha1.RefreshRequestedAnnotation] = "2"
 	must(t, k8s.Patch(context.Background(), ca, patch))
-	ca = f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonReauthorizationRequired, 10*time.Second)
-	if ca.Status.AuthorizationURL == "" {
-		ca.Status.AuthorizationURL = f.waitURL("photos", "")
-	}
-	if s := f.cloudSecret("photos-tokens"); len(s.Data[KeyRefreshToken]) != 0 {
-		t.Fatal("the dead refresh token was left in the Secret")
+	f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonReauthorizationRequired, 10*time.Second)
+	link := f.waitURL("photos", "")
+	if s := f.cloudSecret("photos-grant"); len(s.Data[KeyRefreshToken]) != 0 {
+		t.Fatal("the dead refresh token was left in the grant Secret")
 	}
 	grants := f.sim.CloudStats().InvalidGrants
 	time.Sleep(time.Second)
@@ -248,7 +302,7 @@ func TestCloudRefreshRequestAndRevokedGrant(t *testing.T) {
 		t.Fatalf("a refused refresh token was retried: %d invalid grants, then %d", grants, got)
 	}
 	// Consent again and all is well.
-	if status, _ := land(t, browserConsent(t, ca.Status.AuthorizationURL)); status != http.StatusOK {
+	if status, _ := land(t, browserConsent(t, link)); status != http.StatusOK {
 		t.Fatalf("re-consent answered %d", status)
 	}
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
@@ -263,15 +317,16 @@ func TestCloudBootstrapFromAnExistingRefreshToken(t *testing.T) {
 
 	f.credentials("creds", f.key, f.secret)
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-grant", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Data:       map[string][]byte{KeyRefreshToken: []byte(rt)},
 	}))
 	f.cloudAuth("photos")
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
-	s := f.cloudSecret("photos-tokens")
+	s := f.cloudSecret("photos-grant")
 	if string(s.Data[KeyRefreshToken]) == rt || metav1.GetControllerOf(s) == nil || s.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
 		t.Fatalf("bootstrap Secret not adopted and rotated: labels %v", s.Labels)
 	}
+	f.checkPublished("photos")
 	if got := f.sim.CloudStats(); got.Refreshes != 1 || got.RefreshTokenReuses != 0 {
 		t.Fatalf("bootstrap: %+v", got)
 	}
@@ -282,7 +337,7 @@ func TestCloudInterruptedRefreshIsNeverRetried(t *testing.T) {
 	f.credentials("creds", f.key, f.secret)
 	// A Secret left by a manager that died after sending this refresh token: Verizon may have rotated it.
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens",
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-grant",
 			Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano),
 				v1alpha1.AdoptAnnotation: "true"}},
 		Data: map[string][]byte{KeyRefreshToken: []byte("possibly-rotated-refresh-token")},
@@ -295,7 +350,7 @@ func TestCloudInterruptedRefreshIsNeverRetried(t *testing.T) {
 	if got := f.sim.CloudStats(); got.Refreshes != 0 || got.InvalidGrants != 0 {
 		t.Fatalf("the possibly rotated refresh token was sent: %+v", got)
 	}
-	s := f.cloudSecret("photos-tokens")
+	s := f.cloudSecret("photos-grant")
 	if len(s.Data[KeyRefreshToken]) != 0 || s.Annotations[v1alpha1.RefreshStartedAnnotation] != "" {
 		t.Fatalf("Secret after an interrupted refresh: data %v, annotations %v", keys(s.Data), s.Annotations)
 	}
@@ -330,6 +385,10 @@ func TestCloudSchemaValidation(t *testing.T) {
 		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.CallbackURL = "" },
 		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.CallbackURL = "not a url" },
 		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.SecretName = "creds" },
+		// The operator's own Secrets of the object ("bad"): the consent link and the grant.
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.SecretName = "bad-grant" },
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.SecretName = "bad-consent" },
+		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.CredentialsSecretRef.Name = "bad-grant" },
 		func(ca *v1alpha1.CloudAuthorization) { ca.Spec.RenewBefore = &metav1.Duration{} },
 		func(ca *v1alpha1.CloudAuthorization) {
 			ca.Spec.RefreshTokenKeepAlive = &metav1.Duration{Duration: -time.Second}
@@ -373,7 +432,7 @@ func TestCloudAdoptsACompleteSecretWithoutRefreshing(t *testing.T) {
 	f.credentials("creds", f.key, f.secret)
 	// A Secret copied from elsewhere: refresh token, a live access token and its expiry.
 	must(t, k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "photos-grant", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Data: map[string][]byte{
 			KeyRefreshToken: []byte(rt), KeyAccessToken: []byte("copied-access-token"), KeyTokenType: []byte("Bearer"),
 			KeyExpiresAt: []byte(formatExpiry(time.Now().Add(30 * time.Minute))),
@@ -382,9 +441,12 @@ func TestCloudAdoptsACompleteSecretWithoutRefreshing(t *testing.T) {
 	f.cloudAuth("photos")
 	f.waitCloud("photos", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
 	time.Sleep(time.Second)
-	s := f.cloudSecret("photos-tokens")
+	s := f.cloudSecret("photos-grant")
 	if metav1.GetControllerOf(s) == nil || string(s.Data[KeyRefreshToken]) != rt {
 		t.Fatal("the complete Secret was not adopted as it is")
+	}
+	if w := f.checkPublished("photos"); string(w.Data[KeyAccessToken]) != "copied-access-token" {
+		t.Fatal("the adopted access token was not published")
 	}
 	if got := f.sim.CloudStats(); got.Refreshes != 0 {
 		t.Fatalf("a live access token was refreshed at once: %+v", got)

@@ -36,6 +36,7 @@ func main() {
 		leaderElect, insecure  bool
 		metricsSecure          bool
 		watchList              string
+		callbackOnly           bool
 		workers                int
 		upstreamTimeout        time.Duration
 		lease                  leaseTimings
@@ -54,14 +55,19 @@ func main() {
 	flag.StringVar(&allowedHosts, "allowed-endpoint-hosts", endpoints.DefaultHosts, "Comma-separated host[:port] entries: the only hosts the operator sends requests (and credentials) to, whatever a custom resource names. Exact host, case-insensitive; no port means the scheme's default port only; host:* allows every port. Others get Ready=False, reason EndpointNotAllowed.")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 10, "Reconciles run at once per controller.")
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
-	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 callback of CloudAuthorizations (GET /oauth2/callback) binds to; \"0\" disables it. Expose it at the Callback URL registered in Key Management.")
+	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 start and callback endpoints of CloudAuthorizations (GET /oauth2/start, /oauth2/callback) bind to; \"0\" disables them. Expose them at the Callback URL registered in Key Management.")
 	flag.StringVar(&clusterNamespace, "cluster-resource-namespace", "", "Namespace of the Secrets of the cluster-scoped kinds (ClusterThingSpaceApp, ClusterM2MSession): their credentials and the Secrets they write; defaults to the manager's own namespace (POD_NAMESPACE, else the service account's).")
+	flag.BoolVar(&callbackOnly, "callback-only", false, "Serve only the OAuth2 start and callback endpoints of CloudAuthorizations (no reconcilers, no leader election), with the fewer rights of config/rbac/oauth_callback_role.yaml; run the reconcilers elsewhere with --oauth-callback-bind-address=0.")
 	flag.DurationVar(&stateTTL, "oauth-state-ttl", controller.DefaultStateTTL, "How long an authorization URL (its state) is accepted before a new one replaces it.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(newLogger(opts, os.Stderr))
 	log := ctrl.Log.WithName("setup")
+	if callbackOnly {
+		// Every replica must answer the browsers it gets; there is nothing to lead.
+		leaderElect = false
+	}
 	if err := lease.validate(); leaderElect && err != nil {
 		log.Error(err, "Invalid leader-election timings")
 		os.Exit(2)
@@ -113,7 +119,11 @@ func main() {
 
 	// Persist-critical upstream calls register here; main waits for them after the manager stops.
 	tracker := &inflight.Tracker{}
-	if err := controller.Setup(mgr, controller.Options{
+	setup := controller.Setup
+	if callbackOnly {
+		setup = controller.SetupCallbackOnly
+	}
+	if err := setup(mgr, controller.Options{
 		AllowInsecureEndpoints:   insecure,
 		AllowedEndpointHosts:     allowed,
 		MaxConcurrentReconciles:  workers,
@@ -131,7 +141,7 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "allowedEndpointHosts", allowed.String(),
-		"oauthCallback", callbackAddr, "metricsSecure", metricsSecure, "watchNamespaces", watched)
+		"oauthCallback", callbackAddr, "metricsSecure", metricsSecure, "watchNamespaces", watched, "callbackOnly", callbackOnly)
 	if err := runAndDrain(ctrl.SetupSignalHandler(), mgr.Start, tracker, upstreamTimeout+15*time.Second, log); err != nil {
 		os.Exit(1)
 	}

@@ -26,9 +26,10 @@ const (
 	// DefaultMaxConnections bounds the connections open at once; more wait in the kernel's backlog.
 	DefaultMaxConnections = 64
 	// DefaultRate and DefaultBurst bound the requests looked at (token bucket, all clients together:
-	// behind an ingress every client has the ingress's address); the rest get a 429 at once.
-	DefaultRate  = 10
-	DefaultBurst = 20
+	// behind an ingress every client has the ingress's address); the rest get a 429 at once. A request
+	// without its cookie costs no lookup, so the bound is about the ones that do.
+	DefaultRate  = 50
+	DefaultBurst = 100
 	// Timeouts: a request's headers and body must arrive promptly; an answer may wait for a code
 	// exchange (bounded by the upstream timeout); idle keep-alive connections are closed soon.
 	ReadHeaderTimeout = 5 * time.Second

@@ -81,9 +81,9 @@ func kubeconfig(t *testing.T, ns, otherNS string) string {
 	return path
 }
 
-// viewerKubeconfig is a kubeconfig for a user who may only list (not get, not patch) the three kinds
-// in ns, and nothing else.
-func viewerKubeconfig(t *testing.T, ns string) string {
+// viewerKubeconfig is a kubeconfig for a user who may only list (not get, not patch, unless extraVerbs
+// says so) the three kinds in ns, and nothing else (no Secret).
+func viewerKubeconfig(t *testing.T, ns string, extraVerbs ...string) string {
 	t.Helper()
 	ctx := context.Background()
 	name := fmt.Sprintf("viewer-%d", nsCount.Add(1))
@@ -92,7 +92,7 @@ func viewerKubeconfig(t *testing.T, ns string) string {
 		t.Fatal(err)
 	}
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: []rbacv1.PolicyRule{{
-		APIGroups: []string{v1alpha1.GroupVersion.Group}, Verbs: []string{"list"},
+		APIGroups: []string{v1alpha1.GroupVersion.Group}, Verbs: append([]string{"list"}, extraVerbs...),
 		Resources: []string{"thingspaceapps", "m2msessions", "cloudauthorizations"}}}}
 	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},

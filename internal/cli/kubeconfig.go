@@ -1,6 +1,7 @@
 package cli
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,8 +21,8 @@ type KubeFlags struct {
 	Namespace string
 }
 
-// Connect loads the kubeconfig the way kubectl does and returns a client for the operator's kinds
-// (its scheme knows no other type, so it cannot read a Secret) and the namespace to act in.
+// Connect loads the kubeconfig the way kubectl does and returns a client for the operator's kinds and
+// Secrets (only `consent` reads one: the consent link's) and the namespace to act in.
 func Connect(kf KubeFlags) (client.Client, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kf.Kubeconfig
@@ -39,6 +40,9 @@ func Connect(kf KubeFlags) (client.Client, string, error) {
 	cfg.UserAgent = "kubectl-thingspace"
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
 		return nil, "", err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -70,7 +70,7 @@ func (o *operator) writeOutcome(obj client.Object, value string) {
 	reason, msg := "TokenValid", "A new token is in the Secret"
 	switch {
 	case o.ready != metav1.ConditionTrue && o.reason != "":
-		reason, msg = o.reason, "A person must open status.authorizationURL"
+		reason, msg = o.reason, "A person must open the consent link"
 	case o.ready != metav1.ConditionTrue:
 		reason, msg = "CredentialsRejected", "The upstream rejected the credentials (401 invalid_client)"
 	}
@@ -188,7 +188,7 @@ func TestRefreshAwaitingConsent(t *testing.T) {
 	defer cancel()
 	go op.run(ctx, t)
 	got := run(t, clock.RealClock{}, Env{}, "--kubeconfig", kc, "refresh", "cloudauth/cloud")
-	if got.code != ExitFailure || !strings.HasSuffix(got.err, "Ready=False (AuthorizationPending): A person must open status.authorizationURL; a person must consent first: kubectl thingspace consent cloud -n "+ns+"\n") {
+	if got.code != ExitFailure || !strings.HasSuffix(got.err, "Ready=False (AuthorizationPending): A person must open the consent link; a person must consent first: kubectl thingspace consent cloud -n "+ns+"\n") {
 		t.Errorf("exit %d\n%s%s", got.code, got.out, got.err)
 	}
 }

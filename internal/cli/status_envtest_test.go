@@ -38,9 +38,9 @@ func statusFixture(t *testing.T) (string, string) {
 		LastLoginTime: ptr(mt(-2 * time.Minute)), NextKeepAliveTime: ptr(mt(8 * time.Minute))}))
 	create(t, newCloud(ns, "photos", nil, v1alpha1.CloudAuthorizationStatus{
 		Conditions: []metav1.Condition{
-			cond("Authorized", "False", "AuthorizationPending", "Open status.authorizationURL to consent", 5*time.Minute),
-			cond("Ready", "False", "AuthorizationPending", "Open status.authorizationURL to consent", 5*time.Minute)},
-		AuthorizationURL: "https://sim.example/authorize?client_id=demo&state=s1", AuthorizationURLExpiresAt: ptr(mt(4 * time.Minute))}))
+			cond("Authorized", "False", "AuthorizationPending", "Open the consent link to consent", 5*time.Minute),
+			cond("Ready", "False", "AuthorizationPending", "Open the consent link to consent", 5*time.Minute)},
+		ConsentSecretName: "photos-consent", ConsentStateHash: "h", ConsentExpiresAt: ptr(mt(4 * time.Minute))}))
 	create(t, newApp(other, "elsewhere", billing, v1alpha1.ThingSpaceAppStatus{Conditions: ready("TokenValid", "valid", time.Minute),
 		RefreshStatus: v1alpha1.RefreshStatus{ExpiresAt: ptr(mt(time.Hour)), RenewalTime: ptr(mt(50 * time.Minute))}}))
 	// A token Secret beside them: the plugin never reads it, so its value cannot reach the output.

@@ -292,19 +292,23 @@ func (r *CloudAuthorizationReconciler) wake(ca *v1alpha1.CloudAuthorization) {
 	}
 }
 
-// consentFailed passes the status change of a consent that ended at the callback without a code
-// exchange under way (a denial, a failed exchange: the state is gone), so that a new link is offered at
-// once, even by a manager in another process than the callback. A state spent for an exchange says so
-// in the Authorized condition (consent.ExchangingMessage): the grant Secret's write brings that pass.
+// consentFailed passes the status change of a consent that ended at the callback without a grant (a
+// denial, a failed exchange: the state is gone), so that a new link is offered at once, even by a
+// manager in another process than the callback. A state spent for an exchange says so in the Authorized
+// condition (consent.ExchangingMessage) until the exchange ends: a success brings its pass through the
+// grant Secret's write, a failure changes that message.
 func consentFailed() predicate.TypedPredicate[client.Object] {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		oldCA, ok1 := e.ObjectOld.(*v1alpha1.CloudAuthorization)
 		newCA, ok2 := e.ObjectNew.(*v1alpha1.CloudAuthorization)
-		if !ok1 || !ok2 || oldCA.Status.ConsentStateHash == "" || newCA.Status.ConsentStateHash != "" {
+		if !ok1 || !ok2 || newCA.Status.ConsentStateHash != "" {
 			return false
 		}
-		is := meta.FindStatusCondition(newCA.Status.Conditions, v1alpha1.ConditionAuthorized)
-		return is == nil || is.Message != consent.ExchangingMessage
+		exchanging := func(ca *v1alpha1.CloudAuthorization) bool {
+			c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized)
+			return c != nil && c.Message == consent.ExchangingMessage
+		}
+		return !exchanging(newCA) && (oldCA.Status.ConsentStateHash != "" || exchanging(oldCA))
 	}}
 }
 

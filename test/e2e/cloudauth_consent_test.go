@@ -9,15 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/consent"
 )
 
 // --- 1. Consent ---
 
-// TestCloudConsent: the authorization URL in status, opened in a browser, lands on the manager's
-// callback, which answers a page without tokens; the Secret gets the four keys, the CloudAuthorization
+// TestCloudConsent: the consent link, from the consent Secret, opened in a browser, starts at the
+// manager, which binds the browser with a cookie and redirects to the simulator; the simulator sends the
+// browser back to the callback, which answers a page without tokens; the grant Secret gets the refresh
+// token, the workload's Secret only the access token, its type and expiry; the CloudAuthorization
 // becomes Authorized and Ready, and the access token works at the simulator. One code, one exchange.
 func TestCloudConsent(t *testing.T) {
 	t.Parallel()
@@ -26,33 +30,36 @@ func TestCloudConsent(t *testing.T) {
 	if hasCondition(ca, v1alpha1.ConditionReady, metav1.ConditionTrue, "") {
 		t.Errorf("Ready=True before any consent: %s", describeCloud(ca))
 	}
-	authURL := e.waitURL()
-	u, err := url.Parse(authURL)
-	if err != nil {
-		t.Fatalf("status.authorizationURL does not parse: %v", err)
+	link := e.waitURL()
+	if want := strings.TrimSuffix(mgr.CallbackURL, "callback") + "start?state="; !strings.HasPrefix(link, want) {
+		t.Errorf("the consent link does not start at the manager (%s…)", want)
 	}
-	q := u.Query()
-	switch {
-	case !strings.HasPrefix(authURL, e.sim.URL+"/cloud/1/oauth2/authorize?"):
-		t.Errorf("status.authorizationURL is not the endpoint's authorize URL: %s", u.Redacted())
-	case q.Get("client_id") != e.key || q.Get("response_type") != "code":
-		t.Errorf("authorization URL: client_id=%q response_type=%q, want %q and code", q.Get("client_id"), q.Get("response_type"), e.key)
-	case q.Get("redirect_uri") != mgr.CallbackURL:
-		t.Errorf("authorization URL: redirect_uri=%q, want the callbackURL %q verbatim", q.Get("redirect_uri"), mgr.CallbackURL)
-	case len(q.Get("state")) < 43: // 256 bits in base64url
-		t.Errorf("authorization URL: state of %d characters, want an unguessable one (>= 43)", len(q.Get("state")))
+	ca = e.get()
+	if ca.Status.ConsentSecretName != cloudConsentName || ca.Status.ConsentExpiresAt == nil || !ca.Status.ConsentExpiresAt.After(time.Now()) {
+		t.Errorf("status names consent Secret %q, expiring %v; want %s, in the future", ca.Status.ConsentSecretName, ca.Status.ConsentExpiresAt, cloudConsentName)
 	}
-	if exp := e.get().Status.AuthorizationURLExpiresAt; exp == nil || !exp.After(time.Now()) {
-		t.Errorf("status.authorizationURLExpiresAt = %v, want in the future", exp)
+	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c == nil || !strings.Contains(c.Message, cloudConsentName) || strings.Contains(c.Message, "state=") {
+		t.Errorf("Authorized message %+v: want it to name the consent Secret, never the link", c)
 	}
 	if n := e.tokenRequests(0); n != 0 {
 		t.Fatalf("%d token requests before consent, want none", n)
 	}
 
 	start := time.Now()
-	b := e.browse(authURL)
-	if b.callback == nil {
-		t.Fatalf("the simulator did not redirect the browser (status %d)", b.status)
+	b := e.browse(link)
+	if b.authorize == nil || b.callback == nil {
+		t.Fatalf("the start endpoint or the simulator did not redirect the browser (status %d)", b.status)
+	}
+	q := b.authorize.Query()
+	switch {
+	case !strings.HasPrefix(b.authorize.String(), e.sim.URL+"/cloud/1/oauth2/authorize?"):
+		t.Errorf("the start endpoint redirected elsewhere than the endpoint's authorize URL: %s", b.authorize.Redacted())
+	case q.Get("client_id") != e.key || q.Get("response_type") != "code":
+		t.Errorf("authorization URL: client_id=%q response_type=%q, want %q and code", q.Get("client_id"), q.Get("response_type"), e.key)
+	case q.Get("redirect_uri") != mgr.CallbackURL:
+		t.Errorf("authorization URL: redirect_uri=%q, want the callbackURL %q verbatim", q.Get("redirect_uri"), mgr.CallbackURL)
+	case q.Get("state") != consent.State(consent.TokenOf(link)):
+		t.Errorf("authorization URL: the state is not the one derived from the link's token")
 	}
 	if got := b.callback.Scheme + "://" + b.callback.Host + b.callback.Path; got != mgr.CallbackURL {
 		t.Errorf("the browser was sent to %s, want the manager's callback %s", got, mgr.CallbackURL)
@@ -67,14 +74,16 @@ func TestCloudConsent(t *testing.T) {
 		t.Fatalf("the redirect carried no code")
 	}
 	ca = e.waitReady()
-	t.Logf("Authorized and Ready %v after the browser opened the URL", time.Since(start).Round(10*time.Millisecond))
+	t.Logf("Authorized and Ready %v after the browser opened the link", time.Since(start).Round(10*time.Millisecond))
 
 	ct, s, _ := e.readSecret()
 	e.checkNoTokenIn("the callback page", b, ct)
-	for _, k := range []string{v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyRefreshToken, v1alpha1.SecretKeyTokenType, v1alpha1.SecretKeyExpiresAt} {
-		if len(s.Data[k]) == 0 {
-			t.Errorf("Secret %s has no %s (keys %v)", cloudSecretName, k, ct.keys)
-		}
+	if ct.refresh == "" {
+		t.Errorf("the grant Secret %s holds no refresh token", cloudGrantName)
+	}
+	if len(ct.keys) != 3 || string(s.Data[v1alpha1.SecretKeyAccessToken]) != ct.access || string(s.Data[v1alpha1.SecretKeyExpiresAt]) != ct.expiresRaw ||
+		string(s.Data[v1alpha1.SecretKeyTokenType]) != ct.tokenType {
+		t.Errorf("the workload's Secret %s has keys %v, want access_token, token_type and expires_at as in the grant", cloudSecretName, ct.keys)
 	}
 	if ct.tokenType != "Bearer" {
 		t.Errorf("token_type = %q, want Bearer", ct.tokenType)
@@ -88,11 +97,11 @@ func TestCloudConsent(t *testing.T) {
 	if s.Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue {
 		t.Errorf("the Secret's label %s = %q", v1alpha1.ManagedByLabel, s.Labels[v1alpha1.ManagedByLabel])
 	}
-	if _, ok := s.Annotations[v1alpha1.RefreshStartedAnnotation]; ok {
-		t.Errorf("the Secret carries %s after the consent", v1alpha1.RefreshStartedAnnotation)
+	if _, ok := ct.annotations[v1alpha1.RefreshStartedAnnotation]; ok {
+		t.Errorf("the grant Secret carries %s after the consent", v1alpha1.RefreshStartedAnnotation)
 	}
-	if ca.Status.AuthorizationURL != "" {
-		t.Errorf("status.authorizationURL still set once Authorized")
+	if ca.Status.ConsentStateHash != "" {
+		t.Errorf("a consent is still offered once Authorized")
 	}
 	if ca.Status.ExpiresAt == nil || !ca.Status.ExpiresAt.Time.Equal(ct.expiresAt.Truncate(time.Second)) {
 		t.Errorf("status.expiresAt = %v, want the Secret's %v to the second", ca.Status.ExpiresAt, ct.expiresAt)
@@ -126,7 +135,7 @@ func TestCloudForgedAndReplayedState(t *testing.T) {
 	t.Parallel()
 	e := newCloudEnv(t, cloudOpts{})
 	authURL := e.waitURL()
-	real := mustParse(t, authURL).Query().Get("state")
+	real := consent.State(consent.TokenOf(authURL))
 	tampered := []byte(real)
 	tampered[len(tampered)/2] ^= 1 // still base64url, different state
 	forged := func() string {
@@ -157,8 +166,8 @@ func TestCloudForgedAndReplayedState(t *testing.T) {
 	if n := e.tokenRequests(0); n != 0 {
 		t.Errorf("%d token requests after forged callbacks, want none: %v", n, stats(t, e.sim))
 	}
-	if ca := e.get(); ca.Status.AuthorizationURL != authURL || !hasCondition(ca, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending) {
-		t.Errorf("forged callbacks changed the status (URL unchanged: %v): %s", ca.Status.AuthorizationURL == authURL, describeCloud(ca))
+	if ca := e.get(); ca.Status.ConsentStateHash != consent.Hash(real) || !hasCondition(ca, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending) {
+		t.Errorf("forged callbacks changed the status (consent unchanged: %v): %s", ca.Status.ConsentStateHash == consent.Hash(real), describeCloud(ca))
 	}
 
 	// The real consent still works.
@@ -172,8 +181,13 @@ func TestCloudForgedAndReplayedState(t *testing.T) {
 	if status < 400 || status > 499 {
 		t.Errorf("replayed callback: status %d, want 4xx", status)
 	}
-	// The same authorization URL opened again: a fresh code from the simulator, with a spent state.
-	again := e.browse(authURL)
+	// The same consent link opened again: the start endpoint refuses a spent consent.
+	if again := e.browse(authURL); again.authorize != nil || again.status != http.StatusBadRequest {
+		t.Errorf("the spent consent link: status %d, redirected %v; want 400 and no redirect", again.status, again.authorize != nil)
+	}
+	// Verizon's authorize URL opened again (it was in the browser's history): a fresh code, with a
+	// spent state, and the browser's binding cookie is gone since the callback.
+	again := e.browse(b.authorize.String())
 	if again.callback == nil || again.callback.Query().Get("code") == "" {
 		t.Fatalf("the simulator did not redirect a second consent with a code (status %d)", again.status)
 	}
@@ -194,8 +208,8 @@ func TestCloudForgedAndReplayedState(t *testing.T) {
 	if now := e.tokens(); now.access != tokens.access || now.refresh != tokens.refresh {
 		t.Errorf("the replays changed the Secret's tokens")
 	}
-	if ca.Status.AuthorizationURL != "" {
-		t.Errorf("the replays put an authorization URL back in status")
+	if ca.Status.ConsentStateHash != "" {
+		t.Errorf("the replays put a consent back in status")
 	}
 }
 
@@ -231,8 +245,8 @@ func TestCloudConsentDenied(t *testing.T) {
 		t.Errorf("Ready=True after a denial: %s", describeCloud(ca))
 	}
 	second := e.waitURL(first)
-	if mustParse(t, second).Query().Get("state") == mustParse(t, first).Query().Get("state") {
-		t.Errorf("the new authorization URL reuses the old state")
+	if consent.TokenOf(second) == consent.TokenOf(first) {
+		t.Errorf("the new consent link reuses the old token")
 	}
 	if st := e.stats(); st.Denials != 1 || e.tokenRequests(0) != 0 {
 		t.Errorf("after the denial: %+v and %d token requests, want 1 denial and none", st, e.tokenRequests(0))
@@ -253,7 +267,8 @@ func TestCloudConsentDenied(t *testing.T) {
 	if n := e.tokenRequests(0); n != 0 {
 		t.Errorf("%d token requests for a spent state, want none", n)
 	}
-	if ca := e.get(); !hasCondition(ca, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAccessDenied) || ca.Status.AuthorizationURL != second {
+	if ca := e.get(); !hasCondition(ca, v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAccessDenied) ||
+		ca.Status.ConsentStateHash != consent.Hash(consent.State(consent.TokenOf(second))) {
 		t.Errorf("the spent state changed the status: %s", describeCloud(ca))
 	}
 	// The new URL works.

@@ -14,7 +14,8 @@ import (
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
-// cloudTokens is what the CloudAuthorization's Secret holds.
+// cloudTokens is what the CloudAuthorization's grant Secret (`<name>-grant`, the operator's record of
+// both tokens) holds; keys are those of the workload's Secret.
 type cloudTokens struct {
 	access, refresh, tokenType, expiresRaw string
 	expiresAt                              time.Time
@@ -22,39 +23,55 @@ type cloudTokens struct {
 	keys                                   []string
 }
 
-// readSecret reads the Secret the CloudAuthorization writes and records its tokens as sensitive; ok is false
-// when it does not exist.
+// readSecret reads the grant Secret and the workload's Secret the CloudAuthorization writes and
+// records their tokens as sensitive; ok is false when the grant Secret does not exist. The workload's
+// Secret (returned; nil when absent) must never hold a refresh token, and holds the grant's access
+// token once published.
 func (e *cloudEnv) readSecret() (cloudTokens, *corev1.Secret, bool) {
 	e.t.Helper()
-	s := &corev1.Secret{}
-	if err := k8s.Get(e.t.Context(), types.NamespacedName{Namespace: e.ns, Name: cloudSecretName}, s); err != nil {
-		if client.IgnoreNotFound(err) == nil {
-			return cloudTokens{}, nil, false
+	get := func(name string) *corev1.Secret {
+		s := &corev1.Secret{}
+		if err := k8s.Get(e.t.Context(), types.NamespacedName{Namespace: e.ns, Name: name}, s); err != nil {
+			if client.IgnoreNotFound(err) == nil {
+				return nil
+			}
+			e.t.Fatalf("get Secret %s: %v", name, err)
 		}
-		e.t.Fatalf("get Secret %s: %v", cloudSecretName, err)
+		e.add("a Cloud access token", string(s.Data[v1alpha1.SecretKeyAccessToken]))
+		e.add("a Cloud refresh token", string(s.Data[v1alpha1.SecretKeyRefreshToken]))
+		return s
+	}
+	w, g := get(cloudSecretName), get(cloudGrantName)
+	if w != nil {
+		if _, has := w.Data[v1alpha1.SecretKeyRefreshToken]; has {
+			e.t.Errorf("the workload's Secret %s holds a refresh token", cloudSecretName)
+		}
+	}
+	if g == nil {
+		return cloudTokens{}, w, false
 	}
 	ct := cloudTokens{
-		access:      string(s.Data[v1alpha1.SecretKeyAccessToken]),
-		refresh:     string(s.Data[v1alpha1.SecretKeyRefreshToken]),
-		tokenType:   string(s.Data[v1alpha1.SecretKeyTokenType]),
-		expiresRaw:  string(s.Data[v1alpha1.SecretKeyExpiresAt]),
-		annotations: s.Annotations,
+		access:      string(g.Data[v1alpha1.SecretKeyAccessToken]),
+		refresh:     string(g.Data[v1alpha1.SecretKeyRefreshToken]),
+		tokenType:   string(g.Data[v1alpha1.SecretKeyTokenType]),
+		expiresRaw:  string(g.Data[v1alpha1.SecretKeyExpiresAt]),
+		annotations: g.Annotations,
 	}
-	for k := range s.Data {
-		ct.keys = append(ct.keys, k)
+	if w != nil {
+		for k := range w.Data {
+			ct.keys = append(ct.keys, k)
+		}
 	}
 	ct.expiresAt, _ = time.Parse(time.RFC3339, ct.expiresRaw)
-	e.add("a Cloud access token", ct.access)
-	e.add("a Cloud refresh token", ct.refresh)
-	return ct, s, true
+	return ct, w, true
 }
 
-// tokens reads the Secret, which must hold an access token and a refresh token.
+// tokens reads the Secrets, which must hold an access token and a refresh token.
 func (e *cloudEnv) tokens() cloudTokens {
 	e.t.Helper()
 	ct, _, ok := e.readSecret()
 	if !ok || ct.access == "" || ct.refresh == "" {
-		e.t.Fatalf("Secret %s: exists=%v, access token present=%v, refresh token present=%v", cloudSecretName, ok, ct.access != "", ct.refresh != "")
+		e.t.Fatalf("Secret %s: exists=%v, access token present=%v, refresh token present=%v", cloudGrantName, ok, ct.access != "", ct.refresh != "")
 	}
 	return ct
 }

@@ -51,13 +51,21 @@ func TestCloudLeakScan(t *testing.T) {
 	if err := k8s.Update(t.Context(), creds); err != nil {
 		t.Fatalf("fix the credentials: %v", err)
 	}
-	loc, err := e.sim.CloudAuthorize(t.Context(), second)
+	start, err := e.browser.Get(t.Context(), second)
+	if err != nil || start.Location == nil {
+		t.Fatalf("start: status %d, %v", start.Status, err)
+	}
+	loc, err := e.sim.CloudAuthorize(t.Context(), start.Location.String())
 	if err != nil {
 		t.Fatalf("authorize: %v", err)
 	}
 	e.add("a Cloud authorization code", loc.Query().Get("code"))
 	time.Sleep(codeLife + 500*time.Millisecond)
-	status, body := callback(t, loc.Query())
+	page, err := e.browser.Get(t.Context(), loc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := page.Status, page.Body
 	if status < 400 {
 		t.Errorf("callback with an expired code: status %d, want an error page", status)
 	}

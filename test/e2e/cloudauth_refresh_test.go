@@ -175,16 +175,12 @@ func TestCloudRestartMidRefreshSIGTERM(t *testing.T) {
 
 // TestCloudRestartMidRefreshSIGKILL: a manager killed while a refresh is in flight leaves the
 // refresh-started-at marker; the restarted manager does not send that (already rotated) refresh token
-// again but reports ReauthorizationRequired with a new authorization URL, after at most the in-flight
+// again but reports ReauthorizationRequired with a new consent link, after at most the in-flight
 // bound (--upstream-timeout + 5s). A new consent recovers. Serial: it kills the suite's manager.
 func TestCloudRestartMidRefreshSIGKILL(t *testing.T) {
 	const hold = 2 * time.Second
 	e := newCloudEnv(t, cloudOpts{})
-	consentURL := ""
-	e.wait(cloudWait, "an authorization URL", func(ca *v1alpha1.CloudAuthorization) bool {
-		consentURL = ca.Status.AuthorizationURL
-		return consentURL != ""
-	})
+	consentURL := e.waitURL()
 	old, before := midRefresh(t, e, hold, "sigkill")
 
 	if err := mgr.Kill(); err != nil {
@@ -219,11 +215,11 @@ func TestCloudRestartMidRefreshSIGKILL(t *testing.T) {
 	}
 	newURL := e.waitURL(consentURL)
 	if newURL == consentURL {
-		t.Errorf("the authorization URL was not replaced")
+		t.Errorf("the consent link was not replaced")
 	}
 	ct, _, _ = e.readSecret()
 	if ct.refresh != "" {
-		t.Errorf("the Secret still holds the refresh token whose refresh was interrupted")
+		t.Errorf("the grant Secret still holds the refresh token whose refresh was interrupted")
 	}
 	if _, ok := ct.annotations[v1alpha1.RefreshStartedAnnotation]; ok {
 		t.Errorf("the Secret still carries %s after ReauthorizationRequired", v1alpha1.RefreshStartedAnnotation)

@@ -38,7 +38,8 @@ func TestCloudSIGTERMMidCodeExchange(t *testing.T) {
 	}
 	pages := make(chan page, 1)
 	go func() {
-		browser := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		// The person's cookie jar: the start endpoint's binding cookie goes to the callback.
+		browser := &http.Client{Timeout: 30 * time.Second, Jar: e.browser.Jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			e.add("a Cloud authorization code", req.URL.Query().Get("code"))
 			if len(via) > 3 {
 				return errors.New("too many redirects")

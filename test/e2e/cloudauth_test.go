@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
@@ -32,6 +32,9 @@ const (
 	// cloudName and cloudSecretName are the CloudAuthorization of a cloud test and the Secret it writes.
 	cloudName       = "ca"
 	cloudSecretName = "ca-tokens"
+	// cloudGrantName is the grant Secret (refresh token), cloudConsentName the consent link's.
+	cloudGrantName   = cloudName + v1alpha1.GrantSecretSuffix
+	cloudConsentName = cloudName + v1alpha1.ConsentSecretSuffix
 	// inFlightBound is how long after its refresh-started-at marker a refresh counts as interrupted.
 	inFlightBound = upstreamTimeout + 5*time.Second
 	// cloudWait bounds the waits for a reconcile outcome: generous, for a loaded machine.
@@ -50,6 +53,8 @@ type cloudEnv struct {
 	leaks harness.Sensitive
 	// scanned is set once scanLeaks ran, so the cleanup does not report the same findings again.
 	scanned bool
+	// browser is the person's: its cookies carry a consent from the start endpoint to the callback.
+	browser *harness.Browser
 }
 
 // cloudOpts shape a cloud test's simulator and CloudAuthorization.
@@ -69,7 +74,7 @@ type cloudOpts struct {
 // test's sensitive values.
 func newCloudEnv(t *testing.T, o cloudOpts) *cloudEnv {
 	t.Helper()
-	e := &cloudEnv{t: t, key: "cloud-" + randHex(8), secret: "cloud-secret-" + randHex(16)}
+	e := &cloudEnv{t: t, key: "cloud-" + randHex(8), secret: "cloud-secret-" + randHex(16), browser: harness.NewBrowser()}
 	e.leaks.AddCredentials(e.key, e.secret)
 	sensitive.AddCredentials(e.key, e.secret)
 	if o.access == 0 {
@@ -104,6 +109,7 @@ func newCloudEnv(t *testing.T, o cloudOpts) *cloudEnv {
 	if err := k8s.Create(t.Context(), ca); err != nil {
 		t.Fatalf("create CloudAuthorization: %v", err)
 	}
+	e.watchWorkloadSecret(ca.Spec.SecretName)
 	return e
 }
 
@@ -202,12 +208,15 @@ func (e *cloudEnv) waitReady() *v1alpha1.CloudAuthorization {
 	})
 }
 
-// waitURL waits for an authorization URL in status other than any of not, and returns it.
+// waitURL waits for a consent link (in the consent Secret, its consent live in status) other than any
+// of not, and returns it. Its start token and state are recorded as sensitive.
 func (e *cloudEnv) waitURL(not ...string) string {
 	e.t.Helper()
-	ca := e.wait(cloudWait, "a new status.authorizationURL", func(ca *v1alpha1.CloudAuthorization) bool {
-		u := ca.Status.AuthorizationURL
-		if u == "" {
+	var link string
+	e.wait(cloudWait, "a new consent link", func(ca *v1alpha1.CloudAuthorization) bool {
+		u, err := harness.ConsentLink(e.t.Context(), k8s, client.ObjectKeyFromObject(ca))
+		tok := consent.TokenOf(u)
+		if err != nil || tok == "" || consent.Hash(consent.State(tok)) != ca.Status.ConsentStateHash {
 			return false
 		}
 		for _, n := range not {
@@ -215,9 +224,13 @@ func (e *cloudEnv) waitURL(not ...string) string {
 				return false
 			}
 		}
+		link = u
 		return true
 	})
-	return ca.Status.AuthorizationURL
+	tok := consent.TokenOf(link)
+	e.add("a consent link's start token", tok)
+	e.add("a consent state", consent.State(tok))
+	return link
 }
 
 func describeCloud(ca *v1alpha1.CloudAuthorization) string {
@@ -233,13 +246,15 @@ func describeCloud(ca *v1alpha1.CloudAuthorization) string {
 		}
 		fmt.Fprintf(&b, "%s=%s reason=%s message=%q observedGeneration=%d/%d; ", typ, c.Status, c.Reason, c.Message, c.ObservedGeneration, ca.Generation)
 	}
-	fmt.Fprintf(&b, "authorizationURL set=%v failedRefreshAttempts=%d observedRefreshRequest=%q",
-		ca.Status.AuthorizationURL != "", ca.Status.FailedRefreshAttempts, ca.Status.ObservedRefreshRequest)
+	fmt.Fprintf(&b, "consent offered=%v consentSecretName=%q failedRefreshAttempts=%d observedRefreshRequest=%q",
+		ca.Status.ConsentStateHash != "", ca.Status.ConsentSecretName, ca.Status.FailedRefreshAttempts, ca.Status.ObservedRefreshRequest)
 	return b.String()
 }
 
-// browsed is what a browser opening an authorization URL saw.
+// browsed is what a browser opening a consent link saw.
 type browsed struct {
+	// authorize is Verizon's authorize URL the start endpoint redirected to; nil when it did not.
+	authorize *url.URL
 	// callback is the manager URL the simulator redirected to (with code or error, and state); nil when
 	// there was no redirect.
 	callback *url.URL
@@ -248,35 +263,76 @@ type browsed struct {
 	body   string
 }
 
-// browse opens u as a person's browser would: it follows the simulator's 302 to the manager's callback
-// and reads the page. The authorization code in the redirect is recorded as sensitive.
-func (e *cloudEnv) browse(u string) browsed {
+// browse opens the consent link u in the person's browser: the manager's start endpoint sets its
+// cookie and redirects to the simulator, which redirects back to the manager's callback, and the page
+// is read. The authorization code in the redirect is recorded as sensitive.
+func (e *cloudEnv) browse(u string) browsed { return e.browseWith(e.browser, u) }
+
+// browseWith is browse in browser b.
+func (e *cloudEnv) browseWith(b *harness.Browser, u string) browsed {
 	e.t.Helper()
 	var out browsed
-	browser := &http.Client{
-		Timeout: 30 * time.Second,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > 3 {
-				return errors.New("too many redirects")
-			}
-			out.callback = req.URL
-			e.add("a Cloud authorization code", req.URL.Query().Get("code"))
-			return nil
-		},
+	page := func(p harness.Page, err error) harness.Page {
+		e.t.Helper()
+		if err != nil {
+			e.t.Fatalf("browse: %v", err) // never quotes a URL
+		}
+		out.status, out.body = p.Status, p.Body
+		return p
 	}
-	req, err := http.NewRequestWithContext(e.t.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		e.t.Fatalf("browse: %v", err)
+	// The consent link redirects to Verizon's authorize URL, which redirects to the callback (with a
+	// code or an error); an authorize URL opened directly skips the first step.
+	next := u
+	for range 3 {
+		p := page(b.Get(e.t.Context(), next))
+		if p.Location == nil {
+			return out
+		}
+		if q := p.Location.Query(); q.Has("code") || q.Has("error") {
+			out.callback = p.Location
+			e.add("a Cloud authorization code", q.Get("code"))
+			page(b.Get(e.t.Context(), p.Location.String()))
+			return out
+		}
+		out.authorize = p.Location
+		next = p.Location.String()
 	}
-	resp, err := browser.Do(req)
-	if err != nil {
-		// The error quotes the URL, which may hold a code: say less.
-		e.t.Fatalf("browse: the request failed (redirected to the callback: %v)", out.callback != nil)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	out.status, out.body = resp.StatusCode, string(b)
+	e.t.Fatal("browse: too many redirects")
 	return out
+}
+
+// watchWorkloadSecret fails the test if the workload's Secret ever holds a refresh token, at any
+// moment of the test (a watch sees every version written).
+func (e *cloudEnv) watchWorkloadSecret(name string) {
+	e.t.Helper()
+	wc, err := client.NewWithWatch(cp.Config, client.Options{Scheme: cp.Scheme})
+	if err != nil {
+		e.t.Fatalf("watch client: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := wc.Watch(ctx, &corev1.SecretList{}, client.InNamespace(e.ns), client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		cancel()
+		e.t.Fatalf("watch Secret %s: %v", name, err)
+	}
+	done := make(chan int)
+	go func() {
+		seen := 0
+		defer func() { done <- seen }()
+		for ev := range w.ResultChan() {
+			if s, ok := ev.Object.(*corev1.Secret); ok {
+				if _, has := s.Data[v1alpha1.SecretKeyRefreshToken]; has {
+					e.t.Errorf("the workload's Secret %s held a refresh token (resourceVersion %s)", name, s.ResourceVersion)
+				}
+				seen++
+			}
+		}
+	}()
+	e.t.Cleanup(func() {
+		w.Stop()
+		cancel()
+		<-done
+	})
 }
 
 // callback sends a GET to the manager's callback with q, as a browser (or an attacker) would, and

@@ -1,14 +1,16 @@
 -- Argo CD health of a CloudAuthorization (thingspace.credops.io): a person's consent for a Verizon Cloud
 -- app, then an access token kept valid in a Secret with rotating refresh tokens.
 --   Healthy      the Secret holds an unexpired access token.
---   Suspended    nobody has consented yet and status.authorizationURL is live: the object waits for a
+--   Suspended    nobody has consented yet and a consent is live (status.consentStateHash, its link in the
+--                Secret status.consentSecretName names): the object waits for a
 --                person, not for the operator, as a paused rollout or a suspended CronJob does (the
 --                built-in checks show those Suspended). Progressing would suggest it settles by itself;
 --                Degraded would page someone for the normal first step of every CloudAuthorization.
 --   Degraded     only a person can fix it: consent refused or failed, the grant died, the app's
 --                credentials were rejected, or the configuration cannot be used.
 --   Progressing  everything the operator retries by itself.
--- The URL itself is never put in the message: Argo CD shows it to everyone who can see the app.
+-- The link is never in status, nor in the message: Argo CD shows it to everyone who can see the app,
+-- and only those who may read the consent Secret may consent.
 -- Reasons are the constants in api/v1alpha1 (a Go test checks that every reason named here exists).
 local hs = {}
 
@@ -92,9 +94,13 @@ end
 -- it); Argo CD shows the more precise Suspended.
 local authorized = condition("Authorized")
 if authorized ~= nil and authorized.status == "False" then
-  if authorized.reason == "AuthorizationPending" and obj.status.authorizationURL ~= nil and obj.status.authorizationURL ~= "" then
+  if authorized.reason == "AuthorizationPending" and obj.status.consentStateHash ~= nil and obj.status.consentStateHash ~= "" then
     hs.status = "Suspended"
-    hs.message = "Waiting for consent: open status.authorizationURL"
+    local where = "the consent Secret"
+    if obj.status.consentSecretName ~= nil and obj.status.consentSecretName ~= "" then
+      where = "Secret " .. obj.status.consentSecretName
+    end
+    hs.message = "Waiting for consent: the link is in " .. where .. " (kubectl thingspace consent)"
     return hs
   end
   if consentFailed[authorized.reason] then

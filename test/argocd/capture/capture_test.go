@@ -28,7 +28,7 @@ const updateEnv = "ARGOCD_CAPTURE"
 
 const header = `# Captured from the real controllers and the simulator by make argocd-capture (test/argocd/capture).
 # Only the hosts are renamed (the simulator and the callback listened on loopback ports) and the
-# authorization URL's single-use state is redacted; statuses hold no secrets (the capture checks).
+# consent's state hash is redacted; statuses hold no secrets (the capture checks).
 `
 
 // Each scenario, driven through the real controllers, gives the health a user expects; the committed
@@ -92,6 +92,10 @@ func (e *env) normalize(t *testing.T, kind string, obj client.Object) []byte {
 	must(t, err)
 	m["apiVersion"], m["kind"] = v1alpha1.GroupVersion.String(), kind
 	m["metadata"] = map[string]any{"name": obj.GetName(), "namespace": obj.GetNamespace(), "generation": obj.GetGeneration()}
+	// A consent's state hash differs on every run (and is worth nothing without the consent Secret).
+	if st, ok := m["status"].(map[string]any); ok && st["consentStateHash"] != nil {
+		st["consentStateHash"] = "REDACTED"
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // keep the URLs' & readable, for the reader and for the redaction

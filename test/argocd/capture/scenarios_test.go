@@ -54,7 +54,7 @@ var scenarios = []scenario{
 	{kind: "CloudAuthorization", file: "captured-waiting-for-consent", drive: func(t *testing.T, e *env) client.Object {
 		ca := e.waitCond(t, e.cloud(t, "photos-pending"), v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending)
 		return e.waitURL(t, ca)
-	}, want: fixed("Suspended", "Waiting for consent: open status.authorizationURL")},
+	}, want: fixed("Suspended", "Waiting for consent: the link is in Secret photos-pending-consent (kubectl thingspace consent)")},
 	{kind: "CloudAuthorization", file: "captured-authorized", drive: func(t *testing.T, e *env) client.Object {
 		return e.authorized(t, "photos")
 	}, want: func(obj map[string]any) argocd.Health {
@@ -141,35 +141,34 @@ func conditions(obj client.Object) []metav1.Condition {
 	return nil
 }
 
-// waitURL waits until the CloudAuthorization carries an authorization URL.
+// waitURL waits until the CloudAuthorization offers a consent link (in its consent Secret).
 func (e *env) waitURL(t *testing.T, obj client.Object) *v1alpha1.CloudAuthorization {
 	t.Helper()
 	ca := obj.(*v1alpha1.CloudAuthorization)
 	err := harness.WaitFor(context.Background(), 30*time.Second, 100*time.Millisecond, func() (bool, error) {
-		err := e.cp.Client.Get(context.Background(), client.ObjectKeyFromObject(ca), ca)
-		return err == nil && ca.Status.AuthorizationURL != "", err
+		link, err := harness.ConsentLink(context.Background(), e.cp.Client, client.ObjectKeyFromObject(ca))
+		if err == nil {
+			err = e.cp.Client.Get(context.Background(), client.ObjectKeyFromObject(ca), ca)
+		}
+		return err == nil && link != "", err
 	})
 	if err != nil {
-		t.Fatalf("%s: no authorization URL: %v", ca.Name, err)
+		t.Fatalf("%s: no consent link: %v", ca.Name, err)
 	}
 	return ca
 }
 
-// consent plays the browser: the simulator's authorize page redirects to the manager's callback.
+// consent plays the browser: the consent link's start endpoint sets its cookie and redirects to the
+// simulator's authorize page, which redirects to the manager's callback.
 func (e *env) consent(t *testing.T, ca *v1alpha1.CloudAuthorization) int {
 	t.Helper()
-	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(ca.Status.AuthorizationURL)
+	link, err := harness.ConsentLink(context.Background(), e.cp.Client, client.ObjectKeyFromObject(ca))
 	must(t, err)
-	_ = resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || loc == "" {
-		t.Fatalf("authorize answered %d", resp.StatusCode) // the Location holds a code: never print it
+	c, err := harness.NewBrowser().Consent(context.Background(), link)
+	if err != nil {
+		t.Fatalf("consent: %v", err) // never quotes a URL: the callback's holds a code
 	}
-	resp, err = noFollow.Get(loc)
-	must(t, err)
-	_ = resp.Body.Close()
-	return resp.StatusCode
+	return c.Page.Status
 }
 
 func must(t *testing.T, err error) {

@@ -1,8 +1,8 @@
 package cli
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/clientcmd"

@@ -57,7 +57,7 @@ func main() {
 	flag.DurationVar(&upstreamTimeout, "upstream-timeout", 30*time.Second, "Bound on one request to a Verizon API.")
 	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 start and callback endpoints of CloudAuthorizations (GET /oauth2/start, /oauth2/callback) bind to; \"0\" disables them. Expose them at the Callback URL registered in Key Management.")
 	flag.StringVar(&clusterNamespace, "cluster-resource-namespace", "", "Namespace of the Secrets of the cluster-scoped kinds (ClusterThingSpaceApp, ClusterM2MSession): their credentials and the Secrets they write; defaults to the manager's own namespace (POD_NAMESPACE, else the service account's).")
-	flag.BoolVar(&callbackOnly, "callback-only", false, "Serve only the OAuth2 start and callback endpoints of CloudAuthorizations (no reconcilers, no leader election), with the fewer rights of config/rbac/oauth_callback_role.yaml; run the reconcilers elsewhere with --oauth-callback-bind-address=0.")
+	flag.BoolVar(&callbackOnly, "callback-only", false, "Serve only the OAuth2 start and callback endpoints of CloudAuthorizations (no reconcilers, no leader election), with the fewer rights of config/callback-only/callback_role.yaml; run the reconcilers elsewhere with --oauth-callback-bind-address=0.")
 	flag.DurationVar(&stateTTL, "oauth-state-ttl", controller.DefaultStateTTL, "How long an authorization URL (its state) is accepted before a new one replaces it.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)

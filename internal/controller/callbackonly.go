@@ -25,7 +25,7 @@ import (
 
 // The internet-facing OAuth2 endpoints in a process of their own (manager flag --callback-only): no
 // reconciler, no leader election, no Secret cache. What the handler does there, and the rights it needs
-// for it (config/rbac/oauth_callback_role.yaml):
+// for it (config/callback-only/callback_role.yaml):
 //
 //   - finds a CloudAuthorization by its consent's state hash: get, list, watch cloudauthorizations;
 //   - spends the state and records a failure: patch cloudauthorizations/status;

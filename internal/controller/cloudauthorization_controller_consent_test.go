@@ -22,13 +22,13 @@ func TestCloudConsentWritesTokensAndStateIsSingleUse(t *testing.T) {
 	f.credentials("creds", f.key, f.secret)
 	f.cloudAuth("photos", func(ca *v1alpha1.CloudAuthorization) { ca.Spec.DeviceID = "Android" })
 
-	ca := f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
+	f.waitCloud("photos", v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending, 10*time.Second)
 	link := f.waitURL("photos", "")
 	// The link starts at the operator, beside the callback; status names its Secret, never the link.
 	if want := strings.TrimSuffix(callbackURL, "callback") + "start?state="; !strings.HasPrefix(link, want) {
 		t.Fatalf("consent link %q, want it at %s…", link, want)
 	}
-	ca = f.getCloud("photos")
+	ca := f.getCloud("photos")
 	c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized)
 	tok := consent.TokenOf(link)
 	if ca.Status.ConsentSecretName != "photos-consent" || !strings.Contains(c.Message, "photos-consent") ||

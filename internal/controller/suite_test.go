@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -42,6 +43,8 @@ var (
 	nsCount atomic.Int32
 	// callbackURL is the manager's OAuth2 callback, registered as every test's Cloud app callback.
 	callbackURL string
+	// suiteConfig is the control plane's admin configuration (tests derive other users from it).
+	suiteConfig *rest.Config
 )
 
 // syncBuffer collects the manager's logs for the leak test.
@@ -86,6 +89,7 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
+	suiteConfig = cfg
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))

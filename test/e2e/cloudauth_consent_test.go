@@ -213,19 +213,10 @@ func TestCloudForgedAndReplayedState(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, s string) *url.URL {
-	t.Helper()
-	u, err := url.Parse(s)
-	if err != nil {
-		t.Fatalf("parse URL: %v", err)
-	}
-	return u
-}
-
 // --- 5. Denial ---
 
 // TestCloudConsentDenied: a person refusing consent gives Authorized=False reason AccessDenied and a
-// new, different authorization URL; the old one's state is spent; consenting at the new one works.
+// new, different consent link; the old one's state is spent; consenting with the new one works.
 func TestCloudConsentDenied(t *testing.T) {
 	t.Parallel()
 	e := newCloudEnv(t, cloudOpts{})

@@ -159,7 +159,7 @@ func (s upstreamState) assertNoCredentialCalls(t *testing.T, when string) {
 	}
 	cloud := tenantCloud()
 	must(t, k8s.Get(t.Context(), client.ObjectKeyFromObject(cloud), cloud))
-	if cloud.Status.AuthorizationURL != "" {
+	if cloud.Status.ConsentStateHash != "" {
 		t.Errorf("%s: the CloudAuthorization asks for consent again", when)
 	}
 }

@@ -20,13 +20,15 @@ import (
 
 // The tenant's objects: one of each kind, in tenantNS.
 const (
-	tenantNS       = "fleet"
-	appName        = "fleet-app"
-	appSecretName  = "fleet-app-token"
-	sessionName    = "fleet-m2m"
-	sessionSecret  = "fleet-m2m-session"
-	cloudName      = "photos"
-	cloudSecret    = "photos-tokens"
+	tenantNS      = "fleet"
+	appName       = "fleet-app"
+	appSecretName = "fleet-app-token"
+	sessionName   = "fleet-m2m"
+	sessionSecret = "fleet-m2m-session"
+	cloudName     = "photos"
+	cloudSecret   = "photos-tokens"
+	// cloudGrant holds the CloudAuthorization's refresh token (cloudSecret never does).
+	cloudGrant     = cloudName + v1alpha1.GrantSecretSuffix
 	keepAliveEvery = 5 * time.Minute
 )
 
@@ -118,7 +120,8 @@ func recordTokens(t *testing.T) {
 	for name, keys := range map[string][]string{
 		appSecretName: {v1alpha1.SecretKeyAccessToken},
 		sessionSecret: {v1alpha1.SecretKeySessionToken},
-		cloudSecret:   {v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyRefreshToken},
+		cloudSecret:   {v1alpha1.SecretKeyAccessToken},
+		cloudGrant:    {v1alpha1.SecretKeyAccessToken, v1alpha1.SecretKeyRefreshToken},
 	} {
 		data, _ := secretData(t, name)
 		for _, k := range keys {
@@ -127,8 +130,8 @@ func recordTokens(t *testing.T) {
 	}
 }
 
-// giveConsent waits for the CloudAuthorization's authorization URL and consents through a manager
-// pod's callback, retrying on pods that are not (yet) serving it.
+// giveConsent waits for the CloudAuthorization's consent link (in its consent Secret) and consents
+// through a manager pod's start and callback endpoints, retrying on pods that are not (yet) serving them.
 func giveConsent(t *testing.T, podIPs func() []string, callbackPort int) {
 	t.Helper()
 	cloud := tenantCloud()
@@ -136,11 +139,12 @@ func giveConsent(t *testing.T, podIPs func() []string, callbackPort int) {
 		if err := k8s.Get(t.Context(), client.ObjectKeyFromObject(cloud), cloud); err != nil {
 			return false, err
 		}
-		if cloud.Status.AuthorizationURL == "" {
-			return false, nil
+		link, err := harness.ConsentLink(t.Context(), k8s, client.ObjectKeyFromObject(cloud))
+		if err != nil || link == "" {
+			return false, err
 		}
 		for _, ip := range podIPs() {
-			status, err := sim.consent(t.Context(), cloud.Status.AuthorizationURL, hostPort(ip, callbackPort))
+			status, err := sim.consent(t.Context(), link, hostPort(ip, callbackPort))
 			if err == nil && status < 300 {
 				return true, nil
 			}

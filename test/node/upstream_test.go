@@ -91,30 +91,31 @@ func (u *upstream) credentialCalls() map[string]int {
 	return out
 }
 
-// consent plays the person: it opens authorizeURL, and sends the redirect with the code to callback
-// (a manager pod's callback address, host:port), returning the callback's status.
-func (u *upstream) consent(ctx context.Context, authorizeURL, callbackHost string) (int, error) {
-	noFollow := &http.Client{Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := get(ctx, noFollow, authorizeURL)
+// consent plays the person: it opens the consent link at a manager pod (callbackHost, host:port: the
+// link's host is the public one), which sets its binding cookie and redirects to the simulator's
+// authorize page; it sends the redirect with the code to the same pod's callback, with the cookie, and
+// returns the callback's status.
+func (u *upstream) consent(ctx context.Context, link, callbackHost string) (int, error) {
+	b := harness.NewBrowser()
+	start, err := url.Parse(link)
 	if err != nil {
-		return 0, errors.New("authorize: request failed")
+		return 0, errors.New("start: unusable consent link")
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		return 0, fmt.Errorf("authorize: status %d", resp.StatusCode)
+	start.Scheme, start.Host = "http", callbackHost
+	p, err := b.Get(ctx, start.String())
+	if err != nil || p.Location == nil {
+		return 0, fmt.Errorf("start: status %d, %v", p.Status, err)
 	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		return 0, errors.New("authorize: no code in the redirect")
+	p, err = b.Get(ctx, p.Location.String())
+	if err != nil || p.Status != http.StatusFound || p.Location == nil || p.Location.Query().Get("code") == "" {
+		return 0, fmt.Errorf("authorize: status %d, %v", p.Status, err)
 	}
+	loc := p.Location
 	loc.Scheme, loc.Host = "http", callbackHost
-	resp, err = get(ctx, noFollow, loc.String())
-	if err != nil {
+	if p, err = b.Get(ctx, loc.String()); err != nil {
 		return 0, errors.New("callback: request failed")
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return p.Status, nil
 }
 
 func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) {

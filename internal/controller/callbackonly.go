@@ -56,7 +56,8 @@ func SetupCallbackOnly(mgr ctrl.Manager, o Options) error {
 		Recorder: mgr.GetEventRecorder("thingspace-operator-callback"), Clock: o.Clock, Rand: rand.Float64,
 		// No metadata cache: the callback reads Secrets past the caches only (Fresh), by name.
 		Secrets:   &secrets.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()},
-		Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock, AllowInsecure: o.AllowInsecureEndpoints, RequestTimeout: o.UpstreamTimeout},
+		Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock, AllowInsecure: o.AllowInsecureEndpoints,
+			Allowed: o.AllowedEndpointHosts, RequestTimeout: o.UpstreamTimeout},
 		Backoff:   renewal.DefaultBackoff, InFlight: o.InFlight,
 	}
 	keeper := &grantKeeper{deps: &deps, pending: refreshes.New(), wake: make(chan struct{}, 1)}

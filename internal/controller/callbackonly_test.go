@@ -61,7 +61,7 @@ func TestCloudCallbackOnlyProcessWithItsRole(t *testing.T) {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: k8s.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}, Cache: CacheOptions()})
 	must(t, err)
-	must(t, SetupCallbackOnly(mgr, Options{AllowInsecureEndpoints: true, UpstreamTimeout: 5 * time.Second, CallbackListener: ln, StateTTL: time.Minute}))
+	must(t, SetupCallbackOnly(mgr, Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: suiteAllowedHosts, UpstreamTimeout: 5 * time.Second, CallbackListener: ln, StateTTL: time.Minute}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 )
@@ -74,6 +75,12 @@ func TestCloudMigratesTheRefreshTokenOutOfTheWorkloadSecret(t *testing.T) {
 
 	// Step 3: writes work again; the workload's Secret holds only the access token, its type and expiry.
 	restoreTarget()
+	// The refused writes backed the object off (exponentially, per object); a change of the object
+	// brings the next pass at once, as any edit would.
+	ca = f.getCloud("photos")
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{"example.com/nudge": "1"}
+	must(t, k8s.Patch(context.Background(), ca, patch))
 	deadline = time.Now().Add(10 * time.Second)
 	for len(f.cloudSecret("photos-tokens").Data[KeyRefreshToken]) != 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

@@ -86,8 +86,8 @@ func TestEndpointNotAllowedGetsNothing(t *testing.T) {
 	if n, total := requests.Load(), f.simRequests(); n != 0 || total != 0 {
 		t.Fatalf("%d requests reached the listener on 127.0.0.2 and %d the simulator, want none", n, total)
 	}
-	if ca := f.getCloud("cloud"); ca.Status.AuthorizationURL != "" {
-		t.Errorf("a consent link for a host that is not allowed: %q", ca.Status.AuthorizationURL)
+	if ca := f.getCloud("cloud"); ca.Status.ConsentStateHash != "" {
+		t.Errorf("a consent offered for a host that is not allowed")
 	}
 
 	// Deletion (revokeOnDelete, logoutOnDelete) does not wait for the host either.

@@ -55,10 +55,10 @@ func SetupCallbackOnly(mgr ctrl.Manager, o Options) error {
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
 		Recorder: mgr.GetEventRecorder("thingspace-operator-callback"), Clock: o.Clock, Rand: rand.Float64,
 		// No metadata cache: the callback reads Secrets past the caches only (Fresh), by name.
-		Secrets:   &secrets.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()},
+		Secrets: &secrets.Writer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme()},
 		Endpoints: &Endpoints{HTTP: upstream.NewHTTPClients(o.UpstreamTimeout), Clock: o.Clock, AllowInsecure: o.AllowInsecureEndpoints,
 			Allowed: o.AllowedEndpointHosts, RequestTimeout: o.UpstreamTimeout},
-		Backoff:   renewal.DefaultBackoff, InFlight: o.InFlight,
+		Backoff: renewal.DefaultBackoff, InFlight: o.InFlight,
 	}
 	keeper := &grantKeeper{deps: &deps, pending: refreshes.New(), wake: make(chan struct{}, 1)}
 	if err := mgr.Add(keeper); err != nil {

@@ -157,28 +157,23 @@ func (e *env) cloud(t *testing.T, name string) *v1alpha1.CloudAuthorization {
 	return ca
 }
 
-// consent plays the browser on the CloudAuthorization's live authorization URL: the simulator's
-// authorize page redirects to the manager's callback.
+// consent plays the browser on the CloudAuthorization's live consent link (in its consent Secret):
+// the start endpoint sets its cookie and redirects to the simulator's authorize page, which redirects
+// to the manager's callback.
 func (e *env) consent(t *testing.T, name string) {
 	t.Helper()
-	ca := &v1alpha1.CloudAuthorization{}
+	var link string
 	must(t, harness.WaitFor(context.Background(), 30*time.Second, 100*time.Millisecond, func() (bool, error) {
-		err := cp.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, ca)
-		return err == nil && ca.Status.AuthorizationURL != "", err
+		var err error
+		link, err = harness.ConsentLink(context.Background(), cp.Client, client.ObjectKey{Namespace: e.ns, Name: name})
+		return err == nil && link != "", err
 	}))
-	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(ca.Status.AuthorizationURL)
-	must(t, err)
-	_ = resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || loc == "" {
-		t.Fatalf("authorize answered %d", resp.StatusCode) // the Location holds a code: never print it
+	c, err := harness.NewBrowser().Consent(context.Background(), link)
+	if err != nil {
+		t.Fatalf("consent: %v", err) // never quotes a URL: the callback's holds a code
 	}
-	resp, err = noFollow.Get(loc)
-	must(t, err)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the callback answered %d", resp.StatusCode)
+	if c.Page.Status != http.StatusOK {
+		t.Fatalf("the callback answered %d", c.Page.Status)
 	}
 }
 

@@ -59,12 +59,8 @@ func (r *ClusterM2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		c.Status = s
 		return c
 	}
-	if ns == "" && cm.DeletionTimestamp.IsZero() {
-		st := cm.Status.DeepCopy()
-		st.ConsumerStatus = counts
-		setCondition(&st.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, noClusterNamespace, cm.Generation, r.Sessions.Clock.Now())
-		policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, cm.Generation, r.Sessions.Clock.Now())
-		return ctrl.Result{}, memo.Record(ctx, r.Sessions.Client, r.statuses, cm, cm.Status, *st, withStatus)
+	if ns == "" {
+		return r.withoutNamespace(ctx, cm, counts, withStatus)
 	}
 	return runSession(ctx, r.Sessions, sessionPass[v1alpha1.ClusterM2MSessionStatus]{
 		obj: cm, status: &cm.Status, mem: r.statuses, logout: logoutOnDelete(view), withStatus: withStatus,
@@ -74,6 +70,21 @@ func (r *ClusterM2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Re
 				cached: &cached.M2MSessionStatus, credsNS: ns, apps: r.clusterApps()}
 		},
 	})
+}
+
+// withoutNamespace is a pass of a manager without --cluster-resource-namespace: nothing can be read or
+// logged out, so the object says why it is not Ready, and a deleted one just goes.
+func (r *ClusterM2MSessionReconciler) withoutNamespace(ctx context.Context, cm *v1alpha1.ClusterM2MSession, counts v1alpha1.ConsumerStatus,
+	withStatus func(v1alpha1.ClusterM2MSessionStatus) client.Object) (ctrl.Result, error) {
+	if !cm.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, releaseFinalizer(ctx, r.Sessions.Client, cm, v1alpha1.LogoutFinalizer)
+	}
+	now := r.Sessions.Clock.Now()
+	st := cm.Status.DeepCopy()
+	st.ConsumerStatus = counts
+	setCondition(&st.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, noClusterNamespace, cm.Generation, now)
+	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, cm.Generation, now)
+	return ctrl.Result{}, memo.Record(ctx, r.Sessions.Client, r.statuses, cm, cm.Status, *st, withStatus)
 }
 
 // clusterApps reads ClusterThingSpaceApps: the core sees one as a ThingSpaceApp in the cluster resource

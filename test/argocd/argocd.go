@@ -14,7 +14,7 @@ import (
 const Group = "thingspace.credops.io"
 
 // Kinds are the kinds that carry a health check, in the order the ConfigMap lists them.
-var Kinds = []string{"ThingSpaceApp", "M2MSession", "CloudAuthorization", "ClusterM2MSession"}
+var Kinds = []string{"ThingSpaceApp", "M2MSession", "CloudAuthorization", "ClusterThingSpaceApp", "ClusterM2MSession"}
 
 // ConfigMapPath is the argocd-cm snippet, relative to the repository root.
 const ConfigMapPath = "config/argocd/argocd-cm-patch.yaml"

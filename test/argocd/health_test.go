@@ -70,10 +70,11 @@ func TestHealthChecks(t *testing.T) {
 // Every testdata file is used by a case, and every kind's cases reach each status the kind can have.
 func TestEveryTestdataFileIsACase(t *testing.T) {
 	want := map[string][]string{
-		"ThingSpaceApp":      {"Healthy", "Progressing", "Degraded"},
-		"M2MSession":         {"Healthy", "Progressing", "Degraded"},
-		"CloudAuthorization": {"Healthy", "Progressing", "Degraded", "Suspended"},
-		"ClusterM2MSession":  {"Healthy", "Progressing", "Degraded"},
+		"ThingSpaceApp":        {"Healthy", "Progressing", "Degraded"},
+		"M2MSession":           {"Healthy", "Progressing", "Degraded"},
+		"CloudAuthorization":   {"Healthy", "Progressing", "Degraded", "Suspended"},
+		"ClusterThingSpaceApp": {"Healthy", "Progressing", "Degraded"},
+		"ClusterM2MSession":    {"Healthy", "Progressing", "Degraded"},
 	}
 	for _, kind := range Kinds {
 		used, seen := map[string]bool{}, map[string]bool{}

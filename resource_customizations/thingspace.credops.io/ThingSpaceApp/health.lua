@@ -1,4 +1,6 @@
 -- Argo CD health of a ThingSpaceApp (thingspace.credops.io): an OAuth2 app token kept in a Secret.
+-- The same script serves ClusterThingSpaceApp (its health.lua is a link to this one): a Healthy
+-- ClusterThingSpaceApp also says how many namespaces' consumers it serves and refuses.
 -- Healthy while the Secret holds an unexpired token; Degraded when only a person can fix it (the
 -- operator retries nothing until the credentials Secret or the spec changes); Progressing otherwise.
 -- Reasons are the constants in api/v1alpha1 (a Go test checks that every reason named here exists).
@@ -47,7 +49,21 @@ local terminal = {
   SecretConflict = true,
   InvalidEndpoint = true,
   EndpointNotAllowed = true,
+  NotAllowed = true,
 }
+
+-- What a ClusterThingSpaceApp adds to its message: its consumers (status.consumers, refusedConsumers).
+local function consumers()
+  if obj.kind ~= "ClusterThingSpaceApp" or obj.status == nil then
+    return ""
+  end
+  local n = obj.status.consumers or 0
+  local out = "; " .. n .. " consumer(s)"
+  if obj.status.refusedConsumers ~= nil and obj.status.refusedConsumers > 0 then
+    out = out .. ", " .. obj.status.refusedConsumers .. " refused (namespace not allowed)"
+  end
+  return out
+end
 
 if obj.status == nil then
   hs.status = "Progressing"
@@ -95,6 +111,7 @@ if ready.status == "True" then
   if ready.reason == "RefreshFailing" then
     hs.message = hs.message .. "; the last refresh failed and is retried"
   end
+  hs.message = hs.message .. consumers()
   return hs
 end
 if ready.status == "False" and terminal[ready.reason] then

@@ -1,0 +1,1 @@
+../ThingSpaceApp/health.lua

@@ -55,7 +55,7 @@ the LAST FAILURE status records, from the objects' status only: no Secret is rea
 		summary: "Ask the operator for a refresh now, wait for it and report the outcome",
 		long: `Sets the thingspace.credops.io/refresh-requested annotation to the current time and waits until
 status.observedRefreshRequest shows the operator acted on it. Kinds: thingspaceapp (tsapp), m2msession
-(m2m), cloudauthorization (cloudauth), in any case. Exits 1 on timeout or when the object is not Ready
+(m2m), cloudauthorization (cloudauth), clusterthingspaceapp (ctsapp; no -n), in any case. Exits 1 on timeout or when the object is not Ready
 afterwards.`,
 		setup: setupRefresh},
 	{name: "consent", args: "<name> [--open]",

@@ -153,6 +153,8 @@ func copyStatus(from, to client.Object) {
 		to.(*v1alpha1.M2MSession).Status = f.Status
 	case *v1alpha1.CloudAuthorization:
 		to.(*v1alpha1.CloudAuthorization).Status = f.Status
+	case *v1alpha1.ClusterThingSpaceApp:
+		to.(*v1alpha1.ClusterThingSpaceApp).Status = f.Status
 	}
 }
 

@@ -13,12 +13,15 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 )
 
-// kind is one of the operator's namespaced kinds, as the plugin knows it.
+// kind is one of the operator's kinds, as the plugin knows it.
 type kind struct {
 	// Name is the Kind (ThingSpaceApp).
 	Name string
 	// Resource is the plural resource name (thingspaceapps).
 	Resource string
+	// ClusterScoped kinds have no namespace: `status` lists them with --all-namespaces only (a tenant
+	// looking at its namespace neither sees nor may usually list them), `refresh` ignores -n.
+	ClusterScoped bool
 	// aliases are what `refresh` accepts besides Name and Resource (lower case).
 	aliases []string
 	newObj  func() client.Object
@@ -33,6 +36,8 @@ var kinds = []kind{
 		newObj: func() client.Object { return &v1alpha1.M2MSession{} }, newList: func() client.ObjectList { return &v1alpha1.M2MSessionList{} }},
 	{Name: "CloudAuthorization", Resource: "cloudauthorizations", aliases: []string{"cloudauth", "cloudauths"},
 		newObj: func() client.Object { return &v1alpha1.CloudAuthorization{} }, newList: func() client.ObjectList { return &v1alpha1.CloudAuthorizationList{} }},
+	{Name: "ClusterThingSpaceApp", Resource: "clusterthingspaceapps", ClusterScoped: true, aliases: []string{"ctsapp", "ctsapps"},
+		newObj: func() client.Object { return &v1alpha1.ClusterThingSpaceApp{} }, newList: func() client.ObjectList { return &v1alpha1.ClusterThingSpaceAppList{} }},
 }
 
 // GroupResource is the resource with its API group, as RBAC and error messages name it.
@@ -72,7 +77,7 @@ func parseTarget(s string) (kind, string, error) {
 	}
 	k, ok := parseKind(kindName)
 	if !ok {
-		return kind{}, "", fmt.Errorf("unknown kind %q: use thingspaceapp (tsapp), m2msession (m2m) or cloudauthorization (cloudauth)", kindName)
+		return kind{}, "", fmt.Errorf("unknown kind %q: use thingspaceapp (tsapp), m2msession (m2m), cloudauthorization (cloudauth) or clusterthingspaceapp (ctsapp)", kindName)
 	}
 	return k, name, nil
 }
@@ -85,7 +90,10 @@ func apiError(err error, verb string, k kind, key types.NamespacedName) error {
 		what = k.Resource
 	}
 	where := fmt.Sprintf("in namespace %q", key.Namespace)
-	if key.Namespace == "" {
+	switch {
+	case k.ClusterScoped:
+		where = "(cluster-scoped)"
+	case key.Namespace == "":
 		where = "in any namespace"
 	}
 	var status apierrors.APIStatus

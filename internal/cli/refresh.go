@@ -43,6 +43,9 @@ func (r *Runner) Refresh(ctx context.Context, o RefreshOptions) error {
 		return err
 	}
 	key := types.NamespacedName{Namespace: r.Namespace, Name: name}
+	if k.ClusterScoped {
+		key.Namespace = ""
+	}
 	obj := k.newObj()
 	if err := r.Client.Get(ctx, key, obj); err != nil {
 		return apiError(err, "get", k, key)
@@ -59,6 +62,9 @@ func (r *Runner) Refresh(ctx context.Context, o RefreshOptions) error {
 		return apiError(err, "patch", k, key)
 	}
 	what := fmt.Sprintf("%s %s/%s", k.Name, key.Namespace, key.Name)
+	if k.ClusterScoped {
+		what = k.Name + " " + key.Name
+	}
 	fmt.Fprintf(r.Out, "%s: refresh requested (%s=%s)\n", what, v1alpha1.RefreshRequestedAnnotation, value)
 	if !o.Wait {
 		return nil

@@ -59,6 +59,8 @@ func RowOf(obj client.Object) (Row, bool) {
 		r.Kind, conds, rs = "ThingSpaceApp", o.Status.Conditions, &o.Status.RefreshStatus
 	case *v1alpha1.CloudAuthorization:
 		r.Kind, conds, rs = "CloudAuthorization", o.Status.Conditions, &o.Status.RefreshStatus
+	case *v1alpha1.ClusterThingSpaceApp:
+		r.Kind, conds, rs = "ClusterThingSpaceApp", o.Status.Conditions, &o.Status.RefreshStatus
 	case *v1alpha1.M2MSession:
 		r.Kind, conds = "M2MSession", o.Status.Conditions
 		r.NextRenewal = timeOf(o.Status.NextKeepAliveTime)

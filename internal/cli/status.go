@@ -41,7 +41,7 @@ type StatusOptions struct {
 }
 
 // Status prints one table of every ThingSpaceApp, M2MSession and CloudAuthorization in the namespace
-// (or all namespaces). A kind that cannot be listed (RBAC, CRD missing) is reported in the error while
+// (or all namespaces, and then the cluster-scoped kinds too, with an empty namespace). A kind that cannot be listed (RBAC, CRD missing) is reported in the error while
 // the others still print.
 func (r *Runner) Status(ctx context.Context, o StatusOptions) error {
 	ns := r.Namespace
@@ -58,6 +58,9 @@ func (r *Runner) Status(ctx context.Context, o StatusOptions) error {
 	var rows []Row
 	var errs []error
 	for _, k := range kinds {
+		if k.ClusterScoped && !o.AllNamespaces {
+			continue
+		}
 		got, err := listRows(ctx, r.Client, k, opts...)
 		var status apierrors.APIStatus
 		if err != nil && !errors.As(err, &status) && !meta.IsNoMatchError(err) {

@@ -226,6 +226,10 @@ func (r *M2MSessionReconciler) recordCount(s *sessState, c lockout.Count) {
 func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool, error) {
 	app, owner, err := s.apps.get(ctx, s.sess.Spec.AppRef.Name)
 	if err != nil {
+		if refused, ok := errors.AsType[*notAllowedError](err); ok {
+			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonNotAllowed, refused.Error())
+			return false, nil
+		}
 		if apierrors.IsNotFound(err) {
 			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q not found", s.apps.kind, s.sess.Spec.AppRef.Name))
 			return false, nil

@@ -34,6 +34,9 @@ func (r *M2MSessionReconciler) namespacedApps(ns string) appSource {
 		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, app); err != nil {
 			return nil, nil, err
 		}
+		if app.Spec.ClusterAppRef != nil {
+			return r.consumedApp(ctx, app) // m2msession_consumedapp.go
+		}
 		return app, app, nil
 	}}
 }

@@ -48,15 +48,16 @@ type command struct {
 var commands = []command{
 	{name: "status", args: "[-A] [-l selector] [-o json]",
 		summary: "One table of every ThingSpaceApp, M2MSession and CloudAuthorization",
-		long: `Prints READY (with the reason when not True), EXPIRES and NEXT RENEWAL (relative and absolute) and
+		long: `With -A the cluster-scoped ClusterThingSpaceApps and ClusterM2MSessions too. Prints READY (with the reason when not True), EXPIRES and NEXT RENEWAL (relative and absolute) and
 the LAST FAILURE status records, from the objects' status only: no Secret is read.`,
 		setup: setupStatus},
 	{name: "refresh", args: "<kind>/<name> [--timeout 60s] [--wait=false]",
 		summary: "Ask the operator for a refresh now, wait for it and report the outcome",
 		long: `Sets the thingspace.credops.io/refresh-requested annotation to the current time and waits until
 status.observedRefreshRequest shows the operator acted on it. Kinds: thingspaceapp (tsapp), m2msession
-(m2m), cloudauthorization (cloudauth), clusterthingspaceapp (ctsapp; no -n), in any case. Exits 1 on timeout or when the object is not Ready
-afterwards.`,
+(m2m), cloudauthorization (cloudauth), and the cluster-scoped clusterthingspaceapp (ctsapp) and
+clusterm2msession (cm2m), which ignore -n; in any case. Exits 1 on timeout or when the object is not
+Ready afterwards.`,
 		setup: setupRefresh},
 	{name: "consent", args: "<name> [--open]",
 		summary: "Print (or open) a CloudAuthorization's consent link",

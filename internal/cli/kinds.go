@@ -38,6 +38,8 @@ var kinds = []kind{
 		newObj: func() client.Object { return &v1alpha1.CloudAuthorization{} }, newList: func() client.ObjectList { return &v1alpha1.CloudAuthorizationList{} }},
 	{Name: "ClusterThingSpaceApp", Resource: "clusterthingspaceapps", ClusterScoped: true, aliases: []string{"ctsapp", "ctsapps"},
 		newObj: func() client.Object { return &v1alpha1.ClusterThingSpaceApp{} }, newList: func() client.ObjectList { return &v1alpha1.ClusterThingSpaceAppList{} }},
+	{Name: "ClusterM2MSession", Resource: "clusterm2msessions", ClusterScoped: true, aliases: []string{"cm2m"},
+		newObj: func() client.Object { return &v1alpha1.ClusterM2MSession{} }, newList: func() client.ObjectList { return &v1alpha1.ClusterM2MSessionList{} }},
 }
 
 // GroupResource is the resource with its API group, as RBAC and error messages name it.
@@ -77,7 +79,7 @@ func parseTarget(s string) (kind, string, error) {
 	}
 	k, ok := parseKind(kindName)
 	if !ok {
-		return kind{}, "", fmt.Errorf("unknown kind %q: use thingspaceapp (tsapp), m2msession (m2m), cloudauthorization (cloudauth) or clusterthingspaceapp (ctsapp)", kindName)
+		return kind{}, "", fmt.Errorf("unknown kind %q: use thingspaceapp (tsapp), m2msession (m2m), cloudauthorization (cloudauth), clusterthingspaceapp (ctsapp) or clusterm2msession (cm2m)", kindName)
 	}
 	return k, name, nil
 }

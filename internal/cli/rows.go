@@ -65,6 +65,10 @@ func RowOf(obj client.Object) (Row, bool) {
 		r.Kind, conds = "M2MSession", o.Status.Conditions
 		r.NextRenewal = timeOf(o.Status.NextKeepAliveTime)
 		r.observedRefresh = o.Status.ObservedRefreshRequest
+	case *v1alpha1.ClusterM2MSession:
+		r.Kind, conds = "ClusterM2MSession", o.Status.Conditions
+		r.NextRenewal = timeOf(o.Status.NextKeepAliveTime)
+		r.observedRefresh = o.Status.ObservedRefreshRequest
 	default:
 		return Row{}, false
 	}

@@ -114,6 +114,8 @@ func TestParseTarget(t *testing.T) {
 		{"ThingSpaceApp.thingspace.credops.io/a", "ThingSpaceApp", "a"},
 		{"m2msession/s", "M2MSession", "s"}, {"M2M/s", "M2MSession", "s"},
 		{"cloudauthorization/c", "CloudAuthorization", "c"}, {"CloudAuth/c", "CloudAuthorization", "c"},
+		{"ctsapp/p", "ClusterThingSpaceApp", "p"}, {"clusterthingspaceapps/p", "ClusterThingSpaceApp", "p"},
+		{"cm2m/p", "ClusterM2MSession", "p"}, {"ClusterM2MSession/p", "ClusterM2MSession", "p"},
 	} {
 		k, name, err := parseTarget(tc.in)
 		if err != nil || k.Name != tc.kind || name != tc.name {

@@ -121,3 +121,47 @@ func TestClusterAppAndNamespacedAppOfTheSameNameStayApart(t *testing.T) {
 		t.Fatalf("cluster Secret controller %+v", ref)
 	}
 }
+
+// revokeOnDelete on a ClusterThingSpaceApp: its consumers hold the token too, so deleting it while one
+// exists revokes nothing (RevokeSkipped); without consumers it revokes.
+func TestClusterAppRevokeOnDeleteSparesConsumers(t *testing.T) {
+	f := newFixture(t)
+	tenant := f.tenant("a", nil)
+	revoking := func(c *v1alpha1.ClusterThingSpaceApp) { c.Spec.RevokeOnDelete = true }
+	c := f.clusterApp(&v1alpha1.AllowedNamespaces{Names: []string{tenant.ns}}, revoking)
+	tenant.consumer("app", c.Name)
+	tenant.waitReady("app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
+	f.waitCluster(c.Name, 10*time.Second, "counting its consumer", counts(1, 0))
+
+	must(t, k8s.Delete(ctx, f.getCluster(c.Name)))
+	f.eventually("the ClusterThingSpaceApp gone", 10*time.Second, func() bool {
+		return isNotFound(k8s.Get(ctx, client.ObjectKey{Name: c.Name}, &v1alpha1.ClusterThingSpaceApp{}))
+	})
+	if n := f.revokeCalls(); n != 0 {
+		t.Fatalf("%d revokes while a consumer holds the token, want 0", n)
+	}
+	if evs := clusterEvents(t, c.Name, v1alpha1.EventRevokeSkipped); len(evs) == 0 || !strings.Contains(evs[0].Message, "still held by") {
+		t.Fatalf("no RevokeSkipped event naming the holders: %+v", evs)
+	}
+
+	// The same again without consumers: revoked.
+	g := newFixture(t)
+	d := g.clusterApp(nil, revoking)
+	g.waitCluster(d.Name, 10*time.Second, "Ready", clusterReady)
+	must(t, k8s.Delete(ctx, g.getCluster(d.Name)))
+	g.eventually("revoked", 10*time.Second, func() bool { return g.revokeCalls() == 1 })
+}
+
+// clusterEvents lists the events of reason on the cluster-scoped object name, wherever they landed.
+func clusterEvents(t *testing.T, name, reason string) []corev1.Event {
+	t.Helper()
+	evs := &corev1.EventList{}
+	must(t, k8s.List(ctx, evs))
+	var out []corev1.Event
+	for _, e := range evs.Items {
+		if e.InvolvedObject.Kind == "ClusterThingSpaceApp" && e.InvolvedObject.Name == name && e.Reason == reason {
+			out = append(out, e)
+		}
+	}
+	return out
+}

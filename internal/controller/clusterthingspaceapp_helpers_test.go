@@ -124,3 +124,13 @@ func (f *fixture) relabel(labels map[string]string) {
 	ns.Labels = labels
 	must(f.t, k8s.Update(ctx, ns))
 }
+
+// eventually polls cond until it holds, failing the test after within.
+func (f *fixture) eventually(what string, within time.Duration, cond func() bool) {
+	f.t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: not within %v", what, within)
+		}
+	}
+}

@@ -181,6 +181,13 @@ func appendStatuses(ctx context.Context, w io.Writer) error {
 	for _, c := range clusterSessions.Items {
 		statuses = append(statuses, c.Status)
 	}
+	clusterApps := &v1alpha1.ClusterThingSpaceAppList{}
+	if err := k8s.List(ctx, clusterApps); err != nil {
+		return err
+	}
+	for _, c := range clusterApps.Items {
+		statuses = append(statuses, c.Status)
+	}
 	for _, s := range statuses {
 		b, err := json.Marshal(s)
 		if err != nil {

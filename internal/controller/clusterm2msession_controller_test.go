@@ -1,15 +1,18 @@
 package controller
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/thingspace"
 )
 
 // One ClusterM2MSession serves consumers in the namespaces it allows with its one login; the others get
@@ -174,4 +177,44 @@ func TestClusterSessionSharesTheLockoutGate(t *testing.T) {
 	if info.ConsecutiveFailures != 1 || info.Locked {
 		t.Fatalf("platform: %d consecutive failures (locked %v), want 1", info.ConsecutiveFailures, info.Locked)
 	}
+}
+
+// A ClusterM2MSession whose Bearer the gateway refuses (the ClusterThingSpaceApp's token was revoked
+// elsewhere) asks the broker for a new one with the cluster app's credentials, once; the new token
+// reaches the cluster app, the cluster session and its consumers, with no new login.
+func TestClusterSessionBearerRejectedRenewsTheClusterAppsToken(t *testing.T) {
+	f, app := clusterSessionFixture(t)
+	cm := f.clusterSession(app.Name, &v1alpha1.AllowedNamespaces{Selector: &metav1.LabelSelector{}})
+	f.sessionConsumer("s", cm.Name)
+	f.waitConsumer("s", metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+	old := clusterToken(app)
+	tokens := f.tokenCalls()
+	cli, err := thingspace.New(f.url, http.DefaultClient)
+	must(t, err)
+	must(t, cli.Revoke(ctx, thingspace.Credentials{Key: f.key, Secret: f.secret}, old))
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := secretIn(t, f.ns, "s-session")
+		if tok := clusterToken(app); tok != old && c != nil && string(c.Data[KeyAccessToken]) == tok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new app token never reached the consumer; cluster session: %+v", getReady(t, cm.Name))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.waitClusterSession(cm.Name, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+	if n := f.tokenCalls() - tokens; n != 1 {
+		t.Errorf("%d token requests after the revoke, want 1", n)
+	}
+	if n := f.logins(); n != 1 {
+		t.Errorf("logins = %d: a refused Bearer must not cost a login", n)
+	}
+}
+
+func getReady(t *testing.T, name string) *metav1.Condition {
+	cm := &v1alpha1.ClusterM2MSession{}
+	must(t, k8s.Get(ctx, client.ObjectKey{Name: name}, cm))
+	return meta.FindStatusCondition(cm.Status.Conditions, v1alpha1.ConditionReady)
 }

@@ -88,6 +88,17 @@ func TestClusterSessionConsumers(t *testing.T) {
 	if n := f.sim.Stats().Total("POST /api/m2m/v1/session/logout"); n != 0 {
 		t.Fatalf("logouts = %d: a consumer has no session of its own", n)
 	}
+
+	// The ClusterM2MSession deleted: its session is logged out (logoutOnDelete), its consumers are not
+	// Ready and keep their last copy.
+	must(t, k8s.Delete(ctx, cm))
+	f.waitConsumer("s", metav1.ConditionFalse, v1alpha1.ReasonPending)
+	if n := f.sim.Stats().Count("POST /api/m2m/v1/session/logout", 200); n != 1 {
+		t.Errorf("logouts = %d, want the cluster session's 1", n)
+	}
+	if secretIn(t, f.ns, "s-session") == nil {
+		t.Error("the consumer's copy went with the ClusterM2MSession")
+	}
 }
 
 // A new session token reaches a consumer in one write; a source that is not Ready makes its consumers

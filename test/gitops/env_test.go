@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,16 +55,18 @@ func runSuite(m *testing.M) int {
 // env is one test's namespace, a simulator, and the operator, which the test may stop and start again
 // (to see an object the operator has not acted on yet).
 type env struct {
-	ns                  string
+	ns string
+	// others are more namespaces the operator watches; the first is its --cluster-resource-namespace.
+	others              []string
 	sim                 *simulator.Server
 	simURL, callbackURL string
 	callbackAddr        string
 	stop                func()
 }
 
-func newEnv(t *testing.T, ns string) *env {
+func newEnv(t *testing.T, ns string, more ...string) *env {
 	t.Helper()
-	e := &env{ns: ns}
+	e := &env{ns: ns, others: more}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	e.callbackAddr = l.Addr().String()
@@ -74,14 +77,21 @@ func newEnv(t *testing.T, ns string) *env {
 	srv := httptest.NewServer(e.sim)
 	t.Cleanup(srv.Close)
 	e.simURL = srv.URL
-	must(t, cp.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	for _, n := range e.namespaces() {
+		must(t, cp.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}))
+	}
 	// Registered after srv.Close, so it runs first: the objects go while their upstream is still there.
 	t.Cleanup(func() {
 		if e.stop == nil {
 			e.start(t)
 		}
-		for _, o := range []client.Object{&v1alpha1.M2MSession{}, &v1alpha1.ThingSpaceApp{}, &v1alpha1.CloudAuthorization{}} {
-			_ = cp.Client.DeleteAllOf(context.Background(), o, client.InNamespace(ns))
+		for _, n := range e.namespaces() {
+			for _, o := range []client.Object{&v1alpha1.M2MSession{}, &v1alpha1.ThingSpaceApp{}, &v1alpha1.CloudAuthorization{}} {
+				_ = cp.Client.DeleteAllOf(context.Background(), o, client.InNamespace(n))
+			}
+		}
+		if e.platform() != "" {
+			_ = cp.Client.DeleteAllOf(context.Background(), &v1alpha1.ClusterThingSpaceApp{})
 		}
 		_ = harness.WaitFor(context.Background(), 20*time.Second, 100*time.Millisecond, func() (bool, error) {
 			l := &v1alpha1.M2MSessionList{}
@@ -94,17 +104,28 @@ func newEnv(t *testing.T, ns string) *env {
 	return e
 }
 
-// start runs the operator (the real controllers in a manager, watching the test's namespace).
+// platform is the cluster resource namespace ("": none).
+func (e *env) platform() string {
+	if len(e.others) == 0 {
+		return ""
+	}
+	return e.others[0]
+}
+
+// namespaces are the namespaces the test's operator watches.
+func (e *env) namespaces() []string { return append([]string{e.ns}, e.others...) }
+
+// start runs the operator (the real controllers in a manager, watching the test's namespaces).
 func (e *env) start(t *testing.T) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: cp.Scheme, Cache: controller.CacheOptionsFor([]string{e.ns}),
+	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: cp.Scheme, Cache: controller.CacheOptionsFor(e.namespaces()),
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	must(t, err)
 	// The callback listens on the same address every time: a consent link issued before stays valid.
 	callbacks, err := net.Listen("tcp", e.callbackAddr)
 	must(t, err)
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), UpstreamTimeout: 5 * time.Second,
-		CallbackListener: callbacks, SkipNameValidation: true, WatchNamespaces: []string{e.ns}}))
+		CallbackListener: callbacks, SkipNameValidation: true, WatchNamespaces: e.namespaces(), ClusterResourceNamespace: e.platform()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
@@ -177,12 +198,20 @@ func (e *env) consent(t *testing.T, name string) {
 	}
 }
 
-// live reads kind/name as the API server holds it, unstructured: what Flux's status poller reads.
+// live reads kind/name as the API server holds it, unstructured: what Flux's status poller reads. name
+// is in the test's namespace unless written namespace/name; a Cluster* kind has none.
 func (e *env) live(t *testing.T, kind, name string) *unstructured.Unstructured {
 	t.Helper()
+	key := client.ObjectKey{Namespace: e.ns, Name: name}
+	if ns, n, ok := strings.Cut(name, "/"); ok {
+		key = client.ObjectKey{Namespace: ns, Name: n}
+	}
+	if strings.HasPrefix(kind, "Cluster") {
+		key.Namespace = ""
+	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
-	must(t, cp.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, u))
+	must(t, cp.Client.Get(context.Background(), key, u))
 	return u
 }
 

@@ -116,3 +116,12 @@ authorization:
 scheme: http
 {{- end }}
 {{- end }}
+
+{{/*
+Selector labels of the callback-only pods: a name of their own, so that no selector of the manager's
+(its Deployment, the PodDisruptionBudget, the metrics Service, the uninstall drain) takes them in.
+*/}}
+{{- define "thingspace-operator.callbackSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "thingspace-operator.name" . }}-oauth-callback
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}

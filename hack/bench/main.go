@@ -21,7 +21,8 @@
 // --unrelated Secrets of 1 MiB each are created in a namespace no ThingSpaceApp uses, and the manager is
 // started again (a new process, so its initial LIST includes them) and measured the same way. The
 // difference of the two settled RSS values is what the Secrets added; the difference of the peaks
-// (VmHWM) is printed beside it.
+// (VmHWM) is printed beside it. With --labelled N, N of them carry the operator's managed-by label
+// (which the full-object Secret cache selects on) but are not the operator's: they must cost as little.
 //
 // Phase 2, scale. The manager from phase 1 keeps running. --apps credentials Secrets and ThingSpaceApps
 // are created by --creators concurrent workers, as fast as the API server takes them. A List of the
@@ -96,6 +97,7 @@ const (
 
 type options struct {
 	apps, unrelated, creators int
+	labelled                  int
 	sessions                  int
 	keepAlive, idleTimeout    time.Duration
 	sessionWindow             time.Duration
@@ -111,6 +113,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.apps, "apps", 1000, "ThingSpaceApps to create (each with its own credentials Secret and app key)")
 	flag.IntVar(&o.unrelated, "unrelated", 300, "unrelated 1 MiB Secrets to create in phase 1 (0 skips phase 1)")
+	flag.IntVar(&o.labelled, "labelled", 0, "how many of the --unrelated Secrets carry the label app.kubernetes.io/managed-by=thingspace-operator (as anyone may set it) without being the operator's: they must cost no more than unrelated ones")
 	flag.IntVar(&o.sessions, "sessions", 1000, "M2MSessions to create in phase 2b, each with its own UWS user and credentials Secret (0 skips phase 2b)")
 	flag.DurationVar(&o.keepAlive, "keepalive-interval", 30*time.Second, "keepAlive.interval of the M2MSessions")
 	flag.DurationVar(&o.idleTimeout, "m2m-idle-timeout", 90*time.Second, "the simulator's M2M session idle timeout")
@@ -128,7 +131,7 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
+	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.labelled < 0 || o.labelled > o.unrelated || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
 		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive ||
 		o.clouds < 0 || o.cloudLifetime < 5*time.Second || o.cloudWindow < o.cloudLifetime {
 		flag.Usage()

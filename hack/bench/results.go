@@ -13,6 +13,7 @@ import (
 type Results struct {
 	Apps             int `json:"apps"`
 	UnrelatedSecrets int `json:"unrelated_secrets"`
+	LabelledSecrets  int `json:"labelled_secrets,omitempty"` // of them, labelled managed-by thingspace-operator
 
 	// Phase 1.
 	RSSBaselineBytes      int64   `json:"rss_baseline_bytes,omitempty"`       // settled VmRSS without the unrelated Secrets
@@ -159,7 +160,7 @@ func (r *Results) evaluate() {
 	}
 	if r.UnrelatedSecrets > 0 {
 		r.Checks = append(r.Checks, Check{
-			Measure: fmt.Sprintf("RSS added by %d unrelated 1 MiB Secrets (settled)", r.UnrelatedSecrets),
+			Measure: fmt.Sprintf("RSS added by %d unrelated 1 MiB Secrets%s (settled)", r.UnrelatedSecrets, labelledNote(r.LabelledSecrets)),
 			Result:  fmt.Sprintf("%s (%s → %s)", signedMiB(r.UnrelatedAddedBytes), mib(r.RSSBaselineBytes), mib(r.RSSWithUnrelatedBytes)),
 			Target:  fmt.Sprintf("< %d MiB", targetUnrelatedRSS>>20),
 			Pass:    r.UnrelatedAddedBytes < targetUnrelatedRSS,
@@ -260,4 +261,12 @@ func readyResult(r *Results) string {
 		return fmt.Sprintf("%d/%d after %s", r.ReadyCount, r.Apps, secs(r.AllReadySeconds))
 	}
 	return secs(r.AllReadySeconds)
+}
+
+// labelledNote says how many of the unrelated Secrets carried the managed-by label.
+func labelledNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d of them labelled managed-by", n)
 }

@@ -12,7 +12,7 @@ import (
 
 // run sets everything up, runs the phases and tears everything down.
 func run(ctx context.Context, o options) (_ *Results, err error) {
-	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, RestartWindowSeconds: o.restartWindow.Seconds(),
+	res := &Results{Apps: o.apps, UnrelatedSecrets: o.unrelated, LabelledSecrets: o.labelled, RestartWindowSeconds: o.restartWindow.Seconds(),
 		Sessions: o.sessions, KeepAliveSeconds: o.keepAlive.Seconds(), Clouds: o.clouds, CloudLifetimeSeconds: o.cloudLifetime.Seconds()}
 	// The work directory (binaries, logs, a kubeconfig) is under bin/, not the shared temporary
 	// directory, where a cleaner could pull it from under a running manager.

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
@@ -29,7 +30,7 @@ func phase1(ctx context.Context, c client.Client, mgr *harness.Manager, o option
 
 	logf("phase 1: creating %d unrelated Secrets of 1 MiB in namespace %s", o.unrelated, nsUnrelated)
 	t0 := time.Now()
-	if err := createUnrelated(ctx, c, o.unrelated, o.creators); err != nil {
+	if err := createUnrelated(ctx, c, o.unrelated, o.labelled, o.creators); err != nil {
 		return err
 	}
 	res.UnrelatedCreateSecs = time.Since(t0).Seconds()
@@ -50,16 +51,22 @@ func phase1(ctx context.Context, c client.Client, mgr *harness.Manager, o option
 	return nil
 }
 
-func createUnrelated(ctx context.Context, c client.Client, n, workers int) error {
+// createUnrelated creates n Secrets of 1 MiB, the first labelled of them with the operator's managed-by
+// label (nothing of the operator's owns them).
+func createUnrelated(ctx context.Context, c client.Client, n, labelled, workers int) error {
 	if err := createNamespace(ctx, c, nsUnrelated); err != nil {
 		return err
 	}
 	blob := make([]byte, unrelatedSecretSize)
 	_, _ = rand.Read(blob)
 	return parallel(ctx, n, workers, func(i int) error {
+		labels := map[string]string{"app.kubernetes.io/part-of": "some-other-app"}
+		if i < labelled {
+			labels[v1alpha1.ManagedByLabel] = v1alpha1.ManagedByValue
+		}
 		return create(ctx, c, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: nsUnrelated, Name: fmt.Sprintf("unrelated-%04d", i),
-				Labels: map[string]string{"app.kubernetes.io/part-of": "some-other-app"}},
+				Labels: labels},
 			Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{"blob": blob},
 		})

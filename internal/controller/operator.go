@@ -205,6 +205,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(shutdownGate{o.InFlight}); err != nil {
 		return err
 	}
+	if err := mgr.Add(releaseAfterSync{full: mgr.GetCache(), meta: secretMeta}); err != nil {
+		return err
+	}
 	if o.CallbackListener == nil && (o.CallbackBindAddress == "" || o.CallbackBindAddress == "0") {
 		return nil
 	}

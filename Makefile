@@ -58,8 +58,8 @@ build: manifests generate ## Build the manager and simulator binaries into bin/.
 	go build -o $(LOCALBIN)/thingspace-sim ./cmd/thingspace-sim
 
 .PHONY: test
-test: manifests generate vet lint envtest helm promtool ## Run unit, envtest integration, chart, alert-rule and e2e tests (builds the control plane binaries, helm and promtool when absent).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) PROMTOOL=$(PROMTOOL) go test ./... -count=1 -timeout 30m
+test: manifests generate vet lint envtest helm promtool $(KUSTOMIZE) ## Run unit, envtest integration, chart, alert-rule and e2e tests (builds the control plane binaries, helm, promtool and kustomize when absent).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) HELM=$(HELM) PROMTOOL=$(PROMTOOL) KUSTOMIZE=$(KUSTOMIZE) go test ./... -count=1 -timeout 30m
 
 .PHONY: run
 run: manifests generate ## Run the manager against the cluster in ~/.kube/config (install the CRDs first: make install); metrics on plain http://:8080.

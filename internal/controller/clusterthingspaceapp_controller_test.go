@@ -66,7 +66,13 @@ func TestClusterAppServesAllowedNamespacesWithOneToken(t *testing.T) {
 	other.relabel(iot)
 	other.waitReady("app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
 	other.waitTokenIs("app-token", tok, 5*time.Second)
-	f.waitCluster(c.Name, 10*time.Second, "counting 2 consumers and 1 refused after relabelling", counts(2, 1))
+	settled := f.waitCluster(c.Name, 10*time.Second, "counting 2 consumers and 1 refused after relabelling", counts(2, 1))
+	// A relabelling that changes no admission wakes the cluster app, which writes nothing.
+	named.relabel(map[string]string{"unrelated": "label"})
+	time.Sleep(time.Second)
+	if rv := f.getCluster(c.Name).ResourceVersion; rv != settled.ResourceVersion {
+		t.Fatalf("the cluster app's status was written (resourceVersion %s -> %s) though nothing changed", settled.ResourceVersion, rv)
+	}
 
 	// A consumer deleted stops counting.
 	must(t, k8s.Delete(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: labelled.ns, Name: "app"}}))

@@ -7,9 +7,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,9 +21,7 @@ import (
 // Outside a cluster without --cluster-resource-namespace a ClusterThingSpaceApp says so (Ready=False,
 // CredentialsNotFound), with no finalizer (revokeOnDelete), pass after pass.
 func TestClusterAppWithoutClusterNamespace(t *testing.T) {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	scheme := k8s.Scheme() // the suite's: core and thingspace kinds
 	c := &v1alpha1.ClusterThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Name: "platform", UID: "uid-p", Generation: 1},
 		Spec: v1alpha1.ClusterThingSpaceAppSpec{ThingSpaceAppSpec: v1alpha1.ThingSpaceAppSpec{SecretName: "t", RevokeOnDelete: true,
 			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "creds"}}}}

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -31,11 +30,7 @@ func (r *ClusterThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wi
 	}); err != nil {
 		return err
 	}
-	b := ctrl.NewControllerManagedBy(mgr).
-		Named("clusterthingspaceapp").
-		For(&v1alpha1.ClusterThingSpaceApp{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+	b := kindController(mgr, "clusterthingspaceapp", &v1alpha1.ClusterThingSpaceApp{}).
 		// Its credentials Secret, or a foreign Secret in the way, in the cluster resource namespace.
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {

@@ -93,18 +93,23 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 	}); err != nil {
 		return err
 	}
-	return r.consumerWatches(ctrl.NewControllerManagedBy(mgr).
-		Named("thingspaceapp").
-		// Our own status writes do not need another pass: only spec and annotation changes (the refresh
-		// request) and deletion do.
-		For(&v1alpha1.ThingSpaceApp{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+	return r.consumerWatches(kindController(mgr, "thingspaceapp", &v1alpha1.ThingSpaceApp{}).
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.appsReferencingSecret))).
 		WatchesRawSource(source.Channel(notifications, &handler.TypedEnqueueRequestForObject[*v1alpha1.ThingSpaceApp]{}))).
 		WithOptions(w.controllerOptions()).
 		Complete(w.observed(r))
+}
+
+// kindController begins the controller of a kind that writes Secrets: only spec and annotation
+// changes (the refresh request) and deletion of obj need a pass, not its own status writes, and so do
+// changes to the Secrets it controls.
+func kindController(mgr ctrl.Manager, name string, obj client.Object) *builder.Builder {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(obj, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{})
 }
 
 // appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials or write

@@ -80,7 +80,7 @@ type ConsumerInput struct {
 // ConsumerDecision says what to do, and the consumer's Ready condition.
 type ConsumerDecision struct {
 	Step ConsumerStep
-	// Token is what the consumer's Secret holds afterwards (zero: nothing).
+	// Token is what the consumer's Secret holds afterwards (zero: nothing), perhaps expired.
 	Token AppToken
 	Ready metav1.ConditionStatus
 	// Reason and Message of the Ready condition.
@@ -109,10 +109,9 @@ func DecideConsumer(in ConsumerInput) ConsumerDecision {
 	if !in.Found {
 		msg = fmt.Sprintf("%s %q not found", in.Kind, in.Name)
 	}
-	held := AppToken{}
 	if in.Held.ValidAt(in.Now) {
-		held = in.Held
-		msg += "; the Secret keeps the last token copied until it expires at " + held.ExpiresAt.UTC().Format(time.RFC3339)
+		msg += "; the Secret keeps the last token copied until it expires at " + in.Held.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	return ConsumerDecision{Step: ConsumerKeep, Token: held, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonAppNotReady, Message: msg}
+	// The status keeps saying what the Secret holds, expired or not.
+	return ConsumerDecision{Step: ConsumerKeep, Token: in.Held, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonAppNotReady, Message: msg}
 }

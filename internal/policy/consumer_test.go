@@ -77,7 +77,7 @@ func TestDecideConsumer(t *testing.T) {
 		{name: "cluster app gone keeps the copy", in: ConsumerInput{Kind: "ClusterThingSpaceApp", Name: "p", Admission: allowed, Held: tok("A", time.Hour)},
 			step: ConsumerKeep, token: tok("A", time.Hour), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: `ClusterThingSpaceApp "p" not found; the Secret keeps the last token copied until it expires at 2026-12-01T13:00:00Z`},
 		{name: "source expired", in: ConsumerInput{Kind: "K", Name: "p", Found: true, Admission: allowed, Source: tok("A", 0), Held: tok("A", 0)},
-			step: ConsumerKeep, ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: `K "p" holds no valid token`},
+			step: ConsumerKeep, token: tok("A", 0), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: `K "p" holds no valid token`},
 		{name: "source revoked (status ended it)", in: ConsumerInput{Found: true, Admission: allowed, Source: tok("A", time.Hour), SourceEnds: now, Held: tok("A", time.Hour)},
 			step: ConsumerKeep, token: tok("A", time.Hour), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: "holds no valid token; the Secret keeps"},
 		{name: "no token anywhere", in: ConsumerInput{Found: true, Admission: allowed},
@@ -88,6 +88,9 @@ func TestDecideConsumer(t *testing.T) {
 		d := DecideConsumer(c.in)
 		if d.Step != c.step || d.Token != c.token || d.Ready != c.ready || d.Reason != c.reason || !strings.Contains(d.Message, c.msg) || d.Next.IsZero() == c.nextSet {
 			t.Errorf("%s: got %+v", c.name, d)
+		}
+		if !c.in.Held.ValidAt(now) && strings.Contains(d.Message, "keeps") {
+			t.Errorf("%s: the message promises an expired token: %q", c.name, d.Message)
 		}
 	}
 }

@@ -28,6 +28,7 @@ const (
 	uwsUser, otherUser = "fleet-uws", "other-uws"
 	uwsPassword        = "Str0ng!Passw0rd"
 	m2mAppName         = "m2m-app"
+	clusterAppName     = "platform-app"
 )
 
 // env is a control plane, the real controllers in a manager, and a simulator they talk to.
@@ -76,7 +77,7 @@ func start(t *testing.T) *env {
 		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
 	must(t, err)
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), UpstreamTimeout: 5 * time.Second,
-		CallbackListener: callbacks, SkipNameValidation: true}))
+		CallbackListener: callbacks, SkipNameValidation: true, ClusterResourceNamespace: e.ns}))
 	mctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(mctx) }()
@@ -84,6 +85,9 @@ func start(t *testing.T) *env {
 	t.Cleanup(func() {
 		for _, o := range []client.Object{&v1alpha1.M2MSession{}, &v1alpha1.ThingSpaceApp{}, &v1alpha1.CloudAuthorization{}} {
 			_ = cp.Client.DeleteAllOf(context.Background(), o, client.InNamespace(e.ns))
+		}
+		for _, o := range []client.Object{&v1alpha1.ClusterM2MSession{}, &v1alpha1.ClusterThingSpaceApp{}} {
+			_ = cp.Client.DeleteAllOf(context.Background(), o)
 		}
 		stop()
 		<-done
@@ -122,6 +126,26 @@ func (e *env) session(t *testing.T, name, password string) *v1alpha1.M2MSession 
 	s := harness.NewM2MSession(e.ns, name, m2mAppName, name+"-credentials", name+"-session", 0, "")
 	must(t, e.cp.Client.Create(context.Background(), s))
 	return s
+}
+
+// clusterSession creates a ClusterM2MSession allowing allowed, on a shared ClusterThingSpaceApp, with
+// its credentials in the namespace (the manager's cluster resource namespace), and a consumer of it in
+// the namespace.
+func (e *env) clusterSession(t *testing.T, name, consumer string, allowed *v1alpha1.AllowedNamespaces) *v1alpha1.ClusterM2MSession {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.cp.Client.Get(ctx, client.ObjectKey{Name: clusterAppName}, &v1alpha1.ClusterThingSpaceApp{}); err != nil {
+		e.secret(t, clusterAppName+"-credentials", map[string]string{v1alpha1.CredentialsKeyKey: e.appKey, v1alpha1.CredentialsKeySecret: e.appSecret})
+		must(t, e.cp.Client.Create(ctx, &v1alpha1.ClusterThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Name: clusterAppName},
+			Spec: v1alpha1.ClusterThingSpaceAppSpec{ThingSpaceAppSpec: harness.NewApp("", clusterAppName, e.simURL, clusterAppName+"-credentials", clusterAppName+"-token").Spec}}))
+	}
+	e.secret(t, name+"-credentials", map[string]string{v1alpha1.CredentialsKeyUsername: uwsUser, v1alpha1.CredentialsKeyPassword: uwsPassword})
+	cm := &v1alpha1.ClusterM2MSession{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ClusterM2MSessionSpec{AllowedNamespaces: allowed,
+		M2MSessionSpec: harness.NewM2MSession("", name, clusterAppName, name+"-credentials", name+"-session", 0, "").Spec}}
+	must(t, e.cp.Client.Create(ctx, cm))
+	must(t, e.cp.Client.Create(ctx, &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: consumer},
+		Spec: v1alpha1.M2MSessionSpec{ClusterSessionRef: &v1alpha1.ClusterObjectReference{Name: name}, SecretName: consumer + "-session"}}))
+	return cm
 }
 
 // cloud creates a CloudAuthorization for the simulator's Cloud app.

@@ -51,6 +51,19 @@ var scenarios = []scenario{
 	{kind: "M2MSession", file: "captured-login-rejected", drive: func(t *testing.T, e *env) client.Object {
 		return e.waitCond(t, e.session(t, "refused-uws", "Wr0ng!Passw0rd"), v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected)
 	}, want: fixed("Degraded", "LoginRejected: "), prefix: true},
+	{kind: "ClusterM2MSession", file: "captured-session-valid", drive: func(t *testing.T, e *env) client.Object {
+		cm := e.clusterSession(t, "platform-uws", "fleet-consumer", &v1alpha1.AllowedNamespaces{Names: []string{"fleet"}})
+		e.waitCond(t, &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "fleet-consumer"}},
+			v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+		return e.waitCond(t, cm, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+	}, want: func(obj map[string]any) argocd.Health {
+		return argocd.Health{Status: "Healthy", Message: "Session live since " + status(obj, "lastLoginTime") + "; 1 consumer(s)"}
+	}},
+	{kind: "M2MSession", file: "captured-consumer-not-allowed", drive: func(t *testing.T, e *env) client.Object {
+		e.clusterSession(t, "closed-uws", "outsider", nil)
+		return e.waitCond(t, &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "outsider"}},
+			v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotAllowed)
+	}, want: fixed("Degraded", "NotAllowed: "), prefix: true},
 	{kind: "CloudAuthorization", file: "captured-waiting-for-consent", drive: func(t *testing.T, e *env) client.Object {
 		ca := e.waitCond(t, e.cloud(t, "photos-pending"), v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending)
 		return e.waitURL(t, ca)
@@ -136,6 +149,8 @@ func conditions(obj client.Object) []metav1.Condition {
 	case *v1alpha1.M2MSession:
 		return o.Status.Conditions
 	case *v1alpha1.CloudAuthorization:
+		return o.Status.Conditions
+	case *v1alpha1.ClusterM2MSession:
 		return o.Status.Conditions
 	}
 	return nil

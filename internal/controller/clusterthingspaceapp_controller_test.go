@@ -138,6 +138,13 @@ func TestClusterAppRevokeOnDeleteSparesConsumers(t *testing.T) {
 	tenant.consumer("app", c.Name)
 	tenant.waitReady("app", metav1.ConditionTrue, v1alpha1.ReasonTokenValid, 10*time.Second)
 	f.waitCluster(c.Name, 10*time.Second, "counting its consumer", counts(1, 0))
+	// The cluster app's series under namespace "", the consumer's under its own.
+	if got, _ := objectSeries(t, "", c.Name, f.secret); got["thingspace_app_ready_status{True}"] != 1 {
+		t.Errorf("cluster app series %v: want Ready True under namespace \"\"", got)
+	}
+	if got, _ := objectSeries(t, tenant.ns, "app", f.secret); got["thingspace_app_ready_status{True}"] != 1 {
+		t.Errorf("consumer series %v: want Ready True", got)
+	}
 
 	must(t, k8s.Delete(ctx, f.getCluster(c.Name)))
 	f.eventually("the ClusterThingSpaceApp gone", 10*time.Second, func() bool {
@@ -146,6 +153,10 @@ func TestClusterAppRevokeOnDeleteSparesConsumers(t *testing.T) {
 	if n := f.revokeCalls(); n != 0 {
 		t.Fatalf("%d revokes while a consumer holds the token, want 0", n)
 	}
+	f.eventually("the cluster app's series gone", 10*time.Second, func() bool {
+		got, _ := objectSeries(t, "", c.Name, f.secret)
+		return len(got) == 0
+	})
 	if evs := clusterEvents(t, c.Name, v1alpha1.EventRevokeSkipped); len(evs) == 0 || !strings.Contains(evs[0].Message, "still held by") {
 		t.Fatalf("no RevokeSkipped event naming the holders: %+v", evs)
 	}

@@ -87,7 +87,8 @@ func GrantSecretName(ca *CloudAuthorization) string { return ca.Name + GrantSecr
 // +kubebuilder:validation:XValidation:rule="self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
 type CloudAuthorizationSpec struct {
 	// endpoint is the Verizon Cloud API base URL, including its path. Plain http:// is refused unless
-	// the manager runs with --allow-insecure-endpoints (tests, the simulator).
+	// the manager runs with --allow-insecure-endpoints (tests, the simulator). Its host must be in the
+	// manager's --allowed-endpoint-hosts, or nothing is sent (Ready=False, EndpointNotAllowed).
 	// +kubebuilder:default="https://api.cloudapi.verizon.com/cloud/1"
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="endpoint must be an absolute http or https URL"
@@ -110,7 +111,9 @@ type CloudAuthorizationSpec struct {
 
 	// callbackURL is the Callback URL registered for the app in Key Management. It is sent verbatim as
 	// redirect_uri (Verizon compares it case-sensitively) and must reach the manager's
-	// /oauth2/callback endpoint (see --oauth-callback-bind-address).
+	// /oauth2/callback endpoint (see --oauth-callback-bind-address). It must be https:// unless the
+	// manager runs with --allow-insecure-endpoints (Ready=False, InvalidEndpoint): the authorization
+	// code travels to it.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="callbackURL must be an absolute http or https URL"

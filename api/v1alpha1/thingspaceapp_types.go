@@ -14,7 +14,9 @@ const DefaultThingSpaceEndpoint = "https://thingspace.verizon.com"
 // +kubebuilder:validation:XValidation:rule="!has(self.clusterAppRef) || (!has(self.endpoint) && !has(self.caBundle) && !has(self.scope) && !has(self.renewBefore) && !self.revokeOnDelete)",message="clusterAppRef is exclusive with endpoint, caBundle, scope, renewBefore and revokeOnDelete: the ClusterThingSpaceApp decides them"
 type ThingSpaceAppSpec struct {
 	// endpoint is the ThingSpace base URL; empty means https://thingspace.verizon.com. Plain http:// is
-	// refused unless the manager runs with --allow-insecure-endpoints (tests, the simulator).
+	// refused unless the manager runs with --allow-insecure-endpoints (tests, the simulator). Its host
+	// must be in the manager's --allowed-endpoint-hosts, or nothing is sent (Ready=False,
+	// EndpointNotAllowed).
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="endpoint must be an absolute http or https URL"
 	// +kubebuilder:validation:XValidation:rule="url(self).getQuery().size() == 0 && !self.contains('#')",message="endpoint must not carry a query or fragment"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -146,6 +147,32 @@ func (e *env) clusterSession(t *testing.T, name, consumer string, allowed *v1alp
 	must(t, e.cp.Client.Create(ctx, &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: consumer},
 		Spec: v1alpha1.M2MSessionSpec{ClusterSessionRef: &v1alpha1.ClusterObjectReference{Name: name}, SecretName: consumer + "-session"}}))
 	return cm
+}
+
+// clusterApp creates a ClusterThingSpaceApp allowing allowed, with its credentials in the namespace (the
+// manager's cluster resource namespace), and a consumer of it in the namespace.
+func (e *env) clusterApp(t *testing.T, name, consumer string, allowed *v1alpha1.AllowedNamespaces) *v1alpha1.ClusterThingSpaceApp {
+	t.Helper()
+	ctx := context.Background()
+	e.secret(t, name+"-credentials", map[string]string{v1alpha1.CredentialsKeyKey: e.appKey, v1alpha1.CredentialsKeySecret: e.appSecret})
+	c := &v1alpha1.ClusterThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.ClusterThingSpaceAppSpec{AllowedNamespaces: allowed,
+		ThingSpaceAppSpec: harness.NewApp("", name, e.simURL, name+"-credentials", name+"-token").Spec}}
+	must(t, e.cp.Client.Create(ctx, c))
+	must(t, e.cp.Client.Create(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: consumer},
+		Spec: v1alpha1.ThingSpaceAppSpec{ClusterAppRef: &v1alpha1.ClusterObjectReference{Name: name}, SecretName: consumer + "-token"}}))
+	return c
+}
+
+// servingOne waits until the consumer and c are Ready and c counts it, and returns c as stored.
+func (e *env) servingOne(t *testing.T, c *v1alpha1.ClusterThingSpaceApp, consumer string) *v1alpha1.ClusterThingSpaceApp {
+	t.Helper()
+	e.waitCond(t, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: consumer}},
+		v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
+	must(t, harness.WaitFor(context.Background(), 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		err := e.cp.Client.Get(context.Background(), client.ObjectKeyFromObject(c), c)
+		return err == nil && c.Status.Consumers == 1 && meta.IsStatusConditionTrue(c.Status.Conditions, v1alpha1.ConditionReady), err
+	}))
+	return c
 }
 
 // cloud creates a CloudAuthorization for the simulator's Cloud app.

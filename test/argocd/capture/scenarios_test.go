@@ -64,6 +64,16 @@ var scenarios = []scenario{
 		return e.waitCond(t, &v1alpha1.M2MSession{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "outsider"}},
 			v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotAllowed)
 	}, want: fixed("Degraded", "NotAllowed: "), prefix: true},
+	{kind: "ClusterThingSpaceApp", file: "captured-token-valid", drive: func(t *testing.T, e *env) client.Object {
+		return e.servingOne(t, e.clusterApp(t, "shared-app", "shared-consumer", &v1alpha1.AllowedNamespaces{Names: []string{"fleet"}}), "shared-consumer")
+	}, want: func(obj map[string]any) argocd.Health {
+		return argocd.Health{Status: "Healthy", Message: "Token valid until " + status(obj, "expiresAt") + "; 1 consumer(s)"}
+	}},
+	{kind: "ThingSpaceApp", file: "captured-consumer-not-allowed", drive: func(t *testing.T, e *env) client.Object {
+		e.clusterApp(t, "closed-app", "outsider-app", nil) // allows no namespace
+		outsider := &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "outsider-app"}}
+		return e.waitCond(t, outsider, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNotAllowed)
+	}, want: fixed("Degraded", "NotAllowed: "), prefix: true},
 	{kind: "CloudAuthorization", file: "captured-waiting-for-consent", drive: func(t *testing.T, e *env) client.Object {
 		ca := e.waitCond(t, e.cloud(t, "photos-pending"), v1alpha1.ConditionAuthorized, metav1.ConditionFalse, v1alpha1.ReasonAuthorizationPending)
 		return e.waitURL(t, ca)
@@ -151,6 +161,8 @@ func conditions(obj client.Object) []metav1.Condition {
 	case *v1alpha1.CloudAuthorization:
 		return o.Status.Conditions
 	case *v1alpha1.ClusterM2MSession:
+		return o.Status.Conditions
+	case *v1alpha1.ClusterThingSpaceApp:
 		return o.Status.Conditions
 	}
 	return nil

@@ -34,9 +34,10 @@ const (
 // TestWatchNamespacesWithOnlyNamespacedRights runs the manager with --watch-namespaces=wn-a (plus its
 // own namespace, where the cluster kinds' Secrets live) as a ServiceAccount holding exactly
 // config/watch-namespaces' rights: the generated Role in wn-a and wn-operator, the generated ClusterRole
-// cluster-wide, nothing on Secrets or the namespaced kinds anywhere else. A ThingSpaceApp and an
-// M2MSession in wn-a become Ready; the same in wn-b are never reconciled (no status, no Secret, no
-// upstream call); and no request of the manager is Forbidden.
+// cluster-wide, nothing on Secrets or the namespaced kinds anywhere else. A ThingSpaceApp, an
+// M2MSession and a consumer of a ClusterThingSpaceApp (whose Secrets are in wn-operator) in wn-a become
+// Ready; the same in wn-b are never reconciled (no status, no Secret, no upstream call); and no request
+// of the manager is Forbidden.
 func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 	ctx := t.Context()
 	opns, a, b := namespace(t, "wn-operator"), namespace(t, "wn-a"), namespace(t, "wn-b")
@@ -79,6 +80,21 @@ func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 				CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "uws"}, SecretName: "session-token"}}))
 	}
 
+	// A ClusterThingSpaceApp (its credentials in the cluster resource namespace, which the manager
+	// watches without being told) consumed from wn-a and from wn-b: only wn-a's consumer is served.
+	must(t, k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: opns, Name: "shared-creds"},
+		Data: map[string][]byte{"key": []byte(appKey), "secret": []byte(appSecret)}}))
+	shared := &v1alpha1.ClusterThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Name: "wn-shared"},
+		Spec: v1alpha1.ClusterThingSpaceAppSpec{ThingSpaceAppSpec: v1alpha1.ThingSpaceAppSpec{Endpoint: srv.URL, SecretName: "shared-token",
+			CredentialsSecretRef: &v1alpha1.LocalSecretReference{Name: "shared-creds"}},
+			AllowedNamespaces: &v1alpha1.AllowedNamespaces{Names: []string{a, b}}}}
+	must(t, k8s.Create(ctx, shared))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), shared) })
+	for _, ns := range []string{a, b} {
+		must(t, k8s.Create(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "consumer"},
+			Spec: v1alpha1.ThingSpaceAppSpec{SecretName: "consumer-token", ClusterAppRef: &v1alpha1.ClusterObjectReference{Name: shared.Name}}}))
+	}
+
 	// The manager as that ServiceAccount; klog (client-go's reflectors, the event broadcaster) writes
 	// to the same log, so a Forbidden list, watch or event shows up there.
 	klog.SetLogger(ctrl.Log)
@@ -96,27 +112,33 @@ func TestWatchNamespacesWithOnlyNamespacedRights(t *testing.T) {
 
 	waitReady(t, &v1alpha1.ThingSpaceApp{}, a, "app")
 	waitReady(t, &v1alpha1.M2MSession{}, a, "session")
-	for _, s := range []string{"app-token", "session-token"} {
+	waitReady(t, &v1alpha1.ThingSpaceApp{}, a, "consumer")
+	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: opns, Name: "shared-token"}, &corev1.Secret{}))
+	for _, s := range []string{"app-token", "session-token", "consumer-token"} {
 		must(t, k8s.Get(ctx, client.ObjectKey{Namespace: a, Name: s}, &corev1.Secret{}))
 	}
 	tokens, logins := sim.Stats().Total("POST /api/ts/v1/oauth2/token"), sim.Stats().Total("POST /api/m2m/v1/session/login")
 
 	// wn-b's objects were created before wn-a's were reconciled; give the manager a moment more.
 	time.Sleep(2 * time.Second)
-	for _, o := range []client.Object{&v1alpha1.ThingSpaceApp{}, &v1alpha1.M2MSession{}} {
-		name := map[bool]string{true: "app", false: "session"}[strings.HasSuffix(typeName(o), "App")]
+	for _, c := range []struct {
+		o    client.Object
+		name string
+	}{{&v1alpha1.ThingSpaceApp{}, "app"}, {&v1alpha1.M2MSession{}, "session"}, {&v1alpha1.ThingSpaceApp{}, "consumer"}} {
+		o, name := c.o, c.name
 		must(t, k8s.Get(ctx, client.ObjectKey{Namespace: b, Name: name}, o))
 		if conds := conditions(o); len(conds) != 0 || len(o.GetFinalizers()) != 0 {
 			t.Errorf("%s %s/%s outside --watch-namespaces was reconciled: conditions %v, finalizers %v", typeName(o), b, name, conds, o.GetFinalizers())
 		}
 	}
-	for _, s := range []string{"app-token", "session-token"} {
+	for _, s := range []string{"app-token", "session-token", "consumer-token"} {
 		if err := k8s.Get(ctx, client.ObjectKey{Namespace: b, Name: s}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 			t.Errorf("Secret %s/%s outside --watch-namespaces: %v, want NotFound", b, s, err)
 		}
 	}
-	if now := sim.Stats().Total("POST /api/ts/v1/oauth2/token"); now != tokens || tokens != 1 {
-		t.Errorf("token requests: %d when wn-a's app was Ready, %d now; want 1 (wn-a's only)", tokens, now)
+	// wn-a's app and the cluster app share the key: the broker fetches once.
+	if now := sim.Stats().Total("POST /api/ts/v1/oauth2/token"); now != tokens || tokens > 2 {
+		t.Errorf("token requests: %d when wn-a's were Ready, %d now; want at most 2 (wn-a's app, the cluster app), none later", tokens, now)
 	}
 	if now := sim.Stats().Total("POST /api/m2m/v1/session/login"); now != logins || logins != 1 {
 		t.Errorf("logins: %d when wn-a's session was Ready, %d now; want 1 (wn-a's only)", logins, now)

@@ -151,7 +151,7 @@ func (n *narrator) playPerson(ctx context.Context, ca *v1alpha1.CloudAuthorizati
 		}
 		defer func() { _ = n.sim.SetCloudDenyConsent(false) }()
 	} else {
-		step("the person opens the new URL and consents")
+		step("the person opens the new link (in the same browser: the start endpoint binds it with a cookie) and consents")
 	}
 	visit, err := n.person.Open(ctx, v.url)
 	if err != nil {

@@ -118,7 +118,8 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 	}
 	r.warnLifetime(p, e)
 	r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "RefreshToken",
-		"Refreshed the tokens in Secret %s; the access token is valid until %s", p.ca.Spec.SecretName, e.ExpiresAt.UTC().Format(time.RFC3339))
+		"Refreshed the tokens (the rotated refresh token in Secret %s); the access token in Secret %s is valid until %s",
+		v1alpha1.GrantSecretName(p.ca), p.ca.Spec.SecretName, e.ExpiresAt.UTC().Format(time.RFC3339))
 	log.FromContext(ctx).Info("Tokens refreshed", "secret", klog.KRef(p.ca.Namespace, p.ca.Spec.SecretName), "expiresAt", e.ExpiresAt.UTC())
 
 	next := policy.CloudNextRefresh(e.Issued, e.ExpiresAt, durationOf(p.ca.Spec.RenewBefore), durationOf(p.ca.Spec.RefreshTokenKeepAlive), r.Rand())

@@ -171,6 +171,8 @@ type CloudAuthorizationStatus struct {
 
 	// conditions: `Authorized` is True while the operator holds a usable refresh token; `Ready` is True
 	// while the Secret holds an access token that has not expired.
+	// `Stalled` (True, with Ready's reason, while only a person can fix it) and `Reconciling` (True while a
+	// new generation is being acted on) follow the kstatus conventions Flux and Argo CD read.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -119,6 +119,8 @@ type M2MSessionStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// conditions: `Ready` is True while the Secret holds a live session and a valid app token.
+	// `Stalled` (True, with Ready's reason, while only a person can fix it) and `Reconciling` (True while a
+	// new generation is being acted on) follow the kstatus conventions Flux and Argo CD read.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

@@ -94,6 +94,8 @@ type ThingSpaceAppStatus struct {
 
 	// conditions: `Ready` is True while the Secret holds a token that has not expired. Its reason and
 	// message carry the last refresh failure.
+	// `Stalled` (True, with Ready's reason, while only a person can fix it) and `Reconciling` (True while a
+	// new generation is being acted on) follow the kstatus conventions Flux and Argo CD read.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

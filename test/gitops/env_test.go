@@ -91,6 +91,12 @@ func newEnv(t *testing.T, ns string, more ...string) *env {
 			}
 		}
 		if e.platform() != "" {
+			_ = cp.Client.DeleteAllOf(context.Background(), &v1alpha1.ClusterM2MSession{})
+			_ = harness.WaitFor(context.Background(), 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+				l := &v1alpha1.ClusterM2MSessionList{}
+				err := cp.Client.List(context.Background(), l)
+				return err == nil && len(l.Items) == 0, nil
+			})
 			_ = cp.Client.DeleteAllOf(context.Background(), &v1alpha1.ClusterThingSpaceApp{})
 		}
 		_ = harness.WaitFor(context.Background(), 20*time.Second, 100*time.Millisecond, func() (bool, error) {

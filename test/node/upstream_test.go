@@ -117,11 +117,3 @@ func (u *upstream) consent(ctx context.Context, link, callbackHost string) (int,
 	}
 	return p.Status, nil
 }
-
-func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	return c.Do(req)
-}

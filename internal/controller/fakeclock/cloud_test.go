@@ -96,7 +96,8 @@ func (f *fixture) adoptGrant() {
 	f.t.Helper()
 	rt := f.cloudGrant("https://sdk.example/Callback")
 	f.credentials("creds", map[string]string{v1alpha1.CredentialsKeyKey: f.key, v1alpha1.CredentialsKeySecret: f.secret})
-	f.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "photos-tokens", Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
+	// The documented bootstrap: the grant Secret, annotated for adoption.
+	f.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "photos" + v1alpha1.GrantSecretSuffix, Annotations: map[string]string{v1alpha1.AdoptAnnotation: "true"}},
 		Data: map[string][]byte{v1alpha1.SecretKeyRefreshToken: []byte(rt)}})
 	f.create(&v1alpha1.CloudAuthorization{ObjectMeta: metav1.ObjectMeta{Name: "photos"},
 		Spec: v1alpha1.CloudAuthorizationSpec{Endpoint: f.url + "/cloud/1", CredentialsSecretRef: v1alpha1.LocalSecretReference{Name: "creds"},
@@ -124,7 +125,7 @@ func TestIssue8Scenario8FailedMarkerClearOnTheFakeClock(t *testing.T) {
 	must(t, k8s.Patch(context.Background(), ca, patch))
 	f.eventually("the refresh marker", 10*time.Second, func() bool {
 		s := &corev1.Secret{}
-		f.get("photos-tokens", s)
+		f.get("photos"+v1alpha1.GrantSecretSuffix, s) // the marker lives with the refresh token
 		if s.Annotations[v1alpha1.RefreshStartedAnnotation] == "" {
 			return false
 		}
@@ -142,11 +143,11 @@ func TestIssue8Scenario8FailedMarkerClearOnTheFakeClock(t *testing.T) {
 			t.Fatalf("the grant was dropped: %s", c.Message)
 		}
 	}
-	if s := f.secretData("photos-tokens"); len(s[v1alpha1.SecretKeyRefreshToken]) == 0 {
+	if s := f.secretData("photos" + v1alpha1.GrantSecretSuffix); len(s[v1alpha1.SecretKeyRefreshToken]) == 0 {
 		t.Fatal("the refresh token is gone")
 	}
 	sec := &corev1.Secret{}
-	f.get("photos-tokens", sec)
+	f.get("photos"+v1alpha1.GrantSecretSuffix, sec)
 	if _, marked := sec.Annotations[v1alpha1.RefreshStartedAnnotation]; marked {
 		t.Fatal("the marker was never cleared")
 	}

@@ -70,6 +70,7 @@ func TestArgoCDAndKstatusAgree(t *testing.T) {
 			t.Errorf("Argo CD has a health check for %s, and this test no reasons for it", k)
 		}
 	}
+	seen := map[string]bool{}
 	for kind, like := range kinds {
 		reasons := readyReasons[like]
 		script, err := os.ReadFile(filepath.Join(root, argocd.KindDir(kind), "health.lua"))
@@ -90,7 +91,7 @@ func TestArgoCDAndKstatusAgree(t *testing.T) {
 					a := cloudAuthorized(reason, h.gen, now)
 					conds = append(conds, a)
 					if a.Status == metav1.ConditionFalse && a.Reason != v1alpha1.ReasonGrantNotStored {
-						st["authorizationURL"] = "https://example.com/authorize?state=redacted" // a URL is offered
+						st["consentStateHash"] = "0123abcd" // a consent is live
 					}
 				}
 				observed := h.observedPre
@@ -106,11 +107,17 @@ func TestArgoCDAndKstatusAgree(t *testing.T) {
 				must(t, err)
 				res, err := status.Compute(u)
 				must(t, err)
+				seen[health.Status] = true
 				if want, ok := kstatusFor[health.Status]; !ok || res.Status != want {
 					t.Errorf("%s %s (%s, %s): Argo CD says %s (%q), kstatus %s (%q)", kind, reason, ready, h.name,
 						health.Status, health.Message, res.Status, res.Message)
 				}
 			}
+		}
+	}
+	for h := range kstatusFor {
+		if !seen[h] {
+			t.Errorf("no case came out %s: the table no longer covers it", h)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -33,6 +34,25 @@ func NewBrowser() *Browser {
 		Timeout: time.Minute, Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// NewBrowserBehindTLSProxy returns a browser whose https requests to host go, as plain HTTP, to addr
+// (host:port): what a TLS-terminating Ingress in front of a manager pod does. The browser still sees
+// the public https URL, so the start endpoint's Secure __Host- cookie is kept and sent back as a real
+// browser would; a plain http request to the pod would never carry it.
+func NewBrowserBehindTLSProxy(host, addr string) *Browser {
+	b := NewBrowser()
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	b.http.Transport = &http.Transport{
+		// For an https URL the transport takes the connection DialTLSContext returns as already secured.
+		DialTLSContext: func(ctx context.Context, network, hostPort string) (net.Conn, error) {
+			if h, _, err := net.SplitHostPort(hostPort); err != nil || h != host {
+				return nil, errors.New("browser: only the proxied host is reachable over https")
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}
+	return b
 }
 
 // Page is one answer the browser got.

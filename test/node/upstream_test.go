@@ -91,17 +91,16 @@ func (u *upstream) credentialCalls() map[string]int {
 	return out
 }
 
-// consent plays the person: it opens the consent link at a manager pod (callbackHost, host:port: the
-// link's host is the public one), which sets its binding cookie and redirects to the simulator's
-// authorize page; it sends the redirect with the code to the same pod's callback, with the cookie, and
-// returns the callback's status.
+// consent plays the person: it opens the consent link (the public https callback host) through a
+// TLS-terminating proxy to a manager pod (callbackHost, host:port), which sets its binding __Host-
+// cookie and redirects to the simulator's authorize page; it then follows the redirect with the code
+// back to the callback, through the same proxy, with the cookie, and returns the callback's status.
 func (u *upstream) consent(ctx context.Context, link, callbackHost string) (int, error) {
-	b := harness.NewBrowser()
 	start, err := url.Parse(link)
-	if err != nil {
+	if err != nil || start.Scheme != "https" {
 		return 0, errors.New("start: unusable consent link")
 	}
-	start.Scheme, start.Host = "http", callbackHost
+	b := harness.NewBrowserBehindTLSProxy(start.Hostname(), callbackHost)
 	p, err := b.Get(ctx, start.String())
 	if err != nil || p.Location == nil {
 		return 0, fmt.Errorf("start: status %d, %v", p.Status, err)
@@ -110,9 +109,7 @@ func (u *upstream) consent(ctx context.Context, link, callbackHost string) (int,
 	if err != nil || p.Status != http.StatusFound || p.Location == nil || p.Location.Query().Get("code") == "" {
 		return 0, fmt.Errorf("authorize: status %d, %v", p.Status, err)
 	}
-	loc := p.Location
-	loc.Scheme, loc.Host = "http", callbackHost
-	if p, err = b.Get(ctx, loc.String()); err != nil {
+	if p, err = b.Get(ctx, p.Location.String()); err != nil {
 		return 0, errors.New("callback: request failed")
 	}
 	return p.Status, nil

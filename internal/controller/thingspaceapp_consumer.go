@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -165,5 +166,8 @@ func (r *ThingSpaceAppReconciler) gatherSource(ctx context.Context, app *v1alpha
 		in.SourceEnds = c.Status.ExpiresAt.Time
 	}
 	in.SourceIssued = c.Status.LastRefreshTime
+	if ready := meta.FindStatusCondition(c.Status.Conditions, v1alpha1.ConditionReady); ready != nil {
+		in.SourceReady = ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == c.Generation
+	}
 	return in, src, nil
 }

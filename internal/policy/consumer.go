@@ -72,6 +72,10 @@ type ConsumerInput struct {
 	// records (zero: none yet). A status expiry already past ends the token early: it was revoked.
 	Source     AppToken
 	SourceEnds time.Time
+	// SourceReady says the cluster object reports Ready=True for its current generation. At the natural
+	// expiry of its token that means a renewal is under way (ThingSpace issues the next token only once
+	// the last one expired), so the consumer mirrors it for ConsumerRenewalGrace instead of flapping.
+	SourceReady bool
 	// Held is the token in the consumer's own Secret (zero: none).
 	Held AppToken
 	Now  time.Time
@@ -90,6 +94,12 @@ type ConsumerDecision struct {
 	Next time.Time
 }
 
+// ConsumerRenewalGrace is how long after the source token's natural expiry a consumer keeps mirroring a
+// cluster object that still reports Ready: long enough for its renewal pass (one upstream request,
+// bounded by the default upstream timeout) to land. A renewal that fails turns the source's Ready False,
+// and that watch event reaches the consumer at once; the grace only bounds a source that hangs.
+const ConsumerRenewalGrace = 45 * time.Second
+
 // DecideConsumer decides a consumer's pass. A namespace not allowed loses its Secret. A cluster object
 // that is gone or holds no valid token leaves the consumer's last token in place until it expires (the
 // workloads keep working through the platform team's outage, as a namespaced app's do through a failing
@@ -100,10 +110,23 @@ func DecideConsumer(in ConsumerInput) ConsumerDecision {
 		return ConsumerDecision{Step: ConsumerDelete, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonNotAllowed, Message: in.Admission.Message}
 	}
 	usable := in.Source.ValidAt(in.Now) && (in.SourceEnds.IsZero() || in.Now.Before(in.SourceEnds))
+	valid := func(step ConsumerStep, t AppToken, next time.Time) ConsumerDecision {
+		return ConsumerDecision{Step: step, Token: t, Ready: metav1.ConditionTrue, Reason: v1alpha1.ReasonTokenValid,
+			Message: fmt.Sprintf("The Secret holds the token of %s %q, valid until %s", in.Kind, in.Name, t.ExpiresAt.UTC().Format(time.RFC3339)),
+			Next:    next}
+	}
 	if in.Found && usable {
-		return ConsumerDecision{Step: ConsumerPublish, Token: in.Source, Ready: metav1.ConditionTrue, Reason: v1alpha1.ReasonTokenValid,
-			Message: fmt.Sprintf("The Secret holds the token of %s %q, valid until %s", in.Kind, in.Name, in.Source.ExpiresAt.UTC().Format(time.RFC3339)),
-			Next:    in.Source.ExpiresAt}
+		return valid(ConsumerPublish, in.Source, in.Source.ExpiresAt)
+	}
+	// The copy reached its natural expiry (the status did not end it early: a revoke would have) and the
+	// source still reports Ready: its renewal is in flight, or its new token is in its Secret and the
+	// status recording it is on its way. The decision made at publication stands, so nothing is written
+	// and Ready does not flip at every rotation; the source's next update publishes the new token.
+	renewing := in.Found && in.SourceReady && in.Held.AccessToken != "" &&
+		!in.Now.Before(in.Held.ExpiresAt) && in.Now.Before(in.Held.ExpiresAt.Add(ConsumerRenewalGrace)) &&
+		(in.SourceEnds.IsZero() || !in.SourceEnds.Before(in.Held.ExpiresAt))
+	if renewing {
+		return valid(ConsumerKeep, in.Held, in.Held.ExpiresAt.Add(ConsumerRenewalGrace))
 	}
 	msg := fmt.Sprintf("%s %q holds no valid token", in.Kind, in.Name)
 	if !in.Found {

@@ -80,6 +80,18 @@ func TestDecideConsumer(t *testing.T) {
 			step: ConsumerKeep, token: tok("A", 0), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: `K "p" holds no valid token`},
 		{name: "source revoked (status ended it)", in: ConsumerInput{Found: true, Admission: allowed, Source: tok("A", time.Hour), SourceEnds: now, Held: tok("A", time.Hour)},
 			step: ConsumerKeep, token: tok("A", time.Hour), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady, msg: "holds no valid token; the Secret keeps"},
+		// At the natural expiry the source renews; a Ready source is mirrored for the grace, so a rotation
+		// does not flip the consumer's Ready (nor write its status twice).
+		{name: "source renewing at expiry", in: ConsumerInput{Kind: "K", Name: "p", Found: true, Admission: allowed, SourceReady: true, Source: tok("A", 0), SourceEnds: now, Held: tok("A", 0)},
+			step: ConsumerKeep, token: tok("A", 0), ready: metav1.ConditionTrue, reason: v1alpha1.ReasonTokenValid, msg: "valid until 2026-12-01T12:00:00Z", nextSet: true},
+		{name: "source renewing past the grace", in: ConsumerInput{Found: true, Admission: allowed, SourceReady: true, Source: tok("A", -ConsumerRenewalGrace), Held: tok("A", -ConsumerRenewalGrace)},
+			step: ConsumerKeep, token: tok("A", -ConsumerRenewalGrace), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady},
+		{name: "a Ready source does not hide a revoke", in: ConsumerInput{Found: true, Admission: allowed, SourceReady: true, Source: tok("A", time.Hour), SourceEnds: now, Held: tok("A", time.Hour)},
+			step: ConsumerKeep, token: tok("A", time.Hour), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady},
+		{name: "source's new token ahead of its status", in: ConsumerInput{Found: true, Admission: allowed, SourceReady: true, Source: tok("B", time.Hour), SourceEnds: now, Held: tok("A", 0)},
+			step: ConsumerKeep, token: tok("A", 0), ready: metav1.ConditionTrue, reason: v1alpha1.ReasonTokenValid, nextSet: true},
+		{name: "a source not Ready is not mirrored at expiry", in: ConsumerInput{Found: true, Admission: allowed, Source: tok("A", 0), SourceEnds: now, Held: tok("A", 0)},
+			step: ConsumerKeep, token: tok("A", 0), ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady},
 		{name: "no token anywhere", in: ConsumerInput{Found: true, Admission: allowed},
 			step: ConsumerKeep, ready: metav1.ConditionFalse, reason: v1alpha1.ReasonAppNotReady},
 	}

@@ -37,19 +37,9 @@ const (
 // cp is the suite's control plane, shared by every test (each works in a namespace of its own).
 var cp *harness.ControlPlane
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
-
-func runSuite(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var err error
-	if cp, err = harness.StartControlPlane(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "%v (run make envtest)\n", err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
+func TestMain(m *testing.M) {
 	ctrl.SetLogger(logr.Discard())
-	return m.Run()
+	os.Exit(harness.RunSuite(m, &cp))
 }
 
 // env is one test's namespace, a simulator, and the operator, which the test may stop and start again

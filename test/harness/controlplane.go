@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -164,4 +165,19 @@ func (cp *ControlPlane) Stop() error {
 		_ = os.RemoveAll(cp.dir)
 	}
 	return err
+}
+
+// RunSuite is a test binary's TestMain body for a suite sharing one control plane: it starts the plane
+// (bounded to two minutes) into *cp, runs the tests and stops the plane, returning the exit code.
+func RunSuite(m *testing.M, cp **ControlPlane) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	plane, err := StartControlPlane(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v (run make envtest)\n", err)
+		return 1
+	}
+	defer func() { _ = plane.Stop() }()
+	*cp = plane
+	return m.Run()
 }

@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -44,19 +43,7 @@ type env struct {
 // cp is the suite's control plane.
 var cp *harness.ControlPlane
 
-func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
-
-func runSuite(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var err error
-	if cp, err = harness.StartControlPlane(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "%v (run make envtest)\n", err)
-		return 1
-	}
-	defer func() { _ = cp.Stop() }()
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(harness.RunSuite(m, &cp)) }
 
 // start brings the controllers and a simulator up for the test and tears them down at its end.
 func start(t *testing.T) *env {

@@ -40,6 +40,12 @@ const (
 	// Ready=True nor a terminal state. Routine refreshes, rotations and keep-alives never set it.
 	// kstatus reads it as InProgress.
 	ConditionReconciling = "Reconciling"
+	// ConditionOverlap is on a ThingSpaceApp (or ClusterThingSpaceApp) with a standby key set: True
+	// (reason HandoverScheduled) while the next token will be published handoverBefore before the current
+	// one expires, False while that overlap is lost (reasons StandbyCredentialsNotFound,
+	// StandbyCredentialsRejected, StandbyUnavailable): the token is then renewed at expiry with the
+	// active key set, and Ready is not affected. Absent without a standby key set.
+	ConditionOverlap = "Overlap"
 )
 
 // Condition reasons. Users and alerts match on them; keep the spelling.
@@ -93,6 +99,19 @@ const (
 	// ReasonNotAllowed: the referenced cluster-scoped credential does not allow this namespace (its
 	// spec.allowedNamespaces); no Secret is written.
 	ReasonNotAllowed = "NotAllowed"
+
+	// Reasons of the Overlap condition (ConditionOverlap).
+
+	// ReasonHandoverScheduled: the other key set's token will be published at status.nextHandoverTime.
+	ReasonHandoverScheduled = "HandoverScheduled"
+	// ReasonStandbyCredentialsNotFound: the standby credentials Secret or one of its keys is missing.
+	ReasonStandbyCredentialsNotFound = "StandbyCredentialsNotFound"
+	// ReasonStandbyCredentialsRejected: the upstream rejected the standby key set; nothing is sent with
+	// it until its Secret or the spec changes.
+	ReasonStandbyCredentialsRejected = "StandbyCredentialsRejected"
+	// ReasonStandbyUnavailable: fetching the other key set's token failed with a transient error; the
+	// operator retries with backoff until the active token expires, then renews with the active key set.
+	ReasonStandbyUnavailable = "StandbyUnavailable"
 )
 
 // LocalSecretReference names a Secret in the same namespace as the referring object.

@@ -22,6 +22,9 @@ const (
 	EventLifetimeCapped = "LifetimeCapped"
 	// EventLifetimeAssumed: the upstream announced no lifetime; a short one is assumed.
 	EventLifetimeAssumed = "LifetimeAssumed"
+	// EventHandedOver: the other key set's token was published (spec.standbyCredentialsSecretRef); the
+	// replaced token stays valid until it expires.
+	EventHandedOver = "HandedOver"
 )
 
 // ProvenanceAnnotation, on a ThingSpaceApp's Secret, records which endpoint, key and secret issued the

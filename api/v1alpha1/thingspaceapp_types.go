@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -12,6 +14,11 @@ const DefaultThingSpaceEndpoint = "https://thingspace.verizon.com"
 // +kubebuilder:validation:XValidation:rule="!has(self.credentialsSecretRef) || self.secretName != self.credentialsSecretRef.name",message="secretName must differ from credentialsSecretRef.name: the operator never writes into the credentials Secret"
 // +kubebuilder:validation:XValidation:rule="has(self.clusterAppRef) != has(self.credentialsSecretRef)",message="exactly one of credentialsSecretRef (an app key of this namespace) and clusterAppRef (a ClusterThingSpaceApp shared with it) must be set"
 // +kubebuilder:validation:XValidation:rule="!has(self.clusterAppRef) || (!has(self.endpoint) && !has(self.caBundle) && !has(self.scope) && !has(self.renewBefore) && !self.revokeOnDelete)",message="clusterAppRef is exclusive with endpoint, caBundle, scope, renewBefore and revokeOnDelete: the ClusterThingSpaceApp decides them"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterAppRef) || (!has(self.standbyCredentialsSecretRef) && !has(self.handoverBefore))",message="clusterAppRef is exclusive with standbyCredentialsSecretRef and handoverBefore: the ClusterThingSpaceApp decides them"
+// +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || (!has(self.standbyCredentialsSecretRef) && !has(self.handoverBefore))",message="renewBefore is exclusive with standbyCredentialsSecretRef and handoverBefore: with a standby key set the operator hands over to a fresh token without revoking, renewBefore revokes"
+// +kubebuilder:validation:XValidation:rule="!has(self.handoverBefore) || has(self.standbyCredentialsSecretRef)",message="handoverBefore needs standbyCredentialsSecretRef: a handover fetches the next token with the other key set"
+// +kubebuilder:validation:XValidation:rule="!has(self.standbyCredentialsSecretRef) || !has(self.credentialsSecretRef) || self.standbyCredentialsSecretRef.name != self.credentialsSecretRef.name",message="standbyCredentialsSecretRef must name another Secret than credentialsSecretRef: it holds the second key set"
+// +kubebuilder:validation:XValidation:rule="!has(self.standbyCredentialsSecretRef) || self.secretName != self.standbyCredentialsSecretRef.name",message="secretName must differ from standbyCredentialsSecretRef.name: the operator never writes into a credentials Secret"
 type ThingSpaceAppSpec struct {
 	// endpoint is the ThingSpace base URL; empty means https://thingspace.verizon.com. Plain http:// is
 	// refused unless the manager runs with --allow-insecure-endpoints (tests, the simulator). Its host
@@ -44,6 +51,30 @@ type ThingSpaceAppSpec struct {
 	// endpoint, caBundle, scope, renewBefore and revokeOnDelete.
 	// +optional
 	ClusterAppRef *ClusterObjectReference `json:"clusterAppRef,omitempty"`
+
+	// standbyCredentialsSecretRef names a Secret with a second key set of the same app (data keys `key`
+	// and `secret`, from another key set in ThingSpace Key Management; each key set has its own token).
+	// With it the operator hands over between the two key sets instead of waiting for expiry:
+	// handoverBefore before the published token expires, it fetches a fresh token with the other key set
+	// and publishes it, and the replaced token stays valid for every reader that has not seen the update
+	// yet (a mounted Secret file lags by up to ~90 s). Nothing is revoked. If the standby key set is
+	// missing or refused, the active token is untouched, the Overlap condition says the overlap is lost,
+	// and the token is renewed at expiry with the active key set. In the object's namespace (for a
+	// ClusterThingSpaceApp: the --cluster-resource-namespace). Exclusive with renewBefore and
+	// clusterAppRef.
+	// +optional
+	StandbyCredentialsSecretRef *LocalSecretReference `json:"standbyCredentialsSecretRef,omitempty"`
+
+	// handoverBefore is how long before the published token expires the operator publishes the other
+	// key set's token (default 5m): the time every reader has to pick up the new token while the old one
+	// still works. It must be longer than the slowest reader's lag (a mounted file: up to ~90 s) and is
+	// used as at most a third of the token's lifetime, so that the other key set's previous token has
+	// expired and a fresh one is issued. Needs standbyCredentialsSecretRef; exclusive with renewBefore.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) < duration('30m')",message="handoverBefore must be a positive duration under 30m (half the one-hour token lifetime)"
+	// +optional
+	HandoverBefore *metav1.Duration `json:"handoverBefore,omitempty"`
 
 	// scope is sent with the token request when set (space separated).
 	// +kubebuilder:validation:MaxLength=1024
@@ -102,7 +133,37 @@ type ThingSpaceAppStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
 	RefreshStatus `json:",inline"`
+
+	// activeKeySet says which key set issued the token in the Secret when spec.standbyCredentialsSecretRef
+	// is set: Primary (credentialsSecretRef) or Standby (standbyCredentialsSecretRef). Empty without a
+	// standby key set.
+	// +kubebuilder:validation:Enum=Primary;Standby
+	// +optional
+	ActiveKeySet string `json:"activeKeySet,omitempty"`
+
+	// nextHandoverTime is when the operator plans to publish the other key set's token (handoverBefore
+	// before expiresAt). Unset while the overlap is lost (condition Overlap=False) or without a standby
+	// key set.
+	// +optional
+	NextHandoverTime *metav1.Time `json:"nextHandoverTime,omitempty"`
+
+	// rejectedStandbyCredentialsVersion is the resourceVersion of the standby credentials Secret the
+	// upstream rejected. Nothing is sent with the standby key set again until that Secret's
+	// resourceVersion differs or the spec changes.
+	// +optional
+	RejectedStandbyCredentialsVersion string `json:"rejectedStandbyCredentialsVersion,omitempty"`
 }
+
+// Key sets of a ThingSpaceApp with a standby key set (status.activeKeySet).
+const (
+	// KeySetPrimary is spec.credentialsSecretRef's key set.
+	KeySetPrimary = "Primary"
+	// KeySetStandby is spec.standbyCredentialsSecretRef's key set.
+	KeySetStandby = "Standby"
+)
+
+// DefaultHandoverBefore is spec.handoverBefore when unset.
+const DefaultHandoverBefore = 5 * time.Minute
 
 // ThingSpaceApp keeps a ThingSpace OAuth2 app token valid in a Secret.
 // +kubebuilder:object:root=true

@@ -41,6 +41,7 @@ func main() {
 		upstreamTimeout        time.Duration
 		lease                  leaseTimings
 		allowedHosts           string
+		pprofAddr              string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to authenticated clients allowed GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone (local runs only).")
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&callbackAddr, "oauth-callback-bind-address", ":8082", "Address the OAuth2 start and callback endpoints of CloudAuthorizations (GET /oauth2/start, /oauth2/callback) bind to; \"0\" disables them. Expose them at the Callback URL registered in Key Management.")
 	flag.StringVar(&clusterNamespace, "cluster-resource-namespace", "", "Namespace of the Secrets of the cluster-scoped kinds (ClusterThingSpaceApp, ClusterM2MSession): their credentials and the Secrets they write; defaults to the manager's own namespace (POD_NAMESPACE, else the service account's).")
 	flag.BoolVar(&callbackOnly, "callback-only", false, "Serve only the OAuth2 start and callback endpoints of CloudAuthorizations (no reconcilers, no leader election), with the fewer rights of config/callback-only/callback_role.yaml; run the reconcilers elsewhere with --oauth-callback-bind-address=0.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address the Go pprof endpoints (/debug/pprof/) bind to, for heap and CPU profiles; empty (the default) or \"0\" disables them. Unauthenticated: bind to localhost and port-forward.")
 	flag.DurationVar(&stateTTL, "oauth-state-ttl", controller.DefaultStateTTL, "How long an authorization URL (its state) is accepted before a new one replaces it.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -97,6 +99,7 @@ func main() {
 		Scheme:                        scheme,
 		Metrics:                       metricsOptions(metricsAddr, metricsSecure),
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "thingspace-operator.credops.io",
 		LeaderElectionNamespace:       leaderNamespace,

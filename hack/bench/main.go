@@ -107,6 +107,9 @@ type options struct {
 	readyTimeout              time.Duration
 	restartWindow             time.Duration
 	json, keep                bool
+	pprof                     bool
+	// prof saves heap profiles when pprof is set (run fills it in).
+	prof *profiler
 }
 
 func main() {
@@ -125,6 +128,7 @@ func main() {
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's pprof on a loopback port and save its heap profile after each phase in the work directory (kept), with the top allocations in the log")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager and simulator logs) even when every target is met")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: bench [flags]\n\nBenchmark thingspace-operator with the real control plane, simulator and manager.\n\n")

@@ -14,6 +14,8 @@ type Results struct {
 	Apps             int `json:"apps"`
 	UnrelatedSecrets int `json:"unrelated_secrets"`
 	LabelledSecrets  int `json:"labelled_secrets,omitempty"` // of them, labelled managed-by thingspace-operator
+	// GoMemLimit is the manager's GOMEMLIMIT, the Deployment's (config/manager).
+	GoMemLimit string `json:"gomemlimit"`
 
 	// Phase 1.
 	RSSBaselineBytes      int64   `json:"rss_baseline_bytes,omitempty"`       // settled VmRSS without the unrelated Secrets

@@ -88,10 +88,27 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := copyFile(cp.KubeconfigPath, kubeconfig); err != nil {
 		return nil, err
 	}
+	// The manager runs with the Deployment's GOMEMLIMIT, so its memory is the shipped configuration's.
+	goMemLimit, err := shippedGoMemLimit(root)
+	if err != nil {
+		return nil, err
+	}
+	res.GoMemLimit = goMemLimit
+	var mgrArgs []string
+	if o.pprof {
+		addr, err := harness.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		o.prof, o.keep = &profiler{addr: addr, dir: workDir}, true
+		mgrArgs = append(mgrArgs, "--pprof-bind-address="+addr)
+	}
 	mgr, err := harness.ManagerConfig{
 		Binary:     mgrBin,
 		Kubeconfig: kubeconfig,
 		LogPath:    filepath.Join(workDir, "manager.log"),
+		Env:        []string{"GOMEMLIMIT=" + goMemLimit},
+		Args:       mgrArgs,
 	}.Start(ctx)
 	if err != nil {
 		return nil, err
@@ -118,12 +135,14 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := phase2(ctx, c, sim, mgr, o, keys, secrets, res); err != nil {
 		return nil, err
 	}
+	o.prof.heap(ctx, "apps")
 
 	// ---- Phase 2b: M2M sessions ------------------------------------------------------------------
 	if o.sessions > 0 {
 		if err := phase2b(ctx, c, sim, mgr, o, users, passwords, res); err != nil {
 			return nil, err
 		}
+		o.prof.heap(ctx, "sessions")
 	}
 
 	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
@@ -131,12 +150,14 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 		if err := phase2c(ctx, c, sim, mgr, o, res); err != nil {
 			return nil, err
 		}
+		o.prof.heap(ctx, "clouds")
 	}
 
 	// ---- Phase 3: restart ----------------------------------------------------------------------
 	if err := phase3(ctx, c, sim, mgr, o, res); err != nil {
 		return nil, err
 	}
+	o.prof.heap(ctx, "restart")
 	res.evaluate()
 	return res, nil
 }

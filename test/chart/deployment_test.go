@@ -57,6 +57,8 @@ func TestDeploymentIsConfigManagers(t *testing.T) {
 		{"liveness probe", gotC.LivenessProbe, wantC.LivenessProbe},
 		{"readiness probe", gotC.ReadinessProbe, wantC.ReadinessProbe},
 		{"resources", gotC.Resources, wantC.Resources},
+		// make bench runs the manager with config/manager's GOMEMLIMIT: the chart's default must be it.
+		{"GOMEMLIMIT", env(gotC, "GOMEMLIMIT"), env(wantC, "GOMEMLIMIT")},
 		{"container securityContext", gotC.SecurityContext, wantC.SecurityContext},
 		{"pod securityContext", got.Spec.Template.Spec.SecurityContext, want.Spec.Template.Spec.SecurityContext},
 		{"terminationGracePeriodSeconds", got.Spec.Template.Spec.TerminationGracePeriodSeconds, want.Spec.Template.Spec.TerminationGracePeriodSeconds},

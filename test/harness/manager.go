@@ -41,6 +41,8 @@ type ManagerConfig struct {
 	LogPath string
 	// ReadyTimeout bounds the wait for /readyz; zero means 60s.
 	ReadyTimeout time.Duration
+	// Env is added to the manager's environment (e.g. GOMEMLIMIT=..., as the Deployment sets it).
+	Env []string
 }
 
 // AllowedHosts is the manager's --allowed-endpoint-hosts under the harness: every port of 127.0.0.1,
@@ -142,7 +144,7 @@ func (m *Manager) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProcess("manager", m.cfg.Binary, m.args, []string{"KUBECONFIG=" + m.cfg.Kubeconfig}, log, nil)
+	p, err := startProcess("manager", m.cfg.Binary, m.args, append([]string{"KUBECONFIG=" + m.cfg.Kubeconfig}, m.cfg.Env...), log, nil)
 	log.Close() // the child has its own descriptor
 	if err != nil {
 		return err

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// The manager as deployed: its GOMEMLIMIT, and heap profiles through --pprof-bind-address.
+
+// shippedGoMemLimit returns the GOMEMLIMIT the manager Deployment of config/manager sets, so that the
+// benchmark measures the memory the shipped configuration uses (the Go runtime collects harder near it).
+func shippedGoMemLimit(root string) (string, error) {
+	path := filepath.Join(root, "config", "manager", "manager.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for doc := range strings.SplitSeq(string(b), "\n---") {
+		var d appsv1.Deployment
+		if yaml.Unmarshal([]byte(doc), &d) != nil || d.Kind != "Deployment" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			for _, e := range c.Env {
+				if e.Name == "GOMEMLIMIT" && e.Value != "" {
+					return e.Value, nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: no GOMEMLIMIT in the manager Deployment", path)
+}
+
+// profiler saves heap profiles of the manager (its --pprof-bind-address) into dir.
+type profiler struct {
+	addr, dir string
+	saved     []string
+}
+
+// heap saves the manager's heap profile as heap-<name>.pb.gz and logs its top in-use allocations.
+func (p *profiler) heap(ctx context.Context, name string) {
+	if p == nil || p.addr == "" {
+		return
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+"/debug/pprof/heap", nil)
+	if err != nil {
+		return
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		logf("heap profile %s: %v", name, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		logf("heap profile %s: %v (HTTP %d)", name, err, resp.StatusCode)
+		return
+	}
+	path := filepath.Join(p.dir, "heap-"+name+".pb.gz")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		logf("heap profile %s: %v", name, err)
+		return
+	}
+	p.saved = append(p.saved, path)
+	// The top in-use functions, for the log; `go tool pprof` reads the file for more.
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space", "-nodecount=25", path)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if cmd.Run() == nil {
+		logf("heap profile %s saved in %s; top in use:\n%s", name, path, out.String())
+	} else {
+		logf("heap profile %s saved in %s", name, path)
+	}
+}

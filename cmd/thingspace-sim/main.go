@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("m2m-idle-timeout", simulator.DefaultM2MIdleTimeout, "M2M session idle timeout")
 	lockedCode := fs.String("m2m-locked-code", simulator.DefaultM2MLockedCode, "errorCode answered to a locked M2M user's login (the real one is unknown)")
 	resetEnds := fs.Bool("m2m-reset-ends-sessions", false, "a password reset ends every session of the user")
+	tied := fs.Bool("m2m-session-tied-to-token", false, "an M2M session works only with the access token that logged in, and ends when that token expires or is revoked (PUT /admin/m2m/session-tied switches it live)")
 	cloudApps := &cloudAppsFlag{m: map[string]simulator.CloudApp{}}
 	fs.Var(cloudApps, "cloud-app", "Verizon Cloud client as client-id:secret:callback-url (repeatable; split at the first two colons, so the URL keeps its own); visible in ps")
 	cloudAccess := fs.Duration("cloud-access-token-lifetime", simulator.DefaultCloudAccessTokenLifetime, "Verizon Cloud access token lifetime")
@@ -133,6 +134,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		M2MLockedCode:     *lockedCode,
 		ResetEndsSessions: *resetEnds,
 
+		M2MSessionTiedToBearer: *tied,
+
 		CloudApps:                 cloudApps.m,
 		CloudAccessTokenLifetime:  *cloudAccess,
 		CloudRefreshTokenLifetime: *cloudRefresh,
@@ -153,8 +156,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			strings.Join(apps.keys(), ", "), *lifetime, sim.Faults())
 	}
 	// Usernames only, never passwords.
-	fmt.Fprintf(stderr, "thingspace-sim: m2m users [%s]; idle timeout %v; reset ends sessions %v\n",
-		strings.Join(users.keys(), ", "), *idle, *resetEnds)
+	fmt.Fprintf(stderr, "thingspace-sim: m2m users [%s]; idle timeout %v; reset ends sessions %v; session tied to token %v\n",
+		strings.Join(users.keys(), ", "), *idle, *resetEnds, *tied)
 	// Client ids and callback URLs, never secrets.
 	fmt.Fprintf(stderr, "thingspace-sim: cloud apps [%s]; lifetimes access %v, refresh %v, code %v; deny consent %v; token delay %v\n",
 		cloudApps, *cloudAccess, *cloudRefresh, *cloudCode, *cloudDeny, *cloudDelay)

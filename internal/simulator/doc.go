@@ -10,7 +10,8 @@
 //
 //   - tsoauth.go: §1 ThingSpace OAuth2 client-credentials token and revoke.
 //   - m2m.go:     §2 M2M (UWS) session: login, logout, password reset, the
-//     accounts keep-alive call, lockout, and their /admin/m2m/* controls.
+//     accounts keep-alive call, lockout, and their /admin/m2m/* controls;
+//     m2m_tied.go: the switch tying a session to the Bearer that logged in.
 //   - cloud.go:   §3 Verizon Cloud OAuth2 authorization code: authorize
 //     (consenting at once, or refusing on a switch), code exchange, rotating
 //     refresh tokens, an account call to test access tokens, revocation, and

@@ -84,6 +84,8 @@ type m2mSession struct {
 	// admin API) and now only answers SessionToken.Expired.
 	expired   bool
 	expiredAt time.Time
+	// bearer is the access token the session logged in with (see m2m_tied.go).
+	bearer string
 }
 
 // m2m holds §2 state.
@@ -103,9 +105,11 @@ type m2m struct {
 	resetDelay time.Duration
 	// resetAnswer says what becomes of a reset's answer once the reset has been applied.
 	resetAnswer M2MResetAnswer
-	users       map[string]*m2mUser
-	sessions    map[string]*m2mSession // token -> session, tombstones included
-	lastSweep   time.Time
+	// tied ties each session to the Bearer that logged in (m2m_tied.go).
+	tied      bool
+	users     map[string]*m2mUser
+	sessions  map[string]*m2mSession // token -> session, tombstones included
+	lastSweep time.Time
 }
 
 func newM2M(clk clock.PassiveClock, validBearer func(string) bool, cfg Config) *m2m {
@@ -115,6 +119,7 @@ func newM2M(clk clock.PassiveClock, validBearer func(string) bool, cfg Config) *
 		idle:              cfg.M2MIdleTimeout,
 		lockedCode:        cfg.M2MLockedCode,
 		resetEndsSessions: cfg.ResetEndsSessions,
+		tied:              cfg.M2MSessionTiedToBearer,
 		users:             make(map[string]*m2mUser, len(cfg.M2MUsers)),
 		sessions:          map[string]*m2mSession{},
 	}
@@ -151,8 +156,8 @@ func writeM2MError(w http.ResponseWriter, code, message string) {
 // gateway writes the gateway's 401 fault and returns false unless the request
 // carries a live ThingSpace access token as a Bearer.
 func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token := bearerOf(r)
+	if token == "" {
 		writeGatewayFault(w, http.StatusUnauthorized, "900902", "Missing Credentials",
 			"Required OAuth credentials not provided. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'")
 		return false
@@ -160,7 +165,7 @@ func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
 	m.mu.Lock()
 	reject := m.rejectBearers
 	m.mu.Unlock()
-	if reject || !m.validBearer(strings.TrimSpace(token)) {
+	if reject || !m.validBearer(token) {
 		writeGatewayFault(w, http.StatusUnauthorized, "900901", "Invalid Credentials",
 			"Access failure for API: "+r.URL.Path+". Make sure you have given the correct access token")
 		return false
@@ -168,8 +173,15 @@ func (m *m2m) gateway(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// session writes the M2M error and returns nil unless VZ-M2M-Token names a
-// live session. It does not refresh the idle timer: only success does.
+// bearerOf returns the request's Bearer token, "" when it carries none.
+func bearerOf(r *http.Request) string {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
 // authenticated runs the checks every session call shares, in the platform's order: the gateway's
 // Bearer check, then the session header. It has answered the request when it returns nil.
 func (m *m2m) authenticated(w http.ResponseWriter, r *http.Request) *m2mSession {
@@ -179,12 +191,18 @@ func (m *m2m) authenticated(w http.ResponseWriter, r *http.Request) *m2mSession 
 	return m.session(w, r)
 }
 
+// session writes the M2M error and returns nil unless VZ-M2M-Token names a
+// live session (that, when tied, the request's Bearer may use). It does not
+// refresh the idle timer: only success does.
 func (m *m2m) session(w http.ResponseWriter, r *http.Request) *m2mSession {
 	token := r.Header.Get(M2MTokenHeader)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sess := m.liveLocked(token)
 	switch {
+	case sess != nil && !m.bearerFitsLocked(sess, bearerOf(r)):
+		writeM2MError(w, m2mCodeSessionInvalid, "Session token is not valid with this access token.")
+		return nil
 	case sess != nil:
 		return sess
 	case token != "" && m.sessions[token] != nil: // a tombstone
@@ -202,8 +220,13 @@ func (m *m2m) liveLocked(token string) *m2mSession {
 	if sess == nil || sess.expired {
 		return nil
 	}
-	if now := m.clock.Now(); !now.Before(sess.lastUsed.Add(m.idle)) {
+	now := m.clock.Now()
+	if !now.Before(sess.lastUsed.Add(m.idle)) {
 		sess.expired, sess.expiredAt = true, sess.lastUsed.Add(m.idle)
+		return nil
+	}
+	if m.bearerDeadLocked(sess) {
+		sess.expired, sess.expiredAt = true, now
 		return nil
 	}
 	return sess
@@ -264,7 +287,7 @@ func (m *m2m) handleLogin(w http.ResponseWriter, r *http.Request) {
 	u.logins++
 	now := m.clock.Now()
 	m.sweepLocked(now)
-	sess := &m2mSession{token: newTokenValue(), user: body.Username, lastUsed: now}
+	sess := &m2mSession{token: newTokenValue(), user: body.Username, lastUsed: now, bearer: bearerOf(r)}
 	m.sessions[sess.token] = sess
 	writeJSON(w, http.StatusOK, map[string]string{"sessionToken": sess.token})
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// ResetEndsSessions makes a password reset end every session of the user,
 	// the resetting one included. Whether Verizon does is unknown.
 	ResetEndsSessions bool
+	// M2MSessionTiedToBearer ties each M2M session to the access token that
+	// logged in: it then works only with that Bearer and ends when that token
+	// expires or is revoked (m2m_tied.go). Whether Verizon does is unknown;
+	// off, a session works with any live Bearer.
+	M2MSessionTiedToBearer bool
 
 	// CloudApps maps Verizon Cloud client id to its secret and registered
 	// callback URL (§3); copied by New.
@@ -110,6 +115,7 @@ func New(cfg Config) *Server {
 	s.cloud.register(s.mux)
 	s.registerAdmin(s.mux)
 	s.registerM2MAdmin(s.mux)
+	s.registerM2MTiedAdmin(s.mux)
 	s.registerCloudAdmin(s.mux)
 
 	// Anything else under /api/ is the gateway's "no such resource", which the

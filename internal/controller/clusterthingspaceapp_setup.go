@@ -27,17 +27,20 @@ func (r *ClusterThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wi
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.ClusterThingSpaceApp{}, map[string]func(*v1alpha1.ClusterThingSpaceApp) string{
 		indexCredentialsSecret: func(c *v1alpha1.ClusterThingSpaceApp) string { return c.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(c *v1alpha1.ClusterThingSpaceApp) string { return c.Spec.SecretName },
+		indexStandbySecret:     func(c *v1alpha1.ClusterThingSpaceApp) string { return c.Spec.StandbyCredentialsSecretRef.NameOrEmpty() },
 	}); err != nil {
 		return err
 	}
 	b := kindController(mgr, "clusterthingspaceapp", &v1alpha1.ClusterThingSpaceApp{}).
-		// Its credentials Secret, or a foreign Secret in the way, in the cluster resource namespace.
+		// Its credentials Secrets (primary, standby), or a foreign Secret in the way, in the cluster
+		// resource namespace.
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 				if s.Namespace != r.Apps.ClusterNamespace || s.Namespace == "" {
 					return nil
 				}
-				return append(r.clusterAppsWhere(ctx, indexCredentialsSecret, s.Name), r.clusterAppsWhere(ctx, indexTargetSecret, s.Name)...)
+				out := append(r.clusterAppsWhere(ctx, indexCredentialsSecret, s.Name), r.clusterAppsWhere(ctx, indexStandbySecret, s.Name)...)
+				return append(out, r.clusterAppsWhere(ctx, indexTargetSecret, s.Name)...)
 			}))).
 		// Consumers coming, going or changing their reference: the counts in status.
 		Watches(&v1alpha1.ThingSpaceApp{}, consumerRefHandler(func(a *v1alpha1.ThingSpaceApp) *v1alpha1.ClusterObjectReference { return a.Spec.ClusterAppRef })).

@@ -32,6 +32,8 @@ import (
 const (
 	indexCredentialsSecret = "spec.credentialsSecretRef.name"
 	indexTargetSecret      = "spec.secretName"
+	// indexStandbySecret: the standby key set's Secret (ThingSpaceApp, ClusterThingSpaceApp).
+	indexStandbySecret = "spec.standbyCredentialsSecretRef.name"
 )
 
 // Wiring holds what the controllers of every kind share in one manager.
@@ -84,6 +86,7 @@ func (r *ThingSpaceAppReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, n
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.ThingSpaceApp{}, map[string]func(*v1alpha1.ThingSpaceApp) string{
 		indexCredentialsSecret: func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.CredentialsSecretRef.NameOrEmpty() },
 		indexTargetSecret:      func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.SecretName },
+		indexStandbySecret:     func(a *v1alpha1.ThingSpaceApp) string { return a.Spec.StandbyCredentialsSecretRef.NameOrEmpty() },
 		indexClusterAppRef: func(a *v1alpha1.ThingSpaceApp) string {
 			if a.Spec.ClusterAppRef == nil {
 				return ""
@@ -112,11 +115,12 @@ func kindController(mgr ctrl.Manager, name string, obj client.Object) *builder.B
 		Owns(&corev1.Secret{})
 }
 
-// appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials or write
-// it as their target (a foreign Secret in the way going away, say).
+// appsReferencingSecret maps a Secret event to the ThingSpaceApps that read it as credentials (primary
+// or standby) or write it as their target (a foreign Secret in the way going away, say).
 func (r *ThingSpaceAppReconciler) appsReferencingSecret(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-	return append(requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexCredentialsSecret, s.Name),
-		requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexTargetSecret, s.Name)...)
+	out := requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexCredentialsSecret, s.Name)
+	out = append(out, requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexStandbySecret, s.Name)...)
+	return append(out, requestsWhere(ctx, r.Client, &v1alpha1.ThingSpaceAppList{}, s.Namespace, indexTargetSecret, s.Name)...)
 }
 
 // Notifier turns broker notifications into reconcile requests for ThingSpaceApps.

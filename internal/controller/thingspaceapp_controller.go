@@ -42,6 +42,8 @@ type ThingSpaceAppReconciler struct {
 	Broker *tokenbroker.Broker
 	// statuses remembers the status last written per app (see memo.Statuses).
 	statuses *memo.Statuses[v1alpha1.ThingSpaceAppStatus]
+	// gaveUp: tokens no handover is possible for (thingspaceapp_standby.go).
+	gaveUp gaveUpHandovers
 }
 
 // +kubebuilder:rbac:groups=thingspace.credops.io,resources=thingspaceapps,verbs=get;list;watch;update;patch
@@ -74,12 +76,18 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 // appState is what one reconcile works with.
 type appState struct {
 	appObject
-	st     *v1alpha1.ThingSpaceAppStatus
-	now    time.Time
-	key    tokenbroker.Key
-	in     policy.AppInput // what the decision was made from
-	secTok string          // the token in the Secret as read, trusted or not
-	owned  *corev1.Secret  // the managed Secret, nil when absent
+	st  *v1alpha1.ThingSpaceAppStatus
+	now time.Time
+	key tokenbroker.Key // the active key set's broker key (active.key)
+	// active is the key set whose token is (to be) published, other the other one when readable; sb
+	// is the standby key set as gathered (thingspaceapp_standby.go).
+	active     keySet
+	other      *keySet
+	sb         standbyInfo
+	handedOver bool            // this pass published the other key set's token
+	in         policy.AppInput // what the decision was made from
+	secTok     string          // the token in the Secret as read, trusted or not
+	owned      *corev1.Secret  // the managed Secret, nil when absent
 }
 
 // sync gathers, decides (policy.DecideApp), acts and records; it only ever returns a Result with a nil
@@ -113,8 +121,14 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
-	s.key = tokenbroker.NewKey(endpointOf(app), creds)
+	primary := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
+	if s.sb, err = r.gatherStandby(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	s.active, s.other = chooseActive(s, keySet{name: v1alpha1.KeySetPrimary, key: tokenbroker.NewKey(endpointOf(app), primary),
+		creds: primary, version: cs.resourceVersion}, s.sb)
+	s.key = s.active.key
+	creds := s.active.creds
 	r.Broker.Subscribe(s.key, s.who)
 
 	held, rev, revoked := r.gatherHeld(ctx, s)
@@ -129,6 +143,9 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		st.RejectedCredentialsVersion = ""
 	}
 
+	if res, done, err := r.handover(ctx, s, iss, d); done {
+		return res, err
+	}
 	var res tokenbroker.Result
 	switch d.Step {
 	case policy.AppHold:
@@ -146,6 +163,12 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		res, err = r.Broker.Rotate(ctx, s.key, s.who, iss, creds, app.Spec.Scope, cur.AccessToken, d.Why)
 	}
 	if err != nil {
+		if _, terminal := policy.AppTerminal(err); terminal && s.active.name == v1alpha1.KeySetStandby {
+			// Renewal with the standby key set refused: recorded as the standby's; the next pass
+			// renews with the primary.
+			res, err := r.handoverFailed(ctx, s, s.active, err)
+			return ctrl.Result{RequeueAfter: min(res.RequeueAfter, time.Second)}, err
+		}
 		return r.refreshFailed(ctx, s, cs.resourceVersion, err, res.Revoked || revoked)
 	}
 	if d.Refresh != "" {
@@ -206,21 +229,22 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		}
 		return ctrl.Result{}, err
 	}
-	if written && tok.AccessToken != s.secTok {
+	if written && tok.AccessToken != s.secTok && !s.handedOver {
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "WriteSecret",
 			"Wrote a new token to Secret %s, valid until %s", s.app.Spec.SecretName, tok.ExpiresAt.UTC().Format(time.RFC3339))
 		log.FromContext(ctx).Info("Token written", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "expiresAt", tok.ExpiresAt.UTC())
 		r.warnLifetime(s, tok)
 	}
 	st.ExpiresAt = timePtr(tok.ExpiresAt)
-	st.RenewalTime = timePtr(pub.Next)
 	if !tok.IssuedAt.IsZero() {
 		st.LastRefreshTime = timePtr(tok.IssuedAt)
 	}
 	st.FailedRefreshAttempts = 0
 	st.RejectedCredentialsVersion = ""
+	next := r.planStandby(ctx, s, tok, pub.Next)
+	st.RenewalTime = timePtr(next)
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds a token valid until "+tok.ExpiresAt.UTC().Format(time.RFC3339))
-	return requeueAt(s.now, pub.Next), nil
+	return requeueAt(s.now, next), nil
 }
 
 // warnLifetime says when the token's lifetime is not what the upstream announced (issue 8 scenario 18).

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
 	"github.com/credops/thingspace-operator/internal/upstream"
@@ -69,6 +70,13 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, ao appObject) 
 	}
 	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
 	key := tokenbroker.NewKey(endpointOf(app), creds)
+	if sec.Provenance != key.Provenance(sec.AccessToken) {
+		// The standby key set's token (issue 11 §1). The token it replaced at the last handover is
+		// not revoked: it expires on its own, at most handoverBefore after that handover.
+		if sb, ok := r.standbyIssued(ctx, app, sec); ok {
+			key, creds = sb.key, sb.creds
+		}
+	}
 	// Only the credentials that issued a token may revoke it (scenario 2); the expiry does not matter.
 	if sec.Provenance != key.Provenance(sec.AccessToken) {
 		return skip("the token in the Secret was not issued for the current endpoint and credentials")
@@ -189,4 +197,19 @@ func (r *ThingSpaceAppReconciler) liveOwner(ctx context.Context, ns string, ref 
 		return false, client.IgnoreNotFound(err)
 	}
 	return obj.GetUID() == ref.UID && obj.GetDeletionTimestamp().IsZero(), nil
+}
+
+// standbyIssued returns the standby key set when it issued sec's token; errors reading it count as no.
+func (r *ThingSpaceAppReconciler) standbyIssued(ctx context.Context, app *v1alpha1.ThingSpaceApp, sec policy.SecretToken) (keySet, bool) {
+	ref := app.Spec.StandbyCredentialsSecretRef
+	if ref == nil || ref.Name == "" {
+		return keySet{}, false
+	}
+	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, ref.Name, credKey, credSecret)
+	if err != nil {
+		return keySet{}, false
+	}
+	creds := thingspace.Credentials{Key: cs.values[credKey], Secret: cs.values[credSecret]}
+	key := tokenbroker.NewKey(endpointOf(app), creds)
+	return keySet{name: v1alpha1.KeySetStandby, key: key, creds: creds}, sec.Provenance == key.Provenance(sec.AccessToken)
 }

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,33 +33,18 @@ type State struct {
 
 // kind is the expiry, renewal and ready series of one kind, plus any series of its own.
 type kind struct {
-	expiry, renewal, ready *prometheus.GaugeVec
-	extra                  []*prometheus.GaugeVec // deleted with the object too
-
-	mu      sync.Mutex
-	planned map[[2]string]time.Time // the renewal exported per object, kept while retrying
+	expiry, renewal *objectGauge
+	ready           *readyGauge
+	extra           []*objectGauge // deleted with the object too
 }
 
 // newKind defines prefix_expiration_timestamp_seconds, prefix_renewal_timestamp_seconds and
 // readyPrefix_ready_status; what names the credential in the help texts.
 func newKind(prefix, readyPrefix, what string) *kind {
 	return &kind{
-		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      prefix + "_expiration_timestamp_seconds",
-			Help:      "When the " + what + " in the Secret expires, as a Unix timestamp.",
-		}, objectLabels),
-		renewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      prefix + "_renewal_timestamp_seconds",
-			Help:      "When the operator plans to renew the " + what + ", as a Unix timestamp (while retrying, the planned renewal that failed).",
-		}, objectLabels),
-		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace,
-			Name:      readyPrefix + "_ready_status",
-			Help:      "The Ready condition of the object holding the " + what + ": 1 on the series of its status (True, False or Unknown), 0 on the others.",
-		}, []string{"namespace", "name", "condition"}),
-		planned: map[[2]string]time.Time{},
+		expiry:  newObjectGauge(prefix+"_expiration_timestamp_seconds", "When the "+what+" in the Secret expires, as a Unix timestamp."),
+		renewal: newObjectGauge(prefix+"_renewal_timestamp_seconds", "When the operator plans to renew the "+what+", as a Unix timestamp (while retrying, the planned renewal that failed)."),
+		ready:   newReadyGauge(readyPrefix+"_ready_status", "The Ready condition of the object holding the "+what+": 1 on the series of its status (True, False or Unknown), 0 on the others."),
 	}
 }
 
@@ -75,46 +59,31 @@ func (k *kind) collectors() []prometheus.Collector {
 // set records an object's state.
 func (k *kind) set(ns, name string, s State) {
 	setTime(k.expiry, ns, name, s.Expires)
-	id := [2]string{ns, name}
-	k.mu.Lock()
-	renewal := s.Renewal
-	if prev, ok := k.planned[id]; s.Retrying && ok {
-		renewal = prev
+	// While retrying, the planned renewal that failed stays exported.
+	if _, planned := k.renewal.value(ns, name); !s.Retrying || !planned {
+		setTime(k.renewal, ns, name, s.Renewal)
 	}
-	if renewal.IsZero() {
-		delete(k.planned, id)
-	} else {
-		k.planned[id] = renewal
-	}
-	k.mu.Unlock()
-	setTime(k.renewal, ns, name, renewal)
 	ready := s.Ready
 	if ready == "" {
 		ready = metav1.ConditionUnknown
 	}
-	for _, c := range readyConditions {
-		k.ready.WithLabelValues(ns, name, string(c)).Set(boolValue(c == ready))
-	}
+	k.ready.set(ns, name, ready)
 }
 
 // forget deletes every series of the object.
 func (k *kind) forget(ns, name string) {
-	k.mu.Lock()
-	delete(k.planned, [2]string{ns, name})
-	k.mu.Unlock()
-	match := prometheus.Labels{"namespace": ns, "name": name}
-	k.ready.DeletePartialMatch(match)
-	for _, v := range append([]*prometheus.GaugeVec{k.expiry, k.renewal}, k.extra...) {
-		v.DeletePartialMatch(match)
+	k.ready.delete(ns, name)
+	for _, g := range append([]*objectGauge{k.expiry, k.renewal}, k.extra...) {
+		g.delete(ns, name)
 	}
 }
 
-func setTime(v *prometheus.GaugeVec, ns, name string, t time.Time) {
+func setTime(g *objectGauge, ns, name string, t time.Time) {
 	if t.IsZero() {
-		v.DeleteLabelValues(ns, name)
+		g.delete(ns, name)
 		return
 	}
-	v.WithLabelValues(ns, name).Set(float64(t.Unix()))
+	g.set(ns, name, float64(t.Unix()))
 }
 
 func boolValue(b bool) float64 {

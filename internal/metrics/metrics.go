@@ -61,16 +61,11 @@ var (
 	logins = newLoginFailures()
 )
 
-func gauge(name, help string) *prometheus.GaugeVec {
-	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, objectLabels)
-}
+func gauge(name, help string) *objectGauge { return newObjectGauge(name, help) }
 
 func init() {
-	session.expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: namespace,
-		Name:      "m2m_session_expiration_timestamp_seconds",
-		Help:      "When the UWS session in an M2MSession's Secret idles out (20 minutes after its last login or keep-alive), as a Unix timestamp.",
-	}, objectLabels)
+	session.expiry = newObjectGauge("m2m_session_expiration_timestamp_seconds",
+		"When the UWS session in an M2MSession's Secret idles out (20 minutes after its last login or keep-alive), as a Unix timestamp.")
 	session.extra = append(session.extra, sessionKeepAlive)
 	cloud.extra = append(cloud.extra, cloudAuthorized, cloudRefreshExpiry, cloudKeepAliveDeadline)
 	ctrlmetrics.Registry.MustRegister(UpstreamRequests, M2MLogins, M2MKeepAlives, logins)
@@ -122,7 +117,7 @@ type Cloud struct {
 // SetCloud records a CloudAuthorization's state.
 func SetCloud(ns, name string, s Cloud) {
 	cloud.set(ns, name, s.State)
-	cloudAuthorized.WithLabelValues(ns, name).Set(boolValue(s.Authorized))
+	cloudAuthorized.set(ns, name, boolValue(s.Authorized))
 	setTime(cloudRefreshExpiry, ns, name, s.RefreshTokenExpires)
 	setTime(cloudKeepAliveDeadline, ns, name, s.KeepAliveDeadline)
 }

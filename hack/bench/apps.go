@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -14,35 +15,36 @@ import (
 
 // phase2 creates --apps credentials Secrets and ThingSpaceApps, waits until all are Ready, and counts
 // the token requests and the manager's peak RSS.
-func phase2(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options,
+func appName(i int) string { return fmt.Sprintf("app-%04d", i) }
+
+func phase2(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *harness.Manager, o options,
 	keys, secrets []string, res *Results) error {
 	if err := createNamespace(ctx, c, nsApps); err != nil {
 		return err
 	}
 	logf("phase 2: creating %d credentials Secrets and ThingSpaceApps with %d creators", o.apps, o.creators)
 
+	tr, err := track(ctx, c, &v1alpha1.ThingSpaceAppList{}, func(o runtime.Object) (bool, string) {
+		return harness.Ready(o.(*v1alpha1.ThingSpaceApp))
+	})
+	if err != nil {
+		return err
+	}
 	out, err := runRollout(ctx, mgr, o, rollout{
-		phase: "phase 2", what: "ThingSpaceApps", n: o.apps,
+		phase: "phase 2", what: "ThingSpaceApps", n: o.apps, track: tr, name: appName,
 		create: func(i int) error {
 			creds := fmt.Sprintf("creds-%04d", i)
 			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyKey: keys[i], v1alpha1.CredentialsKeySecret: secrets[i]}); err != nil {
 				return err
 			}
-			return create(ctx, c, harness.NewApp(nsApps, fmt.Sprintf("app-%04d", i), sim.URL, creds, fmt.Sprintf("token-%04d", i)))
-		},
-		countReady: func(ctx context.Context) (int, map[string]int, error) {
-			list := &v1alpha1.ThingSpaceAppList{}
-			if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
-				return 0, nil, err
-			}
-			ready, why := countReady(len(list.Items), func(i int) (bool, string) { return harness.Ready(&list.Items[i]) })
-			return ready, why, nil
+			return create(ctx, c, harness.NewApp(nsApps, appName(i), sim.URL, creds, fmt.Sprintf("token-%04d", i)))
 		},
 	})
 	if err != nil {
 		return err
 	}
 	res.CreateSeconds, res.AllReady, res.AllReadySeconds, res.ReadyCount = out.createSeconds, out.allReady, out.readySeconds, out.ready
+	res.addLatency(out.latency)
 	if !out.allReady {
 		res.NotReadyReasons = out.notReady
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -87,7 +88,7 @@ func hasAuthorizationURL(ca *v1alpha1.CloudAuthorization) (bool, string) {
 // phase2c registers --clouds Cloud apps, creates their credentials Secrets and CloudAuthorizations,
 // waits for every authorization URL, has the person follow each one, waits until all are Authorized
 // and Ready, counts the code exchanges, then the refreshes over --cloud-window.
-func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
 	logf("phase 2c: registering %d Verizon Cloud apps with the simulator, callback %s", o.clouds, mgr.CallbackURL)
 	keys, secrets := make([]string, o.clouds), make([]string, o.clouds)
 	if err := parallel(ctx, o.clouds, o.creators, func(i int) error {
@@ -108,9 +109,15 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	// The operator's first part: an authorization URL in every status.
 	logf("phase 2c: creating %d credentials Secrets and CloudAuthorizations (access tokens live %s) with %d creators",
 		o.clouds, o.cloudLifetime, o.creators)
+	urlTrack, err := track(ctx, c, &v1alpha1.CloudAuthorizationList{}, func(o runtime.Object) (bool, string) {
+		return hasAuthorizationURL(o.(*v1alpha1.CloudAuthorization))
+	})
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	urls, err := runRollout(ctx, mgr, o, rollout{
-		phase: "phase 2c", what: "CloudAuthorizations", state: "with an authorization URL", n: o.clouds,
+		phase: "phase 2c", what: "CloudAuthorizations", state: "with an authorization URL", n: o.clouds, track: urlTrack, name: cloudName,
 		create: func(i int) error {
 			creds := fmt.Sprintf("cloud-creds-%04d", i)
 			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyKey: keys[i], v1alpha1.CredentialsKeySecret: secrets[i]}); err != nil {
@@ -118,12 +125,12 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 			}
 			return create(ctx, c, cloud.New(nsApps, cloudName(i), sim.URL, creds, mgr.CallbackURL, cloudTokensName(i)))
 		},
-		countReady: countClouds(c, hasAuthorizationURL),
 	})
 	if err != nil {
 		return err
 	}
 	res.CloudCreateSeconds, res.CloudAllURLs, res.CloudURLsSeconds = urls.createSeconds, urls.allReady, urls.readySeconds
+	res.addLatency(urls.latency)
 
 	// The person follows every URL; the operator's callback exchanges each code, its controller takes
 	// over from there.
@@ -144,9 +151,15 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 		authorize, landing time.Duration
 	)
 	logf("phase 2c: the person follows every authorization URL with %d browsers", o.creators)
+	authTrack, err := track(ctx, c, &v1alpha1.CloudAuthorizationList{}, func(o runtime.Object) (bool, string) {
+		return cloud.AuthorizedAndReady(o.(*v1alpha1.CloudAuthorization))
+	})
+	if err != nil {
+		return err
+	}
 	consentStart := time.Now()
 	consent, err := runRollout(ctx, mgr, o, rollout{
-		phase: "phase 2c", what: "CloudAuthorizations", did: "consented", state: "Authorized and Ready", n: o.clouds,
+		phase: "phase 2c", what: "CloudAuthorizations", did: "consented", state: "Authorized and Ready", n: o.clouds, track: authTrack, name: cloudName,
 		create: func(i int) error {
 			u := authURL[cloudName(i)]
 			if u == "" {
@@ -163,12 +176,12 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 			landing += v.CallbackTook
 			return nil
 		},
-		countReady: countClouds(c, cloud.AuthorizedAndReady),
 	})
 	if err != nil {
 		return err
 	}
 	res.CloudConsentSeconds, res.CloudAuthorizedSeconds = consent.createSeconds, consent.readySeconds
+	res.addLatency(consent.latency)
 	res.CloudAllAuthorized, res.CloudAuthorizedCount, res.CloudNotAuthorized = consent.allReady, consent.ready, consent.notReady
 	res.CloudTotalSeconds = consentStart.Sub(start).Seconds() + consent.readySeconds
 	res.CloudCallbackPages = pages
@@ -196,7 +209,9 @@ func phase2c(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	}
 	res.CloudWindowSeconds = took
 	res.CloudRefreshes = after.Refreshes - atAuthorized.Refreshes
-	res.CloudRefreshesPerLifetime = float64(res.CloudRefreshes) / float64(o.clouds) / (res.CloudWindowSeconds / o.cloudLifetime.Seconds())
+	if took > 0 {
+		res.CloudRefreshesPerLifetime = float64(res.CloudRefreshes) / float64(o.clouds) / (res.CloudWindowSeconds / o.cloudLifetime.Seconds())
+	}
 	res.CloudRefreshTokenReuses = after.RefreshTokenReuses - before.RefreshTokenReuses
 	res.CloudInvalidGrants = after.InvalidGrants - before.InvalidGrants
 	res.CloudLiveRefreshTokens = after.LiveRefreshTokens

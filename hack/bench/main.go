@@ -108,6 +108,7 @@ type options struct {
 	restartWindow             time.Duration
 	json, keep                bool
 	pprof                     bool
+	probe                     int
 	// prof saves heap profiles when pprof is set (run fills it in).
 	prof *profiler
 }
@@ -123,11 +124,12 @@ func main() {
 	flag.DurationVar(&o.sessionWindow, "session-window", 60*time.Second, "how long keep-alives are counted once all sessions are Ready (a multiple of --keepalive-interval, so that every session owes the same number)")
 	flag.IntVar(&o.clouds, "clouds", 1000, "CloudAuthorizations to create in phase 2c, each with its own Verizon Cloud app and credentials Secret (0 skips phase 2c)")
 	flag.DurationVar(&o.cloudLifetime, "cloud-access-token-lifetime", 20*time.Second, "the simulator's Verizon Cloud access-token lifetime (Verizon's: about an hour)")
-	flag.DurationVar(&o.cloudWindow, "cloud-window", 60*time.Second, "how long Cloud refreshes are counted once all CloudAuthorizations are Authorized (a multiple of the access-token lifetime)")
+	flag.DurationVar(&o.cloudWindow, "cloud-window", 60*time.Second, "how long Cloud refreshes are counted once all CloudAuthorizations are Authorized (a multiple of the access-token lifetime; 0 skips the window, e.g. at 10,000 clouds with hour-long tokens)")
 	flag.IntVar(&o.creators, "creators", 8, "concurrent creators of Secrets and ThingSpaceApps")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table")
+	flag.IntVar(&o.probe, "probe", 1000, "after phase 2, how many apps get an annotation of nobody's (a reconcile that must write nothing) and then a refresh request (a rotation: one Secret write, at most one status write), counting the operator's API writes (0 skips)")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's pprof on a loopback port and save its heap profile after each phase in the work directory (kept), with the top allocations in the log")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager and simulator logs) even when every target is met")
 	flag.Usage = func() {
@@ -137,7 +139,7 @@ func main() {
 	flag.Parse()
 	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.labelled < 0 || o.labelled > o.unrelated || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
 		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive ||
-		o.clouds < 0 || o.cloudLifetime < 5*time.Second || o.cloudWindow < o.cloudLifetime {
+		o.clouds < 0 || o.cloudLifetime < 5*time.Second || (o.cloudWindow != 0 && o.cloudWindow < o.cloudLifetime) {
 		flag.Usage()
 		os.Exit(2)
 	}

@@ -120,6 +120,11 @@ type Results struct {
 	RestartCloudsUnauthorized    int            `json:"restart_clouds_not_authorized"` // once a marker left behind would have cost the grant
 	RestartCloudsUnauthorizedWhy map[string]int `json:"restart_clouds_not_authorized_reasons,omitempty"`
 
+	// Per-object latencies of each rollout, and the operator's API requests phase by phase.
+	Latencies             []Latency  `json:"latencies,omitempty"`
+	API                   []PhaseAPI `json:"api_by_phase,omitempty"`
+	RotationTokenRequests int        `json:"rotation_token_requests,omitempty"` // the probe's refreshes
+
 	Checks []Check `json:"checks"`
 	Pass   bool    `json:"pass"`
 	// HardPass is false when a hard check failed (a correctness bug rather than a missed target); the
@@ -202,6 +207,8 @@ func (r *Results) evaluate() {
 	if r.Clouds > 0 {
 		r.Checks = append(r.Checks, cloudChecks(r)...)
 	}
+	r.Checks = append(r.Checks, latencyChecks(r)...)
+	r.Checks = append(r.Checks, apiChecks(r)...)
 	window := time.Duration(r.RestartWindowSeconds * float64(time.Second))
 	restartCalls := Check{
 		Measure: fmt.Sprintf("upstream calls after a restart (start → ready + %s)", window),
@@ -271,4 +278,27 @@ func labelledNote(n int) string {
 		return ""
 	}
 	return fmt.Sprintf(", %d of them labelled managed-by", n)
+}
+
+// targetAfterLastCreate: every object in its state this soon after the last create was answered.
+const targetAfterLastCreate = 5 * time.Second
+
+func (r *Results) addLatency(l *Latency) {
+	if l != nil {
+		r.Latencies = append(r.Latencies, *l)
+	}
+}
+
+// latencyChecks: per rollout, create→state p50/p99, and the last object within 5 s of the last create.
+func latencyChecks(r *Results) []Check {
+	var out []Check
+	for _, l := range r.Latencies {
+		out = append(out, Check{
+			Measure: l.What + ": create → state p50 / p99 / max; the last one after the last create",
+			Result:  fmt.Sprintf("%.2f / %.2f / %.2f s; %.2f s (%d objects)", l.P50, l.P99, l.Max, l.AfterLastCreate, l.N),
+			Target:  fmt.Sprintf("last ≤ %.0f s after the last create", targetAfterLastCreate.Seconds()),
+			Pass:    l.N > 0 && l.AfterLastCreate <= targetAfterLastCreate.Seconds(),
+		})
+	}
+	return out
 }

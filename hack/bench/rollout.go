@@ -17,8 +17,13 @@ type rollout struct {
 	did, state string
 	n          int
 	create     func(i int) error
-	// countReady lists the objects: how many are Ready, and why the others are not.
+	// countReady lists the objects: how many are Ready, and why the others are not. With track set it
+	// may be nil: the tracker counts.
 	countReady func(ctx context.Context) (ready int, reasons map[string]int, err error)
+	// track, when set, follows the objects by a watch; name(i) is the object create(i) is about, so
+	// that each one's create→state latency is measured.
+	track *tracker
+	name  func(i int) string
 }
 
 type rolloutResult struct {
@@ -26,6 +31,7 @@ type rolloutResult struct {
 	allReady                    bool
 	ready                       int
 	notReady                    map[string]int
+	latency                     *Latency // with a tracker
 }
 
 // runRollout creates r.n objects with o.creators at a time and polls until all are Ready or
@@ -39,6 +45,9 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 	if r.state == "" {
 		r.state = "Ready"
 	}
+	if r.track != nil && r.countReady == nil {
+		r.countReady = r.track.count
+	}
 	start := time.Now()
 	type outcome struct {
 		err  error
@@ -49,6 +58,9 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 		err := parallel(ctx, r.n, o.creators, func(i int) error {
 			if err := r.create(i); err != nil {
 				return err
+			}
+			if r.track != nil {
+				r.track.createdAt(r.name(i), time.Now())
 			}
 			created.Add(1)
 			return nil
@@ -102,6 +114,11 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 	}
 	res.readySeconds = time.Since(start).Seconds()
 	res.ready = ready
+	if r.track != nil {
+		l := r.track.latency(r.what + " " + r.did + " → " + r.state)
+		res.latency = &l
+		logf("%s: %s", r.phase, l)
+	}
 	if res.allReady {
 		logf("%s: all %d %s %s after %s", r.phase, r.n, r.what, r.state, secs(res.readySeconds))
 		return res, nil

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/credops/thingspace-operator/test/harness"
 )
 
@@ -49,7 +51,12 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 			logf("stopping the control plane: %v", err)
 		}
 	}()
-	c := cp.Client
+	// Every request of the benchmark goes through c, which counts them: the API server's counts minus
+	// these are the operator's.
+	api, c, err := newAPICounter(cp.Config, client.Options{Scheme: cp.Scheme})
+	if err != nil {
+		return nil, err
+	}
 
 	// One app key per ThingSpaceApp, in a file: a thousand --app flags would put every secret in ps.
 	keys := make([]string, o.apps)
@@ -132,14 +139,21 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := sim.ResetStats(); err != nil {
 		return nil, err
 	}
-	if err := phase2(ctx, c, sim, mgr, o, keys, secrets, res); err != nil {
+	if err := apiPhase(ctx, api, res, "apps: create → Ready (the first token each)", budgetRotation, "thingspaceapps", o.apps, func() error {
+		return phase2(ctx, c, sim, mgr, o, keys, secrets, res)
+	}); err != nil {
 		return nil, err
 	}
 	o.prof.heap(ctx, "apps")
+	if err := probeApps(ctx, c, api, sim, min(o.probe, o.apps), res); err != nil {
+		return nil, err
+	}
 
 	// ---- Phase 2b: M2M sessions ------------------------------------------------------------------
 	if o.sessions > 0 {
-		if err := phase2b(ctx, c, sim, mgr, o, users, passwords, res); err != nil {
+		if err := apiPhase(ctx, api, res, "sessions: create → Ready, then the keep-alive window", "", "m2msessions", o.sessions, func() error {
+			return phase2b(ctx, c, sim, mgr, o, users, passwords, res)
+		}); err != nil {
 			return nil, err
 		}
 		o.prof.heap(ctx, "sessions")
@@ -147,14 +161,23 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 
 	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
 	if o.clouds > 0 {
-		if err := phase2c(ctx, c, sim, mgr, o, res); err != nil {
+		if err := apiPhase(ctx, api, res, "clouds: create → consent → Authorized, then the refresh window", "", "cloudauthorizations", o.clouds, func() error {
+			return phase2c(ctx, c, sim, mgr, o, res)
+		}); err != nil {
 			return nil, err
 		}
 		o.prof.heap(ctx, "clouds")
 	}
 
 	// ---- Phase 3: restart ----------------------------------------------------------------------
-	if err := phase3(ctx, c, sim, mgr, o, res); err != nil {
+	// With valid tokens a restart writes nothing; keep-alives and Cloud refreshes falling due do.
+	restartBudget := budgetNone
+	if o.sessions > 0 || o.clouds > 0 {
+		restartBudget = ""
+	}
+	if err := apiPhase(ctx, api, res, "restart (start → ready + the window)", restartBudget, "thingspaceapps", 0, func() error {
+		return phase3(ctx, c, sim, mgr, o, res)
+	}); err != nil {
 		return nil, err
 	}
 	o.prof.heap(ctx, "restart")

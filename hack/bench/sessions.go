@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -41,7 +42,7 @@ func sessionName(i int) string { return fmt.Sprintf("m2m-%04d", i) }
 
 // phase2b creates --sessions UWS credentials Secrets and M2MSessions (session i uses app i), waits
 // until all are Ready, counts the logins, then counts the keep-alives over --session-window.
-func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness.Manager, o options,
+func phase2b(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *harness.Manager, o options,
 	users, passwords []string, res *Results) error {
 	logf("phase 2b: creating %d UWS credentials Secrets and M2MSessions (keep-alive every %s, idle timeout %s) with %d creators",
 		o.sessions, o.keepAlive, o.idleTimeout, o.creators)
@@ -49,8 +50,14 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 	if err != nil {
 		return err
 	}
+	tr, err := track(ctx, c, &v1alpha1.M2MSessionList{}, func(o runtime.Object) (bool, string) {
+		return harness.SessionReady(o.(*v1alpha1.M2MSession))
+	})
+	if err != nil {
+		return err
+	}
 	out, err := runRollout(ctx, mgr, o, rollout{
-		phase: "phase 2b", what: "M2MSessions", n: o.sessions,
+		phase: "phase 2b", what: "M2MSessions", n: o.sessions, track: tr, name: sessionName,
 		create: func(i int) error {
 			creds := fmt.Sprintf("uws-%04d", i)
 			if err := createSecret(ctx, c, creds, map[string]string{v1alpha1.CredentialsKeyUsername: users[i], v1alpha1.CredentialsKeyPassword: passwords[i]}); err != nil {
@@ -59,19 +66,12 @@ func phase2b(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harnes
 			return create(ctx, c, harness.NewM2MSession(nsApps, sessionName(i), fmt.Sprintf("app-%04d", i%o.apps), creds, sessionName(i)+"-session",
 				o.keepAlive, benchAccount))
 		},
-		countReady: func(ctx context.Context) (int, map[string]int, error) {
-			list := &v1alpha1.M2MSessionList{}
-			if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
-				return 0, nil, err
-			}
-			ready, why := countReady(len(list.Items), func(i int) (bool, string) { return harness.SessionReady(&list.Items[i]) })
-			return ready, why, nil
-		},
 	})
 	if err != nil {
 		return err
 	}
 	res.SessionCreateSeconds, res.SessionsAllReady, res.SessionsReadySeconds, res.SessionsReadyCount = out.createSeconds, out.allReady, out.readySeconds, out.ready
+	res.addLatency(out.latency)
 	if !out.allReady {
 		res.SessionsNotReady = out.notReady
 	}

@@ -95,7 +95,7 @@ type entry struct {
 	mu      sync.Mutex // held across upstream calls: one call per key at a time
 	tok     *Token
 	sameTil time.Time // a same-token answer came; don't ask again before this
-	holders map[types.NamespacedName]bool
+	holders holderSet
 	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
 	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).
 	refs int
@@ -117,7 +117,7 @@ func (b *Broker) Subscribe(key Key, who types.NamespacedName) {
 	}
 	b.subs[who] = key
 	e := b.entryLocked(key)
-	e.holders[who] = true
+	e.holders.add(who)
 }
 
 // Unsubscribe forgets who; a key nobody holds is forgotten with it.
@@ -132,13 +132,13 @@ func (b *Broker) Unsubscribe(who types.NamespacedName) {
 
 func (b *Broker) dropLocked(key Key, who types.NamespacedName) {
 	if e, ok := b.entries[key]; ok {
-		delete(e.holders, who)
+		e.holders.remove(who)
 		b.freeLocked(key, e)
 	}
 }
 
 func (b *Broker) freeLocked(key Key, e *entry) {
-	if len(e.holders) == 0 && e.refs == 0 && b.entries[key] == e {
+	if e.holders.len() == 0 && e.refs == 0 && b.entries[key] == e {
 		delete(b.entries, key)
 	}
 }
@@ -146,7 +146,7 @@ func (b *Broker) freeLocked(key Key, e *entry) {
 func (b *Broker) entryLocked(key Key) *entry {
 	e, ok := b.entries[key]
 	if !ok {
-		e = &entry{holders: map[types.NamespacedName]bool{}}
+		e = &entry{}
 		b.entries[key] = e
 	}
 	return e
@@ -178,13 +178,7 @@ func (b *Broker) OtherHolders(key Key, who types.NamespacedName) []types.Namespa
 	if !ok {
 		return nil
 	}
-	var out []types.NamespacedName
-	for h := range e.holders {
-		if h != who {
-			out = append(out, h)
-		}
-	}
-	return out
+	return e.holders.except(who)
 }
 
 // Seed offers a token read back from a Secret (after a restart, say). The broker keeps it when it knows
@@ -318,12 +312,7 @@ func (b *Broker) tellOthers(key Key, e *entry, who types.NamespacedName) {
 		return
 	}
 	b.mu.Lock()
-	others := make([]types.NamespacedName, 0, len(e.holders))
-	for h := range e.holders {
-		if h != who {
-			others = append(others, h)
-		}
-	}
+	others := e.holders.except(who)
 	b.mu.Unlock()
 	if len(others) == 0 {
 		return

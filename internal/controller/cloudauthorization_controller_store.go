@@ -35,7 +35,7 @@ func cloudUpstream(ctx context.Context, d *Deps, ca *v1alpha1.CloudAuthorization
 	if err := d.Endpoints.CheckCallback(ca.Spec.CallbackURL); err != nil {
 		return nil, cloudapi.Credentials{}, "", invalidEndpoint{err}
 	}
-	cs, err := readCredentials(ctx, d.APIReader, ca.Namespace, ca.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	cs, err := readCredentials(ctx, d.credentialsReader(), ca.Namespace, ca.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	if err != nil {
 		return nil, cloudapi.Credentials{}, "", err
 	}

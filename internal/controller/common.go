@@ -23,9 +23,12 @@ type Deps struct {
 	client.Client
 	// APIReader reads past the caches (credentials Secrets; CloudAuthorizations and their Secrets).
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
+	// Credentials reads credentials Secrets: past the cache once per version (credcache.Reader); nil
+	// means APIReader every time.
+	Credentials client.Reader
+	Scheme      *runtime.Scheme
+	Recorder    events.EventRecorder
+	Clock       clock.PassiveClock
 	// Rand returns values in [0,1) for jitter.
 	Rand      func() float64
 	Secrets   *secrets.Writer
@@ -36,6 +39,14 @@ type Deps struct {
 	// ClusterNamespace is where the cluster-scoped kinds' Secrets live (Options.ClusterResourceNamespace);
 	// "" when the manager has none.
 	ClusterNamespace string
+}
+
+// credentialsReader is what credentials Secrets are read with.
+func (d Deps) credentialsReader() client.Reader {
+	if d.Credentials != nil {
+		return d.Credentials
+	}
+	return d.APIReader
 }
 
 // syncFinalizer makes obj carry finalizer exactly when want is true.

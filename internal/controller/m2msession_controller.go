@@ -259,7 +259,7 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 // loadCredentials reads and checks the UWS credentials. false with a nil error: unusable (condition
 // set; the Secret is watched). An API error is transient and returned (issue 8 scenario 15).
 func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState) (bool, error) {
-	cs, err := readCredentials(ctx, r.APIReader, s.credsNS, s.sess.Spec.CredentialsSecretRef.Name, credUsername, credPassword)
+	cs, err := readCredentials(ctx, r.credentialsReader(), s.credsNS, s.sess.Spec.CredentialsSecretRef.Name, credUsername, credPassword)
 	if missing, ok := errors.AsType[*credentialsError](err); ok {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, missing.Error())
 		return false, nil

@@ -145,7 +145,7 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 
 // refreshAppToken asks the broker for a token other than the one the gateway refused.
 func (r *M2MSessionReconciler) refreshAppToken(ctx context.Context, s *sessState) error {
-	cs, err := readCredentials(ctx, r.APIReader, s.app.Namespace, s.app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	cs, err := readCredentials(ctx, r.credentialsReader(), s.app.Namespace, s.app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/consent"
+	"github.com/credops/thingspace-operator/internal/credcache"
 	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/lockout"
@@ -153,7 +154,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		ClusterNamespace: o.ClusterResourceNamespace}
 	recorder := mgr.GetEventRecorder("thingspace-operator")
 
-	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: recorder,
+	// Credentials Secrets are read past the cache once per version.
+	creds := &credcache.Reader{Meta: secretMeta, API: mgr.GetAPIReader()}
+	if err := mgr.Add(credcache.Forgetter{Reader: creds, Cache: secretMeta}); err != nil {
+		return err
+	}
+	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: creds, Scheme: mgr.GetScheme(), Recorder: recorder,
 		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: upstreams, Backoff: o.Backoff,
 		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)

@@ -113,7 +113,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 
 	// A missing Secret or key is a condition that waits for a watch; any other error reading it is the
 	// API server's and transient (issue 8 scenario 15).
-	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	cs, err := readCredentials(ctx, r.credentialsReader(), app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	var missing *credentialsError
 	if errors.As(err, &missing) {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonCredentialsNotFound, missing.Error())

@@ -61,7 +61,7 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, ao appObject) 
 	if err != nil {
 		return skip(err.Error())
 	}
-	cs, err := readCredentials(ctx, r.APIReader, app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	cs, err := readCredentials(ctx, r.credentialsReader(), app.Namespace, app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
 	var missing *credentialsError
 	if errors.As(err, &missing) {
 		return skip(missing.Error())

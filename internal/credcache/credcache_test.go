@@ -1,0 +1,116 @@
+package credcache
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// metaCache plays the metadata cache: it shows the resourceVersions it was told it has seen.
+type metaCache struct {
+	client.Reader
+	seen map[client.ObjectKey]string
+}
+
+func (m metaCache) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	rv, ok := m.seen[key]
+	if !ok {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "secrets"}, key.Name)
+	}
+	obj.SetResourceVersion(rv)
+	return nil
+}
+
+// The API server is asked for a credentials Secret once per version the metadata cache shows, and
+// whenever the cache has not seen the Secret; a deleted Secret is forgotten.
+func TestReadsPastTheCacheOncePerVersion(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	key := client.ObjectKey{Namespace: "ns", Name: "creds"}
+	api := fake.NewClientBuilder().WithScheme(s).WithObjects(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+		Data:       map[string][]byte{"key": []byte("k1"), "secret": []byte("s1")},
+	}).Build()
+	gets := 0
+	meta := metaCache{seen: map[client.ObjectKey]string{}}
+	r := &Reader{Meta: meta, API: interceptor.NewClient(api, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
+			return c.Get(ctx, k, obj, opts...)
+		},
+	})}
+	read := func(wantKey string, wantGets int, when string) {
+		t.Helper()
+		out := &corev1.Secret{}
+		if err := r.Get(ctx, key, out); err != nil {
+			t.Fatal(err)
+		}
+		if string(out.Data["key"]) != wantKey || string(out.Data["secret"]) != "s1" || gets != wantGets {
+			t.Fatalf("%s: data %q after %d API reads, want key %q after %d", when, out.Data, gets, wantKey, wantGets)
+		}
+	}
+	current := func() *corev1.Secret {
+		cur := &corev1.Secret{}
+		if err := api.Get(ctx, key, cur); err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+
+	read("k1", 1, "not in the cache yet")
+	read("k1", 2, "still not in the cache")
+	meta.seen[key] = current().ResourceVersion
+	for range 3 {
+		read("k1", 2, "in the cache at the version read last")
+	}
+
+	// A new version: once the cache shows it, the API server is asked once more.
+	upd := current()
+	upd.Data["key"] = []byte("k2")
+	if err := api.Update(ctx, upd); err != nil {
+		t.Fatal(err)
+	}
+	read("k1", 2, "the cache lagging the change (its watch brings a reconcile when it catches up)")
+	meta.seen[key] = current().ResourceVersion
+	read("k2", 3, "after the change reached the cache")
+	read("k2", 3, "the changed version in the cache")
+
+	// Deleted: NotFound, and nothing kept.
+	if err := api.Delete(ctx, current()); err != nil {
+		t.Fatal(err)
+	}
+	delete(meta.seen, key)
+	if err := r.Get(ctx, key, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("deleted: %v, want NotFound", err)
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d Secrets kept after the deletion", r.Len())
+	}
+}
+
+// The deletion handler forgets a Secret, also when the informer missed the deletion itself.
+func TestForgetterForgetsDeletedSecrets(t *testing.T) {
+	r := &Reader{}
+	for _, name := range []string{"a", "b"} {
+		r.remember(client.ObjectKey{Namespace: "ns", Name: name}, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "1"}})
+	}
+	f := Forgetter{Reader: r}
+	a := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}}
+	b := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "b"}}
+	f.deleted(a)
+	f.deleted(toolscache.DeletedFinalStateUnknown{Key: "ns/b", Obj: b})
+	if r.Len() != 0 {
+		t.Fatalf("%d Secrets kept", r.Len())
+	}
+}

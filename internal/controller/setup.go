@@ -240,12 +240,19 @@ func requestsWhere(ctx context.Context, c client.Reader, list client.ObjectList,
 // indexFields registers one field index of obj's kind per entry of fields; an empty value is not indexed.
 func indexFields[T client.Object](idx client.FieldIndexer, obj T, fields map[string]func(T) string) error {
 	for field, fn := range fields {
-		if err := idx.IndexField(context.Background(), obj, field, func(o client.Object) []string {
+		extract := func(o client.Object) []string {
 			if v := fn(o.(T)); v != "" {
 				return []string{v}
 			}
 			return nil
-		}); err != nil {
+		}
+		if inf, ok := idx.(informerGetter); ok && inNamespaceOnly[field] {
+			if err := indexInNamespace(inf, obj, field, extract); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := idx.IndexField(context.Background(), obj, field, extract); err != nil {
 			return err
 		}
 	}

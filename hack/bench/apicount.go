@@ -100,10 +100,10 @@ func (a *apiCounter) snapshot(ctx context.Context) (apiCounts, error) {
 	return out, nil
 }
 
-// since returns the requests in now that were not in before.
-func (now apiCounts) since(before apiCounts) apiCounts {
+// since returns the requests in c that were not in before.
+func (c apiCounts) since(before apiCounts) apiCounts {
 	out := apiCounts{}
-	for k, n := range now {
+	for k, n := range c {
 		if d := n - before[k]; d > 0 {
 			out[k] = d
 		}

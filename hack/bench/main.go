@@ -109,6 +109,7 @@ type options struct {
 	json, keep                bool
 	pprof                     bool
 	probe                     int
+	managerArgs               string
 	// prof saves heap profiles when pprof is set (run fills it in).
 	prof *profiler
 }
@@ -130,6 +131,7 @@ func main() {
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
 	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table")
 	flag.IntVar(&o.probe, "probe", 1000, "after phase 2, how many apps get an annotation of nobody's (a reconcile that must write nothing) and then a refresh request (a rotation: one Secret write, at most one status write), counting the operator's API writes (0 skips)")
+	flag.StringVar(&o.managerArgs, "manager-args", "", "extra manager flags, space-separated (experiments, e.g. --max-concurrent-reconciles=20); the results then are not the shipped configuration's")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's pprof on a loopback port and save its heap profile after each phase in the work directory (kept), with the top allocations in the log")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (manager and simulator logs) even when every target is met")
 	flag.Usage = func() {

@@ -18,7 +18,11 @@ func (r *Results) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Measure, c.Result, c.Target, verdict)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- manager GOMEMLIMIT %s (config/manager's)\n", r.GoMemLimit)
+	fmt.Fprintf(w, "- manager GOMEMLIMIT %s (config/manager's)", r.GoMemLimit)
+	if len(r.ManagerArgs) > 0 {
+		fmt.Fprintf(w, "; extra flags %v (not the shipped configuration)", r.ManagerArgs)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- creates: %d Secrets + %d ThingSpaceApps answered in %s\n", r.Apps, r.Apps, secs(r.CreateSeconds))
 	fmt.Fprintf(w, "- token requests by status: %s", formatCounts(r.TokenByStatus))
 	if len(r.OtherUpstream) > 0 {

@@ -16,6 +16,8 @@ type Results struct {
 	LabelledSecrets  int `json:"labelled_secrets,omitempty"` // of them, labelled managed-by thingspace-operator
 	// GoMemLimit is the manager's GOMEMLIMIT, the Deployment's (config/manager).
 	GoMemLimit string `json:"gomemlimit"`
+	// ManagerArgs are --manager-args: not the shipped configuration when set.
+	ManagerArgs []string `json:"manager_args,omitempty"`
 
 	// Phase 1.
 	RSSBaselineBytes      int64   `json:"rss_baseline_bytes,omitempty"`       // settled VmRSS without the unrelated Secrets

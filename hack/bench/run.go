@@ -95,28 +95,7 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := copyFile(cp.KubeconfigPath, kubeconfig); err != nil {
 		return nil, err
 	}
-	// The manager runs with the Deployment's GOMEMLIMIT, so its memory is the shipped configuration's.
-	goMemLimit, err := shippedGoMemLimit(root)
-	if err != nil {
-		return nil, err
-	}
-	res.GoMemLimit = goMemLimit
-	var mgrArgs []string
-	if o.pprof {
-		addr, err := harness.FreeAddr()
-		if err != nil {
-			return nil, err
-		}
-		o.prof, o.keep = &profiler{addr: addr, dir: workDir}, true
-		mgrArgs = append(mgrArgs, "--pprof-bind-address="+addr)
-	}
-	mgr, err := harness.ManagerConfig{
-		Binary:     mgrBin,
-		Kubeconfig: kubeconfig,
-		LogPath:    filepath.Join(workDir, "manager.log"),
-		Env:        []string{"GOMEMLIMIT=" + goMemLimit},
-		Args:       mgrArgs,
-	}.Start(ctx)
+	mgr, err := startManager(ctx, root, workDir, kubeconfig, mgrBin, &o, res)
 	if err != nil {
 		return nil, err
 	}
@@ -183,4 +162,31 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	o.prof.heap(ctx, "restart")
 	res.evaluate()
 	return res, nil
+}
+
+// startManager starts the manager as deployed: with the Deployment's GOMEMLIMIT (so its memory is the
+// shipped configuration's), --manager-args, and with --pprof a pprof endpoint the profiler reads.
+func startManager(ctx context.Context, root, workDir, kubeconfig, mgrBin string, o *options, res *Results) (*harness.Manager, error) {
+	goMemLimit, err := shippedGoMemLimit(root)
+	if err != nil {
+		return nil, err
+	}
+	res.GoMemLimit = goMemLimit
+	mgrArgs := strings.Fields(o.managerArgs)
+	res.ManagerArgs = mgrArgs
+	if o.pprof {
+		addr, err := harness.FreeAddr()
+		if err != nil {
+			return nil, err
+		}
+		o.prof, o.keep = &profiler{addr: addr, dir: workDir}, true
+		mgrArgs = append(mgrArgs, "--pprof-bind-address="+addr)
+	}
+	return harness.ManagerConfig{
+		Binary:     mgrBin,
+		Kubeconfig: kubeconfig,
+		LogPath:    filepath.Join(workDir, "manager.log"),
+		Env:        []string{"GOMEMLIMIT=" + goMemLimit},
+		Args:       mgrArgs,
+	}.Start(ctx)
 }

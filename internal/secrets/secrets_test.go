@@ -119,3 +119,64 @@ func TestWriteAnnotationsAndPreconditions(t *testing.T) {
 		t.Fatalf("stored: %v %v", got.Data, err)
 	}
 }
+
+// When the metadata cache and the managed one disagree about our Secret (our create or rotation a
+// moment ago, seen by one of them only), it is read past the caches: decided from the stale copy it
+// would be written again.
+func TestGetReadsPastTheCachesWhenTheyDisagree(t *testing.T) {
+	ctx := context.Background()
+	me := owner("me", "1")
+	ours := func(token string) *corev1.Secret {
+		return secret("t", map[string][]byte{"access_token": []byte(token)}, func(s *corev1.Secret) {
+			s.Labels = map[string]string{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}
+			s.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CloudAuthorization",
+				Name: me.Name, UID: me.UID, Controller: new(true)}}
+		})
+	}
+	for _, c := range []struct {
+		name    string
+		managed []client.Object // the managed cache's copy
+		reads   int
+	}{
+		{"not in the managed cache yet", nil, 1},
+		{"an older version in the managed cache", []client.Object{ours("old")}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, api := newWriter(t, ours("new"))
+			cur := &corev1.Secret{}
+			_ = api.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "t"}, cur)
+			cur.Data["access_token"] = []byte("newer") // a second version: the managed cache's differs
+			if err := api.Update(ctx, cur); err != nil {
+				t.Fatal(err)
+			}
+			managed, _ := newWriter(t, c.managed...)
+			w.Client = managed.Client
+			reads := 0
+			w.Reader = countingReader{Reader: api, n: &reads}
+			got, err := w.Get(ctx, me, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == nil || string(got.Data["access_token"]) != "newer" || reads != c.reads {
+				t.Fatalf("got %v after %d reads past the caches, want the API server's after %d", got, reads, c.reads)
+			}
+		})
+	}
+	// Caches that agree are not read past.
+	w, api := newWriter(t, ours("a"))
+	reads := 0
+	w.Reader = countingReader{Reader: api, n: &reads}
+	if got, err := w.Get(ctx, me, "t"); err != nil || got == nil || reads != 0 {
+		t.Fatalf("caches agreeing: %v, %v after %d reads past them, want 0", got, err, reads)
+	}
+}
+
+type countingReader struct {
+	client.Reader
+	n *int
+}
+
+func (c countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	*c.n++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}

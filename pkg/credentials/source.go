@@ -70,6 +70,17 @@ func (h *holder) fail(err error) {
 	h.problem = err
 }
 
+// clear forgets the credential (the Secret was deleted).
+func (h *holder) clear(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.problem = err
+	if h.has {
+		h.cur, h.has = Credential{}, false
+		h.wakeLocked()
+	}
+}
+
 func (h *holder) wakeLocked() {
 	close(h.changed)
 	h.changed = make(chan struct{})

@@ -2,7 +2,11 @@ package fakeclock
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +28,23 @@ func (f *fixture) standbyKey() (string, string) {
 	f.sim.SetApp(key, secret)
 	f.credentials("standby", map[string]string{v1alpha1.CredentialsKeyKey: key, v1alpha1.CredentialsKeySecret: secret})
 	return key, secret
+}
+
+// keyToken asks the simulator for key's token the way another holder of that key would.
+func (f *fixture) keyToken(key, secret string) string {
+	f.t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/api/ts/v1/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(key, secret)
+	rec := httptest.NewRecorder()
+	f.sim.ServeHTTP(rec, req)
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+		f.t.Fatalf("token request: %d", rec.Code)
+	}
+	return body.AccessToken
 }
 
 func withStandby(hb time.Duration) func(*v1alpha1.ThingSpaceApp) {
@@ -116,5 +137,34 @@ func TestStandbyHandoversAlternateKeySetsWithOneRequestPerToken(t *testing.T) {
 	if c := meta.FindStatusCondition(f.tsApp("a").Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready %+v", c)
 	}
-	_ = context.Background()
+}
+
+// A refresh request with a standby key set hands over instead of revoking; a second one while the other
+// key's token is still in its hour (it would not outlive the published one) revokes and reissues as
+// without a standby.
+func TestStandbyRefreshRequestPrefersAHandover(t *testing.T) {
+	f := newFixture(t, simulator.Config{TokenLifetime: time.Hour})
+	f.appCreds()
+	f.standbyKey()
+	f.app("a", "creds", withStandby(0))
+	first, _, _ := f.waitPublished("a", "", v1alpha1.KeySetPrimary)
+	f.settle(300 * time.Millisecond)
+	request := func(v string) {
+		a := f.tsApp("a")
+		a.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: v}
+		must(t, k8s.Update(context.Background(), a))
+		f.eventually("the request observed", 20*time.Second, func() bool { return f.tsApp("a").Status.ObservedRefreshRequest == v })
+	}
+	f.step(10 * time.Minute)
+	request("1")
+	second, _, _ := f.waitPublished("a", first, v1alpha1.KeySetStandby)
+	if n := f.sim.Stats().Total(revokeCalls); n != 0 || !f.sim.ValidBearer(first) {
+		t.Fatalf("the handover revoked (%d revokes)", n)
+	}
+	f.step(time.Minute)
+	request("2")
+	third, _, _ := f.waitPublished("a", second, v1alpha1.KeySetStandby)
+	if n := f.sim.Stats().Total(revokeCalls); n != 1 || f.sim.ValidBearer(second) || third == first {
+		t.Fatalf("second request: %d revokes, the old token alive %v", n, f.sim.ValidBearer(second))
+	}
 }

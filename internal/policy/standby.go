@@ -122,7 +122,7 @@ func PlanHandover(in HandoverInput) HandoverPlan {
 	// while its condition does.
 	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionOverlap); c != nil &&
 		c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonStandbyUnavailable && c.ObservedGeneration == in.Generation &&
-		st.NextHandoverTime != nil && st.NextHandoverTime.Time.After(at) && st.NextHandoverTime.Time.Before(in.Held.ExpiresAt) {
+		st.NextHandoverTime != nil && st.NextHandoverTime.After(at) && st.NextHandoverTime.Before(&metav1.Time{Time: in.Held.ExpiresAt}) {
 		at, p.Keep = st.NextHandoverTime.Time, true
 	}
 	// After a failure nothing goes upstream before its retry slot.

@@ -134,7 +134,7 @@ func TestStandbyUnavailableBacksOffUntilExpiry(t *testing.T) {
 	app = f.waitOverlap("a", metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable)
 	f.mustReady("a")
 	retry := app.Status.RenewalTime
-	if retry == nil || !retry.Time.After(f.clk.Now()) || !retry.Time.Before(exp) {
+	if retry == nil || !retry.After(f.clk.Now()) || !retry.Before(&metav1.Time{Time: exp}) {
 		t.Fatalf("retry at %v, want after now and before the expiry %v", retry, exp)
 	}
 	if got, _ := f.appToken("a"); got != tok {
@@ -149,7 +149,7 @@ func TestStandbyUnavailableBacksOffUntilExpiry(t *testing.T) {
 		}
 		f.stepTo(at)
 		f.settle(200 * time.Millisecond)
-		if r := f.tsApp("a").Status.RenewalTime; r == nil || r.Time.After(exp.Truncate(time.Second).Add(time.Second)) {
+		if r := f.tsApp("a").Status.RenewalTime; r == nil || r.After(exp.Truncate(time.Second).Add(time.Second)) {
 			t.Fatalf("retry planned at %v, after the expiry %v", r, exp)
 		}
 		if got, _ := f.appToken("a"); got != tok {
@@ -204,7 +204,7 @@ func TestStandbyHandoverBeforeClampedForAShortLifetime(t *testing.T) {
 			t.Fatalf("handover %d at %v, want %v (a third of 9m)", i+1, app.Status.NextHandoverTime, at)
 		}
 		f.stepTo(app.Status.NextHandoverTime.Time)
-		tok, exp, app = f.waitPublished("a", tok, next)
+		tok, exp, _ = f.waitPublished("a", tok, next)
 		f.settle(300 * time.Millisecond)
 		app = f.tsApp("a")
 	}

@@ -87,12 +87,12 @@ func TestStandbyHandoversAlternateKeySetsWithOneRequestPerToken(t *testing.T) {
 	f.standbyKey()
 	f.app("a", "creds", withStandby(0))
 
-	tok, exp, app := f.waitPublished("a", "", v1alpha1.KeySetPrimary)
+	tok, exp, _ := f.waitPublished("a", "", v1alpha1.KeySetPrimary)
 	f.settle(300 * time.Millisecond)
 	want := 1
 	sets := []string{v1alpha1.KeySetStandby, v1alpha1.KeySetPrimary, v1alpha1.KeySetStandby}
 	for i, next := range sets {
-		app = f.tsApp("a")
+		app := f.tsApp("a")
 		c := overlap(app)
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonHandoverScheduled {
 			t.Fatalf("handover %d: Overlap = %+v, want True/HandoverScheduled", i+1, c)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -42,10 +43,14 @@ func main() {
 		lease                  leaseTimings
 		allowedHosts           string
 		pprofAddr              string
+		shard                  shardFlags
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS to authenticated clients allowed GET /metrics (the metrics-reader ClusterRole); false serves plain HTTP to anyone (local runs only).")
 	flag.StringVar(&watchList, "watch-namespaces", "", "Comma-separated namespaces the manager watches and writes in (its Secret rights can then be Roles there), the --cluster-resource-namespace always among them; empty watches all.")
+	flag.StringVar(&shard.selector, "watch-label-selector", "", "Label selector (e.g. shard=a) of this manager's share of the ThingSpaceApps, M2MSessions, CloudAuthorizations and cluster-scoped kinds: others are not cached nor reconciled (README \"Sharding\"); empty: all.")
+	flag.StringVar(&shard.leaseID, "leader-election-id", controller.DefaultShardIdentity, "Name of the leader-election Lease, and the shard's identity in the holder registry: distinct per shard.")
+	flag.StringVar(&shard.registryNamespace, "holder-registry-namespace", "", "Namespace of the holder registry, a Lease per app key held, which shards sharing a key must share: no revoke of a token another shard holds; defaults to the leader-election namespace, else the manager's own.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas acts (on in the deployed config).")
 	flag.DurationVar(&lease.duration, "leader-elect-lease-duration", 60*time.Second, "How long a non-leader replica waits before it may take over a lease the leader stopped renewing.")
@@ -91,6 +96,16 @@ func main() {
 		os.Exit(2)
 	}
 
+	shardOpts, err := shard.shardOptions(leaderNamespace, clusterNamespace)
+	if err != nil {
+		log.Error(err, "Invalid sharding flags")
+		os.Exit(2)
+	}
+	if callbackOnly {
+		// The callback answers for every shard's CloudAuthorizations (README "Sharding").
+		shardOpts.LabelSelector = labels.Everything()
+	}
+
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
@@ -101,13 +116,13 @@ func main() {
 		HealthProbeBindAddress:        probeAddr,
 		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
-		LeaderElectionID:              "thingspace-operator.credops.io",
+		LeaderElectionID:              shardOpts.Identity,
 		LeaderElectionNamespace:       leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &lease.duration,
 		RenewDeadline:                 &lease.renewDeadline,
 		RetryPeriod:                   &lease.retryPeriod,
-		Cache:                         controller.CacheOptionsFor(watched),
+		Cache:                         controller.ShardCacheOptions(watched, shardOpts.LabelSelector),
 		// On SIGTERM a refresh already sent must get its answer stored: a rotated refresh token that is
 		// not stored is lost, and the grant with it. Reconciles are given the upstream timeout and more.
 		GracefulShutdownTimeout: ptr.To(max(30*time.Second, upstreamTimeout+15*time.Second)),
@@ -136,6 +151,7 @@ func main() {
 		InFlight:                 tracker,
 		WatchNamespaces:          watched,
 		ClusterResourceNamespace: clusterNamespace,
+		Shard:                    shardOpts,
 	}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		os.Exit(1)
@@ -144,7 +160,8 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 	log.Info("Starting the manager", "leaderElection", leaderElect, "allowInsecureEndpoints", insecure, "allowedEndpointHosts", allowed.String(),
-		"oauthCallback", callbackAddr, "metricsSecure", metricsSecure, "watchNamespaces", watched, "callbackOnly", callbackOnly)
+		"oauthCallback", callbackAddr, "metricsSecure", metricsSecure, "watchNamespaces", watched, "callbackOnly", callbackOnly,
+		"watchLabelSelector", shardOpts.LabelSelector.String(), "leaderElectionID", shardOpts.Identity, "holderRegistryNamespace", shardOpts.RegistryNamespace)
 	if err := runAndDrain(ctrl.SetupSignalHandler(), mgr.Start, tracker, upstreamTimeout+15*time.Second, log); err != nil {
 		os.Exit(1)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -39,6 +40,11 @@ type Deps struct {
 	// ClusterNamespace is where the cluster-scoped kinds' Secrets live (Options.ClusterResourceNamespace);
 	// "" when the manager has none.
 	ClusterNamespace string
+	// Holders, when set, is the registry shared with the other managers (shards) of the cluster: no
+	// revoke of a token another one holds (shard.go).
+	Holders HolderRegistry
+	// ShardSelector is the manager's --watch-label-selector (nil: none).
+	ShardSelector labels.Selector
 }
 
 // credentialsReader is what credentials Secrets are read with.

@@ -72,6 +72,9 @@ type Options struct {
 	WatchNamespaces []string
 	// OnReconciled, when set, sees every reconcile's outcome, named by the reconciler's type (tests).
 	OnReconciled func(controller string, req reconcile.Request, res reconcile.Result, err error)
+	// Shard is this manager's part of a sharded fleet (shard.go): its label selector and the holder
+	// registry it shares with the other shards.
+	Shard ShardOptions
 }
 
 // DefaultStateTTL is consent.DefaultTTL, the default of --oauth-state-ttl.
@@ -165,6 +168,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	clusterAppEvents := make(chan event.TypedGenericEvent[*v1alpha1.ClusterThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, brokerNotifier(appEvents, clusterAppEvents))
+	if err := setupShard(mgr, o, &deps, broker); err != nil {
+		return err
+	}
 	apps := &ThingSpaceAppReconciler{
 		Deps:     deps,
 		Broker:   broker,

@@ -88,6 +88,9 @@ type appState struct {
 	in         policy.AppInput // what the decision was made from
 	secTok     string          // the token in the Secret as read, trusted or not
 	owned      *corev1.Secret  // the managed Secret, nil when absent
+	// sharedNote ends the Ready message when another manager's holding the key kept a rotation from
+	// happening (guardRevoke).
+	sharedNote string
 }
 
 // sync gathers, decides (policy.DecideApp), acts and records; it only ever returns a Result with a nil
@@ -138,7 +141,10 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		CredentialsVersion: cs.resourceVersion, Held: held, HeldRevoked: revoked,
 		Current: appToken(cur), Now: s.now, Jitter: r.Rand(),
 	}
-	d := policy.DecideApp(s.in)
+	d, err := r.guardRevoke(ctx, s, policy.DecideApp(s.in))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if d.ClearRejected {
 		st.RejectedCredentialsVersion = ""
 	}
@@ -297,6 +303,9 @@ func (r *ThingSpaceAppReconciler) recordMetrics(obj client.Object, st *v1alpha1.
 }
 
 func (r *ThingSpaceAppReconciler) setReady(s *appState, status metav1.ConditionStatus, reason, msg string) {
+	if reason == v1alpha1.ReasonTokenValid {
+		msg += s.sharedNote
+	}
 	setCondition(&s.st.Conditions, v1alpha1.ConditionReady, status, reason, msg, s.app.Generation, s.now)
 }
 

@@ -91,6 +91,11 @@ func (r *ThingSpaceAppReconciler) revokeHeld(ctx context.Context, ao appObject) 
 	if others != "" {
 		return skip("it is still held by " + others + "; it expires on its own")
 	}
+	if elsewhere, err := r.heldByOtherManagers(ctx, key); err != nil {
+		return err
+	} else if elsewhere != "" {
+		return skip(elsewhere)
+	}
 	err = r.Broker.Revoke(ctx, key, ao.who, iss, creds, sec.AccessToken, whyRevokeOnDelete)
 	switch {
 	case err == nil:

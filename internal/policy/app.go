@@ -104,6 +104,9 @@ type AppInput struct {
 	Now     time.Time
 	// Jitter is a value in [0,1).
 	Jitter float64
+	// SharedElsewhere is set when another manager (a shard, internal/holders) holds the key's token:
+	// no rotation revokes it (see shard.go).
+	SharedElsewhere bool
 }
 
 // AppDecision is what to do, and when to look again.
@@ -120,6 +123,9 @@ type AppDecision struct {
 	// Ready, when Reason is set, is the condition to show while the step waits (AppRetryLater).
 	Ready           metav1.ConditionStatus
 	Reason, Message string
+	// RevokeSkipped is the rotation (WhyRefreshRequested, WhyRenewBefore) not done because the token
+	// is SharedElsewhere.
+	RevokeSkipped string
 }
 
 // DecideApp is the ThingSpaceApp decision: the first gate that holds wins.
@@ -135,15 +141,15 @@ func DecideApp(in AppInput) AppDecision {
 		d.ClearRejected = true
 	}
 	manual, value := RefreshRequested(in.Annotations, st.ObservedRefreshRequest)
-	plan := AppPlannedRenewal(st, in.Generation, in.RenewBefore, in.Current, in.Jitter)
+	plan := AppPlannedRenewal(st, in.Generation, in.renewBefore(), in.Current, in.Jitter)
 	switch {
 	case !in.Current.ValidAt(in.Now):
 		d.Step = AppFetch
-	case manual:
+	case manual && !in.SharedElsewhere:
 		d.Step, d.Why = AppRotate, WhyRefreshRequested
 	case in.Current.AccessToken != in.Held.AccessToken:
 		d.Step = AppAdopt
-	case in.RenewBefore > 0 && !in.Now.Before(plan):
+	case in.renewBefore() > 0 && !in.Now.Before(plan):
 		d.Step, d.Why = AppRotate, WhyRenewBefore
 	default:
 		d.Step, d.Next = AppWait, plan
@@ -151,6 +157,7 @@ func DecideApp(in AppInput) AppDecision {
 	if manual {
 		d.Refresh = value
 	}
+	d.RevokeSkipped = revokeSkipped(in, manual, d.Step)
 	if d.Step != AppFetch && d.Step != AppRotate {
 		return d
 	}
@@ -211,9 +218,9 @@ func AppRefreshed(in AppInput, tok AppToken, retryAt time.Time, idle bool) AppPu
 	case !retryAt.IsZero():
 		p.Next = retryAt
 	case in.Status.FailedRefreshAttempts == 0 && idle:
-		p.Next = AppPlannedRenewal(in.Status, in.Generation, in.RenewBefore, tok, in.Jitter)
+		p.Next = AppPlannedRenewal(in.Status, in.Generation, in.renewBefore(), tok, in.Jitter)
 	default:
-		p.Next = renewal.RenewalTime(tok.IssuedAt, tok.ExpiresAt, in.RenewBefore, in.Jitter)
+		p.Next = renewal.RenewalTime(tok.IssuedAt, tok.ExpiresAt, in.renewBefore(), in.Jitter)
 	}
 	return p
 }

@@ -53,6 +53,15 @@ func (k Key) Provenance(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// HolderDigest names the key among managers (the holder registry, internal/holders): a digest of the
+// endpoint, the key and the secret's digest, under a label of its own so that it matches no
+// Provenance. Like Provenance it reveals none of its inputs; unlike it, it is the same for every token
+// of the key.
+func (k Key) HolderDigest() string {
+	sum := sha256.Sum256([]byte("thingspace-operator/holder/v1\x00" + k.Endpoint + "\x00" + k.ClientKey + "\x00" + k.digest))
+	return hex.EncodeToString(sum[:])
+}
+
 // Token is an app token with the instants the operator keeps, in whole seconds.
 type Token struct {
 	AccessToken string
@@ -179,6 +188,19 @@ func (b *Broker) OtherHolders(key Key, who types.NamespacedName) []types.Namespa
 		return nil
 	}
 	return e.holders.except(who)
+}
+
+// HeldKeys returns the keys some object of this process holds (see Subscribe).
+func (b *Broker) HeldKeys() []Key {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Key, 0, len(b.entries))
+	for k, e := range b.entries {
+		if len(e.holders) > 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // Seed offers a token read back from a Secret (after a restart, say). The broker keeps it when it knows

@@ -1,0 +1,161 @@
+package holders
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/tokenbroker"
+)
+
+var (
+	t0      = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	creds   = thingspace.Credentials{Key: "shared-client-key", Secret: "shared-client-secret"}
+	key     = tokenbroker.NewKey("https://ts", creds)
+	another = tokenbroker.NewKey("https://ts", thingspace.Credentials{Key: "other-key", Secret: "other-secret"})
+)
+
+func newPair(t *testing.T) (a, b *Registry, clk *clocktesting.FakeClock, c client.Client) {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	c = fake.NewClientBuilder().WithScheme(s).Build()
+	clk = clocktesting.NewFakeClock(t0)
+	mk := func(id string) *Registry {
+		return &Registry{Reader: c, Writer: c, Namespace: "ops", Identity: id, Clock: clk}
+	}
+	return mk("shard-a.thingspace-operator.credops.io"), mk("shard-b.thingspace-operator.credops.io"), clk, c
+}
+
+func others(t *testing.T, r *Registry, k tokenbroker.Key) int {
+	t.Helper()
+	n, err := r.Others(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestHoldIsSeenByOtherShardsOnly(t *testing.T) {
+	a, b, _, _ := newPair(t)
+	ctx := context.Background()
+	if others(t, b, key) != 0 {
+		t.Fatal("nobody holds the key yet")
+	}
+	if err := a.Hold(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if got := others(t, b, key); got != 1 {
+		t.Errorf("b sees %d other holders, want 1 (a)", got)
+	}
+	if got := others(t, a, key); got != 0 {
+		t.Errorf("a sees %d other holders, want 0: its own Lease does not count", got)
+	}
+	if got := others(t, b, another); got != 0 {
+		t.Errorf("another key: %d holders, want 0", got)
+	}
+	if err := b.Hold(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if got := others(t, a, key); got != 1 {
+		t.Errorf("a sees %d other holders, want 1 (b)", got)
+	}
+}
+
+// Hold writes once, then at most once per RenewEvery/2; a Lease not renewed for Duration is dead.
+func TestHoldWritesRarelyAndLeasesExpire(t *testing.T) {
+	a, b, clk, _ := newPair(t)
+	ctx := context.Background()
+	for range 100 {
+		if err := a.Hold(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		clk.Step(time.Second)
+	}
+	if a.Writes() != 1 {
+		t.Errorf("100 holds within %s: %d writes, want 1", 100*time.Second, a.Writes())
+	}
+	// An hour of reconciles every 30 s: a renewal every RenewEvery/2.
+	for range 120 {
+		clk.Step(30 * time.Second)
+		if err := a.Hold(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := a.Writes(); w < 2 || w > 1+int64(time.Hour/(DefaultRenewEvery/2)) {
+		t.Errorf("an hour of holds: %d writes, want about one per %s", w, DefaultRenewEvery/2)
+	}
+	if others(t, b, key) != 1 {
+		t.Fatal("a renewed: still live")
+	}
+	clk.Step(DefaultDuration)
+	if got := others(t, b, key); got != 0 {
+		t.Errorf("a's Lease not renewed for %s: b sees %d holders, want 0", DefaultDuration, got)
+	}
+}
+
+// Sync renews what is held and deletes the Leases of keys let go.
+func TestSyncDeletesLeasesOfKeysLetGo(t *testing.T) {
+	a, b, clk, c := newPair(t)
+	ctx := context.Background()
+	if err := a.Sync(ctx, []tokenbroker.Key{key, another}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Hold(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(DefaultRenewEvery)
+	if err := a.Sync(ctx, []tokenbroker.Key{key}); err != nil {
+		t.Fatal(err)
+	}
+	if others(t, b, another) != 0 || others(t, b, key) != 1 {
+		t.Errorf("after a let another go: b sees %d holders of another (want 0), %d of key (want 1)", others(t, b, another), others(t, b, key))
+	}
+	// 2 creates, 1 renewal, 1 delete; b's Lease is not a's to delete.
+	if a.Writes() != 4 {
+		t.Errorf("a wrote %d times, want 4", a.Writes())
+	}
+	if err := a.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	list := &coordinationv1.LeaseList{}
+	if err := c.List(ctx, list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 || *list.Items[0].Spec.HolderIdentity != b.Identity {
+		t.Errorf("Leases left: %d, want b's only", len(list.Items))
+	}
+}
+
+// The Leases name neither the key nor its secret.
+func TestLeasesCarryNoCredential(t *testing.T) {
+	a, _, _, c := newPair(t)
+	if err := a.Hold(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	list := &coordinationv1.LeaseList{}
+	if err := c.List(context.Background(), list); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(list)
+	for _, s := range []string{creds.Key, creds.Secret} {
+		if strings.Contains(string(raw), s) {
+			t.Errorf("a Lease carries %q: %s", s, raw)
+		}
+	}
+	if len(list.Items) != 1 || len(list.Items[0].Name) > 253 {
+		t.Errorf("leases %v", list.Items)
+	}
+}

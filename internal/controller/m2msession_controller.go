@@ -231,6 +231,10 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 			return false, nil
 		}
 		if apierrors.IsNotFound(err) {
+			if msg := r.appInOtherShard(ctx, s); msg != "" {
+				r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonOtherShard, msg)
+				return false, nil
+			}
 			r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q not found", s.apps.kind, s.sess.Spec.AppRef.Name))
 			return false, nil
 		}

@@ -118,6 +118,26 @@ func (r *ThingSpaceAppReconciler) heldByOtherManagers(ctx context.Context, key t
 	return fmt.Sprintf("it is still held by %d other manager(s) of this cluster; it expires on its own", n), nil
 }
 
+// otherShard is the Ready message of an object whose dependency kind/key, not in the cache, is in
+// another shard; "" when it is not (or the manager is no shard).
+func (d Deps) otherShard(ctx context.Context, kind string, key client.ObjectKey, obj client.Object) string {
+	if !d.inOtherShard(ctx, key, obj) {
+		return ""
+	}
+	return otherShardMessage(kind, key.Name, d.ShardSelector)
+}
+
+// appInOtherShard is otherShard for the app an M2MSession's appRef names: a ThingSpaceApp in its
+// namespace (an M2MSession's) or a ClusterThingSpaceApp (a ClusterM2MSession's).
+func (r *M2MSessionReconciler) appInOtherShard(ctx context.Context, s *sessState) string {
+	key := client.ObjectKey{Namespace: s.sess.Namespace, Name: s.sess.Spec.AppRef.Name}
+	var obj client.Object = &v1alpha1.ThingSpaceApp{}
+	if s.apps.kind == kindClusterApp {
+		key.Namespace, obj = "", &v1alpha1.ClusterThingSpaceApp{}
+	}
+	return r.otherShard(ctx, s.apps.kind, key, obj)
+}
+
 // inOtherShard says whether the object key names, not in this manager's cache, exists outside its
 // shard (its label selector): the dependent object then says so (ReasonOtherShard) rather than that it
 // is missing. One read past the cache, only for a reference the cache cannot resolve and only when

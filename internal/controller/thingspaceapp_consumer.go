@@ -144,6 +144,7 @@ func (r *ThingSpaceAppReconciler) gatherSource(ctx context.Context, app *v1alpha
 	if err := r.Get(ctx, client.ObjectKey{Name: in.Name}, c); apierrors.IsNotFound(err) {
 		// Nothing to refuse on: the last token copied stays until it expires.
 		in.Admission = policy.Admission{Allowed: true}
+		in.OtherShard = r.otherShard(ctx, kindClusterApp, client.ObjectKey{Name: in.Name}, c)
 		return in, nil, nil
 	} else if err != nil {
 		return in, nil, err

@@ -10,7 +10,7 @@
 // asks whether another shard's Lease for the key is live; if so it does not revoke.
 //
 // It costs no upstream call and few API writes: a Lease is created when a key is first held, renewed
-// at most once per RenewEvery (by Hold on a reconcile, or by the Renewer), and deleted by the Renewer
+// once per RenewEvery by the Renewer (3 writes per key and hour by default), and deleted by the Renewer
 // once no object holds the key any more; the check before a revoke is one list. A manager that dies
 // leaves its Leases to expire after Duration: until then the others only forgo revokes (renewBefore
 // becomes renewal at expiry), which is the safe side.
@@ -101,10 +101,11 @@ func (r *Registry) holderLabel() string {
 
 func leaseName(digest, holder string) string { return "tsop-holder-" + digest[:40] + "-" + holder }
 
-// Hold records that this manager holds key's token. It writes only when this process has not written
-// the key's Lease within RenewEvery/2, so calling it on every reconcile costs nothing most of the time.
+// Hold records that this manager holds key's token. It writes when this process has not written the
+// key's Lease yet, or not within half its Duration (the Renewer stalled), so calling it on every
+// reconcile costs nothing but the first time; renewals are the Renewer's.
 func (r *Registry) Hold(ctx context.Context, key tokenbroker.Key) error {
-	return r.hold(ctx, key.HolderDigest(), r.renewEvery()/2)
+	return r.hold(ctx, key.HolderDigest(), r.duration()/2)
 }
 
 func (r *Registry) hold(ctx context.Context, digest string, fresh time.Duration) error {
@@ -129,10 +130,14 @@ func (r *Registry) hold(ctx context.Context, digest string, fresh time.Duration)
 		r.fill(l, now)
 		err = r.Writer.Update(ctx, l)
 	}
-	if err != nil {
+	switch {
+	case apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err):
+		// Another reconcile of this shard (the Lease's name is the shard's) wrote it just now.
+	case err != nil:
 		return fmt.Errorf("holder registry: %w", err)
+	default:
+		r.writes.Add(1)
 	}
-	r.writes.Add(1)
 	r.mu.Lock()
 	if r.renewed == nil {
 		r.renewed = map[string]time.Time{}

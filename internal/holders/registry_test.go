@@ -74,7 +74,8 @@ func TestHoldIsSeenByOtherShardsOnly(t *testing.T) {
 	}
 }
 
-// Hold writes once, then at most once per RenewEvery/2; a Lease not renewed for Duration is dead.
+// Hold writes once, then only when the Renewer has not for half the Duration; a Lease not renewed for
+// Duration is dead.
 func TestHoldWritesRarelyAndLeasesExpire(t *testing.T) {
 	a, b, clk, _ := newPair(t)
 	ctx := context.Background()
@@ -87,15 +88,15 @@ func TestHoldWritesRarelyAndLeasesExpire(t *testing.T) {
 	if a.Writes() != 1 {
 		t.Errorf("100 holds within %s: %d writes, want 1", 100*time.Second, a.Writes())
 	}
-	// An hour of reconciles every 30 s: a renewal every RenewEvery/2.
+	// An hour of reconciles every 30 s, no Renewer: a renewal every Duration/2.
 	for range 120 {
 		clk.Step(30 * time.Second)
 		if err := a.Hold(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if w := a.Writes(); w < 2 || w > 1+int64(time.Hour/(DefaultRenewEvery/2)) {
-		t.Errorf("an hour of holds: %d writes, want about one per %s", w, DefaultRenewEvery/2)
+	if w := a.Writes(); w != 1+int64(time.Hour/(DefaultDuration/2)) {
+		t.Errorf("an hour of holds without the Renewer: %d writes, want one per %s", w, DefaultDuration/2)
 	}
 	if others(t, b, key) != 1 {
 		t.Fatal("a renewed: still live")
@@ -157,5 +158,36 @@ func TestLeasesCarryNoCredential(t *testing.T) {
 	}
 	if len(list.Items) != 1 || len(list.Items[0].Name) > 253 {
 		t.Errorf("leases %v", list.Items)
+	}
+}
+
+// The write count of a manager holding 10 keys for 3 hours, its apps reconciling every 30 s and its
+// renewer syncing every RenewEvery: one create per key, then one renewal per key per RenewEvery (3 an
+// hour).
+func TestWritesPerKeyPerHour(t *testing.T) {
+	a, _, clk, _ := newPair(t)
+	ctx := context.Background()
+	var keys []tokenbroker.Key
+	for i := range 10 {
+		keys = append(keys, tokenbroker.NewKey("https://ts", thingspace.Credentials{Key: "k", Secret: string(rune('a' + i))}))
+	}
+	start := clk.Now()
+	for clk.Now().Sub(start) < 3*time.Hour {
+		for _, k := range keys {
+			if err := a.Hold(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Step(time.Minute)
+		if clk.Now().Sub(start)%DefaultRenewEvery == 0 {
+			if err := a.Sync(ctx, keys); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	perKeyHour := float64(a.Writes()-10) / 10 / 3
+	t.Logf("10 keys, 3 h: %d writes (10 creates, %.1f renewals per key per hour)", a.Writes(), perKeyHour)
+	if perKeyHour != float64(time.Hour/DefaultRenewEvery) {
+		t.Errorf("%.1f renewals per key per hour", perKeyHour)
 	}
 }

@@ -79,6 +79,9 @@ type ConsumerInput struct {
 	// Held is the token in the consumer's own Secret (zero: none).
 	Held AppToken
 	Now  time.Time
+	// OtherShard, when the cluster object is not Found, says it exists in another manager's shard (the
+	// Ready message; reason OtherShard).
+	OtherShard string
 }
 
 // ConsumerDecision says what to do, and the consumer's Ready condition.
@@ -129,12 +132,16 @@ func DecideConsumer(in ConsumerInput) ConsumerDecision {
 		return valid(ConsumerKeep, in.Held, in.Held.ExpiresAt.Add(ConsumerRenewalGrace))
 	}
 	msg := fmt.Sprintf("%s %q holds no valid token", in.Kind, in.Name)
-	if !in.Found {
+	reason := v1alpha1.ReasonAppNotReady
+	switch {
+	case !in.Found && in.OtherShard != "":
+		msg, reason = in.OtherShard, v1alpha1.ReasonOtherShard
+	case !in.Found:
 		msg = fmt.Sprintf("%s %q not found", in.Kind, in.Name)
 	}
 	if in.Held.ValidAt(in.Now) {
 		msg += "; the Secret keeps the last token copied until it expires at " + in.Held.ExpiresAt.UTC().Format(time.RFC3339)
 	}
 	// The status keeps saying what the Secret holds, expired or not.
-	return ConsumerDecision{Step: ConsumerKeep, Token: in.Held, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonAppNotReady, Message: msg}
+	return ConsumerDecision{Step: ConsumerKeep, Token: in.Held, Ready: metav1.ConditionFalse, Reason: reason, Message: msg}
 }

@@ -7,13 +7,17 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/holders"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
@@ -26,7 +30,7 @@ const revokeRoute = "POST /api/ts/v1/oauth2/revoke"
 // with it), a deletion in a revokes again.
 func TestSameKeyAcrossShardsIsNotRevoked(t *testing.T) {
 	ctx := t.Context()
-	const lifetime, renewBefore = 8 * time.Second, 4 * time.Second
+	const lifetime, renewBefore = 10 * time.Second, 5 * time.Second
 	ops, ns := namespace(t, "samekey-ops"), namespace(t, "samekey")
 	sim := simulator.New(simulator.Config{Apps: map[string]string{appKey: appSecret}, TokenLifetime: lifetime})
 	srv := httptest.NewServer(sim)
@@ -62,19 +66,22 @@ func TestSameKeyAcrossShardsIsNotRevoked(t *testing.T) {
 		t.Fatal("two shards of one key hold different tokens")
 	}
 
-	// a's renewBefore window opens within lifetime-renewBefore of the issue; its rotation is skipped.
-	time.Sleep(lifetime - renewBefore + time.Second)
+	// a's renewBefore window opens before the token's expiry; its rotation is skipped, and Ready says
+	// why until the token is renewed at expiry.
+	waitEvent(t, ns, "a-app", "(renewBefore)")
 	if n := sim.Stats().Total(revokeRoute); n != 0 || !sim.ValidBearer(shared) {
 		t.Fatalf("renewBefore in shard a: %d revokes, b's token valid %v; want none, valid", n, sim.ValidBearer(shared))
 	}
-	ready := waitReady(t, &v1alpha1.ThingSpaceApp{}, client.ObjectKey{Namespace: ns, Name: "a-app"}, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
-	if !strings.Contains(ready.Message, "other manager(s) hold this key's token") {
-		t.Errorf("a-app's Ready message does not say why it was not renewed early: %q", ready.Message)
+	a := &v1alpha1.ThingSpaceApp{}
+	waitFor(t, "a-app's Ready message saying why it was not renewed early", func() bool {
+		return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-app"}, a) == nil &&
+			strings.Contains(readyMessage(a), "other manager(s) hold this key's token")
+	})
+	if n := sim.Stats().Total(revokeRoute); n != 0 {
+		t.Fatalf("%d revokes, want none", n)
 	}
-	waitEvent(t, ns, "a-app", "("+"renewBefore"+")")
 
 	// A refresh request is observed, without a revoke.
-	a := &v1alpha1.ThingSpaceApp{}
 	must(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "a-app"}, a))
 	patch := client.MergeFrom(a.DeepCopy())
 	a.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "now-1"}
@@ -101,9 +108,27 @@ func TestSameKeyAcrossShardsIsNotRevoked(t *testing.T) {
 	must(t, k8s.Delete(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "b-app"}}))
 	app("a-last", "a", func(a *v1alpha1.ThingSpaceApp) { a.Spec.RevokeOnDelete = true })
 	waitReady(t, &v1alpha1.ThingSpaceApp{}, client.ObjectKey{Namespace: ns, Name: "a-last"}, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
-	time.Sleep(3 * time.Second) // b's renewer, every second, drops its Lease
+	waitFor(t, "b's registry Lease dropped by its renewer", func() bool {
+		list := &coordinationv1.LeaseList{}
+		if err := k8s.List(ctx, list, client.InNamespace(ops), client.HasLabels{holders.LabelKey}); err != nil {
+			return false
+		}
+		for _, l := range list.Items {
+			if ptr.Deref(l.Spec.HolderIdentity, "") == "shard-b.thingspace-operator.credops.io" {
+				return false
+			}
+		}
+		return true
+	})
 	must(t, k8s.Delete(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a-last"}}))
 	waitFor(t, "a-last's revoke", func() bool { return sim.Stats().Total(revokeRoute) == 1 })
+}
+
+func readyMessage(a *v1alpha1.ThingSpaceApp) string {
+	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -70,7 +70,7 @@ func absent(t testing.TB, objs objects, kinds ...string) {
 // Every case renders, passes `helm lint --strict`, does what its values promise, and every object is
 // accepted by the API server (server-side dry-run, strict field validation).
 func TestRenderMatrixAcceptedByAPIServer(t *testing.T) {
-	for _, c := range slices.Concat(installCases, scopeCases) {
+	for _, c := range slices.Concat(installCases, scopeCases, shardCases) {
 		t.Run(c.name, func(t *testing.T) {
 			objs := render(t, c.values)
 			for _, o := range objs {

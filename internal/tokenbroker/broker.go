@@ -196,7 +196,7 @@ func (b *Broker) HeldKeys() []Key {
 	defer b.mu.Unlock()
 	out := make([]Key, 0, len(b.entries))
 	for k, e := range b.entries {
-		if len(e.holders) > 0 {
+		if e.holders.len() > 0 {
 			out = append(out, k)
 		}
 	}

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
@@ -85,6 +87,8 @@ func TestStandbyHandoversAlternateKeySetsWithOneRequestPerToken(t *testing.T) {
 	f := newFixture(t, simulator.Config{TokenLifetime: time.Hour})
 	f.appCreds()
 	f.standbyKey()
+	handedOver := func() float64 { return testutil.ToFloat64(metrics.AppHandovers.WithLabelValues("handed_over")) }
+	counted := handedOver()
 	f.app("a", "creds", withStandby(0))
 
 	tok, exp, _ := f.waitPublished("a", "", v1alpha1.KeySetPrimary)
@@ -133,6 +137,9 @@ func TestStandbyHandoversAlternateKeySetsWithOneRequestPerToken(t *testing.T) {
 	}
 	if got := f.events("a", v1alpha1.EventHandedOver); got != 3 {
 		t.Fatalf("%d HandedOver events, want 3", got)
+	}
+	if got := handedOver() - counted; got != 3 {
+		t.Fatalf("thingspace_app_handovers_total{result=handed_over} rose by %v, want 3", got)
 	}
 	if c := meta.FindStatusCondition(f.tsApp("a").Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready %+v", c)

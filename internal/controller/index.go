@@ -9,12 +9,12 @@ import (
 )
 
 // inNamespaceOnly are the field indexes only ever listed within one namespace (a Secret's or an app's
-// own): requestsWhere with the event's namespace. controller-runtime's IndexField files every value of
+// own; a cluster-scoped kind's have no namespace and keep the all-namespaces key): requestsWhere with the event's namespace. controller-runtime's IndexField files every value of
 // a namespaced object twice, under "<namespace>/<value>" and "__all_namespaces/<value>", each key a set
 // of its own in the informer's index: at 10,000 objects of a kind, one such unused set per index costs
 // about 2 MiB (make bench's heap profile). These are filed once, in their namespace; a List across
 // all namespaces by one of them would find nothing.
-var inNamespaceOnly = map[string]bool{indexCredentialsSecret: true, indexTargetSecret: true, indexAppRef: true}
+var inNamespaceOnly = map[string]bool{indexCredentialsSecret: true, indexStandbySecret: true, indexTargetSecret: true, indexAppRef: true}
 
 // informerGetter is the part of the manager's cache indexInNamespace needs.
 type informerGetter interface {

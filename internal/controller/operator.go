@@ -162,6 +162,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.Add(credcache.Forgetter{Reader: creds, Cache: secretMeta}); err != nil {
 		return err
 	}
+	if err := mgr.Add(credcache.Primer{Reader: creds, API: mgr.GetAPIReader(), WaitForCacheSync: mgr.GetCache().WaitForCacheSync,
+		Namespaces: o.WatchNamespaces, Referenced: credentialsReferenced(mgr.GetClient(), o.ClusterResourceNamespace),
+		NotOurs: credcache.NotManagedBy(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)}); err != nil {
+		return err
+	}
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: creds, Scheme: mgr.GetScheme(), Recorder: recorder,
 		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: upstreams, Backoff: o.Backoff,
 		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}

@@ -104,7 +104,14 @@ func (r *Reader) fill(key types.NamespacedName, resourceVersion string, s *corev
 	return true
 }
 
-func (r *Reader) remember(key types.NamespacedName, s *corev1.Secret) {
+// rememberIfAbsent keeps s unless a version of it is kept already (read since, so not older).
+func (r *Reader) rememberIfAbsent(key types.NamespacedName, s *corev1.Secret) bool {
+	return r.keep(key, s, false)
+}
+
+func (r *Reader) remember(key types.NamespacedName, s *corev1.Secret) { r.keep(key, s, true) }
+
+func (r *Reader) keep(key types.NamespacedName, s *corev1.Secret, replace bool) bool {
 	e := remembered{resourceVersion: s.ResourceVersion, secretType: s.Type, data: make([]datum, 0, len(s.Data))}
 	for k, v := range s.Data {
 		e.data = append(e.data, datum{key: k, value: append([]byte(nil), v...)})
@@ -114,7 +121,11 @@ func (r *Reader) remember(key types.NamespacedName, s *corev1.Secret) {
 	if r.m == nil {
 		r.m = map[types.NamespacedName]remembered{}
 	}
+	if _, ok := r.m[key]; ok && !replace {
+		return false
+	}
 	r.m[key] = e
+	return true
 }
 
 // Forgetter is a manager runnable that makes Reader forget the Secrets the metadata cache sees deleted,

@@ -114,3 +114,37 @@ func TestForgetterForgetsDeletedSecrets(t *testing.T) {
 		t.Fatalf("%d Secrets kept", r.Len())
 	}
 }
+
+// The primer keeps the referenced credentials Secrets of every page, not the operator's own nor the
+// unreferenced, and leaves a version read since alone.
+func TestPrimerKeepsTheReferencedCredentials(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	sec := func(name string, lbl map[string]string) client.Object {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: lbl},
+			Data: map[string][]byte{"key": []byte(name)}}
+	}
+	managed := map[string]string{"app.kubernetes.io/managed-by": "thingspace-operator"}
+	api := fake.NewClientBuilder().WithScheme(s).WithObjects(
+		sec("creds-1", nil), sec("creds-2", nil), sec("creds-3", nil), sec("unrelated", nil), sec("creds-ours", managed),
+	).Build()
+	r := &Reader{}
+	newer := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "newer"}, Data: map[string][]byte{"key": []byte("read since")}}
+	r.remember(client.ObjectKey{Namespace: "ns", Name: "creds-3"}, newer)
+	p := Primer{Reader: r, API: api, PageSize: 2,
+		NotOurs:    NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
+		Referenced: func(_ context.Context, ns, name string) bool { return ns == "ns" && name != "unrelated" }}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != 3 {
+		t.Fatalf("%d Secrets kept, want creds-1, creds-2 and creds-3", r.Len())
+	}
+	for name, want := range map[string]string{"creds-1": "creds-1", "creds-2": "creds-2", "creds-3": "read since"} {
+		e := r.m[client.ObjectKey{Namespace: "ns", Name: name}]
+		if len(e.data) != 1 || string(e.data[0].value) != want {
+			t.Errorf("%s: kept %v, want %q", name, e.data, want)
+		}
+	}
+}

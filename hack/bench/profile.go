@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
@@ -45,6 +46,41 @@ func shippedGoMemLimit(root string) (string, error) {
 type profiler struct {
 	addr, dir string
 	saved     []string
+}
+
+// cpu saves a CPU profile of the manager's next d as cpu-<name>.pb.gz and logs its top functions; it
+// returns at once (the profile is taken in the background).
+func (p *profiler) cpu(ctx context.Context, name string, d time.Duration) {
+	if p == nil || p.addr == "" {
+		return
+	}
+	go func() {
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.addr, int(d.Seconds()))
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			logf("CPU profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			logf("CPU profile %s: %v (HTTP %d)", name, err, resp.StatusCode)
+			return
+		}
+		path := filepath.Join(p.dir, "cpu-"+name+".pb.gz")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return
+		}
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", path)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		_ = cmd.Run()
+		logf("CPU profile %s saved in %s; top by cumulative time:\n%s", name, path, out.String())
+	}()
 }
 
 // heap saves the manager's heap profile as heap-<name>.pb.gz and logs its top in-use allocations.

@@ -52,6 +52,8 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 		return err
 	}
 	readyAt := time.Now()
+	// Where a restart's time goes: the first 15 s of the new process.
+	o.prof.cpu(ctx, "restart", 15*time.Second)
 	res.RestartReadySeconds = readyAt.Sub(start).Seconds()
 	logf("phase 3: manager ready after %s; counting upstream calls for %s", secs(res.RestartReadySeconds), o.restartWindow)
 	end := readyAt.Add(o.restartWindow)

@@ -1,0 +1,201 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// Header names the proxy alone sets upstream (through the credentials transport).
+const (
+	headerAuthorization = "Authorization"
+	headerM2MToken      = "VZ-M2M-Token"
+)
+
+// HandlerOptions configure NewHandler.
+type HandlerOptions struct {
+	// Upstream is the one base URL every request goes to (scheme, host, optional path prefix).
+	Upstream *url.URL
+	// Transport sends the rewritten request; in the sidecar a pkg/credentials.Transport, which
+	// sets the credential headers and retries once when the upstream rejects the credential.
+	Transport http.RoundTripper
+	// MaxBodyBytes bounds a request body, which is buffered so that the transport can send it
+	// again; a larger one is answered 413 without being forwarded.
+	MaxBodyBytes int64
+	// Timeout bounds each request upstream, its retry and any wait for a newer credential
+	// included; 0 means none beyond the client's.
+	Timeout time.Duration
+	// NoCredential reports whether a transport error means that no valid credential is held
+	// (answered 503 rather than 502); nil means never.
+	NoCredential func(error) bool
+	Metrics      *Metrics
+	Logger       *slog.Logger
+}
+
+// Handler is the one-upstream reverse proxy.
+type Handler struct {
+	o  HandlerOptions
+	rp *httputil.ReverseProxy
+}
+
+// CheckUpstream returns an error unless u is an absolute http(s) URL with a host and nothing the
+// proxy would silently drop (user info, query, fragment); plain http only with allowInsecure.
+func CheckUpstream(u *url.URL, allowInsecure bool) error {
+	switch {
+	case u == nil || u.Host == "" || u.Opaque != "":
+		return errors.New("upstream must be an absolute URL such as https://thingspace.verizon.com")
+	case u.Scheme == "http" && !allowInsecure:
+		return errors.New("upstream is plain http: credentials would cross the network in clear text (--allow-insecure-upstream is for tests)")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("upstream scheme %q: want https", u.Scheme)
+	case u.User != nil:
+		return errors.New("upstream must not carry user info")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("upstream must not carry a query or fragment")
+	}
+	return nil
+}
+
+// NewHandler returns the reverse proxy. The upstream must pass CheckUpstream (insecure allowed).
+func NewHandler(o HandlerOptions) (*Handler, error) {
+	if err := CheckUpstream(o.Upstream, true); err != nil {
+		return nil, err
+	}
+	if o.Transport == nil || o.Metrics == nil {
+		return nil, errors.New("proxy: Transport and Metrics are required")
+	}
+	o.Logger = orDiscard(o.Logger)
+	h := &Handler{o: o}
+	h.rp = &httputil.ReverseProxy{
+		// Rewrite (not Director): the inbound Forwarded/X-Forwarded-* headers are dropped and
+		// none are added, so nothing about the pod travels upstream.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			// SetURL takes scheme and host from the upstream whatever the request said: an
+			// absolute-URI request ("GET http://elsewhere/x") still goes to the upstream only.
+			pr.SetURL(o.Upstream)
+			// The transport is the only one setting these.
+			pr.Out.Header.Del(headerAuthorization)
+			pr.Out.Header.Del(headerM2MToken)
+		},
+		Transport:    o.Transport,
+		ErrorHandler: h.fail,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return h, nil
+}
+
+// ServeHTTP refuses CONNECT, buffers the body, and forwards the request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &recorder{ResponseWriter: w, source: SourceUpstream}
+	defer func() { h.o.Metrics.request(rec.statusOrOK(), rec.source) }()
+
+	if r.Method == http.MethodConnect {
+		h.o.Metrics.refuse("connect")
+		rec.source = SourceProxy
+		http.Error(rec, "thingspace-proxy forwards to its one upstream only: CONNECT is refused", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := h.buffer(rec, r); err != nil {
+		rec.source = SourceProxy
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.o.Metrics.refuse("body_too_large")
+			http.Error(rec, fmt.Sprintf("request body over %d bytes", h.o.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(rec, "reading the request body failed", http.StatusBadRequest)
+		return
+	}
+	if h.o.Timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	h.rp.ServeHTTP(rec, r)
+}
+
+// buffer reads the body into memory (at most MaxBodyBytes) and gives the request a GetBody, so the
+// transport can send it a second time after a rejected credential.
+func (h *Handler) buffer(w http.ResponseWriter, r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
+	_ = r.Body.Close()
+	if err != nil {
+		return err
+	}
+	r.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		r.Body = http.NoBody
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
+}
+
+// fail answers a request the transport could not complete. The error is logged without the
+// request's headers or body (the transport's errors carry neither).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if rec, ok := w.(*recorder); ok {
+		rec.source = SourceProxy
+	}
+	status, msg := http.StatusBadGateway, "upstream unreachable"
+	switch {
+	case h.o.NoCredential != nil && h.o.NoCredential(err):
+		status, msg = http.StatusServiceUnavailable, "no valid credential held"
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusGatewayTimeout, "upstream timed out"
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away: nobody reads the answer.
+		status, msg = 499, "client closed the request"
+	}
+	h.o.Logger.Warn("request not forwarded", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	if status == 499 {
+		w.WriteHeader(status)
+		return
+	}
+	http.Error(w, "thingspace-proxy: "+msg, status)
+}
+
+// recorder remembers the status written and who chose it.
+type recorder struct {
+	http.ResponseWriter
+	code   int
+	source string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	// 1xx answers (100 Continue, 103 Early Hints) come before the final one; 101 is final.
+	if r.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer (ReverseProxy streams).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) statusOrOK() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}

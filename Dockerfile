@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
-# Two images: the operator (target manager, the default: /manager only) and the ThingSpace
-# simulator used by config/sim (target sim: /thingspace-sim only).
-#   make docker-build IMG=...        (docker build --target manager)
-#   make docker-build-sim SIM_IMG=... (docker build --target sim)
-# `make image` builds the same two images without Docker (hack/image).
+# Three images: the operator (target manager, the default: /manager only), the ThingSpace
+# simulator used by config/sim (target sim: /thingspace-sim only) and the token sidecar
+# (target proxy: /thingspace-proxy only, see examples/sidecar).
+#   make docker-build IMG=...              (docker build --target manager)
+#   make docker-build-sim SIM_IMG=...       (docker build --target sim)
+#   make docker-build-proxy PROXY_IMG=...   (docker build --target proxy)
+# `make image` builds the same three images without Docker (hack/image).
 
 # Base images are pinned by digest (multi-arch index digests), so a rebuild of one commit gets the
 # same bases; hack/image's TestDockerfile fails on a FROM without one. The digests were not resolved
@@ -29,6 +31,7 @@ RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY internal/ internal/
+COPY pkg/ pkg/
 
 # Static binaries (CGO_ENABLED=0) for distroless/static; -trimpath keeps build paths out of them.
 ENV CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH}
@@ -40,13 +43,23 @@ RUN go build -trimpath -o /out/manager ./cmd/manager
 FROM builder AS build-sim
 RUN go build -trimpath -o /out/thingspace-sim ./cmd/thingspace-sim
 
+FROM builder AS build-proxy
+RUN go build -trimpath -o /out/thingspace-proxy ./cmd/thingspace-proxy
+
 # distroless/static: no shell, no package manager, CA certificates and tzdata included; :nonroot
-# runs as uid/gid 65532, which satisfies runAsNonRoot in config/manager and config/sim.
+# runs as uid/gid 65532, which satisfies runAsNonRoot in config/manager, config/sim and
+# examples/sidecar.
 FROM ${RUNTIME_IMAGE} AS sim
 WORKDIR /
 COPY --from=build-sim /out/thingspace-sim /thingspace-sim
 USER 65532:65532
 ENTRYPOINT ["/thingspace-sim"]
+
+FROM ${RUNTIME_IMAGE} AS proxy
+WORKDIR /
+COPY --from=build-proxy /out/thingspace-proxy /thingspace-proxy
+USER 65532:65532
+ENTRYPOINT ["/thingspace-proxy"]
 
 # Last, so a plain `docker build .` gives the operator image: /manager only, never the simulator.
 FROM ${RUNTIME_IMAGE} AS manager

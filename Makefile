@@ -7,6 +7,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.21.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 IMG ?= thingspace-operator:dev
 SIM_IMG ?= thingspace-sim:dev
+PROXY_IMG ?= thingspace-proxy:dev
 
 include hack/envtest.mk
 include hack/deploy.mk

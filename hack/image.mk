@@ -1,8 +1,9 @@
 # Container images built offline, without a Docker daemon (hack/image, go-containerregistry): the
-# manager image IMG and the simulator image SIM_IMG, each one static binary on an empty base (no
-# shell), user 65532, written as docker-archive tars into bin/images. `make docker-build` and
-# `docker-build-sim` build the same two images with Docker from the Dockerfile.
-# Included by the main Makefile, which defines LOCALBIN, IMG and SIM_IMG.
+# manager image IMG, the simulator image SIM_IMG and the token sidecar PROXY_IMG, each one static
+# binary on an empty base (no shell), user 65532, written as docker-archive tars into bin/images.
+# `make docker-build`, `docker-build-sim` and `docker-build-proxy` build the same images with Docker
+# from the Dockerfile.
+# Included by the main Makefile, which defines LOCALBIN, IMG, SIM_IMG and PROXY_IMG.
 
 LAB ?= /tmp/tsop-lab
 IMAGES_DIR ?= $(LOCALBIN)/images
@@ -15,7 +16,7 @@ IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 # gives the same digests.
 IMAGE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_BINDIR = $(IMAGES_DIR)/linux-$(IMAGE_ARCH)
-IMAGE_TARS = $(IMAGES_DIR)/thingspace-operator.tar $(IMAGES_DIR)/thingspace-sim.tar
+IMAGE_TARS = $(IMAGES_DIR)/thingspace-operator.tar $(IMAGES_DIR)/thingspace-sim.tar $(IMAGES_DIR)/thingspace-proxy.tar
 
 # image-tar builds one image: $(1) the cmd/ directory and entrypoint name, $(2) the tag, $(3) the tar.
 define image-tar
@@ -26,7 +27,7 @@ define image-tar
 endef
 
 .PHONY: image
-image: image-build ## Build the manager (IMG) and simulator (SIM_IMG) images into bin/images, no Docker; load them into the local node when it is up.
+image: image-build ## Build the manager (IMG), simulator (SIM_IMG) and token sidecar (PROXY_IMG) images into bin/images, no Docker; load them into the local node when it is up.
 	@if [ -x hack/cluster/load-image.sh ] && [ -f "$(LAB)/admin.kubeconfig" ]; then \
 		hack/cluster/load-image.sh $(IMAGE_TARS); \
 	else \
@@ -34,9 +35,10 @@ image: image-build ## Build the manager (IMG) and simulator (SIM_IMG) images int
 	fi
 
 .PHONY: image-build
-image-build: image-ca-certs ## Build the two image tars into bin/images only.
+image-build: image-ca-certs ## Build the three image tars into bin/images only.
 	$(call image-tar,manager,$(IMG),$(IMAGES_DIR)/thingspace-operator.tar)
 	$(call image-tar,thingspace-sim,$(SIM_IMG),$(IMAGES_DIR)/thingspace-sim.tar)
+	$(call image-tar,thingspace-proxy,$(PROXY_IMG),$(IMAGES_DIR)/thingspace-proxy.tar)
 
 # The images carry the build host's CA bundle (Debian's ca-certificates), installed when missing.
 .PHONY: image-ca-certs
@@ -55,3 +57,11 @@ docker-build-sim: ## Build the simulator image SIM_IMG with Docker (Dockerfile t
 .PHONY: docker-push-sim
 docker-push-sim: ## Push the simulator image SIM_IMG.
 	$(CONTAINER_TOOL) push $(SIM_IMG)
+
+.PHONY: docker-build-proxy
+docker-build-proxy: ## Build the token sidecar image PROXY_IMG with Docker (Dockerfile target proxy).
+	$(CONTAINER_TOOL) build --target proxy -t $(PROXY_IMG) .
+
+.PHONY: docker-push-proxy
+docker-push-proxy: ## Push the token sidecar image PROXY_IMG.
+	$(CONTAINER_TOOL) push $(PROXY_IMG)

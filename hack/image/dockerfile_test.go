@@ -120,3 +120,45 @@ func TestManagerImageHasNoSimulator(t *testing.T) {
 		}
 	}
 }
+
+// The token sidecar's image holds the sidecar only: its stage copies one file from a stage that
+// builds ./cmd/thingspace-proxy alone, and the binary links neither the simulator nor the
+// operator's controllers.
+func TestProxyImageHoldsTheProxyOnly(t *testing.T) {
+	_, stages := parseDockerfile(t)
+	byName := map[string]dockerStage{}
+	for _, st := range stages {
+		byName[st.name] = st
+	}
+	var copies []string
+	for _, l := range byName["proxy"].lines {
+		if strings.HasPrefix(strings.ToUpper(l), "COPY") {
+			copies = append(copies, l)
+		}
+	}
+	if len(copies) != 1 || copies[0] != "COPY --from=build-proxy /out/thingspace-proxy /thingspace-proxy" {
+		t.Errorf("the proxy stage copies %q, want only the proxy binary", copies)
+	}
+	var builds int
+	for _, l := range byName["build-proxy"].lines {
+		if strings.HasPrefix(l, "RUN") {
+			builds++
+			if !strings.HasSuffix(l, "./cmd/thingspace-proxy") {
+				t.Errorf("build-proxy runs %q, want a build of ./cmd/thingspace-proxy only", l)
+			}
+		}
+	}
+	if builds != 1 {
+		t.Errorf("build-proxy has %d RUN lines, want 1", builds)
+	}
+
+	out, err := exec.Command("go", "list", "-deps", "github.com/credops/thingspace-operator/cmd/thingspace-proxy").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "/internal/simulator") || strings.Contains(pkg, "/internal/controller") {
+			t.Errorf("the proxy binary links %s", pkg)
+		}
+	}
+}

@@ -18,7 +18,7 @@ const (
 	DefaultMetricsListen = ":9090"
 	DefaultUpstream      = "https://thingspace.verizon.com"
 	DefaultTimeout       = 60 * time.Second
-	DefaultMaxBodyBytes  = 8 << 20
+	DefaultMaxReplayBody = 1 << 20
 	DefaultShutdown      = 10 * time.Second
 )
 
@@ -42,7 +42,7 @@ type Config struct {
 
 	MaxWait         time.Duration // the transport's bound on waiting for a newer credential; 0: its default
 	Timeout         time.Duration
-	MaxBodyBytes    int64
+	MaxReplayBody   int64 // the transport's: a longer body streams and is never retried
 	ShutdownTimeout time.Duration
 }
 
@@ -61,7 +61,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig for --secret outside a pod (default: the pod's in-cluster config)")
 	fs.DurationVar(&c.MaxWait, "max-wait", 0, "how long a request rejected for its credential waits for a newer one before its one retry (0: the library's default)")
 	fs.DurationVar(&c.Timeout, "upstream-timeout", DefaultTimeout, "bound on each request upstream, retry and wait included")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest request body (buffered, so a rejected request can be sent again)")
+	fs.Int64Var(&c.MaxReplayBody, "max-replay-body-bytes", DefaultMaxReplayBody, "longest request body kept in memory so that a request rejected for its credential can be sent again; a longer one streams through and is not retried")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdown, "on SIGTERM, how long requests in flight may take to finish")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -97,8 +97,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return Config{}, errors.New("--upstream-timeout and --shutdown-timeout must be positive")
 	case c.MaxWait < 0 || c.MaxWait >= c.Timeout:
 		return Config{}, errors.New("--max-wait must be under --upstream-timeout (and not negative)")
-	case c.MaxBodyBytes <= 0:
-		return Config{}, errors.New("--max-body-bytes must be positive")
+	case c.MaxReplayBody <= 0:
+		return Config{}, errors.New("--max-replay-body-bytes must be positive")
 	}
 	return c, nil
 }

@@ -25,7 +25,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--credentials-dir=/d", "--upstream=http://127.0.0.1:8088"}, "plain http"},
 		{[]string{"--credentials-dir=/d", "--upstream=https://h/?q=1"}, "query"},
 		{[]string{"--credentials-dir=/d", "--max-wait=60s"}, "--max-wait"},
-		{[]string{"--credentials-dir=/d", "--max-body-bytes=0"}, "--max-body-bytes"},
+		{[]string{"--credentials-dir=/d", "--max-replay-body-bytes=0"}, "--max-replay-body-bytes"},
 		{[]string{"--credentials-dir=/d", "--upstream-timeout=0s"}, "positive"},
 		{[]string{"--credentials-dir=/d", "extra"}, "unexpected"},
 		{[]string{"--credentials-dir=/d", "--no-such-flag"}, "not defined"},

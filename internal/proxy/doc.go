@@ -4,8 +4,8 @@
 // http://localhost:<port>/api/... with no token code.
 //
 // The pieces have hard edges so each is tested alone: Config (flags), Handler (the one-upstream
-// reverse proxy: headers the client sent stripped, CONNECT refused, bodies buffered so the library
-// can retry them), Tracker (the credential held, for readiness and the credential metrics), Metrics,
+// reverse proxy: credential headers the client sent stripped, CONNECT refused, absolute-URI hosts
+// ignored), Tracker (the credential held, for readiness and the credential metrics), Metrics,
 // the health and metrics handler, and Run (listeners, timeouts, graceful shutdown).
 //
 // The proxy never fetches a token: the operator stays the single writer of credentials. No

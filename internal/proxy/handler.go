@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -26,9 +24,6 @@ type HandlerOptions struct {
 	// Transport sends the rewritten request; in the sidecar a pkg/credentials.Transport, which
 	// sets the credential headers and retries once when the upstream rejects the credential.
 	Transport http.RoundTripper
-	// MaxBodyBytes bounds a request body, which is buffered so that the transport can send it
-	// again; a larger one is answered 413 without being forwarded.
-	MaxBodyBytes int64
 	// Timeout bounds each request upstream, its retry and any wait for a newer credential
 	// included; 0 means none beyond the client's.
 	Timeout time.Duration
@@ -91,7 +86,8 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP refuses CONNECT, buffers the body, and forwards the request.
+// ServeHTTP refuses CONNECT and forwards everything else to the upstream. Bodies stream through;
+// the transport keeps a copy of a short one so that it can send it again.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, source: SourceUpstream}
 	defer func() { h.o.Metrics.request(rec.statusOrOK(), rec.source) }()
@@ -102,45 +98,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "thingspace-proxy forwards to its one upstream only: CONNECT is refused", http.StatusMethodNotAllowed)
 		return
 	}
-	if err := h.buffer(rec, r); err != nil {
-		rec.source = SourceProxy
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.o.Metrics.refuse("body_too_large")
-			http.Error(rec, fmt.Sprintf("request body over %d bytes", h.o.MaxBodyBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(rec, "reading the request body failed", http.StatusBadRequest)
-		return
-	}
 	if h.o.Timeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
 	h.rp.ServeHTTP(rec, r)
-}
-
-// buffer reads the body into memory (at most MaxBodyBytes) and gives the request a GetBody, so the
-// transport can send it a second time after a rejected credential.
-func (h *Handler) buffer(w http.ResponseWriter, r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes))
-	_ = r.Body.Close()
-	if err != nil {
-		return err
-	}
-	r.ContentLength = int64(len(body))
-	if len(body) == 0 {
-		r.Body = http.NoBody
-		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-		return nil
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return nil
 }
 
 // fail answers a request the transport could not complete. The error is logged without the

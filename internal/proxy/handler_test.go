@@ -16,12 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// injecting stands in for the credentials transport: it sets the headers and, with retry, sends
-// every request twice (as the library does after a 900901), reading the body afresh each time.
+// injecting stands in for the credentials transport: it sets the headers (or fails with err).
 type injecting struct {
-	base  http.RoundTripper
-	retry bool
-	err   error
+	base http.RoundTripper
+	err  error
 }
 
 func (t *injecting) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -31,20 +29,6 @@ func (t *injecting) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer injected")
 	r.Header.Set("VZ-M2M-Token", "injected-session")
-	if t.retry {
-		resp, err := t.base.RoundTrip(r)
-		if err != nil {
-			return nil, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if r.GetBody == nil {
-			return nil, errors.New("no GetBody: the body cannot be sent again")
-		}
-		if r.Body, err = r.GetBody(); err != nil {
-			return nil, err
-		}
-	}
 	return t.base.RoundTrip(r)
 }
 
@@ -73,7 +57,7 @@ func newTestHandler(t *testing.T, upstream string, tr http.RoundTripper, mut fun
 		t.Fatal(err)
 	}
 	m := NewMetrics(nil)
-	o := HandlerOptions{Upstream: u, Transport: tr, MaxBodyBytes: 1 << 10, Timeout: 5 * time.Second, Metrics: m}
+	o := HandlerOptions{Upstream: u, Transport: tr, Timeout: 5 * time.Second, Metrics: m}
 	if mut != nil {
 		mut(&o)
 	}
@@ -182,45 +166,6 @@ func TestHandlerIsNoOpenProxy(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.requests.WithLabelValues("4xx", SourceProxy)); v != 1 {
 		t.Errorf("requests{4xx,proxy} = %v, want 1", v)
-	}
-}
-
-// The body is buffered so the transport can send it again; one over the bound is refused unsent.
-func TestHandlerBuffersBodiesForTheRetry(t *testing.T) {
-	up, ch := newUpstream(t)
-	h, m := newTestHandler(t, up.URL, &injecting{base: http.DefaultTransport, retry: true}, nil)
-	px := httptest.NewServer(h)
-	defer px.Close()
-
-	resp, err := http.Post(px.URL+"/api/x", "application/json", io.NopCloser(strings.NewReader(`{"n":1}`))) // chunked
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusTeapot {
-		t.Fatalf("status %d, want 418", resp.StatusCode)
-	}
-	for i := range 2 {
-		if got := <-ch; got.body != `{"n":1}` {
-			t.Errorf("send %d carried body %q", i+1, got.body)
-		}
-	}
-
-	resp, err = http.Post(px.URL+"/api/x", "application/json", strings.NewReader(strings.Repeat("x", 2<<10)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Errorf("oversized body: status %d, want 413", resp.StatusCode)
-	}
-	if v := testutil.ToFloat64(m.refused.WithLabelValues("body_too_large")); v != 1 {
-		t.Errorf("refused{body_too_large} = %v, want 1", v)
-	}
-	select {
-	case got := <-ch:
-		t.Errorf("the oversized request reached the upstream: %d bytes", len(got.body))
-	default:
 	}
 }
 

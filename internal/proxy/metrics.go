@@ -22,7 +22,8 @@ type Metrics struct {
 
 	requests *prometheus.CounterVec
 	refused  *prometheus.CounterVec
-	retries  *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	retries  prometheus.Counter
 	waits    *prometheus.CounterVec
 	waitTime prometheus.Histogram
 
@@ -31,7 +32,7 @@ type Metrics struct {
 
 	clock    clock.PassiveClock
 	mu       sync.Mutex
-	heldFrom time.Time // when the tracker first saw the credential it holds; zero: none
+	heldFrom time.Time // when the source first saw the credential held; zero: none
 }
 
 // NewMetrics registers the series (and the Go and process collectors) on a new registry. clk
@@ -49,12 +50,16 @@ func NewMetrics(clk clock.PassiveClock) *Metrics {
 		}, []string{"code", "source"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingspace_proxy_refused_requests_total",
-			Help: "Requests the proxy refused without forwarding them, by reason (connect, body_too_large).",
+			Help: "Requests the proxy refused without forwarding them, by reason (connect).",
 		}, []string{"reason"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thingspace_proxy_credential_rejections_total",
+			Help: "Answers in which the upstream rejected the credential, by reason (the library's: gateway_900901, m2m_session_token).",
+		}, []string{"reason"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "thingspace_proxy_retries_total",
-			Help: "Requests the credentials transport sent again after the upstream rejected the credential, by what rejected it (bearer: gateway fault 900901; session: an M2M SessionToken error).",
-		}, []string{"reason"}),
+			Help: "Rejected requests the credentials transport sent again, once, with a newer credential.",
+		}),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingspace_proxy_credential_waits_total",
 			Help: "Times the credentials transport waited for a newer credential, by outcome (newer: one came; timeout: none within the bound).",
@@ -75,18 +80,16 @@ func NewMetrics(clk clock.PassiveClock) *Metrics {
 	}
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "thingspace_proxy_credential_age_seconds",
-		Help: "Seconds since the proxy first saw the credential it holds; 0 while it holds none.",
+		Help: "Seconds since the credential source first saw the credential the proxy holds; 0 while it holds none.",
 	}, m.age)
-	m.Registry.MustRegister(m.requests, m.refused, m.retries, m.waits, m.waitTime, m.changes, m.expiry, age,
+	m.Registry.MustRegister(m.requests, m.refused, m.rejected, m.retries, m.waits, m.waitTime, m.changes, m.expiry, age,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Zero series for the usual label values, so rate() and alerts see them from the start.
 	for _, c := range []string{"2xx", "4xx", "5xx"} {
 		m.requests.WithLabelValues(c, SourceUpstream)
 	}
 	m.requests.WithLabelValues("5xx", SourceProxy)
-	for _, r := range []string{"bearer", "session"} {
-		m.retries.WithLabelValues(r)
-	}
+	m.refused.WithLabelValues("connect")
 	return m
 }
 
@@ -104,8 +107,11 @@ func (m *Metrics) request(code int, source string) {
 
 func (m *Metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }
 
-// Retried counts one retry after the upstream rejected the credential ("bearer" or "session").
-func (m *Metrics) Retried(reason string) { m.retries.WithLabelValues(reason).Inc() }
+// Rejected counts one answer rejecting the credential, by the library's reason.
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// Retried counts one retry with a newer credential.
+func (m *Metrics) Retried() { m.retries.Inc() }
 
 // Waited counts one wait for a newer credential and how long it took.
 func (m *Metrics) Waited(d time.Duration, gotNewer bool) {
@@ -117,24 +123,28 @@ func (m *Metrics) Waited(d time.Duration, gotNewer bool) {
 	m.waitTime.Observe(d.Seconds())
 }
 
-// Held records the credential now held: its expiry, and, when it changed, the time the change was
-// seen (the credential's age starts there).
-func (m *Metrics) Held(expiresAt time.Time, changed bool) {
+// Held records a newly held credential: when the source first saw it (its age starts there) and
+// when it expires.
+func (m *Metrics) Held(observedAt, expiresAt time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if changed || m.heldFrom.IsZero() {
-		m.heldFrom = m.clock.Now()
-		m.changes.Inc()
-	}
+	m.heldFrom = observedAt
+	m.changes.Inc()
 	m.expiry.Set(float64(expiresAt.UnixMilli()) / 1e3)
 }
 
-// Dropped records that no credential is held (none yet, or the one held expired).
-func (m *Metrics) Dropped() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.heldFrom = time.Time{}
-	m.expiry.Set(0)
+// ReportValidity adds thingspace_proxy_credential_valid, 1 while valid() says a valid credential is
+// held (asked at each scrape).
+func (m *Metrics) ReportValidity(valid func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "thingspace_proxy_credential_valid",
+		Help: "1 while the proxy holds a credential that has not expired (what /readyz answers), else 0.",
+	}, func() float64 {
+		if valid() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 func (m *Metrics) age() float64 {

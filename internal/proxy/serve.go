@@ -37,11 +37,13 @@ func NewProxyServer(h http.Handler, upstreamTimeout time.Duration, log *slog.Log
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readHeaderTimeout + 30*time.Second, // headers and the (buffered) body
-		WriteTimeout:      upstreamTimeout + writeSlack,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    proxyMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(orDiscard(log).Handler(), slog.LevelWarn),
+		// The whole exchange (a body streaming up, the answer streaming down) is bounded by the
+		// upstream timeout, plus slack to write the proxy's own answer when it strikes.
+		ReadTimeout:    upstreamTimeout + writeSlack,
+		WriteTimeout:   upstreamTimeout + writeSlack,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: proxyMaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(orDiscard(log).Handler(), slog.LevelWarn),
 	}
 }
 

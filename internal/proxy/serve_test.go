@@ -51,11 +51,12 @@ func TestHealthHandler(t *testing.T) {
 	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz with a credential: %d", code)
 	}
-	m.Held(time.Unix(1700000000, 0), true)
+	m.Held(time.Now().Add(-time.Minute), time.Unix(1700000000, 0))
 	code, body := get(t, base+"/metrics")
 	for _, want := range []string{
 		`thingspace_proxy_requests_total{code="2xx",source="upstream"} 0`,
-		`thingspace_proxy_retries_total{reason="bearer"} 0`,
+		`thingspace_proxy_retries_total 0`,
+		`thingspace_proxy_refused_requests_total{reason="connect"} 0`,
 		`thingspace_proxy_credential_expiry_timestamp_seconds 1.7e+09`,
 		`thingspace_proxy_credential_changes_total 1`,
 		`thingspace_proxy_credential_age_seconds `,

@@ -34,7 +34,7 @@ func get(t *testing.T, url string) (int, string) {
 // /healthz always, /readyz while a credential is held, /metrics with the proxy's series.
 func TestHealthHandler(t *testing.T) {
 	m := NewMetrics(nil)
-	var notReady error = errors.New("credential expired")
+	notReady := errors.New("credential expired")
 	ln := listen(t)
 	srv := NewHealthServer(HealthHandler(func(context.Context) error { return notReady }, m.Registry), nil)
 	go func() { _ = srv.Serve(ln) }()
@@ -102,11 +102,11 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	cancel()
 	// Shutdown closes the listeners first; the request in flight is still being served.
 	for range 100 {
-		if c, err := net.Dial("tcp", pl.Addr().String()); err != nil {
+		c, err := net.Dial("tcp", pl.Addr().String())
+		if err != nil {
 			break
-		} else {
-			_ = c.Close()
 		}
+		_ = c.Close()
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {

@@ -52,7 +52,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("thingspace-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	upstream := fs.String("upstream", DefaultUpstream, "the one base URL requests are forwarded to (ThingSpace, or Verizon Cloud such as https://api.cloudapi.verizon.com); https unless --allow-insecure-upstream")
-	secret := fs.String("secret", "", "credential source: the operator's Secret as <namespace>/<name>, read and watched through the API with the pod's ServiceAccount (RBAC get, list, watch on that name)")
+	secret := fs.String("secret", "", "credential source: the operator's Secret as <namespace>/<name>, read and watched through the API with the pod's ServiceAccount (RBAC get and watch on that name)")
 	fs.StringVar(&c.Listen, "listen", DefaultListen, "address of the proxy port; keep it on loopback: whoever reaches it calls the upstream with the pod's credential")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", DefaultMetricsListen, "address of /healthz, /readyz and /metrics (the kubelet probes the pod IP, so not loopback when probed)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM file of CA certificates trusted for the upstream, in addition to the system roots")

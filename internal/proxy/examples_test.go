@@ -179,6 +179,9 @@ func checkSecretAccess(t *testing.T, ex examples, pod corev1.Pod, sc corev1.Cont
 				if !slices.Equal(rule.ResourceNames, []string{cfg.SecretName}) {
 					t.Errorf("role %s: resourceNames %v, want only %s", r.Name, rule.ResourceNames, cfg.SecretName)
 				}
+				if !slices.Equal(rule.Verbs, []string{"get", "watch"}) {
+					t.Errorf("role %s grants %v, want get and watch only (the source needs no list)", r.Name, rule.Verbs)
+				}
 				if slices.Contains(rule.Resources, "secrets") && slices.Contains(rule.Verbs, "get") && slices.Contains(rule.Verbs, "watch") {
 					granted = true
 				}

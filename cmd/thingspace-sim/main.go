@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cloudCode := fs.Duration("cloud-code-lifetime", simulator.DefaultCloudCodeLifetime, "Verizon Cloud authorization code lifetime")
 	cloudDeny := fs.Bool("cloud-deny-consent", false, "Verizon Cloud authorize refuses consent (redirects with error=access_denied)")
 	cloudDelay := fs.Duration("cloud-token-delay", 0, "hold every Verizon Cloud token response this long after processing it (a refresh has already rotated)")
+	ledger := fs.Bool("ledger", false, "record every call, issued credential and applied reset for GET /admin/ledger (the chaos suite)")
 	var faults simulator.Faults
 	fs.Float64Var(&faults.Rate, "fault-rate", 0, "share (0..1) of /api and /cloud requests answered with a fault")
 	fs.IntVar(&faults.Status, "fault-status", 503, "status of injected faults: 503 or 429")
@@ -142,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		CloudCodeLifetime:         *cloudCode,
 		CloudDenyConsent:          *cloudDeny,
 		CloudTokenResponseDelay:   *cloudDelay,
+		Ledger:                    *ledger,
 	})
 
 	ln, err := net.Listen("tcp", *listen)

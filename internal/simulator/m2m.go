@@ -95,6 +95,8 @@ type m2m struct {
 	idle              time.Duration
 	lockedCode        string
 	resetEndsSessions bool
+	// onReset, when set, hears of every reset applied (the ledger), under mu.
+	onReset func(at time.Time, user, password string)
 
 	mu sync.Mutex
 	// rejectBearers makes the gateway refuse every Bearer on the M2M routes (a key whose tokens the

@@ -84,6 +84,9 @@ func (m *m2m) reset(w http.ResponseWriter, sess *m2mSession, oldPassword string)
 		return "", 0, "", false
 	}
 	u.password = newM2MPassword()
+	if m.onReset != nil {
+		m.onReset(m.clock.Now(), sess.user, u.password)
+	}
 	if m.resetEndsSessions {
 		m.endUserSessionsLocked(sess.user)
 	}

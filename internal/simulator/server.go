@@ -73,6 +73,9 @@ type Config struct {
 	// after the request has been processed (a refresh already rotated): the
 	// worst case for a client that dies or times out mid-refresh.
 	CloudTokenResponseDelay time.Duration
+	// Ledger records every call, issued credential and applied reset for GET /admin/ledger (the chaos
+	// suite's evidence; see ledger.go).
+	Ledger bool
 }
 
 // Server simulates the ThingSpace and Verizon Cloud APIs. It is safe for
@@ -84,9 +87,11 @@ type Server struct {
 	m2m   *m2m
 	cloud *cloud
 
-	mu     sync.Mutex // guards faults and stats
+	mu     sync.Mutex // guards faults, chaos and stats
 	faults Faults
+	chaos  Chaos
 	stats  map[string]map[int]int // route key -> status -> count
+	ledger ledger
 }
 
 // New returns a Server configured by cfg. Its maps are copied.
@@ -108,7 +113,9 @@ func New(cfg Config) *Server {
 	}
 
 	// One register call per API family, each with its own file and state.
+	s.ledger.on = cfg.Ledger
 	s.m2m = newM2M(clk, s.ValidBearer, cfg)
+	s.m2m.onReset = s.ledger.reset
 	s.cloud = newCloud(clk, s.respondLate, cfg)
 	s.ts.register(s.mux)
 	s.m2m.register(s.mux)
@@ -117,6 +124,7 @@ func New(cfg Config) *Server {
 	s.registerM2MAdmin(s.mux)
 	s.registerM2MTiedAdmin(s.mux)
 	s.registerCloudAdmin(s.mux)
+	s.registerLedgerAdmin(s.mux)
 
 	// Anything else under /api/ is the gateway's "no such resource", which the
 	// contract documents as 400 900906. The catch-all also keeps stats keys
@@ -148,7 +156,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// mux, yet must be counted under the route they were aimed at.
 	_, pattern := s.mux.Handler(r)
 	rec := &statusRecorder{ResponseWriter: w}
-	defer func() { s.count(routeKey(r.Method, pattern), rec.statusOrOK()) }()
+	route := routeKey(r.Method, pattern)
+	obs := s.ledgerBegin(r, route)
+	if obs != nil {
+		rec.body = &bytes.Buffer{}
+	}
+	defer func() {
+		s.count(route, rec.statusOrOK())
+		s.ledgerEnd(obs, rec)
+	}()
 
 	if isFaultablePath(r.URL.Path) {
 		f := s.Faults()
@@ -157,7 +173,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if f.roll() {
+			rec.chaos = "fault"
 			writeInjectedFault(rec, f, r.URL.Path)
+			return
+		}
+		if s.serveChaos(rec, r) {
 			return
 		}
 	}
@@ -273,6 +293,11 @@ func routeKey(method, pattern string) string {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// body, when not nil, gets a copy of what was written (for the ledger).
+	body *bytes.Buffer
+	// chaos names an injected answer; dropped is set when the connection was reset instead.
+	chaos   string
+	dropped bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -285,6 +310,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
+	}
+	if r.body != nil {
+		r.body.Write(b)
 	}
 	return r.ResponseWriter.Write(b)
 }

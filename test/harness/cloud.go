@@ -54,6 +54,9 @@ func (c SimConfig) cloudArgs() []string {
 	if c.CloudDenyConsent {
 		args = append(args, "--cloud-deny-consent")
 	}
+	if c.Ledger {
+		args = append(args, "--ledger")
+	}
 	return args
 }
 

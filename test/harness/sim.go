@@ -45,6 +45,8 @@ type SimConfig struct {
 	CloudDenyConsent bool
 	// CloudTokenDelay holds every Cloud token response this long after processing it (--cloud-token-delay).
 	CloudTokenDelay time.Duration
+	// Ledger turns the simulator's ledger on (--ledger; see Sim.Ledger).
+	Ledger bool
 }
 
 // Sim is a running thingspace-sim process. Its admin endpoints are neither faulted nor counted.

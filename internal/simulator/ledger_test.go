@@ -1,0 +1,70 @@
+package simulator
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// The ledger names each call's subject, what it was issued, the Retry-After it was sent and a call that
+// came back within it; Live tells a live token from a dead one.
+func TestLedgerRecordsCallsAndRetryAfter(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Ledger = true })
+	if w := f.do(formReq(tsTokenPath, basic(appKey, appSecret), "grant_type=client_credentials")); w.Code != http.StatusOK {
+		t.Fatalf("token: %d", w.Code)
+	}
+	f.srv.SetFaults(Faults{Rate: 1, Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
+	f.do(formReq(tsTokenPath, basic(appKey, appSecret), "grant_type=client_credentials"))
+	f.clk.Step(time.Second)
+	f.do(formReq(tsTokenPath, basic(appKey, appSecret), "grant_type=client_credentials"))  // within
+	f.do(formReq(tsTokenPath, basic(otherKey, otherSec), "grant_type=client_credentials")) // another subject
+	f.clk.Step(2 * time.Second)
+	f.do(formReq(tsTokenPath, basic(appKey, appSecret), "grant_type=client_credentials")) // after
+
+	l := f.srv.Ledger()
+	if len(l.Calls) != 5 {
+		t.Fatalf("%d calls recorded, want 5", len(l.Calls))
+	}
+	c0 := l.Calls[0]
+	if c0.Subject != "ts:"+appKey || c0.Status != http.StatusOK || len(c0.Issued) != 1 || c0.Route != tokenRoute {
+		t.Errorf("first call recorded as %+v", c0)
+	}
+	if l.Calls[1].RetryAfter != 2*time.Second || l.Calls[1].Chaos != "fault" {
+		t.Errorf("faulted call: retryAfter %v chaos %q", l.Calls[1].RetryAfter, l.Calls[1].Chaos)
+	}
+	want := []bool{false, false, true, false, false}
+	for i, c := range l.Calls {
+		if c.WithinRetryAfter != want[i] {
+			t.Errorf("call %d (%s at +%v): withinRetryAfter %v, want %v", i, c.Subject, c.At.Sub(epoch), c.WithinRetryAfter, want[i])
+		}
+	}
+	live := f.srv.Live([]string{c0.Issued[0], "nope", ""})
+	if !live[0] || live[1] || live[2] {
+		t.Errorf("Live = %v, want [true false false]", live)
+	}
+}
+
+// A dropped answer is applied (the token is issued and live) but the client gets no response; a held
+// one arrives after the hold.
+func TestChaosDropAppliesThenResets(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Ledger = true })
+	f.srv.SetChaos(Chaos{DropRate: 1})
+	srv := httptest.NewServer(f.srv)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+tsTokenPath, nil)
+	req.Header.Set("Authorization", basic(appKey, appSecret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Body = http.NoBody
+	if resp, err := srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("dropped request answered %d", resp.StatusCode)
+	}
+	l := f.srv.Ledger()
+	if len(l.Calls) != 1 || l.Calls[0].Chaos != "drop" || l.Calls[0].Status != 0 {
+		t.Fatalf("ledger %+v, want one dropped call", l.Calls)
+	}
+	if err := (Chaos{DropRate: 0.7, HoldRate: 0.7}).Validate(); err == nil {
+		t.Error("rates above 1 together accepted")
+	}
+}

@@ -21,6 +21,7 @@ include hack/plugin.mk
 include hack/argocd.mk
 include hack/monitoring.mk
 include hack/gitops.mk
+include hack/chaos.mk
 
 .PHONY: help
 help: ## Show the targets.

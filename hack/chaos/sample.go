@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+)
+
+// sampleEvery is how often every Secret is read and its credentials checked with the simulator.
+const sampleEvery = 250 * time.Millisecond
+
+// sample is what every Secret held at one moment, and whether the simulator took it.
+type sample struct {
+	at time.Time
+	// creds[i] is the state of population.creds[i].
+	creds []credState
+	// unauthorized names CloudAuthorizations whose Authorized condition was not True.
+	unauthorized []string
+}
+
+type credState struct {
+	exists bool
+	// values are the credential's parts: the token (app, cloud), or the session token and the app token
+	// (session).
+	values []string
+	live   bool
+	// parts is each value's liveness.
+	parts []bool
+}
+
+// sampler reads every Secret every sampleEvery, straight from the API server (not through the proxy).
+type sampler struct {
+	e       *env
+	p       *population
+	samples []sample
+	// passwords[user] is every password its credentials Secret was seen with.
+	passwords map[string]map[string]bool
+	// refresh[ca] is the last refresh token seen in a CloudAuthorization's grant Secret.
+	refresh map[string]string
+	missed  int
+}
+
+func newSampler(e *env, p *population) *sampler {
+	return &sampler{e: e, p: p, passwords: map[string]map[string]bool{}, refresh: map[string]string{}}
+}
+
+func (s *sampler) run(ctx context.Context) {
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		s.once(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sampler) once(ctx context.Context) {
+	c := s.e.cp.Client
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	at := time.Now()
+	list := &corev1.SecretList{}
+	if err := c.List(cctx, list, client.InNamespace(ns)); err != nil {
+		s.missed++
+		return
+	}
+	byName := map[string]*corev1.Secret{}
+	for i := range list.Items {
+		byName[list.Items[i].Name] = &list.Items[i]
+	}
+	smp := sample{at: at, creds: make([]credState, len(s.p.creds))}
+	var values []string
+	for i, cr := range s.p.creds {
+		sec := byName[cr.secret]
+		if sec == nil {
+			continue
+		}
+		st := credState{exists: true}
+		switch cr.kind {
+		case "session":
+			st.values = []string{string(sec.Data[v1alpha1.SecretKeySessionToken]), string(sec.Data[v1alpha1.SecretKeyAccessToken])}
+		default:
+			st.values = []string{string(sec.Data[v1alpha1.SecretKeyAccessToken])}
+		}
+		for _, v := range st.values {
+			if v == "" {
+				st.exists = false // being written for the first time
+			}
+		}
+		smp.creds[i] = st
+		values = append(values, st.values...)
+	}
+	for _, u := range s.p.allUsers {
+		if sec := byName["uws-"+u]; sec != nil {
+			if s.passwords[u] == nil {
+				s.passwords[u] = map[string]bool{}
+			}
+			s.passwords[u][string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
+		}
+	}
+	for _, ca := range s.p.clouds {
+		if sec := byName[ca+"-grant"]; sec != nil {
+			s.refresh[ca] = string(sec.Data[v1alpha1.SecretKeyRefreshToken])
+		}
+	}
+	live, err := s.e.sim.Live(values)
+	if err != nil || len(live) != len(values) {
+		s.missed++
+		return
+	}
+	n := 0
+	for i := range smp.creds {
+		st := &smp.creds[i]
+		if st.values == nil {
+			continue
+		}
+		st.live = true
+		for range st.values {
+			st.live = st.live && live[n]
+			st.parts = append(st.parts, live[n])
+			n++
+		}
+	}
+	cas := &v1alpha1.CloudAuthorizationList{}
+	if err := c.List(cctx, cas, client.InNamespace(ns)); err == nil {
+		for _, ca := range cas.Items {
+			if !meta.IsStatusConditionTrue(ca.Status.Conditions, v1alpha1.ConditionAuthorized) {
+				smp.unauthorized = append(smp.unauthorized, ca.Name)
+			}
+		}
+	}
+	s.samples = append(s.samples, smp)
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/credops/thingspace-operator/internal/renewal"
+)
+
+// Dead credentials: what is avoidable.
+//
+// A Secret holds a dead credential from the first sample at which the simulator no longer takes what it
+// holds (d0) until the first sample at which it takes it again (d1). How much of [d0, d1) the operator
+// could have avoided depends on when a replacement could have landed:
+//
+//   - lead is how long before the death the design can have the replacement in the Secret: a standby
+//     app's handover (handoverBefore), a Cloud refresh (its renewal ahead of expiry), an M2M session's
+//     keep-alive (idle timeout − interval). A plain or renewBefore ThingSpace token has lead 0: the
+//     gateway hands out the same token until it expires or is revoked, so its replacement can only be
+//     asked for once it is dead; a session's Secret whose app token died follows its app (lead 0).
+//   - The upstream is blocked while it refuses everything (a hard outage, with the Retry-After it sent;
+//     the gateway rejecting every Bearer, for sessions), while the API server is down or restarting,
+//     and from the moment the leading manager was killed until a replica leads again.
+//
+// The dead time is unavoidable only as far as the upstream was blocked for the whole window in which a
+// refresh could have landed, [d0 − lead, t]: with lead > 0 the window must be blocked from its start,
+// otherwise every dead second is avoidable (the design had lead to land it, and machine slowness is no
+// excuse for not using it). To that is added, when the replacement needed a call after the death (lead
+// 0, or a blocked window that ended), the closing exchange itself: from the arrival at the simulator of
+// the last successful call for the credential's subjects (its app key, UWS user, Cloud client) to d1,
+// which includes writing the Secret. Nothing else is excused: a timer that fires late, a retry that
+// waits longer than it must, a restart that does not pick up where it was, a kill the design did not
+// absorb, all count as avoidable, and a run with any avoidable second fails.
+
+type deadSpan struct {
+	cred                   int
+	start, end             time.Time
+	unavoidable, avoidable time.Duration
+}
+
+// merged returns the blocked windows that apply to a credential kind, merged and sorted.
+func merged(ws []window, kind string) []window {
+	var out []window
+	for _, w := range ws {
+		switch w.what {
+		case "upstream", "api", "leader":
+		case "m2m":
+			if kind != "session" {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
+	var m []window
+	for _, w := range out {
+		if n := len(m); n > 0 && !w.start.After(m[n-1].end) {
+			if w.end.After(m[n-1].end) {
+				m[n-1].end = w.end
+			}
+			continue
+		}
+		m = append(m, w)
+	}
+	return m
+}
+
+// coveredUntil is the end of the blocked stretch holding t, or t when none does.
+func coveredUntil(ws []window, t time.Time) time.Time {
+	for _, w := range ws {
+		if !t.Before(w.start) && t.Before(w.end) {
+			return w.end
+		}
+	}
+	return t
+}
+
+func deadSpans(p *population, samples []sample, blocked []window, calls []callAt) []deadSpan {
+	var out []deadSpan
+	for i, cr := range p.creds {
+		ws := merged(blocked, cr.kind)
+		var open *deadSpan
+		for _, s := range samples {
+			st := s.creds[i]
+			dead := st.exists && !st.live
+			switch {
+			case dead && open == nil:
+				open = &deadSpan{cred: i, start: s.at}
+			case !dead && open != nil:
+				open.end = s.at
+				out = append(out, classify(*open, cr, ws, calls, samples))
+				open = nil
+			}
+		}
+		if open != nil {
+			open.end = samples[len(samples)-1].at
+			out = append(out, classify(*open, cr, ws, calls, samples))
+		}
+	}
+	return out
+}
+
+// callAt is a successful upstream call: when it reached the simulator, for which subject.
+type callAt struct {
+	at      time.Time
+	subject string
+}
+
+func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []sample) deadSpan {
+	lead := cr.lead
+	if cr.kind == "session" && appTokenDead(d, samples) {
+		lead = 0
+	}
+	if cr.kind == "app" && !cr.standby {
+		lead = 0
+	}
+	from := d.start.Add(-lead)
+	b := coveredUntil(ws, from)
+	total := d.end.Sub(d.start)
+	if lead > 0 && b.Before(d.start) {
+		d.avoidable = total
+		return d
+	}
+	var last time.Time
+	for _, c := range calls {
+		if !c.at.Before(d.start) && c.at.Before(d.end) && slices.Contains(cr.subjects, c.subject) && c.at.After(last) {
+			last = c.at
+		}
+	}
+	exchange := time.Duration(0)
+	if !last.IsZero() {
+		exchange = d.end.Sub(last)
+	}
+	if b.Before(d.start) {
+		b = d.start
+	}
+	un := b.Add(exchange).Sub(d.start)
+	d.unavoidable = min(max(un, 0), total)
+	d.avoidable = total - d.unavoidable
+	return d
+}
+
+// appTokenDead reports whether what died in a session's Secret at d.start was its app token (the second
+// value) rather than the session itself.
+func appTokenDead(d deadSpan, samples []sample) bool {
+	for _, s := range samples {
+		if s.at.Equal(d.start) {
+			st := s.creds[d.cred]
+			return len(st.parts) == 2 && !st.parts[1]
+		}
+	}
+	return false
+}
+
+// renewalWindow is how long before expiry a credential of kind may be renewed (with jitter): calls
+// for one with more life left than this are calls for a still-valid credential.
+func renewalWindow(cr credential) time.Duration {
+	switch {
+	case cr.kind == "app" && cr.standby:
+		return handoverBefore + time.Duration(renewal.MaxJitter*float64(handoverBefore)) + time.Second
+	case cr.kind == "app":
+		// renewBefore apps rotate up to MaxJitter earlier; plain apps renew at expiry.
+		return renewBefore + time.Duration(renewal.MaxJitter*float64(renewBefore)) + time.Second
+	case cr.kind == "cloud":
+		return cloudLifetime/3 + time.Duration(renewal.MaxJitter*float64(cloudLifetime)) + time.Second
+	}
+	return 0
+}

@@ -149,8 +149,9 @@ type eventLog struct {
 	mu sync.Mutex
 	// windows during which an upstream family (or "api", the API server; "all" for every upstream) could
 	// not have served a refresh: hard upstream outages, Bearer-reject windows, API outages and restarts.
-	blocked []window
-	counts  map[string]int
+	blocked  []window
+	counts   map[string]int
+	timeline []string
 }
 
 type window struct {
@@ -171,6 +172,14 @@ func (l *eventLog) count(what string) {
 		l.counts = map[string]int{}
 	}
 	l.counts[what]++
+	l.timeline = append(l.timeline, time.Now().UTC().Format("15:04:05.000")+" "+what)
+}
+
+// note records something for the timeline only.
+func (l *eventLog) note(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timeline = append(l.timeline, time.Now().UTC().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
 }
 
 var (

@@ -20,9 +20,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/credops/thingspace-operator/hack/internal/interrupt"
+	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // Options configure a run.
@@ -155,6 +158,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := e.verdict(ctx, p, smp, led, rep); err != nil {
 		return nil, err
 	}
+	if rep.Violations > 0 || o.Keep {
+		e.keepEvidence(led, smp)
+	}
 	return rep, nil
 }
 
@@ -181,6 +187,25 @@ func (e *env) settle(ctx context.Context, smp *sampler, timeout time.Duration) e
 		}
 	}
 	return fmt.Errorf("no live credentials after %v", timeout)
+}
+
+// keepEvidence writes the ledger and the timeline next to the logs. The ledger holds credentials of
+// this run only (the simulator's, dead with it).
+func (e *env) keepEvidence(led harness.Ledger, smp *sampler) {
+	b, _ := json.MarshalIndent(led, "", " ")
+	_ = os.WriteFile(filepath.Join(e.dir, "ledger.json"), b, 0o600)
+	e.log.mu.Lock()
+	tl := strings.Join(e.log.timeline, "\n") + "\n"
+	e.log.mu.Unlock()
+	var dead strings.Builder
+	for _, s := range smp.samples {
+		for i, st := range s.creds {
+			if st.exists && !st.live {
+				fmt.Fprintf(&dead, "%s %s dead %v\n", s.at.UTC().Format("15:04:05.000"), smp.p.creds[i].secret, st.parts)
+			}
+		}
+	}
+	_ = os.WriteFile(filepath.Join(e.dir, "timeline.txt"), []byte(tl+dead.String()), 0o600)
 }
 
 func allLive(smp *sampler) bool {

@@ -28,6 +28,7 @@ type row struct {
 // Report is a run's outcome.
 type Report struct {
 	Seed       uint64         `json:"seed"`
+	Start      time.Time      `json:"start"`
 	Duration   time.Duration  `json:"duration"`
 	Rows       []row          `json:"rows"`
 	Faults     map[string]int `json:"faults"`
@@ -53,7 +54,7 @@ func (r *Report) info(name, value string) {
 
 // Print writes the table.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nchaos: seed %d, %v of faults\n\n", r.Seed, r.Duration)
+	fmt.Fprintf(w, "\nchaos: seed %d, %v of faults from %s\n\n", r.Seed, r.Duration, r.Start.Format(time.TimeOnly))
 	fmt.Fprintf(w, "| %-58s | %-28s | %-6s | %s |\n", "count", "value", "limit", "ok")
 	fmt.Fprintf(w, "|%s|%s|%s|----|\n", strings.Repeat("-", 60), strings.Repeat("-", 30), strings.Repeat("-", 8))
 	for _, x := range r.Rows {
@@ -91,13 +92,13 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	}
 	e.log.mu.Unlock()
 	t0 := smp.samples[0].at
+	rep.Start = t0
 
-	var ok []callAt
+	var calls []callAt
 	issued := map[string]time.Time{} // credential -> first delivered or applied
 	for _, c := range led.Calls {
-		if c.Status == 200 || c.Chaos == "drop" || c.Chaos == "hold" {
-			ok = append(ok, callAt{at: c.At, subject: c.Subject})
-		}
+		calls = append(calls, callAt{at: c.At, done: c.Done, subject: c.Subject, retryAfter: c.RetryAfter,
+			refused: c.Status != 200 || c.Chaos != ""})
 		for _, v := range c.Issued {
 			if _, seen := issued[v]; !seen {
 				issued[v] = c.Done
@@ -113,12 +114,12 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	}
 
 	// Dead credentials.
-	spans := deadSpans(p, smp.samples, blocked, ok)
+	spans := deadSpans(p, smp.samples, blocked, calls)
 	var un, av time.Duration
 	for _, d := range spans {
 		un += d.unavoidable
 		av += d.avoidable
-		if d.avoidable > 0 {
+		if d.avoidable >= sampleEvery/2 {
 			rep.Details = append(rep.Details, fmt.Sprintf("%s dead from +%s to +%s: %s avoidable, %s unavoidable",
 				p.creds[d.cred].secret, secs(d.start.Sub(t0)), secs(d.end.Sub(t0)), secs(d.avoidable), secs(d.unavoidable)))
 		}

@@ -132,6 +132,7 @@ func (s *schedule) managers(ctx context.Context) {
 			_ = r.mgr.Stop()
 		}
 		e.restoreChaos()
+		e.log.note("%s %s (leader %v)", kind, r.name, wasLeader)
 		e.log.count(kind)
 		if wasLeader {
 			e.log.count(kind + " (leader)")
@@ -156,6 +157,7 @@ func (s *schedule) apiServer(ctx context.Context) {
 			e.proxy.setDown(false)
 			if err := e.api.restart(ctx, s.between(time.Second, 3*time.Second)); err != nil {
 				e.log.count("api restart failed")
+				e.log.note("api restart: %v", err)
 			}
 			e.log.add("api", start, time.Now())
 			e.log.count(faultRestart)
@@ -239,7 +241,9 @@ func (e *env) restoreChaos() {
 func (e *env) restart(ctx context.Context, r *replica) {
 	if err := r.mgr.Start(ctx); err != nil && ctx.Err() == nil {
 		e.log.count("manager start failed")
+		e.log.note("start %s: %v", r.name, err)
 	}
+	e.log.note("%s ready", r.name)
 	r.mu.Lock()
 	r.down = false
 	if r.mgr.Running() {
@@ -296,8 +300,9 @@ func (e *env) isLeader(r *replica) bool {
 func (e *env) awaitLeader(ctx context.Context, at time.Time, _ *replica) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if e.leader() != nil {
+		if l := e.leader(); l != nil {
 			e.log.add("leader", at, time.Now())
+			e.log.note("%s leads", l.name)
 			return
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -34,8 +34,9 @@ import (
 // absorb, all count as avoidable, and a run with any avoidable second fails.
 
 type deadSpan struct {
-	cred                   int
-	start, end             time.Time
+	cred int
+	// after is the last sample at which the credential was live: it died in (after, start].
+	after, start, end      time.Time
 	unavoidable, avoidable time.Duration
 }
 
@@ -44,9 +45,9 @@ func merged(ws []window, kind string) []window {
 	var out []window
 	for _, w := range ws {
 		switch w.what {
-		case "upstream", "api", "leader":
+		case "upstream", "api", "leader", "refused":
 		case "m2m":
-			if kind != "session" {
+			if kind != "session" && kind != "" {
 				continue
 			}
 		default:
@@ -83,12 +84,16 @@ func deadSpans(p *population, samples []sample, blocked []window, calls []callAt
 	for i, cr := range p.creds {
 		ws := merged(blocked, cr.kind)
 		var open *deadSpan
+		after := samples[0].at
 		for _, s := range samples {
 			st := s.creds[i]
 			dead := st.exists && !st.live
+			if !dead {
+				after = s.at
+			}
 			switch {
 			case dead && open == nil:
-				open = &deadSpan{cred: i, start: s.at}
+				open = &deadSpan{cred: i, after: after, start: s.at}
 			case !dead && open != nil:
 				open.end = s.at
 				out = append(out, classify(*open, cr, ws, calls, samples))
@@ -103,10 +108,14 @@ func deadSpans(p *population, samples []sample, blocked []window, calls []callAt
 	return out
 }
 
-// callAt is a successful upstream call: when it reached the simulator, for which subject.
+// callAt is an upstream call: when it reached the simulator and was answered, for which subject, and
+// whether the upstream refused it (a fault, a dropped or held answer, any status but 200) and for how
+// long after its answer (Retry-After).
 type callAt struct {
-	at      time.Time
-	subject string
+	at, done   time.Time
+	subject    string
+	refused    bool
+	retryAfter time.Duration
 }
 
 func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []sample) deadSpan {
@@ -117,6 +126,14 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 	if cr.kind == "app" && !cr.standby {
 		lead = 0
 	}
+	// The upstream refused each failed call of the credential's subjects while it was in flight, and
+	// until the Retry-After it sent had passed.
+	for _, c := range calls {
+		if c.refused && slices.Contains(cr.subjects, c.subject) && c.done.After(d.start.Add(-lead)) && c.at.Before(d.end) {
+			ws = append(ws, window{what: "refused", start: c.at, end: c.done.Add(c.retryAfter)})
+		}
+	}
+	ws = merged(ws, "")
 	from := d.start.Add(-lead)
 	b := coveredUntil(ws, from)
 	total := d.end.Sub(d.start)
@@ -126,12 +143,15 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 	}
 	var last time.Time
 	for _, c := range calls {
-		if !c.at.Before(d.start) && c.at.Before(d.end) && slices.Contains(cr.subjects, c.subject) && c.at.After(last) {
+		if !c.refused && c.at.After(d.after) && c.at.Before(d.end) && slices.Contains(cr.subjects, c.subject) && c.at.After(last) {
 			last = c.at
 		}
 	}
 	exchange := time.Duration(0)
 	if !last.IsZero() {
+		if last.Before(d.start) {
+			last = d.start // begun before the first dead sample
+		}
 		exchange = d.end.Sub(last)
 	}
 	if b.Before(d.start) {

@@ -162,7 +162,8 @@ func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err 
 	st := s.st
 	st.FailedAttempts++
 	retryAfter, _ := upstream.RetryAfterOf(err)
-	next := policy.SessionRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, s.sess.Spec, s.now)
+	// From when the answer arrived, not when the pass began: Retry-After counts from the answer.
+	next := policy.SessionRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, s.sess.Spec, r.Clock.Now())
 	st.NextKeepAliveTime = timePtr(next)
 	msg := err.Error()
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable,

@@ -151,9 +151,15 @@ func SessionWake(f SessionFacts, next time.Time) time.Time {
 
 // SessionRetry plans the retry after the failures-th consecutive transient failure of a session call:
 // backoff, honouring Retry-After, pulled in so that several tries land within a keep-alive interval
-// (the session idles out otherwise).
+// (the session idles out otherwise). now is when the answer arrived. The slot is rounded up to the whole
+// second, the precision of status.nextKeepAliveTime that a pass woken early is gated on: rounding down
+// would retry within Retry-After (the chaos suite caught a login 68 ms early).
 func SessionRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, spec v1alpha1.M2MSessionSpec, now time.Time) time.Time {
-	return now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec)))
+	at := now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec)))
+	if t := renewal.Truncate(at); !t.Equal(at) {
+		at = t.Add(time.Second)
+	}
+	return at
 }
 
 // BearerPlan is what to do when the gateway refused the app token on a session call.

@@ -129,3 +129,18 @@ func TestSessionRetryPullsInWithinTheKeepAlive(t *testing.T) {
 		t.Fatalf("retry at %v, want Retry-After honoured", got)
 	}
 }
+
+// The status keeps whole seconds: a slot inside a second is rounded up, so that a pass woken by a watch
+// and gated on the stored time never calls within Retry-After.
+func TestSessionRetryRoundsUpToTheSecond(t *testing.T) {
+	b := renewal.Backoff{Base: time.Second, Cap: time.Minute, Factor: 2}
+	spec := v1alpha1.M2MSessionSpec{KeepAlive: v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: 5 * time.Second}}}
+	answered := t0.Add(75 * time.Millisecond)
+	got := SessionRetry(b, 1, 0, 2*time.Second, spec, answered)
+	if got.Before(answered.Add(2*time.Second)) || !got.Equal(renewal.Truncate(got)) {
+		t.Fatalf("retry at %v: before Retry-After (%v) or not a whole second", got, answered.Add(2*time.Second))
+	}
+	if stored := renewal.Truncate(got); stored.Before(answered.Add(2 * time.Second)) {
+		t.Fatalf("status would keep %v, within Retry-After", stored)
+	}
+}

@@ -38,6 +38,8 @@ type apiProxy struct {
 	slowed    int
 	refused   int
 	cutInWork int
+	// onError hears of every request the API server failed (not watches, not the proxy's own cuts).
+	onError func(start, end time.Time)
 }
 
 func startAPIProxy(cfg *rest.Config) (*apiProxy, error) {
@@ -57,7 +59,11 @@ func startAPIProxy(cfg *rest.Config) (*apiProxy, error) {
 		},
 		Transport:     tr,
 		FlushInterval: -1, // watches stream
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, _ error) {
+			// The API server failed a request (not one the proxy cut): it was down for that request.
+			if start, ok := r.Context().Value(startKey{}).(time.Time); ok && r.URL.Query().Get("watch") != "true" && p.onError != nil {
+				p.onError(start, time.Now())
+			}
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
@@ -111,8 +117,10 @@ func (p *apiProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(p.cancels, &cancel)
 		p.mu.Unlock()
 	}()
-	p.prox.ServeHTTP(w, r.WithContext(ctx))
+	p.prox.ServeHTTP(w, r.WithContext(context.WithValue(ctx, startKey{}, time.Now())))
 }
+
+type startKey struct{}
 
 // hangUp resets the connection: what a client of a dead API server sees.
 func hangUp(w http.ResponseWriter) {
@@ -137,6 +145,12 @@ func (p *apiProxy) setDown(down bool) {
 			p.cutInWork++
 		}
 	}
+}
+
+func (p *apiProxy) isDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down
 }
 
 func (p *apiProxy) setSlow(d time.Duration) {

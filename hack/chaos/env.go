@@ -39,9 +39,9 @@ type replica struct {
 }
 
 const (
-	tokenLifetime   = 45 * time.Second
-	m2mIdle         = 20 * time.Second
-	cloudLifetime   = 30 * time.Second
+	tokenLifetime   = 60 * time.Second
+	m2mIdle         = 30 * time.Second
+	cloudLifetime   = 60 * time.Second
 	upstreamTimeout = 4 * time.Second
 	leaseDuration   = 6 * time.Second
 )
@@ -64,6 +64,13 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 	if e.proxy, err = startAPIProxy(e.cp.Config); err != nil {
 		e.stop()
 		return nil, err
+	}
+	e.proxy.onError = func(start, end time.Time) {
+		if e.proxy.isDown() {
+			return
+		}
+		e.log.add("api", start, end)
+		e.log.count("API request failed by the API server")
 	}
 	kubeconfig, err := e.proxy.writeKubeconfig(e.dir)
 	if err != nil {

@@ -18,8 +18,10 @@ import (
 // The population, per set (--sets): two ThingSpaceApps sharing a key, one with renewBefore, one with a
 // standby key set; three M2MSessions (keep-alive on the shared app, re-login on the renewBefore app,
 // keep-alive with password rotation on the standby app); two CloudAuthorizations of one Verizon Cloud
-// client (default renewal, renewBefore). Lifetimes are compressed: ThingSpace tokens 45s, M2M idle
-// timeout 20s, Cloud access tokens 30s.
+// client (default renewal, renewBefore). Lifetimes are compressed: ThingSpace tokens and Cloud access
+// tokens live 60s, M2M sessions idle out after 30s. The leads (how long before a death the design can
+// have the replacement in place: 15 to 25 s) are several times what a kill, a failover or an API
+// outage takes, so that a dead credential they cover is the operator's fault, not the machine's.
 const (
 	ns          = "chaos"
 	cloudClient = "chaos-cloud"
@@ -27,11 +29,11 @@ const (
 	account     = "0000123456-00001"
 
 	renewBefore     = 15 * time.Second
-	handoverBefore  = 12 * time.Second
+	handoverBefore  = 18 * time.Second
 	keepAlive       = 5 * time.Second
 	reloginInterval = 6 * time.Second
 	rotateInterval  = 40 * time.Second
-	cloudRenew      = 8 * time.Second
+	cloudRenew      = 15 * time.Second
 )
 
 // Key and user names of set 0; set i appends "-<i>".

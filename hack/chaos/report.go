@@ -189,16 +189,27 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	rep.gate("locked accounts", locked, 0, "")
 
 	// Calls.
-	within := 0
+	early := 0
 	for _, c := range led.Calls {
 		if c.WithinRetryAfter {
-			within++
+			early++
 			rep.Details = append(rep.Details, fmt.Sprintf("%s for %s at +%s within an earlier Retry-After", c.Route, c.Subject, secs(c.At.Sub(t0))))
 		}
 	}
-	rep.gate("calls within Retry-After", within, 0, "")
-	unneeded, why := stillValidCalls(p, smp.samples, led, issued)
-	rep.gate("calls for still-valid credentials", unneeded, 0, strings.Join(why, "; "))
+	rep.gate("calls within Retry-After", early, 0, "")
+	needless := stillValidCalls(p, smp.samples, led, issued)
+	var byRestart, rejected []needlessCall
+	for _, c := range needless {
+		switch {
+		case within(blocked, "m2m", c.at, 5*time.Second):
+			rejected = append(rejected, c) // the gateway refused the Bearer: asking for a token is the answer
+		case e.restartedAt(blocked, c.at, 30*time.Second):
+			byRestart = append(byRestart, c)
+		}
+	}
+	rep.gate("calls by a restarted manager for still-valid credentials", len(byRestart), 0, describeCalls(byRestart, t0))
+	rep.info("calls for still-valid credentials at any time (after a Bearer refusal)",
+		fmt.Sprintf("%d (%d)", len(needless), len(rejected)))
 	for _, m := range minimums(led) {
 		rep.info(m.name, m.value)
 	}
@@ -249,7 +260,7 @@ func failedLogins(p *population, led harness.Ledger) (maxRun, maxVersion int, wo
 // credential outside its renewal window: ThingSpace token and revoke calls for a key (not a standby
 // app's), M2M logins of a keep-alive session whose Secret held a live session with its app's current
 // token, Verizon Cloud token calls while every CloudAuthorization's token had time left.
-func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued map[string]time.Time) (int, []string) {
+func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued map[string]time.Time) []needlessCall {
 	last := func(at time.Time) *sample {
 		i := sort.Search(len(samples), func(i int) bool { return !samples[i].at.Before(at) })
 		if i == 0 {
@@ -264,9 +275,7 @@ func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued
 		}
 		return t.Add(lifetime).Sub(at)
 	}
-	n := 0
-	var why []string
-	t0 := samples[0].at
+	var out []needlessCall
 	for _, c := range led.Calls {
 		s := last(c.At)
 		if s == nil || c.Chaos == "fault" {
@@ -325,13 +334,58 @@ func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued
 			}
 		}
 		if needless {
-			n++
-			if len(why) < 10 {
-				why = append(why, fmt.Sprintf("%s for %s at +%s", c.Route, c.Subject, secs(c.At.Sub(t0))))
+			out = append(out, needlessCall{at: c.At, route: c.Route, subject: c.Subject})
+		}
+	}
+	return out
+}
+
+// needlessCall is an upstream call made for a credential that was still valid.
+type needlessCall struct {
+	at             time.Time
+	route, subject string
+}
+
+func describeCalls(cs []needlessCall, t0 time.Time) string {
+	var out []string
+	for i, c := range cs {
+		if i == 10 {
+			out = append(out, fmt.Sprintf("and %d more", len(cs)-i))
+			break
+		}
+		out = append(out, fmt.Sprintf("%s for %s at +%s", c.route, c.subject, secs(c.at.Sub(t0))))
+	}
+	return strings.Join(out, "; ")
+}
+
+// within reports whether t is in a blocked window of kind what, or less than after its end.
+func within(ws []window, what string, t time.Time, after time.Duration) bool {
+	for _, w := range ws {
+		if w.what == what && !t.Before(w.start) && t.Before(w.end.Add(after)) {
+			return true
+		}
+	}
+	return false
+}
+
+// restartedAt reports whether t is less than d after a replica started or a replica took the lead.
+func (e *env) restartedAt(ws []window, t time.Time, d time.Duration) bool {
+	for _, w := range ws {
+		if w.what == "leader" && !t.Before(w.end) && t.Before(w.end.Add(d)) {
+			return true
+		}
+	}
+	for _, r := range e.mgrs {
+		r.mu.Lock()
+		starts := append([]time.Time(nil), r.starts...)
+		r.mu.Unlock()
+		for _, s := range starts[1:] {
+			if !t.Before(s) && t.Before(s.Add(d)) {
+				return true
 			}
 		}
 	}
-	return n, why
+	return false
 }
 
 func containsStr(xs []string, x string) bool {

@@ -33,6 +33,31 @@ type credState struct {
 	parts []bool
 }
 
+// credValues are the parts of a credential in its Secret.
+func credValues(cr credential, sec *corev1.Secret) []string {
+	if cr.kind == "session" {
+		return []string{string(sec.Data[v1alpha1.SecretKeySessionToken]), string(sec.Data[v1alpha1.SecretKeyAccessToken])}
+	}
+	return []string{string(sec.Data[v1alpha1.SecretKeyAccessToken])}
+}
+
+// fill sets each credential's liveness from live, the simulator's answer for the values in order.
+func (s *sampler) fill(smp *sample, live []bool) {
+	n := 0
+	for i := range smp.creds {
+		st := &smp.creds[i]
+		if st.values == nil {
+			continue
+		}
+		st.live = true
+		for range st.values {
+			st.live = st.live && live[n]
+			st.parts = append(st.parts, live[n])
+			n++
+		}
+	}
+}
+
 // sampler reads every Secret every sampleEvery, straight from the API server (not through the proxy).
 type sampler struct {
 	e       *env
@@ -83,13 +108,7 @@ func (s *sampler) once(ctx context.Context) {
 		if sec == nil {
 			continue
 		}
-		st := credState{exists: true}
-		switch cr.kind {
-		case "session":
-			st.values = []string{string(sec.Data[v1alpha1.SecretKeySessionToken]), string(sec.Data[v1alpha1.SecretKeyAccessToken])}
-		default:
-			st.values = []string{string(sec.Data[v1alpha1.SecretKeyAccessToken])}
-		}
+		st := credState{exists: true, values: credValues(cr, sec)}
 		for _, v := range st.values {
 			if v == "" {
 				st.exists = false // being written for the first time
@@ -116,18 +135,42 @@ func (s *sampler) once(ctx context.Context) {
 		s.missed++
 		return
 	}
-	n := 0
-	for i := range smp.creds {
-		st := &smp.creds[i]
-		if st.values == nil {
-			continue
+	s.fill(&smp, live)
+	// The Secrets were read before the simulator was asked: one written in between would look dead. A
+	// credential found dead is read again and asked about again, and the sample's time is the answer's.
+	var again []int
+	for i, st := range smp.creds {
+		if st.exists && !st.live {
+			again = append(again, i)
 		}
-		st.live = true
-		for range st.values {
-			st.live = st.live && live[n]
-			st.parts = append(st.parts, live[n])
-			n++
+	}
+	if len(again) > 0 {
+		values = values[:0]
+		for _, i := range again {
+			sec := &corev1.Secret{}
+			if err := c.Get(cctx, client.ObjectKey{Namespace: ns, Name: s.p.creds[i].secret}, sec); err != nil {
+				s.missed++
+				return
+			}
+			smp.creds[i].values = credValues(s.p.creds[i], sec)
+			values = append(values, smp.creds[i].values...)
 		}
+		live, err := s.e.sim.Live(values)
+		if err != nil || len(live) != len(values) {
+			s.missed++
+			return
+		}
+		n := 0
+		for _, i := range again {
+			st := &smp.creds[i]
+			st.live, st.parts = true, nil
+			for range st.values {
+				st.live = st.live && live[n]
+				st.parts = append(st.parts, live[n])
+				n++
+			}
+		}
+		smp.at = time.Now()
 	}
 	cas := &v1alpha1.CloudAuthorizationList{}
 	if err := c.List(cctx, cas, client.InNamespace(ns)); err == nil {

@@ -155,7 +155,8 @@ func (s *schedule) apiServer(ctx context.Context) {
 			start := time.Now()
 			e.proxy.setDown(true) // the restart cuts every connection at once
 			e.proxy.setDown(false)
-			if err := e.api.restart(ctx, s.between(time.Second, 3*time.Second)); err != nil {
+			// A restart that has begun completes, even when the run's fault time ends meanwhile.
+			if err := e.api.restart(context.WithoutCancel(ctx), s.between(time.Second, 3*time.Second)); err != nil {
 				e.log.count("api restart failed")
 				e.log.note("api restart: %v", err)
 			}

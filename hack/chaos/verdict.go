@@ -185,7 +185,7 @@ func renewalWindow(cr credential) time.Duration {
 		// renewBefore apps rotate up to MaxJitter earlier; plain apps renew at expiry.
 		return renewBefore + time.Duration(renewal.MaxJitter*float64(renewBefore)) + time.Second
 	case cr.kind == "cloud":
-		return cloudLifetime/3 + time.Duration(renewal.MaxJitter*float64(cloudLifetime)) + time.Second
+		return max(cloudLifetime/3, cloudRenew) + time.Duration(renewal.MaxJitter*float64(cloudLifetime)) + time.Second
 	}
 	return 0
 }

@@ -113,25 +113,44 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 		p.sensitive.AddUWSCredentials(strings.TrimPrefix(r.User, "m2m:"), r.Password)
 	}
 
-	// Dead credentials.
-	spans := deadSpans(p, smp.samples, blocked, calls)
+	rep.deadTable(p, deadSpans(p, smp.samples, blocked, calls), t0)
+	if err := e.grantTable(p, smp, rep); err != nil {
+		return err
+	}
+	if err := e.loginTable(p, smp, led, rep, t0); err != nil {
+		return err
+	}
+	e.callTable(p, smp, led, blocked, issued, rep, t0)
+
+	// Leaks.
+	leaks, err := e.scanLeaks(ctx, p)
+	if err != nil {
+		return err
+	}
+	rep.gate("credential bytes in logs, events, status, metrics", len(leaks), 0, strings.Join(leaks, "; "))
+	rep.info("samples (missed)", fmt.Sprintf("%d (%d)", len(smp.samples), smp.missed))
+	return nil
+}
+
+func (r *Report) deadTable(p *population, spans []deadSpan, t0 time.Time) {
 	var un, av time.Duration
 	for _, d := range spans {
 		un += d.unavoidable
 		av += d.avoidable
 		if d.avoidable >= sampleEvery/2 {
-			rep.Details = append(rep.Details, fmt.Sprintf("%s dead from +%s to +%s: %s avoidable, %s unavoidable",
+			r.Details = append(r.Details, fmt.Sprintf("%s dead from +%s to +%s: %s avoidable, %s unavoidable",
 				p.creds[d.cred].secret, secs(d.start.Sub(t0)), secs(d.end.Sub(t0)), secs(d.avoidable), secs(d.unavoidable)))
 		}
 	}
-	rep.info("secret-seconds holding a dead credential, unavoidable", secs(un)+fmt.Sprintf(" in %d spans", len(spans)))
+	r.info("secret-seconds holding a dead credential, unavoidable", secs(un)+fmt.Sprintf(" in %d spans", len(spans)))
 	avoidable := int(av / sampleEvery) // in samples: 0 means none
-	rep.Rows = append(rep.Rows, row{Name: "secret-seconds holding a dead credential, avoidable", Value: secs(av), Limit: "0", OK: avoidable == 0})
+	r.Rows = append(r.Rows, row{Name: "secret-seconds holding a dead credential, avoidable", Value: secs(av), Limit: "0", OK: avoidable == 0})
 	if avoidable > 0 {
-		rep.Violations++
+		r.Violations++
 	}
+}
 
-	// Cloud grants.
+func (e *env) grantTable(p *population, smp *sampler, rep *Report) error {
 	cs, err := e.sim.CloudStats()
 	if err != nil {
 		return err
@@ -162,8 +181,10 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	sort.Strings(lostNames)
 	rep.gate("grants lost without a refusal", len(lost), 0, strings.Join(lostNames, ", "))
 	rep.info("invalid_grant answers", fmt.Sprint(cs.InvalidGrants))
+	return nil
+}
 
-	// Passwords.
+func (e *env) loginTable(p *population, smp *sampler, led harness.Ledger, rep *Report, t0 time.Time) error {
 	lostPw := 0
 	for _, r := range led.Resets {
 		if !smp.passwords[r.User][r.Password] {
@@ -187,8 +208,10 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 		}
 	}
 	rep.gate("locked accounts", locked, 0, "")
+	return nil
+}
 
-	// Calls.
+func (e *env) callTable(p *population, smp *sampler, led harness.Ledger, blocked []window, issued map[string]time.Time, rep *Report, t0 time.Time) {
 	early := 0
 	for _, c := range led.Calls {
 		if c.WithinRetryAfter {
@@ -213,234 +236,6 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	for _, m := range minimums(led) {
 		rep.info(m.name, m.value)
 	}
-
-	// Leaks.
-	leaks, err := e.scanLeaks(ctx, p)
-	if err != nil {
-		return err
-	}
-	rep.gate("credential bytes in logs, events, status, metrics", len(leaks), 0, strings.Join(leaks, "; "))
-	rep.info("samples (missed)", fmt.Sprintf("%d (%d)", len(smp.samples), smp.missed))
-	return nil
-}
-
-// failedLogins replays the ledger's logins against the password the simulator had at each one.
-func failedLogins(p *population, led harness.Ledger) (maxRun, maxVersion int, worst string) {
-	pw := func(user string, at time.Time) string {
-		cur := initialPassword(user)
-		for _, r := range led.Resets {
-			if r.User == user && !r.At.After(at) {
-				cur = r.Password
-			}
-		}
-		return cur
-	}
-	run := map[string]int{}
-	version := map[string]int{}
-	for _, c := range led.Calls {
-		if c.Route != harness.RouteM2MLogin || c.Chaos == "fault" || c.Status == 401 || c.Status == 499 {
-			continue
-		}
-		user := strings.TrimPrefix(c.Subject, "m2m:")
-		if c.Used == pw(user, c.At) {
-			run[user] = 0
-			continue
-		}
-		run[user]++
-		version[user+"\x00"+c.Used]++
-		if run[user] > maxRun {
-			maxRun, worst = run[user], user
-		}
-		maxVersion = max(maxVersion, version[user+"\x00"+c.Used])
-	}
-	return maxRun, maxVersion, worst
-}
-
-// stillValidCalls counts upstream calls made while every Secret they could serve held a live
-// credential outside its renewal window: ThingSpace token and revoke calls for a key (not a standby
-// app's), M2M logins of a keep-alive session whose Secret held a live session with its app's current
-// token, Verizon Cloud token calls while every CloudAuthorization's token had time left.
-func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued map[string]time.Time) []needlessCall {
-	last := func(at time.Time) *sample {
-		i := sort.Search(len(samples), func(i int) bool { return !samples[i].at.Before(at) })
-		if i == 0 {
-			return nil
-		}
-		return &samples[i-1]
-	}
-	left := func(v string, lifetime time.Duration, at time.Time) time.Duration {
-		t, ok := issued[v]
-		if !ok {
-			return 0
-		}
-		return t.Add(lifetime).Sub(at)
-	}
-	var out []needlessCall
-	for _, c := range led.Calls {
-		s := last(c.At)
-		if s == nil || c.Chaos == "fault" {
-			continue
-		}
-		needless := false
-		switch {
-		case c.Route == harness.RouteToken || c.Route == harness.RouteRevoke:
-			key := strings.TrimPrefix(c.Subject, "ts:")
-			holders := 0
-			needless = true
-			for i, cr := range p.creds {
-				if cr.kind != "app" || !containsStr(cr.keys, key) {
-					continue
-				}
-				if cr.standby {
-					needless = false
-					break
-				}
-				holders++
-				st := s.creds[i]
-				window := 2 * time.Second // a plain app renews at expiry (expires_in is whole seconds)
-				if cr.owner == "renew"+strings.TrimPrefix(key, "k-renew") {
-					window = renewalWindow(cr)
-				}
-				if !st.exists || !st.live || left(st.values[0], tokenLifetime, c.At) <= window {
-					needless = false
-				}
-			}
-			needless = needless && holders > 0
-		case c.Route == harness.RouteM2MLogin:
-			user := strings.TrimPrefix(c.Subject, "m2m:")
-			for i, cr := range p.creds {
-				if cr.kind != "session" || cr.user != user || cr.relogin {
-					continue
-				}
-				st := s.creds[i]
-				appToken := ""
-				for j, a := range p.creds {
-					if a.owner == cr.app && s.creds[j].exists {
-						appToken = s.creds[j].values[0]
-					}
-				}
-				needless = st.exists && st.live && st.values[1] == appToken
-			}
-		case c.Route == harness.RouteCloudToken && c.Used != "":
-			needless = true
-			for i, cr := range p.creds {
-				if cr.kind != "cloud" {
-					continue
-				}
-				st := s.creds[i]
-				if !st.exists || !st.live || left(st.values[0], cloudLifetime, c.At) <= renewalWindow(cr) {
-					needless = false
-				}
-			}
-		}
-		if needless {
-			out = append(out, needlessCall{at: c.At, route: c.Route, subject: c.Subject})
-		}
-	}
-	return out
-}
-
-// needlessCall is an upstream call made for a credential that was still valid.
-type needlessCall struct {
-	at             time.Time
-	route, subject string
-}
-
-func describeCalls(cs []needlessCall, t0 time.Time) string {
-	var out []string
-	for i, c := range cs {
-		if i == 10 {
-			out = append(out, fmt.Sprintf("and %d more", len(cs)-i))
-			break
-		}
-		out = append(out, fmt.Sprintf("%s for %s at +%s", c.route, c.subject, secs(c.at.Sub(t0))))
-	}
-	return strings.Join(out, "; ")
-}
-
-// within reports whether t is in a blocked window of kind what, or less than after its end.
-func within(ws []window, what string, t time.Time, after time.Duration) bool {
-	for _, w := range ws {
-		if w.what == what && !t.Before(w.start) && t.Before(w.end.Add(after)) {
-			return true
-		}
-	}
-	return false
-}
-
-// restartedAt reports whether t is less than d after a replica started or a replica took the lead.
-func (e *env) restartedAt(ws []window, t time.Time, d time.Duration) bool {
-	for _, w := range ws {
-		if w.what == "leader" && !t.Before(w.end) && t.Before(w.end.Add(d)) {
-			return true
-		}
-	}
-	for _, r := range e.mgrs {
-		r.mu.Lock()
-		starts := append([]time.Time(nil), r.starts...)
-		r.mu.Unlock()
-		for _, s := range starts[1:] {
-			if !t.Before(s) && t.Before(s.Add(d)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func containsStr(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-type minimum struct{ name, value string }
-
-// minimums compares the successful upstream calls with the physical minimum: one token call per
-// ThingSpace token issued, one Cloud token call per access token issued. Faulted, dropped and held
-// calls are counted apart: they are the faults' share.
-func minimums(led harness.Ledger) []minimum {
-	type tally struct{ ok, failed, distinct int }
-	fam := map[string]*tally{}
-	seen := map[string]bool{}
-	for _, c := range led.Calls {
-		var f string
-		switch c.Route {
-		case harness.RouteToken:
-			f = "ThingSpace token"
-		case harness.RouteCloudToken:
-			f = "Verizon Cloud token"
-		case harness.RouteM2MLogin:
-			f = "M2M login"
-		default:
-			continue
-		}
-		t := fam[f]
-		if t == nil {
-			t = &tally{}
-			fam[f] = t
-		}
-		if c.Status != 200 || c.Chaos != "" {
-			t.failed++
-		} else {
-			t.ok++
-		}
-		if len(c.Issued) > 0 && !seen[c.Issued[0]] {
-			seen[c.Issued[0]] = true
-			t.distinct++
-		}
-	}
-	var out []minimum
-	for _, f := range []string{"ThingSpace token", "M2M login", "Verizon Cloud token"} {
-		if t := fam[f]; t != nil {
-			out = append(out, minimum{f + " calls: answered / minimum (+ faulted)",
-				fmt.Sprintf("%d / %d (+ %d)", t.ok, t.distinct, t.failed)})
-		}
-	}
-	return out
 }
 
 // scanLeaks looks for every credential the run saw (and Authorization header shapes) in the managers'

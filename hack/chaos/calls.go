@@ -1,0 +1,243 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// failedLogins replays the ledger's logins against the password the simulator had at each one.
+func failedLogins(p *population, led harness.Ledger) (maxRun, maxVersion int, worst string) {
+	pw := func(user string, at time.Time) string {
+		cur := initialPassword(user)
+		for _, r := range led.Resets {
+			if r.User == user && !r.At.After(at) {
+				cur = r.Password
+			}
+		}
+		return cur
+	}
+	run := map[string]int{}
+	version := map[string]int{}
+	for _, c := range led.Calls {
+		if c.Route != harness.RouteM2MLogin || c.Chaos == "fault" || c.Status == 401 || c.Status == 499 {
+			continue
+		}
+		user := strings.TrimPrefix(c.Subject, "m2m:")
+		if c.Used == pw(user, c.At) {
+			run[user] = 0
+			continue
+		}
+		run[user]++
+		version[user+"\x00"+c.Used]++
+		if run[user] > maxRun {
+			maxRun, worst = run[user], user
+		}
+		maxVersion = max(maxVersion, version[user+"\x00"+c.Used])
+	}
+	return maxRun, maxVersion, worst
+}
+
+// stillValidCalls counts upstream calls made while every Secret they could serve held a live
+// credential outside its renewal window: ThingSpace token and revoke calls for a key (not a standby
+// app's), M2M logins of a keep-alive session whose Secret held a live session with its app's current
+// token, Verizon Cloud token calls while every CloudAuthorization's token had time left.
+func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued map[string]time.Time) []needlessCall {
+	last := func(at time.Time) *sample {
+		i := sort.Search(len(samples), func(i int) bool { return !samples[i].at.Before(at) })
+		if i == 0 {
+			return nil
+		}
+		return &samples[i-1]
+	}
+	left := func(v string, lifetime time.Duration, at time.Time) time.Duration {
+		t, ok := issued[v]
+		if !ok {
+			return 0
+		}
+		return t.Add(lifetime).Sub(at)
+	}
+	var out []needlessCall
+	for _, c := range led.Calls {
+		s := last(c.At)
+		if s == nil || c.Chaos == "fault" {
+			continue
+		}
+		var needless bool
+		switch {
+		case c.Route == harness.RouteToken || c.Route == harness.RouteRevoke:
+			needless = needlessAppCall(p, s, strings.TrimPrefix(c.Subject, "ts:"), func(v string) time.Duration { return left(v, tokenLifetime, c.At) })
+		case c.Route == harness.RouteM2MLogin:
+			needless = needlessLogin(p, s, strings.TrimPrefix(c.Subject, "m2m:"))
+		case c.Route == harness.RouteCloudToken && c.Used != "":
+			needless = needlessRefresh(p, s, func(v string) time.Duration { return left(v, cloudLifetime, c.At) })
+		}
+		if needless {
+			out = append(out, needlessCall{at: c.At, route: c.Route, subject: c.Subject})
+		}
+	}
+	return out
+}
+
+// needlessAppCall: every app of the key (none with a standby key set) held a live token with more left
+// than its renewal window.
+func needlessAppCall(p *population, s *sample, key string, left func(string) time.Duration) bool {
+	holders := 0
+	for i, cr := range p.creds {
+		if cr.kind != "app" || !containsStr(cr.keys, key) {
+			continue
+		}
+		if cr.standby {
+			return false
+		}
+		holders++
+		st := s.creds[i]
+		window := 2 * time.Second // a plain app renews at expiry (expires_in is whole seconds)
+		if cr.owner == "renew"+strings.TrimPrefix(key, "k-renew") {
+			window = renewalWindow(cr)
+		}
+		if !st.exists || !st.live || left(st.values[0]) <= window {
+			return false
+		}
+	}
+	return holders > 0
+}
+
+// needlessLogin: a keep-alive session's Secret held a live session with its app's current token.
+func needlessLogin(p *population, s *sample, user string) bool {
+	for i, cr := range p.creds {
+		if cr.kind != "session" || cr.user != user || cr.relogin {
+			continue
+		}
+		st := s.creds[i]
+		appToken := ""
+		for j, a := range p.creds {
+			if a.owner == cr.app && s.creds[j].exists {
+				appToken = s.creds[j].values[0]
+			}
+		}
+		return st.exists && st.live && st.values[1] == appToken
+	}
+	return false
+}
+
+// needlessRefresh: every CloudAuthorization's Secret held an access token with more left than its
+// renewal window.
+func needlessRefresh(p *population, s *sample, left func(string) time.Duration) bool {
+	for i, cr := range p.creds {
+		if cr.kind != "cloud" {
+			continue
+		}
+		st := s.creds[i]
+		if !st.exists || !st.live || left(st.values[0]) <= renewalWindow(cr) {
+			return false
+		}
+	}
+	return true
+}
+
+// needlessCall is an upstream call made for a credential that was still valid.
+type needlessCall struct {
+	at             time.Time
+	route, subject string
+}
+
+func describeCalls(cs []needlessCall, t0 time.Time) string {
+	var out []string
+	for i, c := range cs {
+		if i == 10 {
+			out = append(out, fmt.Sprintf("and %d more", len(cs)-i))
+			break
+		}
+		out = append(out, fmt.Sprintf("%s for %s at +%s", c.route, c.subject, secs(c.at.Sub(t0))))
+	}
+	return strings.Join(out, "; ")
+}
+
+// within reports whether t is in a blocked window of kind what, or less than after its end.
+func within(ws []window, what string, t time.Time, after time.Duration) bool {
+	for _, w := range ws {
+		if w.what == what && !t.Before(w.start) && t.Before(w.end.Add(after)) {
+			return true
+		}
+	}
+	return false
+}
+
+// restartedAt reports whether t is less than d after a replica started or a replica took the lead.
+func (e *env) restartedAt(ws []window, t time.Time, d time.Duration) bool {
+	for _, w := range ws {
+		if w.what == "leader" && !t.Before(w.end) && t.Before(w.end.Add(d)) {
+			return true
+		}
+	}
+	for _, r := range e.mgrs {
+		r.mu.Lock()
+		starts := append([]time.Time(nil), r.starts...)
+		r.mu.Unlock()
+		for _, s := range starts[1:] {
+			if !t.Before(s) && t.Before(s.Add(d)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func containsStr(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+type minimum struct{ name, value string }
+
+// minimums compares the successful upstream calls with the physical minimum: one token call per
+// ThingSpace token issued, one Cloud token call per access token issued. Faulted, dropped and held
+// calls are counted apart: they are the faults' share.
+func minimums(led harness.Ledger) []minimum {
+	type tally struct{ ok, failed, distinct int }
+	fam := map[string]*tally{}
+	seen := map[string]bool{}
+	for _, c := range led.Calls {
+		var f string
+		switch c.Route {
+		case harness.RouteToken:
+			f = "ThingSpace token"
+		case harness.RouteCloudToken:
+			f = "Verizon Cloud token"
+		case harness.RouteM2MLogin:
+			f = "M2M login"
+		default:
+			continue
+		}
+		t := fam[f]
+		if t == nil {
+			t = &tally{}
+			fam[f] = t
+		}
+		if c.Status != 200 || c.Chaos != "" {
+			t.failed++
+		} else {
+			t.ok++
+		}
+		if len(c.Issued) > 0 && !seen[c.Issued[0]] {
+			seen[c.Issued[0]] = true
+			t.distinct++
+		}
+	}
+	var out []minimum
+	for _, f := range []string{"ThingSpace token", "M2M login", "Verizon Cloud token"} {
+		if t := fam[f]; t != nil {
+			out = append(out, minimum{f + " calls: answered / minimum (+ faulted)",
+				fmt.Sprintf("%d / %d (+ %d)", t.ok, t.distinct, t.failed)})
+		}
+	}
+	return out
+}

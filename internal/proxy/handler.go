@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -86,8 +88,9 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP refuses CONNECT and forwards everything else to the upstream. Bodies stream through;
-// the transport keeps a copy of a short one so that it can send it again.
+// ServeHTTP refuses CONNECT and the M2M session's logout and password reset, and forwards
+// everything else to the upstream. Bodies stream through; the transport keeps a copy of a short
+// one so that it can send it again.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, source: SourceUpstream}
 	defer func() { h.o.Metrics.request(rec.statusOrOK(), rec.source) }()
@@ -103,7 +106,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	if isSessionManagement(r.URL.Path) {
+		h.o.Metrics.refuse("session_management")
+		rec.source = SourceProxy
+		http.Error(rec, "thingspace-proxy: the operator manages the M2M session: logout and password reset are refused", http.StatusForbidden)
+		return
+	}
 	h.rp.ServeHTTP(rec, r)
+}
+
+// sessionManagementPaths end or change the credential the proxy injects for every workload of the
+// pod (and every other holder of the operator's session): a logout kills the session, a password
+// reset changes the UWS password behind the operator's back.
+var sessionManagementPaths = []string{"/api/m2m/v1/session/logout", "/api/m2m/v1/session/password"}
+
+// isSessionManagement reports whether the (decoded) path is one of sessionManagementPaths or under one,
+// whatever its case, repeated slashes or dot segments.
+func isSessionManagement(p string) bool {
+	clean := strings.ToLower(path.Clean("/" + p))
+	for _, m := range sessionManagementPaths {
+		if clean == m || strings.HasPrefix(clean, m+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // fail answers a request the transport could not complete. The error is logged without the

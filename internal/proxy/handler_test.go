@@ -228,3 +228,44 @@ func TestCheckUpstream(t *testing.T) {
 		t.Errorf("plain http with allowInsecure: %v", err)
 	}
 }
+
+// The pod's workloads share the operator's M2M session: a logout or a password reset through the
+// proxy would end or change it for every holder, so they are refused unsent, however spelt.
+func TestHandlerRefusesSessionManagement(t *testing.T) {
+	up, ch := newUpstream(t)
+	h, m := newTestHandler(t, up.URL, &injecting{base: http.DefaultTransport}, nil)
+	px := httptest.NewServer(h)
+	defer px.Close()
+	addr := strings.TrimPrefix(px.URL, "http://")
+	for _, line := range []string{
+		"POST /api/m2m/v1/session/logout HTTP/1.1",
+		"PUT /api/m2m/v1/session/password/actions/reset HTTP/1.1",
+		"POST //api/m2m/v1//session/logout/ HTTP/1.1",
+		"POST /api/M2M/v1/Session/Logout HTTP/1.1",
+		"POST /api/m2m/v1/session%2Flogout HTTP/1.1",
+		"POST /api/m2m/v1/x/../session/logout HTTP/1.1",
+		"PUT /api/m2m/v1/session/password%2Factions/reset HTTP/1.1",
+	} {
+		if code := rawRequest(t, addr, line+"\r\nHost: x\r\nContent-Length: 0"); code != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", line, code)
+		}
+	}
+	select {
+	case got := <-ch:
+		t.Errorf("a session management call reached the upstream: %+v", got)
+	default:
+	}
+	if v := testutil.ToFloat64(m.refused.WithLabelValues("session_management")); v != 7 {
+		t.Errorf("refused{session_management} = %v, want 7", v)
+	}
+	for _, line := range []string{
+		"POST /api/m2m/v1/session/login HTTP/1.1",
+		"GET /api/m2m/v1/accounts/0000123456-00001 HTTP/1.1",
+		"GET /api/m2m/v1/session/logoutx HTTP/1.1",
+	} {
+		if code := rawRequest(t, addr, line+"\r\nHost: x\r\nContent-Length: 0"); code != http.StatusTeapot {
+			t.Errorf("%s: status %d, want the upstream's 418", line, code)
+		}
+		<-ch
+	}
+}

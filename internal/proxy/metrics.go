@@ -50,7 +50,7 @@ func NewMetrics(clk clock.PassiveClock) *Metrics {
 		}, []string{"code", "source"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingspace_proxy_refused_requests_total",
-			Help: "Requests the proxy refused without forwarding them, by reason (connect).",
+			Help: "Requests the proxy refused without forwarding them, by reason (connect, session_management).",
 		}, []string{"reason"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingspace_proxy_credential_rejections_total",
@@ -90,6 +90,7 @@ func NewMetrics(clk clock.PassiveClock) *Metrics {
 	}
 	m.requests.WithLabelValues("5xx", SourceProxy)
 	m.refused.WithLabelValues("connect")
+	m.refused.WithLabelValues("session_management")
 	return m
 }
 

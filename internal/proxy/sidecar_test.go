@@ -179,7 +179,7 @@ func TestSidecarReadiness(t *testing.T) {
 		t.Errorf("credential_valid = %v, want 0", v)
 	}
 
-	exp := time.Now().Add(700 * time.Millisecond).Truncate(time.Millisecond)
+	exp := time.Now().Add(1500 * time.Millisecond).Truncate(time.Millisecond)
 	vol.write(appData("tok-short", exp))
 	eventually(t, "ready", func() bool { return status(t, health+"/readyz") == http.StatusOK })
 	if v := metric(t, health, "thingspace_proxy_credential_expiry_timestamp_seconds"); v != float64(exp.UnixMilli())/1e3 {

@@ -97,6 +97,7 @@ func (r *M2MSessionReconciler) gatherConsumer(ctx context.Context, sess *v1alpha
 	f := policy.SessionConsumerFacts{Name: name}
 	src := &v1alpha1.ClusterM2MSession{}
 	if err := r.Get(ctx, types.NamespacedName{Name: name}, src); apierrors.IsNotFound(err) {
+		f.OtherShard = r.otherShard(ctx, "ClusterM2MSession", types.NamespacedName{Name: name}, src)
 		return f, nil, nil, nil
 	} else if err != nil {
 		return f, nil, nil, err

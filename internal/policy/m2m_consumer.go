@@ -21,6 +21,9 @@ type SessionConsumerFacts struct {
 	SourceReady *metav1.Condition
 	// HasData: the ClusterM2MSession's Secret holds a session to copy.
 	HasData bool
+	// OtherShard, when not Found, says the ClusterM2MSession exists in another manager's shard (the
+	// Ready message; reason OtherShard).
+	OtherShard string
 }
 
 // SessionConsumerDecision is what to do with the consumer's Secret (ConsumerPublish: copy the cluster
@@ -38,6 +41,9 @@ type SessionConsumerDecision struct {
 // app token rotating) even while it is not Ready, and Ready, its reason and message mirror its own.
 func DecideSessionConsumer(f SessionConsumerFacts) SessionConsumerDecision {
 	const kind = "ClusterM2MSession"
+	if !f.Found && f.OtherShard != "" {
+		return SessionConsumerDecision{Step: ConsumerKeep, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonOtherShard, Message: f.OtherShard}
+	}
 	if !f.Found {
 		return SessionConsumerDecision{Step: ConsumerKeep, Ready: metav1.ConditionFalse, Reason: v1alpha1.ReasonPending,
 			Message: fmt.Sprintf("%s %q not found", kind, f.Name)}

@@ -71,3 +71,23 @@ func TestAppRefreshedSharedElsewhere(t *testing.T) {
 		t.Fatalf("new token: next %v, want its expiry", p.Next)
 	}
 }
+
+// A consumer whose cluster object is in another shard says so, keeping its last copy.
+func TestConsumersOfAnotherShard(t *testing.T) {
+	held := AppToken{AccessToken: "t", ExpiresAt: t0.Add(time.Hour)}
+	d := DecideConsumer(ConsumerInput{Kind: "ClusterThingSpaceApp", Name: "c", Admission: Admission{Allowed: true}, Held: held, Now: t0,
+		OtherShard: "ClusterThingSpaceApp c belongs to another shard"})
+	if d.Step != ConsumerKeep || d.Reason != v1alpha1.ReasonOtherShard || d.Message[:41] != "ClusterThingSpaceApp c belongs to another" || d.Token != held {
+		t.Errorf("app consumer: %+v", d)
+	}
+	if d := DecideConsumer(ConsumerInput{Kind: "ClusterThingSpaceApp", Name: "c", Admission: Admission{Allowed: true}, Now: t0}); d.Reason != v1alpha1.ReasonAppNotReady {
+		t.Errorf("no shard said: %+v", d)
+	}
+	s := DecideSessionConsumer(SessionConsumerFacts{Name: "c", OtherShard: "ClusterM2MSession c belongs to another shard"})
+	if s.Step != ConsumerKeep || s.Reason != v1alpha1.ReasonOtherShard {
+		t.Errorf("session consumer: %+v", s)
+	}
+	if s := DecideSessionConsumer(SessionConsumerFacts{Name: "c"}); s.Reason != v1alpha1.ReasonPending {
+		t.Errorf("no shard said: %+v", s)
+	}
+}

@@ -122,6 +122,19 @@ func TestSameKeyAcrossShardsIsNotRevoked(t *testing.T) {
 	})
 	must(t, k8s.Delete(ctx, &v1alpha1.ThingSpaceApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a-last"}}))
 	waitFor(t, "a-last's revoke", func() bool { return sim.Stats().Total(revokeRoute) == 1 })
+
+	// Nothing the managers logged or recorded names the key's secret or the token.
+	list := &eventsv1.EventList{}
+	must(t, k8s.List(ctx, list, client.InNamespace(ns)))
+	var notes strings.Builder
+	for _, e := range list.Items {
+		notes.WriteString(e.Note + "\n")
+	}
+	for what, s := range map[string]string{"the app secret": appSecret, "the token": shared} {
+		if strings.Contains(logs.String(), s) || strings.Contains(notes.String(), s) {
+			t.Errorf("%s is in the managers' log or an event", what)
+		}
+	}
 }
 
 func readyMessage(a *v1alpha1.ThingSpaceApp) string {

@@ -122,3 +122,22 @@ func TestServeShutsDownGracefully(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// Headers are bounded: a request with more than 64 KiB of them is answered 431 unserved.
+func TestProxyServerBoundsHeaders(t *testing.T) {
+	var served bool
+	ln := listen(t)
+	srv := NewProxyServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }), time.Second, nil)
+	go func() { _ = srv.Serve(ln) }()
+	defer func() { _ = srv.Close() }()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/x", nil)
+	req.Header.Set("X-Big", strings.Repeat("x", 80<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || served {
+		t.Errorf("80 KiB of headers: status %d, served %v; want 431 unserved", resp.StatusCode, served)
+	}
+}

@@ -101,16 +101,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(rec, "thingspace-proxy forwards to its one upstream only: CONNECT is refused", http.StatusMethodNotAllowed)
 		return
 	}
-	if h.o.Timeout > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
-	if isSessionManagement(r.URL.Path) {
+	if isSessionManagement(path.Join("/", h.o.Upstream.Path, r.URL.Path)) {
 		h.o.Metrics.refuse("session_management")
 		rec.source = SourceProxy
 		http.Error(rec, "thingspace-proxy: the operator manages the M2M session: logout and password reset are refused", http.StatusForbidden)
 		return
+	}
+	if h.o.Timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
 	}
 	h.rp.ServeHTTP(rec, r)
 }
@@ -120,9 +120,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // reset changes the UWS password behind the operator's back.
 var sessionManagementPaths = []string{"/api/m2m/v1/session/logout", "/api/m2m/v1/session/password"}
 
-// isSessionManagement reports whether the (decoded) path is one of sessionManagementPaths or under one,
-// whatever its case, repeated slashes or dot segments.
+// isSessionManagement reports whether the upstream path (the upstream's prefix joined with the
+// request's decoded path) is one of sessionManagementPaths or under one, whatever its case,
+// repeated slashes, dot segments or path parameters.
 func isSessionManagement(p string) bool {
+	p, _, _ = strings.Cut(p, ";") // path parameters, which some servers drop
 	clean := strings.ToLower(path.Clean("/" + p))
 	for _, m := range sessionManagementPaths {
 		if clean == m || strings.HasPrefix(clean, m+"/") {

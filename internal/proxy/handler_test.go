@@ -245,6 +245,7 @@ func TestHandlerRefusesSessionManagement(t *testing.T) {
 		"POST /api/m2m/v1/session%2Flogout HTTP/1.1",
 		"POST /api/m2m/v1/x/../session/logout HTTP/1.1",
 		"PUT /api/m2m/v1/session/password%2Factions/reset HTTP/1.1",
+		"POST /api/m2m/v1/session/logout;jsessionid=1 HTTP/1.1",
 	} {
 		if code := rawRequest(t, addr, line+"\r\nHost: x\r\nContent-Length: 0"); code != http.StatusForbidden {
 			t.Errorf("%s: status %d, want 403", line, code)
@@ -255,8 +256,8 @@ func TestHandlerRefusesSessionManagement(t *testing.T) {
 		t.Errorf("a session management call reached the upstream: %+v", got)
 	default:
 	}
-	if v := testutil.ToFloat64(m.refused.WithLabelValues("session_management")); v != 7 {
-		t.Errorf("refused{session_management} = %v, want 7", v)
+	if v := testutil.ToFloat64(m.refused.WithLabelValues("session_management")); v != 8 {
+		t.Errorf("refused{session_management} = %v, want 8", v)
 	}
 	for _, line := range []string{
 		"POST /api/m2m/v1/session/login HTTP/1.1",
@@ -267,5 +268,26 @@ func TestHandlerRefusesSessionManagement(t *testing.T) {
 			t.Errorf("%s: status %d, want the upstream's 418", line, code)
 		}
 		<-ch
+	}
+}
+
+// Behind an upstream with a path prefix, the refusal applies to the path the upstream would see.
+func TestHandlerRefusesSessionManagementUnderAPrefix(t *testing.T) {
+	up, ch := newUpstream(t)
+	h, _ := newTestHandler(t, up.URL+"/api", &injecting{base: http.DefaultTransport}, nil)
+	px := httptest.NewServer(h)
+	defer px.Close()
+	resp, err := http.Post(px.URL+"/m2m/v1/session/logout", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/api + /m2m/v1/session/logout: status %d, want 403", resp.StatusCode)
+	}
+	select {
+	case got := <-ch:
+		t.Errorf("the logout reached the upstream: %+v", got)
+	default:
 	}
 }

@@ -32,3 +32,10 @@ const (
 // current endpoint and credentials is never published or shared; the operator fetches one with the
 // current ones (issue 8 scenario 2).
 const ProvenanceAnnotation = ReservedPrefix + "issued-by"
+
+// ExpiryProvenanceAnnotation, on a ThingSpaceApp's Secret, binds its expires_at to its token, as a
+// SHA-256 digest of the endpoint, key, secret, token and expiry: the operator wrote that expiry with
+// that token. A manager that finds it matching believes the Secret's expiry even when the status write
+// that should have followed the Secret's was lost (a kill between the two), instead of asking the
+// upstream again for a token it holds.
+const ExpiryProvenanceAnnotation = ReservedPrefix + "expiry-issued-by"

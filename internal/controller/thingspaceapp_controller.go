@@ -203,6 +203,9 @@ func (r *ThingSpaceAppReconciler) gatherHeld(ctx context.Context, s *appState) (
 	sec := secretToken(s.owned)
 	s.secTok = sec.AccessToken
 	sec.Want = s.key.Provenance(sec.AccessToken)
+	if sec.AccessToken != "" {
+		sec.WantExpiry = s.key.ExpiryProvenance(sec.AccessToken, formatExpiry(sec.ExpiresAt))
+	}
 	held, why := policy.TrustHeld(sec, s.st)
 	if why != "" {
 		log.FromContext(ctx).Info("Not using the token in the Secret", "secret", klog.KRef(s.app.Namespace, s.app.Spec.SecretName), "why", why)
@@ -226,7 +229,10 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 	// nothing and also repairs a Secret someone edited or a template that changed.
 	_, written, err := r.Secrets.Write(ctx, s.obj, s.owned, s.app.Spec.SecretName, secrets.Change{
 		Template: s.app.Spec.SecretTemplate, Data: tokenData(tok),
-		Annotations: map[string]string{v1alpha1.ProvenanceAnnotation: s.key.Provenance(tok.AccessToken)},
+		Annotations: map[string]string{
+			v1alpha1.ProvenanceAnnotation:       s.key.Provenance(tok.AccessToken),
+			v1alpha1.ExpiryProvenanceAnnotation: s.key.ExpiryProvenance(tok.AccessToken, formatExpiry(tok.ExpiresAt)),
+		},
 	})
 	if err != nil {
 		if isConflict(err) {
@@ -315,7 +321,8 @@ func secretToken(s *corev1.Secret) policy.SecretToken {
 	if t.AccessToken == "" {
 		return policy.SecretToken{}
 	}
-	return policy.SecretToken{AccessToken: t.AccessToken, ExpiresAt: t.ExpiresAt, Provenance: s.Annotations[v1alpha1.ProvenanceAnnotation]}
+	return policy.SecretToken{AccessToken: t.AccessToken, ExpiresAt: t.ExpiresAt, Provenance: s.Annotations[v1alpha1.ProvenanceAnnotation],
+		ExpiryProvenance: s.Annotations[v1alpha1.ExpiryProvenanceAnnotation]}
 }
 
 func appToken(t tokenbroker.Token) policy.AppToken {

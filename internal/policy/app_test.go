@@ -188,6 +188,21 @@ func TestTrustHeld(t *testing.T) {
 		}, false},
 		{"expiry edited earlier is believed (the safe side)", func(s *SecretToken, _ *v1alpha1.ThingSpaceAppStatus) { s.ExpiresAt = t0.Add(time.Minute) }, true},
 		{"no expiry in status", func(_ *SecretToken, st *v1alpha1.ThingSpaceAppStatus) { st.ExpiresAt = nil }, false},
+		{"status write lost after the Secret's, expiry bound to the token", func(s *SecretToken, st *v1alpha1.ThingSpaceAppStatus) {
+			s.ExpiresAt = exp.Add(time.Hour)
+			s.ExpiryProvenance, s.WantExpiry = "e", "e"
+		}, true},
+		{"status write lost, no expiry binding (an older Secret)", func(s *SecretToken, st *v1alpha1.ThingSpaceAppStatus) {
+			s.ExpiresAt = exp.Add(time.Hour)
+		}, false},
+		{"scenario 3: expiry edited, its binding no longer matches", func(s *SecretToken, _ *v1alpha1.ThingSpaceAppStatus) {
+			s.ExpiresAt = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+			s.ExpiryProvenance, s.WantExpiry = "e", "f"
+		}, false},
+		{"an expiry binding does not make another key's token ours", func(s *SecretToken, _ *v1alpha1.ThingSpaceAppStatus) {
+			s.Want = "q"
+			s.ExpiryProvenance, s.WantExpiry = "e", "e"
+		}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

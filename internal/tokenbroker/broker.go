@@ -62,6 +62,13 @@ func (k Key) HolderDigest() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ExpiryProvenance is the digest binding a token to the expiry written with it (the Secret's
+// expires_at as written), under the same key.
+func (k Key) ExpiryProvenance(token, expiresAt string) string {
+	sum := sha256.Sum256([]byte("thingspace-operator/expiry-provenance/v1\x00" + k.Endpoint + "\x00" + k.ClientKey + "\x00" + k.digest + "\x00" + token + "\x00" + expiresAt))
+	return hex.EncodeToString(sum[:])
+}
+
 // Token is an app token with the instants the operator keeps, in whole seconds.
 type Token struct {
 	AccessToken string

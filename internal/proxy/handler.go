@@ -92,8 +92,8 @@ func NewHandler(o HandlerOptions) (*Handler, error) {
 // everything else to the upstream. Bodies stream through; the transport keeps a copy of a short
 // one so that it can send it again.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w, source: SourceUpstream}
-	defer func() { h.o.Metrics.request(rec.statusOrOK(), rec.source) }()
+	rec := &recorder{ResponseWriter: w, source: SourceUpstream, count: h.o.Metrics.request}
+	defer rec.finish()
 
 	if r.Method == http.MethodConnect {
 		h.o.Metrics.refuse("connect")
@@ -159,34 +159,39 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	http.Error(w, "thingspace-proxy: "+msg, status)
 }
 
-// recorder remembers the status written and who chose it.
+// recorder counts the answer by its status and who chose it, when the status is written: before the
+// client can see it, so a client that has its answer also finds it counted.
 type recorder struct {
 	http.ResponseWriter
-	code   int
-	source string
+	source  string
+	count   func(code int, source string)
+	counted bool
 }
 
 func (r *recorder) WriteHeader(code int) {
 	// 1xx answers (100 Continue, 103 Early Hints) come before the final one; 101 is final.
-	if r.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		r.code = code
+	if !r.counted && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		r.counted = true
+		r.count(code, r.source)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
+	if !r.counted {
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach Flush on the real writer (ReverseProxy streams).
+// Unwrap lets http.ResponseController reach Flush and Hijack on the real writer (ReverseProxy
+// streams and upgrades through it).
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (r *recorder) statusOrOK() int {
-	if r.code == 0 {
-		return http.StatusOK
+// finish counts an answer whose handler wrote nothing (net/http sends 200).
+func (r *recorder) finish() {
+	if !r.counted {
+		r.counted = true
+		r.count(http.StatusOK, r.source)
 	}
-	return r.code
 }

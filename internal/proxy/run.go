@@ -83,6 +83,9 @@ func (s *Sidecar) build(base http.RoundTripper) error {
 		return fmt.Errorf("--metrics-listen: %w", err)
 	}
 	s.ProxyAddr, s.HealthAddr = pl.Addr(), hl.Addr()
+	if a, ok := pl.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		s.log.Warn("the proxy port is not on loopback: whoever reaches it calls the upstream with this pod's credential", "listen", s.cfg.Listen)
+	}
 	s.opts = ServeOptions{
 		Proxy: h, Health: HealthHandler(s.tracker.Ready, m.Registry),
 		ProxyListener: pl, HealthListener: hl,

@@ -3,17 +3,19 @@
 //
 // ThingSpace keeps one active token per key: two shards whose objects use the same key share it, and a
 // revoke by one ends it for the other, which has no way to know (its broker, internal/tokenbroker,
-// sees only its own process). So every manager keeps a coordination.k8s.io Lease per key it holds in
-// one namespace all of them share, named and labelled by the key's holder digest
-// (tokenbroker.Key.HolderDigest: neither the key nor its secret), its holderIdentity the manager's
-// shard (its leader-election ID: the replicas of one shard are one holder). Before revoking, a manager
-// asks whether another shard's Lease for the key is live; if so it does not revoke.
+// sees only its own process). So every manager keeps coordination.k8s.io Leases in one namespace all
+// of them share: a heartbeat of its own (holderIdentity its shard, i.e. its leader-election ID: the
+// replicas of one shard are one holder), renewed every RenewEvery, and a Lease per key it holds, named
+// and labelled by the key's holder digest (tokenbroker.Key.HolderDigest: neither the key nor its
+// secret) and by the shard, written once. Before revoking, a manager asks whether another shard whose
+// heartbeat is live holds the key; if so it does not revoke.
 //
-// It costs no upstream call and few API writes: a Lease is created when a key is first held, renewed
-// once per RenewEvery by the Renewer (3 writes per key and hour by default), and deleted by the Renewer
-// once no object holds the key any more; the check before a revoke is one list. A manager that dies
-// leaves its Leases to expire after Duration: until then the others only forgo revokes (renewBefore
-// becomes renewal at expiry), which is the safe side.
+// It costs no upstream call and few API writes: a key's Lease is created when the shard first holds
+// the key and deleted (by the Renewer) once it holds it no more; a restart rewrites none (one list finds
+// them); the heartbeat is one write per shard per RenewEvery, however many keys. The check before a
+// revoke is two lists. A manager that dies stops its heartbeat: after Duration the others no longer
+// count its keys. Until then they only forgo revokes (renewBefore becomes renewal at expiry), which is
+// the safe side.
 package holders
 
 import (
@@ -37,20 +39,23 @@ import (
 
 // Labels of the registry's Leases.
 const (
-	// LabelKey is the first 40 hex digits of the key's holder digest (a label value is at most 63).
+	// LabelKey, on a key's Lease, is the first 40 hex digits of the key's holder digest (a label value
+	// is at most 63).
 	LabelKey = "thingspace.credops.io/holder-key"
-	// LabelHolder is a digest of the holder's identity: the Leases one manager may renew and delete.
+	// LabelHolder is a digest of the holder's identity, on its heartbeat and its keys' Leases.
 	LabelHolder = "thingspace.credops.io/holder"
-	// LabelComponent marks the Leases as the registry's.
+	// LabelComponent marks the Leases as the registry's: holder-registry on keys' Leases,
+	// holder-heartbeat on heartbeats.
 	LabelComponent = "app.kubernetes.io/component"
-	componentValue = "holder-registry"
+	componentKey   = "holder-registry"
+	componentBeat  = "holder-heartbeat"
 )
 
 // Defaults of Registry.
 const (
-	DefaultRenewEvery = 20 * time.Minute
-	// DefaultDuration outlives two missed renewals.
-	DefaultDuration = 3 * DefaultRenewEvery
+	DefaultRenewEvery = 2 * time.Minute
+	// DefaultDuration outlives four missed heartbeats.
+	DefaultDuration = 5 * DefaultRenewEvery
 )
 
 // Registry is one manager's view of the holder registry.
@@ -64,13 +69,16 @@ type Registry struct {
 	// Identity names this manager's shard (its leader-election ID).
 	Identity string
 	Clock    clock.PassiveClock
-	// RenewEvery and Duration default to DefaultRenewEvery and DefaultDuration.
+	// RenewEvery and Duration (of the heartbeat) default to DefaultRenewEvery and DefaultDuration.
 	RenewEvery, Duration time.Duration
 
 	mu sync.Mutex
-	// renewed is when this process last wrote the Lease of each key digest.
-	renewed map[string]time.Time
-	writes  atomic.Int64
+	// known holds the label digests of the keys whose Lease this shard has; primed from the API once.
+	known  map[string]bool
+	primed bool
+	// beat is when this process last wrote the heartbeat.
+	beat   time.Time
+	writes atomic.Int64
 }
 
 // Writes counts the API writes the registry made (creates, updates, deletes).
@@ -90,40 +98,93 @@ func (r *Registry) duration() time.Duration {
 	return DefaultDuration
 }
 
-func shortDigest(s string, n int) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])[:n]
-}
-
 func (r *Registry) holderLabel() string {
-	return shortDigest("thingspace-operator/holder-id/v1\x00"+r.Identity, 16)
+	sum := sha256.Sum256([]byte("thingspace-operator/holder-id/v1\x00" + r.Identity))
+	return hex.EncodeToString(sum[:])[:16]
 }
 
-func leaseName(digest, holder string) string { return "tsop-holder-" + digest[:40] + "-" + holder }
+func heartbeatName(holder string) string { return "tsop-holder-" + holder }
 
-// Hold records that this manager holds key's token. It writes when this process has not written the
-// key's Lease yet, or not within half its Duration (the Renewer stalled), so calling it on every
-// reconcile costs nothing but the first time; renewals are the Renewer's.
+func keyLeaseName(d, holder string) string { return "tsop-holder-" + d + "-" + holder }
+
+// label is the part of a key's holder digest its Leases are labelled with.
+func label(key tokenbroker.Key) string { return key.HolderDigest()[:40] }
+
+// Hold records that this manager holds key's token: the key's Lease is created the first time, and the
+// heartbeat written if this process has not written it within half its Duration (the Renewer keeps it
+// otherwise). Calling it on every reconcile costs nothing after that.
 func (r *Registry) Hold(ctx context.Context, key tokenbroker.Key) error {
-	return r.hold(ctx, key.HolderDigest(), r.duration()/2)
+	if err := r.prime(ctx); err != nil {
+		return err
+	}
+	if err := r.heartbeat(ctx, r.duration()/2); err != nil {
+		return err
+	}
+	return r.ensureKey(ctx, label(key))
 }
 
-func (r *Registry) hold(ctx context.Context, digest string, fresh time.Duration) error {
-	now := r.Clock.Now()
+// ensureKey creates the Lease of the key labelled d unless this shard is known to have it.
+func (r *Registry) ensureKey(ctx context.Context, d string) error {
 	r.mu.Lock()
-	last, ok := r.renewed[digest]
+	done := r.known[d]
 	r.mu.Unlock()
-	if ok && now.Sub(last) < fresh {
+	if done {
 		return nil
 	}
 	holder := r.holderLabel()
-	name := leaseName(digest, holder)
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: keyLeaseName(d, holder),
+		Labels: map[string]string{LabelKey: d, LabelHolder: holder, LabelComponent: componentKey}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(r.Identity), AcquireTime: &metav1.MicroTime{Time: r.Clock.Now()}}}
+	switch err := r.Writer.Create(ctx, l); {
+	case apierrors.IsAlreadyExists(err):
+		// Another reconcile of this shard (the name is the shard's) wrote it just now.
+	case err != nil:
+		return fmt.Errorf("holder registry: %w", err)
+	default:
+		r.writes.Add(1)
+	}
+	r.mu.Lock()
+	r.known[d] = true
+	r.mu.Unlock()
+	return nil
+}
+
+// prime learns, with one list, the keys' Leases this shard already has (a restart rewrites none).
+func (r *Registry) prime(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.primed {
+		return nil
+	}
+	list := &coordinationv1.LeaseList{}
+	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace),
+		client.MatchingLabels{LabelHolder: r.holderLabel(), LabelComponent: componentKey}); err != nil {
+		return fmt.Errorf("holder registry: %w", err)
+	}
+	r.known = map[string]bool{}
+	for i := range list.Items {
+		r.known[list.Items[i].Labels[LabelKey]] = true
+	}
+	r.primed = true
+	return nil
+}
+
+// heartbeat writes this shard's heartbeat unless this process wrote it within fresh.
+func (r *Registry) heartbeat(ctx context.Context, fresh time.Duration) error {
+	now := r.Clock.Now()
+	r.mu.Lock()
+	last := r.beat
+	r.mu.Unlock()
+	if !last.IsZero() && now.Sub(last) < fresh {
+		return nil
+	}
+	holder := r.holderLabel()
 	l := &coordinationv1.Lease{}
-	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: name}, l)
+	err := r.Reader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: heartbeatName(holder)}, l)
 	switch {
 	case apierrors.IsNotFound(err):
-		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: name,
-			Labels: map[string]string{LabelKey: digest[:40], LabelHolder: holder, LabelComponent: componentValue}}}
+		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: heartbeatName(holder),
+			Labels: map[string]string{LabelHolder: holder, LabelComponent: componentBeat}}}
 		r.fill(l, now)
 		err = r.Writer.Create(ctx, l)
 	case err == nil:
@@ -132,17 +193,14 @@ func (r *Registry) hold(ctx context.Context, digest string, fresh time.Duration)
 	}
 	switch {
 	case apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err):
-		// Another reconcile of this shard (the Lease's name is the shard's) wrote it just now.
+		// Another reconcile of this shard wrote it just now.
 	case err != nil:
 		return fmt.Errorf("holder registry: %w", err)
 	default:
 		r.writes.Add(1)
 	}
 	r.mu.Lock()
-	if r.renewed == nil {
-		r.renewed = map[string]time.Time{}
-	}
-	r.renewed[digest] = now
+	r.beat = now
 	r.mu.Unlock()
 	return nil
 }
@@ -156,20 +214,30 @@ func (r *Registry) fill(l *coordinationv1.Lease, now time.Time) {
 	}
 }
 
-// Others counts the other managers whose Lease for key is live: a revoke would end their token.
+// Others counts the other shards that hold key and whose heartbeat is live: a revoke would end their
+// token.
 func (r *Registry) Others(ctx context.Context, key tokenbroker.Key) (int, error) {
-	list := &coordinationv1.LeaseList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace),
-		client.MatchingLabels{LabelKey: key.HolderDigest()[:40]}); err != nil {
+	keys := &coordinationv1.LeaseList{}
+	if err := r.Reader.List(ctx, keys, client.InNamespace(r.Namespace), client.MatchingLabels{LabelKey: label(key)}); err != nil {
+		return 0, fmt.Errorf("holder registry: %w", err)
+	}
+	me := r.holderLabel()
+	holding := map[string]bool{}
+	for i := range keys.Items {
+		if h := keys.Items[i].Labels[LabelHolder]; h != me {
+			holding[h] = true
+		}
+	}
+	if len(holding) == 0 {
+		return 0, nil
+	}
+	beats := &coordinationv1.LeaseList{}
+	if err := r.Reader.List(ctx, beats, client.InNamespace(r.Namespace), client.MatchingLabels{LabelComponent: componentBeat}); err != nil {
 		return 0, fmt.Errorf("holder registry: %w", err)
 	}
 	now, n := r.Clock.Now(), 0
-	for i := range list.Items {
-		l := &list.Items[i]
-		if l.Labels[LabelHolder] == r.holderLabel() || ptr.Deref(l.Spec.HolderIdentity, "") == r.Identity {
-			continue
-		}
-		if live(l, now) {
+	for i := range beats.Items {
+		if b := &beats.Items[i]; holding[b.Labels[LabelHolder]] && live(b, now) {
 			n++
 		}
 	}
@@ -184,43 +252,52 @@ func live(l *coordinationv1.Lease, now time.Time) bool {
 	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }
 
-// Sync renews the Leases of the keys held (those not written within RenewEvery/2) and deletes this
-// manager's Leases of keys no longer held. The Renewer calls it every RenewEvery.
+// Sync renews the heartbeat (unless written within RenewEvery/2) and deletes this shard's Leases of
+// keys no longer held. The Renewer calls it every RenewEvery.
 func (r *Registry) Sync(ctx context.Context, held []tokenbroker.Key) error {
+	if err := r.prime(ctx); err != nil {
+		return err
+	}
+	if err := r.heartbeat(ctx, r.renewEvery()/2); err != nil {
+		return err
+	}
 	keep := map[string]bool{}
 	for _, k := range held {
-		d := k.HolderDigest()
-		keep[d[:40]] = true
-		if err := r.hold(ctx, d, r.renewEvery()/2); err != nil {
-			return err
-		}
+		keep[label(k)] = true
 	}
 	list := &coordinationv1.LeaseList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace), client.MatchingLabels{LabelHolder: r.holderLabel()}); err != nil {
+	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace),
+		client.MatchingLabels{LabelHolder: r.holderLabel(), LabelComponent: componentKey}); err != nil {
 		return fmt.Errorf("holder registry: %w", err)
 	}
+	listed := map[string]bool{}
 	for i := range list.Items {
 		l := &list.Items[i]
 		d := l.Labels[LabelKey]
+		listed[d] = true
 		if keep[d] {
 			continue
 		}
+		// Forget it first: a Hold racing the delete creates it again.
+		r.mu.Lock()
+		delete(r.known, d)
+		r.mu.Unlock()
 		if err := r.Writer.Delete(ctx, l, client.Preconditions{ResourceVersion: &l.ResourceVersion}); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("holder registry: %w", err)
 		}
 		r.writes.Add(1)
-		r.forget(d)
 	}
-	return nil
-}
-
-// forget drops the record of the Lease whose label is d (the first 40 digits of a digest).
-func (r *Registry) forget(d string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for full := range r.renewed {
-		if full[:40] == d {
-			delete(r.renewed, full)
+	// A held key whose Lease is missing (deleted by hand, or by a delete that raced its Hold) gets it
+	// back.
+	for d := range keep {
+		if !listed[d] {
+			r.mu.Lock()
+			delete(r.known, d)
+			r.mu.Unlock()
+			if err := r.ensureKey(ctx, d); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }

@@ -74,9 +74,9 @@ func TestHoldIsSeenByOtherShardsOnly(t *testing.T) {
 	}
 }
 
-// Hold writes once, then only when the Renewer has not for half the Duration; a Lease not renewed for
-// Duration is dead.
-func TestHoldWritesRarelyAndLeasesExpire(t *testing.T) {
+// Hold writes the key's Lease once and the heartbeat when the Renewer has not for half its Duration;
+// a shard whose heartbeat is older than its Duration no longer counts.
+func TestHoldWritesRarelyAndDeadShardsStopCounting(t *testing.T) {
 	a, b, clk, _ := newPair(t)
 	ctx := context.Background()
 	for range 100 {
@@ -85,29 +85,30 @@ func TestHoldWritesRarelyAndLeasesExpire(t *testing.T) {
 		}
 		clk.Step(time.Second)
 	}
-	if a.Writes() != 1 {
-		t.Errorf("100 holds within %s: %d writes, want 1", 100*time.Second, a.Writes())
+	if a.Writes() != 2 {
+		t.Errorf("100 holds within %s: %d writes, want 2 (the key's Lease, the heartbeat)", 100*time.Second, a.Writes())
 	}
-	// An hour of reconciles every 30 s, no Renewer: a renewal every Duration/2.
+	// An hour of reconciles every 30 s, no Renewer: a heartbeat every Duration/2.
 	for range 120 {
 		clk.Step(30 * time.Second)
 		if err := a.Hold(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if w := a.Writes(); w != 1+int64(time.Hour/(DefaultDuration/2)) {
-		t.Errorf("an hour of holds without the Renewer: %d writes, want one per %s", w, DefaultDuration/2)
+	if w := a.Writes(); w != 2+int64(time.Hour/(DefaultDuration/2)) {
+		t.Errorf("an hour of holds without the Renewer: %d writes, want the key's Lease once and a heartbeat per %s", w, DefaultDuration/2)
 	}
 	if others(t, b, key) != 1 {
-		t.Fatal("a renewed: still live")
+		t.Fatal("a's heartbeat is fresh: it counts")
 	}
 	clk.Step(DefaultDuration)
 	if got := others(t, b, key); got != 0 {
-		t.Errorf("a's Lease not renewed for %s: b sees %d holders, want 0", DefaultDuration, got)
+		t.Errorf("a's heartbeat not renewed for %s: b sees %d holders, want 0", DefaultDuration, got)
 	}
 }
 
-// Sync renews what is held and deletes the Leases of keys let go.
+// Sync renews the heartbeat and deletes the Leases of keys let go; a restarted shard rewrites nothing
+// but its heartbeat.
 func TestSyncDeletesLeasesOfKeysLetGo(t *testing.T) {
 	a, b, clk, c := newPair(t)
 	ctx := context.Background()
@@ -124,19 +125,29 @@ func TestSyncDeletesLeasesOfKeysLetGo(t *testing.T) {
 	if others(t, b, another) != 0 || others(t, b, key) != 1 {
 		t.Errorf("after a let another go: b sees %d holders of another (want 0), %d of key (want 1)", others(t, b, another), others(t, b, key))
 	}
-	// 2 creates, 1 renewal, 1 delete; b's Lease is not a's to delete.
-	if a.Writes() != 4 {
-		t.Errorf("a wrote %d times, want 4", a.Writes())
+	// A heartbeat and 2 keys created, a renewal, a delete; b's Lease is not a's to delete.
+	if a.Writes() != 5 {
+		t.Errorf("a wrote %d times, want 5", a.Writes())
 	}
-	if err := a.Sync(ctx, nil); err != nil {
+	restarted := &Registry{Reader: c, Writer: c, Namespace: a.Namespace, Identity: a.Identity, Clock: clk}
+	if err := restarted.Hold(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Writes() != 1 {
+		t.Errorf("a restarted shard holding its key again wrote %d times, want 1 (its heartbeat)", restarted.Writes())
+	}
+	if err := restarted.Sync(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	list := &coordinationv1.LeaseList{}
-	if err := c.List(ctx, list); err != nil {
+	if err := c.List(ctx, list, client.MatchingLabels{LabelComponent: componentKey}); err != nil {
 		t.Fatal(err)
 	}
 	if len(list.Items) != 1 || *list.Items[0].Spec.HolderIdentity != b.Identity {
-		t.Errorf("Leases left: %d, want b's only", len(list.Items))
+		t.Errorf("keys' Leases left: %d, want b's only", len(list.Items))
+	}
+	if others(t, b, key) != 0 {
+		t.Error("a let the key go: b sees it held")
 	}
 }
 
@@ -156,16 +167,16 @@ func TestLeasesCarryNoCredential(t *testing.T) {
 			t.Errorf("a Lease carries %q: %s", s, raw)
 		}
 	}
-	if len(list.Items) != 1 || len(list.Items[0].Name) > 253 {
+	if len(list.Items) != 2 || len(list.Items[0].Name) > 253 { // the key's Lease, the heartbeat
 		t.Errorf("leases %v", list.Items)
 	}
 }
 
-// The write count of a manager holding 10 keys for 3 hours, its apps reconciling every 30 s and its
-// renewer syncing every RenewEvery: one create per key, then one renewal per key per RenewEvery (3 an
-// hour).
-func TestWritesPerKeyPerHour(t *testing.T) {
-	a, _, clk, _ := newPair(t)
+// The write count of a manager holding 10 keys for 3 hours, its apps reconciling every minute and its
+// renewer syncing every RenewEvery: each key's Lease once, the heartbeat once per RenewEvery whatever
+// the number of keys; a restart writes the heartbeat only.
+func TestWritesPerHour(t *testing.T) {
+	a, _, clk, c := newPair(t)
 	ctx := context.Background()
 	var keys []tokenbroker.Key
 	for i := range 10 {
@@ -185,9 +196,17 @@ func TestWritesPerKeyPerHour(t *testing.T) {
 			}
 		}
 	}
-	perKeyHour := float64(a.Writes()-10) / 10 / 3
-	t.Logf("10 keys, 3 h: %d writes (10 creates, %.1f renewals per key per hour)", a.Writes(), perKeyHour)
-	if perKeyHour != float64(time.Hour/DefaultRenewEvery) {
-		t.Errorf("%.1f renewals per key per hour", perKeyHour)
+	t.Logf("10 keys, 3 h: %d writes (10 keys' Leases, %d heartbeats)", a.Writes(), a.Writes()-10)
+	if beats := a.Writes() - 10; beats > 1+3*int64(time.Hour/DefaultRenewEvery) {
+		t.Errorf("%d heartbeats in 3 h, want at most one per %s", beats, DefaultRenewEvery)
+	}
+	restarted := &Registry{Reader: c, Writer: c, Namespace: a.Namespace, Identity: a.Identity, Clock: clk}
+	for _, k := range keys {
+		if err := restarted.Hold(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if restarted.Writes() != 1 {
+		t.Errorf("a restart holding 10 keys again: %d writes, want 1", restarted.Writes())
 	}
 }

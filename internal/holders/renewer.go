@@ -10,9 +10,9 @@ import (
 )
 
 // Renewer keeps the registry in step with what the manager holds: every RenewEvery it renews the
-// Leases of the keys held and deletes those of keys let go. It runs on the leader only (only the
+// shard's heartbeat and deletes the Leases of keys let go. It runs on the leader only (only the
 // leader holds tokens) and leaves the Leases in place when it stops: a standby taking over is the same
-// holder, and a manager gone for good is outlived by its Leases only for their Duration.
+// holder, and a manager gone for good stops counting once its heartbeat is older than its Duration.
 type Renewer struct {
 	Registry *Registry
 	// Held returns the keys held now (tokenbroker.Broker.HeldKeys).
@@ -30,6 +30,11 @@ func (w Renewer) Start(ctx context.Context) error {
 	clk := w.Ticker
 	if clk == nil {
 		clk = clock.RealClock{}
+	}
+	// The heartbeat first, so that the keys' Leases a previous leader left count at once; the keys not
+	// held any more are let go at the first tick, once the reconcilers have held theirs again.
+	if err := w.Registry.heartbeat(ctx, 0); err != nil {
+		w.Log.Info("Could not renew the holder registry", "error", err.Error())
 	}
 	t := clk.NewTicker(w.Registry.renewEvery())
 	defer t.Stop()

@@ -130,6 +130,18 @@ type M2MSessionStatus struct {
 	// +optional
 	LastLoginTime *metav1.Time `json:"lastLoginTime,omitempty"`
 
+	// loginTokenDigest identifies the app token the session in the Secret logged in with: a SHA-256
+	// digest, never the token. When the app publishes another token while that one is still valid (a
+	// handover to a standby key set), the session logs in again with the new token, so that the Secret
+	// changes both headers in one write (a platform may tie a session to the token that logged in).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	LoginTokenDigest string `json:"loginTokenDigest,omitempty"`
+
+	// loginTokenExpiresAt is when the app token the session logged in with expires.
+	// +optional
+	LoginTokenExpiresAt *metav1.Time `json:"loginTokenExpiresAt,omitempty"`
+
 	// lastKeepAliveTime is when the session was last used to keep it alive.
 	// +optional
 	LastKeepAliveTime *metav1.Time `json:"lastKeepAliveTime,omitempty"`

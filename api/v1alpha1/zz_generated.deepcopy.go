@@ -555,6 +555,10 @@ func (in *M2MSessionStatus) DeepCopyInto(out *M2MSessionStatus) {
 		in, out := &in.LastLoginTime, &out.LastLoginTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LoginTokenExpiresAt != nil {
+		in, out := &in.LoginTokenExpiresAt, &out.LoginTokenExpiresAt
+		*out = (*in).DeepCopy()
+	}
 	if in.LastKeepAliveTime != nil {
 		in, out := &in.LastKeepAliveTime, &out.LastKeepAliveTime
 		*out = (*in).DeepCopy()

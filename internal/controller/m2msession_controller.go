@@ -113,12 +113,16 @@ type sessState struct {
 
 	// refused says why the app's endpoint may not be called; set by loadApp.
 	refused string
+	// handover: this pass logs in because the app's token changed under a valid one (its retries are
+	// planned before that one expires).
+	handover bool
 }
 
 // facts is what the policy decides from.
 func (s *sessState) facts() policy.SessionFacts {
 	return policy.SessionFacts{Now: s.now, Spec: s.sess.Spec, Created: s.sess.CreationTimestamp.Time, Generation: s.sess.Generation,
 		Annotations: s.sess.Annotations, Status: *s.st, HasSession: s.session != "", CredentialsVersion: s.credsRV,
+		AppTokenDigest: policy.TokenDigest(s.appTok.AccessToken), AppHasStandby: s.app != nil && s.app.Spec.StandbyCredentialsSecretRef != nil,
 		UnansweredResetStored: s.st.PasswordResetUnanswered != nil && s.cached.PasswordResetUnanswered != nil &&
 			s.cached.PasswordResetUnanswered.SentAt.Equal(&s.st.PasswordResetUnanswered.SentAt)}
 }
@@ -182,6 +186,10 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 		return r.checkPassword(ctx, s)
 	case policy.SessionRelogin:
 		// No account to read: a fresh login before the idle timeout; the old session idles out.
+		return r.login(ctx, s, "")
+	case policy.SessionHandover:
+		// The old pair stays in the Secret until the new one replaces it in one write.
+		s.handover = true
 		return r.login(ctx, s, "")
 	case policy.SessionKeepAlive:
 		return r.keepAlive(ctx, s)

@@ -81,9 +81,15 @@ func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, sessi
 	st := s.st
 	st.FailedAttempts = 0
 	st.LastLoginTime = timePtr(s.now)
+	st.LoginTokenDigest, st.LoginTokenExpiresAt = policy.TokenDigest(s.appTok.AccessToken), timePtr(s.appTok.ExpiresAt)
 	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
-	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
+	if s.handover {
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedIn", "Login",
+			"Logged in with the app's new token while the old one is still valid; both headers written to Secret %s in one write", s.sess.Spec.SecretName)
+	} else {
+		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedIn", "Login", "Logged in; session written to Secret %s", s.sess.Spec.SecretName)
+	}
 	return r.wakeAt(s, st.NextKeepAliveTime.Time), nil
 }
 
@@ -143,9 +149,10 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 	return requeueAt(s.now, plan.At), nil
 }
 
-// refreshAppToken asks the broker for a token other than the one the gateway refused.
+// refreshAppToken asks the broker for a token other than the one the gateway refused, with the key set
+// that issued it: the app's active one (status.activeKeySet).
 func (r *M2MSessionReconciler) refreshAppToken(ctx context.Context, s *sessState) error {
-	cs, err := readCredentials(ctx, r.credentialsReader(), s.app.Namespace, s.app.Spec.CredentialsSecretRef.Name, credKey, credSecret)
+	cs, err := readCredentials(ctx, r.credentialsReader(), s.app.Namespace, activeCredentials(s.app), credKey, credSecret)
 	if err != nil {
 		return err
 	}
@@ -163,7 +170,13 @@ func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err 
 	st.FailedAttempts++
 	retryAfter, _ := upstream.RetryAfterOf(err)
 	// From when the answer arrived, not when the pass began: Retry-After counts from the answer.
-	next := policy.SessionRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, s.sess.Spec, r.Clock.Now())
+	answered := r.Clock.Now()
+	next := policy.SessionRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, s.sess.Spec, answered)
+	if s.handover {
+		f := s.facts()
+		f.Now = answered
+		next = policy.SessionHandoverRetry(r.Backoff, st.FailedAttempts, r.Rand(), retryAfter, f)
+	}
 	st.NextKeepAliveTime = timePtr(next)
 	msg := err.Error()
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable,
@@ -173,4 +186,13 @@ func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err 
 	}
 	log.FromContext(ctx).Info("Session call failed; backing off", "error", msg, "attempt", st.FailedAttempts, "retryIn", next.Sub(s.now))
 	return requeueAt(s.now, next), nil
+}
+
+// activeCredentials names the Secret of the app's active key set: the standby key set's once it issued
+// the published token, the primary's otherwise.
+func activeCredentials(app *v1alpha1.ThingSpaceApp) string {
+	if ref := app.Spec.StandbyCredentialsSecretRef; ref != nil && app.Status.ActiveKeySet == v1alpha1.KeySetStandby {
+		return ref.Name
+	}
+	return app.Spec.CredentialsSecretRef.Name
 }

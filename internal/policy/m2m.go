@@ -36,6 +36,10 @@ const (
 	// SessionRelogin: the keep-alive is due and there is no account to read; a new login replaces the
 	// session before it idles out.
 	SessionRelogin SessionAction = "Relogin"
+	// SessionHandover: the app published a token of its other key set while the one the session logged
+	// in with is still valid (m2m_handover.go): log in with the new token, so both headers change in one
+	// Secret write.
+	SessionHandover SessionAction = "Handover"
 	// SessionKeepAlive: use the session so that it does not idle out.
 	SessionKeepAlive SessionAction = "KeepAlive"
 	// SessionResetPassword: the password rotation is due (the reset uses the session, so it keeps it
@@ -58,6 +62,10 @@ type SessionFacts struct {
 	HasSession bool
 	// CredentialsVersion is the resourceVersion of the UWS credentials Secret as read.
 	CredentialsVersion string
+	// AppTokenDigest is TokenDigest of the app's current token; AppHasStandby: the app has a standby key
+	// set (spec.standbyCredentialsSecretRef), so its token can change while the old one is still valid.
+	AppTokenDigest string
+	AppHasStandby  bool
 	// UnansweredResetStored: the API server's copy of the status (the cache's) carries the record of
 	// the unanswered reset in Status, so a restart honours it too.
 	UnansweredResetStored bool
@@ -101,6 +109,8 @@ func DecideSession(f SessionFacts) SessionDecision {
 	switch {
 	case !f.HasSession || manual:
 		return SessionDecision{Action: SessionLogin, RefreshRequest: request}
+	case HandoverDue(f):
+		return SessionDecision{Action: SessionHandover}
 	case RotationDue(f):
 		return SessionDecision{Action: SessionResetPassword}
 	case due && f.Spec.KeepAlive.AccountName == "":

@@ -18,10 +18,9 @@ import (
 	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
-// Issue 11 §1, the M2M side of a handover. The app side (a ThingSpaceApp publishing a fresh token of
-// its standby key set while the old one stays valid) is played here by pointing the app's credentials
-// at the other key set: the app fetches that key's token and publishes it, nothing is revoked, and the
-// replaced token stays valid until it expires, as in a handover.
+// Issue 11 §1, the M2M side of a handover: the ThingSpaceApp "app" has a standby key set and hands over
+// at expiresAt - handoverBefore (5m of a 1h token), publishing the other key set's token while the one
+// it replaces stays valid until it expires.
 
 const (
 	handoverLifetime = time.Hour
@@ -31,17 +30,15 @@ const (
 // pair is what a workload reads from the M2M Secret: both headers.
 type pair struct{ bearer, session string }
 
-// handoverWorld is m2mWorld with a second key set registered with the simulator ("standby-creds"),
-// the app "app" naming it as its standby key set when standby is set.
-func handoverWorld(f *fixture, standby bool) (primary, other map[string]string) {
+// handoverWorld is m2mWorld with a second key set registered with the simulator ("standby-creds"), the
+// app "app" naming it as its standby key set when standby is set.
+func handoverWorld(f *fixture, standby bool) {
 	f.t.Helper()
 	f.sim.SetM2MUser(uwsUser, uwsPassword)
 	key2, secret2 := f.key+"-standby", f.secret+"-standby"
 	f.sim.SetApp(key2, secret2)
-	primary = map[string]string{v1alpha1.CredentialsKeyKey: f.key, v1alpha1.CredentialsKeySecret: f.secret}
-	other = map[string]string{v1alpha1.CredentialsKeyKey: key2, v1alpha1.CredentialsKeySecret: secret2}
-	f.credentials("app-creds", primary)
-	f.credentials("standby-creds", other)
+	f.credentials("app-creds", map[string]string{v1alpha1.CredentialsKeyKey: f.key, v1alpha1.CredentialsKeySecret: f.secret})
+	f.credentials("standby-creds", map[string]string{v1alpha1.CredentialsKeyKey: key2, v1alpha1.CredentialsKeySecret: secret2})
 	f.app("app", "app-creds", func(a *v1alpha1.ThingSpaceApp) {
 		if standby {
 			a.Spec.StandbyCredentialsSecretRef = &v1alpha1.LocalSecretReference{Name: "standby-creds"}
@@ -49,27 +46,34 @@ func handoverWorld(f *fixture, standby bool) (primary, other map[string]string) 
 	})
 	f.waitCondition("app", &v1alpha1.ThingSpaceApp{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
 	f.credentials("uws", map[string]string{v1alpha1.CredentialsKeyUsername: uwsUser, v1alpha1.CredentialsKeyPassword: uwsPassword})
-	return primary, other
 }
 
-// handOver makes the app publish a fresh token of the key set in creds while its current one stays
-// valid, and waits until the app's Secret holds it. It returns the new token.
-func (f *fixture) handOver(creds map[string]string) string {
+// nextHandover steps the clock to the app's next handover and waits until its Secret holds the new
+// token, which it returns with the replaced one (still valid: nothing is revoked).
+func (f *fixture) nextHandover() (replaced, published string) {
 	f.t.Helper()
-	old := string(f.secretData("app-token")[v1alpha1.SecretKeyAccessToken])
-	s := &corev1.Secret{}
-	f.get("app-creds", s)
-	s.Data, s.StringData = nil, creds
-	must(f.t, k8s.Update(context.Background(), s))
-	var tok string
-	f.eventually("the app's new token", 20*time.Second, func() bool {
-		tok = string(f.secretData("app-token")[v1alpha1.SecretKeyAccessToken])
-		return tok != "" && tok != old
-	})
-	if !f.sim.ValidBearer(old) {
-		f.t.Fatal("the replaced token died at the handover: not a handover")
+	app := f.tsApp("app")
+	if app.Status.NextHandoverTime == nil {
+		f.t.Fatalf("no handover scheduled: %+v", app.Status)
 	}
-	return tok
+	replaced, _ = f.appToken("app")
+	f.stepTo(app.Status.NextHandoverTime.Time)
+	f.eventually("the app's handover", 20*time.Second, func() bool {
+		published, _ = f.appToken("app")
+		return published != "" && published != replaced
+	})
+	if !f.sim.ValidBearer(replaced) {
+		f.t.Fatal("the replaced token died at the handover")
+	}
+	return replaced, published
+}
+
+// walkValidTo is walkValid up to (not past) t.
+func (f *fixture) walkValidTo(secret string, t time.Time, step time.Duration) {
+	f.t.Helper()
+	for f.clk.Now().Add(step).Before(t) {
+		f.walkValid(secret, step, step)
+	}
 }
 
 // current is the pair the M2M Secret holds.
@@ -153,52 +157,45 @@ func TestM2MHandoverKeepsAWorkingPair(t *testing.T) {
 	for _, tied := range []bool{false, true} {
 		t.Run(map[bool]string{false: "untied", true: "tied"}[tied], func(t *testing.T) {
 			f := newFixture(t, simulator.Config{TokenLifetime: handoverLifetime, M2MSessionTiedToBearer: tied})
-			primary, other := handoverWorld(f, true)
+			handoverWorld(f, true)
 			stop := f.recordPairs("s-session")
 			f.create(newSession("s"))
 			f.waitCondition("s", &v1alpha1.M2MSession{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
 			f.settle(300 * time.Millisecond)
-			first := f.current("s-session")
+			want := []pair{f.current("s-session")}
 			sess := &v1alpha1.M2MSession{}
 			f.get("s", sess)
 			if sess.Status.LoginTokenDigest == "" || sess.Status.LoginTokenExpiresAt == nil {
 				t.Fatalf("no login token on record: %+v", sess.Status)
 			}
-
-			f.walkValid("s-session", 40*time.Minute, 5*time.Minute)
-			if n := logins(f); n != 1 {
-				t.Fatalf("%d logins before the handover, want 1", n)
+			for i := 1; i <= 2; i++ {
+				f.walkValidTo("s-session", f.tsApp("app").Status.NextHandoverTime.Time, 5*time.Minute)
+				if n := logins(f); n != i {
+					t.Fatalf("%d logins before handover %d, want %d", n, i, i)
+				}
+				_, b := f.nextHandover()
+				f.eventually("the session on the new token", 20*time.Second, func() bool { return f.current("s-session").bearer == b })
+				f.settle(300 * time.Millisecond)
+				old, cur := want[len(want)-1], f.current("s-session")
+				if n := logins(f); n != i+1 || cur.session == old.session {
+					t.Fatalf("handover %d: %d logins (want %d), session changed %v", i, n, i+1, cur.session != old.session)
+				}
+				if !f.works(old) || !f.works(cur) {
+					t.Fatalf("handover %d, within the window: old pair works %v, new pair works %v; want both", i, f.works(old), f.works(cur))
+				}
+				if mixed := (pair{b, old.session}); f.works(mixed) == tied {
+					t.Fatalf("handover %d: the old session with the new token works %v on a platform tied=%v", i, f.works(mixed), tied)
+				}
+				want = append(want, cur)
+				f.walkValid("s-session", 10*time.Minute, 5*time.Minute) // past the replaced token's expiry
+				if f.works(old) {
+					t.Fatalf("handover %d: the replaced pair works after its token expired", i)
+				}
 			}
-			b := f.handOver(other)
-			f.eventually("the session on the new token", 20*time.Second, func() bool { return f.current("s-session").bearer == b })
-			f.settle(300 * time.Millisecond)
-			second := f.current("s-session")
-			if n := logins(f); n != 2 || second.session == first.session {
-				t.Fatalf("after the handover: %d logins (want 2), session changed %v", n, second.session != first.session)
-			}
-			if !f.works(first) || !f.works(second) {
-				t.Fatalf("within the window: old pair works %v, new pair works %v; want both", f.works(first), f.works(second))
-			}
-			if mixed := (pair{b, first.session}); f.works(mixed) == tied {
-				t.Fatalf("the old session with the new token works %v on a platform tied=%v", f.works(mixed), tied)
-			}
-
-			// Past the old token's expiry, up to just before the next handover.
-			f.walkValid("s-session", 55*time.Minute, 5*time.Minute)
-			if f.works(first) {
-				t.Fatal("the replaced pair works after its token expired")
-			}
-			if n := logins(f); n != 2 {
-				t.Fatalf("%d logins between handovers, want 2", n)
-			}
-			c := f.handOver(primary)
-			f.eventually("the session on the next token", 20*time.Second, func() bool { return f.current("s-session").bearer == c })
-			f.walkValid("s-session", 15*time.Minute, 5*time.Minute)
 			if n := logins(f); n != 3 {
 				t.Fatalf("%d logins after two handovers, want 3", n)
 			}
 			pairs := stop()
-			want := []pair{first, second, f.current("s-session")}
 			if len(pairs) != len(want) {
 				t.Fatalf("the Secret held %d distinct pairs, want %d (each handover one write of both headers)", len(pairs), len(want))
 			}
@@ -263,18 +260,16 @@ func failLogins(f *fixture) (on *atomic.Bool, failed *atomic.Int32) {
 func TestM2MFailedHandoverKeepsTheOldPair(t *testing.T) {
 	f := newFixture(t, simulator.Config{TokenLifetime: handoverLifetime, M2MSessionTiedToBearer: true})
 	down, failed := failLogins(f)
-	primary, other := handoverWorld(f, true)
+	handoverWorld(f, true)
 	f.create(newSession("s"))
 	f.waitCondition("s", &v1alpha1.M2MSession{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
 	f.settle(300 * time.Millisecond)
-	f.walkValid("s-session", 40*time.Minute, 5*time.Minute)
+	f.walkValidTo("s-session", f.tsApp("app").Status.NextHandoverTime.Time, 5*time.Minute)
 	first := f.current("s-session")
-	app := &v1alpha1.ThingSpaceApp{}
-	f.get("app", app)
-	oldExpiry := app.Status.ExpiresAt.Time
+	_, oldExpiry := f.appToken("app")
 
 	down.Store(true)
-	f.handOver(other)
+	f.nextHandover()
 	f.eventually("a handover login tried", 20*time.Second, func() bool { return failed.Load() >= 1 })
 	f.walkValid("s-session", 3*time.Minute, 30*time.Second)
 	if n := failed.Load(); n < 2 {
@@ -285,8 +280,8 @@ func TestM2MFailedHandoverKeepsTheOldPair(t *testing.T) {
 	}
 	sess := &v1alpha1.M2MSession{}
 	f.get("s", sess)
-	if sess.Status.FailedAttempts < 2 || sess.Status.NextKeepAliveTime == nil || !sess.Status.NextKeepAliveTime.Time.Before(oldExpiry) {
-		t.Fatalf("retries: %d failed attempts, next at %v (old token expires %v)", sess.Status.FailedAttempts, sess.Status.NextKeepAliveTime, oldExpiry)
+	if sess.Status.NextKeepAliveTime == nil || !sess.Status.NextKeepAliveTime.Time.Before(oldExpiry) {
+		t.Fatalf("next try at %v, after the old token's expiry %v", sess.Status.NextKeepAliveTime, oldExpiry)
 	}
 	if info, _ := f.sim.M2MUser(uwsUser); info.ConsecutiveFailures != 0 || sess.Status.ConsecutiveLoginFailures != 0 {
 		t.Fatalf("transient failures counted towards the lockout: %+v", info)
@@ -303,12 +298,12 @@ func TestM2MFailedHandoverKeepsTheOldPair(t *testing.T) {
 	if n := logins(f); n != 2 {
 		t.Fatalf("%d logins, want 2", n)
 	}
-	f.walkValid("s-session", 25*time.Minute, 5*time.Minute) // past the old token's expiry
+	f.walkValid("s-session", 5*time.Minute, time.Minute) // past the old token's expiry
 
 	// The password changed behind the operator's back: the next handover's login is refused once.
 	f.sim.SetM2MUser(uwsUser, "An0ther!Passw0rd")
-	f.walk(25*time.Minute, 5*time.Minute)
-	f.handOver(primary)
+	f.walkValidTo("s-session", f.tsApp("app").Status.NextHandoverTime.Time, 5*time.Minute)
+	f.nextHandover()
 	f.eventually("the refused handover login", 20*time.Second, func() bool {
 		info, _ := f.sim.M2MUser(uwsUser)
 		return info.ConsecutiveFailures == 1

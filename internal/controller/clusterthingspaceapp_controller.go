@@ -40,6 +40,7 @@ func (r *ClusterThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl
 	if err := a.Get(ctx, req.NamespacedName, c); err != nil {
 		if apierrors.IsNotFound(err) {
 			a.Broker.Unsubscribe(clusterWho(req.Name))
+			a.gaveUp.forget(clusterWho(req.Name))
 			r.statuses.Forget(clusterWho(req.Name))
 			metrics.ForgetApp("", req.Name)
 			return ctrl.Result{}, nil

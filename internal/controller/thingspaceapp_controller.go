@@ -58,6 +58,7 @@ func (r *ThingSpaceAppReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Broker.Unsubscribe(req.NamespacedName)
+			r.gaveUp.forget(req.NamespacedName)
 			r.statuses.Forget(req.NamespacedName)
 			metrics.ForgetApp(req.Namespace, req.Name)
 			return ctrl.Result{}, nil

@@ -53,6 +53,9 @@ func (g *gaveUpHandovers) get(who types.NamespacedName) time.Time {
 	return time.Time{}
 }
 
+// forget drops who's entry (the object is gone).
+func (g *gaveUpHandovers) forget(who types.NamespacedName) { g.m.Delete(who) }
+
 // gatherStandby reads the standby credentials Secret (past the cache, like the primary's) and says
 // whether a recorded refusal still stands. Only errors other than a missing Secret or key are returned.
 func (r *ThingSpaceAppReconciler) gatherStandby(ctx context.Context, s *appState) (standbyInfo, error) {

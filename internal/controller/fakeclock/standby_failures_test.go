@@ -212,3 +212,37 @@ func TestStandbyHandoverBeforeClampedForAShortLifetime(t *testing.T) {
 		t.Fatalf("%d token calls for 3 tokens", n)
 	}
 }
+
+// Another holder fetched the standby key's token a minute after the app's: it would outlive the
+// published token by less than handoverBefore, so there is no handover for this token (asked once, not
+// again on later wake-ups) and it is renewed at its expiry with the primary; the next one hands over.
+func TestStandbyGivesUpWhenTheOtherTokenOutlivesByTooLittle(t *testing.T) {
+	f := newFixture(t, simulator.Config{TokenLifetime: time.Hour})
+	f.appCreds()
+	key, secret := f.standbyKey()
+	f.app("a", "creds", withStandby(0))
+	tok, exp, app := f.waitPublished("a", "", v1alpha1.KeySetPrimary)
+	f.step(time.Minute)
+	f.keyToken(key, secret)
+	f.stepTo(app.Status.NextHandoverTime.Time)
+	app = f.waitOverlap("a", metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable)
+	f.settle(300 * time.Millisecond)
+	calls := f.sim.Stats().Total(tokenCalls)
+	if app.Status.NextHandoverTime != nil || !app.Status.RenewalTime.Time.Equal(exp.Truncate(time.Second)) {
+		t.Fatalf("nextHandoverTime %v renewalTime %v, want none and the expiry", app.Status.NextHandoverTime, app.Status.RenewalTime)
+	}
+	a := f.tsApp("a")
+	a.Annotations = map[string]string{"poke": "1"}
+	must(t, k8s.Update(context.Background(), a))
+	f.step(time.Minute)
+	f.settle(300 * time.Millisecond)
+	if got, _ := f.appToken("a"); got != tok || f.sim.Stats().Total(tokenCalls) != calls {
+		t.Fatalf("asked again after giving up (%d calls, was %d)", f.sim.Stats().Total(tokenCalls), calls)
+	}
+	f.mustReady("a")
+	f.stepTo(exp)
+	tok, _, _ = f.waitPublished("a", tok, v1alpha1.KeySetPrimary)
+	app = f.waitOverlap("a", metav1.ConditionTrue, v1alpha1.ReasonHandoverScheduled)
+	f.stepTo(app.Status.NextHandoverTime.Time)
+	f.waitPublished("a", tok, v1alpha1.KeySetStandby)
+}

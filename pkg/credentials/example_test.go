@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/credops/thingspace-operator/pkg/credentials"
 )
 
@@ -87,4 +91,47 @@ func ExampleDirSource_Current() {
 	// Output:
 	// Credential{token version=03485553a8f28f90 expiresAt=2099-12-01T19:00:00Z}
 	// M2M session: false
+}
+
+// A workload reads its ThingSpaceApp's Secret through the API server and sees a rotation as soon as the
+// operator writes it. In a pod the clientset comes from rest.InClusterConfig, and the pod's
+// ServiceAccount needs get and watch on that one Secret (see SecretSource).
+func ExampleNewSecretSource() {
+	ctx := context.Background()
+	expires := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "fleet", Name: "fleet-app-token"},
+		Data:       map[string][]byte{"access_token": []byte("token-1"), "token_type": []byte("Bearer"), "expires_at": []byte(expires)},
+	}
+	clientset := fake.NewClientset(secret) // kubernetes.NewForConfig(cfg) in a pod
+
+	src, err := credentials.NewSecretSource(ctx, clientset, "fleet", "fleet-app-token")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = src.Close() }()
+	c, err := src.Current(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Authorization())
+
+	// The operator rotates the token; WaitNewer returns once the watch has delivered it.
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	go func() {
+		for len(clientset.Actions()) < 2 { // the fake clientset drops events sent before its watch starts
+			time.Sleep(time.Millisecond)
+		}
+		secret.Data["access_token"] = []byte("token-2")
+		_, _ = clientset.CoreV1().Secrets("fleet").Update(ctx, secret, metav1.UpdateOptions{})
+	}()
+	c, err = src.WaitNewer(waitCtx, c.Version)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Authorization())
+	// Output:
+	// Bearer token-1
+	// Bearer token-2
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -28,8 +29,9 @@ const (
 // none, and retries the request exactly once; without a newer credential, or when the body cannot be
 // replayed, the caller gets the rejection itself with its body intact.
 //
-// It never fetches a token: the operator is the only writer. The zero value of every field but Source
-// is usable.
+// It never fetches a token: the operator is the only writer. It sends the credential to whatever host
+// a request names, so give it only requests for ThingSpace; a redirect that http.Client follows to
+// another host goes out without it. The zero value of every field but Source is usable.
 type Transport struct {
 	// Source yields the credential. Required.
 	Source Source
@@ -49,6 +51,11 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // RoundTrip sends req with the current credential; see Transport.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if offHost(req) {
+		// A redirect to another host (http.Client follows them through this RoundTrip) must not carry the
+		// credential there.
+		return t.base().RoundTrip(req)
+	}
 	ctx := req.Context()
 	cred, err := t.credential(ctx)
 	if err != nil {
@@ -86,6 +93,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	discard(resp)
 	t.observe(t.credEvent(EventRetry, newer))
 	return t.base().RoundTrip(authorized(req, newer, body, replay))
+}
+
+// CloseIdleConnections closes the idle connections of Base, so http.Client.CloseIdleConnections works
+// through a Transport.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.base().(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// offHost reports whether req is a redirect, followed by http.Client, to a host other than the one
+// the previous request went to.
+func offHost(req *http.Request) bool {
+	prev := req.Response
+	return prev != nil && prev.Request != nil && prev.Request.URL != nil && req.URL != nil &&
+		!strings.EqualFold(prev.Request.URL.Host, req.URL.Host)
 }
 
 // credential returns the current credential, waiting up to MaxWait for one when there is none.

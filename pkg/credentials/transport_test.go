@@ -339,3 +339,44 @@ func TestTransportLeaksNoToken(t *testing.T) {
 		t.Fatalf("events %s", rec.kinds())
 	}
 }
+
+// TestTransportRedirect: a redirect to another host does not carry the credential; one to the same host
+// does.
+func TestTransportRedirect(t *testing.T) {
+	fc := clocktesting.NewFakeClock(time.Now())
+	src := newMemSource(fc)
+	src.put(t, sessionSecret("t1", "s1", fc.Now().Add(time.Hour)))
+	seen := make(chan string, 4)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen <- "elsewhere:" + r.Header.Get("Authorization") + "|" + r.Header.Get(SessionHeader)
+	}))
+	defer elsewhere.Close()
+	var home *httptest.Server
+	home = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- "home:" + r.Header.Get("Authorization") + "|" + r.Header.Get(SessionHeader)
+		switch r.URL.Path {
+		case "/same":
+			http.Redirect(w, r, home.URL+"/away", http.StatusFound)
+		case "/away":
+			http.Redirect(w, r, elsewhere.URL+"/x", http.StatusFound)
+		}
+	}))
+	defer home.Close()
+	// Both servers are 127.0.0.1 on different ports: Host includes the port.
+	client := &http.Client{Transport: &Transport{Source: src, Clock: fc}}
+	resp, err := client.Get(home.URL + "/same")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	close(seen)
+	var got []string
+	for s := range seen {
+		got = append(got, s)
+	}
+	want := "home:Bearer t1|s1 home:Bearer t1|s1 elsewhere:|"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	client.CloseIdleConnections()
+}

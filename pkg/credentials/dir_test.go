@@ -81,14 +81,22 @@ func TestFileWatchDiesAtSwap(t *testing.T) {
 		t.Fatalf("file watch still alive after the swap: %v", got)
 	}
 	// The source, watching the directory, carries on through more swaps.
-	c := before
+	watchedToken(t, s, before, "token-1")
 	for i := 2; i <= 4; i++ {
 		v.write(appSecret(fmt.Sprintf("token-%d", i), exp))
-		ctx, cancel := context.WithTimeout(context.Background(), within)
-		c, err = s.h.waitNewer(ctx, c.Version)
-		cancel()
-		if err != nil || c.AccessToken != fmt.Sprintf("token-%d", i) {
-			t.Fatalf("swap %d: %v %v", i, c, err)
+		watchedToken(t, s, before, fmt.Sprintf("token-%d", i))
+	}
+}
+
+// watchedToken waits, on the holder alone (only the watch can wake it), until s holds token.
+func watchedToken(t *testing.T, s *DirSource, from Credential, token string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for c := from; c.AccessToken != token; {
+		var err error
+		if c, err = s.h.waitNewer(ctx, c.Version); err != nil {
+			t.Fatalf("waiting for %s: %v", token, err)
 		}
 	}
 }

@@ -64,6 +64,13 @@
 // thingspace_m2m_session_ready_status and thingspace_cloud_ready_status metrics (condition="True")
 // tell when it has seen everything again.
 //
+// Throughout, the benchmark follows each rollout's objects with a watch (create→state latency per object:
+// p50, p99, max, and the last one after the last create) and counts the operator's requests to the API
+// server by verb and resource (apiserver_request_total minus its own, apicount.go) phase by phase against
+// write budgets (apicost.go; --probe apps get a reconcile that changes nothing and a rotation). The
+// manager runs with config/manager's GOMEMLIMIT; --pprof saves heap profiles after each phase and a CPU
+// profile of the restart.
+//
 // Results go to stdout as a Markdown table (or JSON with --json); progress goes to stderr. The logs of
 // the manager and the simulator are kept in bin/bench/run-* when a target is missed, on error, or with
 // --keep. Ctrl-C stops the manager, the simulator and the control plane before exiting.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,5 +288,35 @@ func TestDirSourceClose(t *testing.T) {
 	}
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("WaitNewer after Close: %v", err)
+	}
+}
+
+// TestTransportWaitsForTheFirstSecret: a pod can start before the operator has written its Secret (an
+// optional volume is empty); a request then waits for the first credential instead of failing.
+func TestTransportWaitsForTheFirstSecret(t *testing.T) {
+	v := newKubeletVolume(t)
+	s, err := NewDirSource(v.dir, WithPollInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	fc := clocktesting.NewFakeClock(time.Now()) // MaxWait never runs out unless stepped
+	up := &upstream{}
+	up.set("t1", "")
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	rec := &recorder{}
+	tr := &Transport{Source: s, Base: srv.Client().Transport, MaxWait: time.Minute, Observe: rec.observe, Clock: fc}
+	whenWaiting(fc, func() { v.write(appSecret("t1", time.Now().Add(time.Hour))) })
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || rec.kinds() != "wait+newer,request" {
+		t.Fatalf("status %d, events %s", resp.StatusCode, rec.kinds())
 	}
 }

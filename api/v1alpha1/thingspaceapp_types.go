@@ -141,9 +141,12 @@ type ThingSpaceAppStatus struct {
 	// +optional
 	ActiveKeySet string `json:"activeKeySet,omitempty"`
 
-	// nextHandoverTime is when the operator plans to publish the other key set's token (handoverBefore
-	// before expiresAt). Unset while the overlap is lost (condition Overlap=False) or without a standby
-	// key set.
+	// nextHandoverTime is when the operator next fetches the other key set's token to publish it:
+	// handoverBefore before expiresAt, or, while Overlap=False with reason StandbyUnavailable, the next
+	// try (after a transient failure, or once the other key's token of the hour has expired). Always
+	// before expiresAt. Unset when no handover is planned for the published token (standby missing or
+	// refused, or no fresh token possible before expiry: it is renewed at expiry with the active key set)
+	// or without a standby key set.
 	// +optional
 	NextHandoverTime *metav1.Time `json:"nextHandoverTime,omitempty"`
 

@@ -129,7 +129,7 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 	// The upstream refused each failed call of the credential's subjects while it was in flight, and
 	// until the Retry-After it sent had passed.
 	for _, c := range calls {
-		if c.refused && slices.Contains(cr.subjects, c.subject) && c.done.After(d.start.Add(-lead)) && c.at.Before(d.end) {
+		if c.refused && slices.Contains(cr.subjects, c.subject) && c.done.Add(c.retryAfter).After(d.start.Add(-lead)) && c.at.Before(d.end) {
 			ws = append(ws, window{what: "refused", start: c.at, end: c.done.Add(c.retryAfter)})
 		}
 	}

@@ -126,7 +126,12 @@ func (s *Server) ledgerBegin(r *http.Request, route string) *observation {
 		o.call.Subject = "cloud:" + id
 		o.call.Used = form.Get("refresh_token")
 	}
+	// Retry-After binds the client that was answered: an app key, a UWS user, a Cloud grant (the
+	// refresh token it presents; one client id serves many grants).
 	o.key = route + " " + o.call.Subject
+	if isCloudPath(r.URL.Path) {
+		o.key += " " + o.call.Used
+	}
 	s.ledger.mu.Lock()
 	if until, ok := s.ledger.notUntil[o.key]; ok && o.call.At.Before(until) {
 		o.call.WithinRetryAfter = true

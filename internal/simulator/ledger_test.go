@@ -60,7 +60,13 @@ func TestChaosDropAppliesThenResets(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("dropped request answered %d", resp.StatusCode)
 	}
-	l := f.srv.Ledger()
+	// The client sees the reset before the server's handler has recorded the call.
+	var l Ledger
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if l = f.srv.Ledger(); len(l.Calls) > 0 {
+			break
+		}
+	}
 	if len(l.Calls) != 1 || l.Calls[0].Chaos != "drop" || l.Calls[0].Status != 0 {
 		t.Fatalf("ledger %+v, want one dropped call", l.Calls)
 	}

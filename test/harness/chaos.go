@@ -12,6 +12,12 @@ import (
 // Ledger is the simulator's record of calls and applied resets.
 type Ledger = simulator.Ledger
 
+// LedgerCall is one call the ledger recorded; LedgerReset one password reset it applied.
+type (
+	LedgerCall  = simulator.LedgerCall
+	LedgerReset = simulator.LedgerReset
+)
+
 // Faults are the simulator's injected faults.
 type Faults = simulator.Faults
 

@@ -113,7 +113,18 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 		p.sensitive.AddUWSCredentials(strings.TrimPrefix(r.User, "m2m:"), r.Password)
 	}
 
-	rep.deadTable(p, deadSpans(p, smp.samples, blocked, calls), t0)
+	spans := deadSpans(p, smp.samples, blocked, calls)
+	// Once a grant is lost by physics (see grantTable), nothing but a person's consent brings its
+	// Secret back: what follows is unavoidable.
+	for i, d := range spans {
+		cr := p.creds[d.cred]
+		if cr.kind == "cloud" {
+			if c, ok := callUsing(led, smp.refresh[cr.owner]); ok && !delivered(c) && !c.Done.After(d.start) {
+				spans[i].unavoidable, spans[i].avoidable = d.end.Sub(d.start), 0
+			}
+		}
+	}
+	rep.deadTable(p, spans, t0)
 	if err := e.grantTable(p, smp, led, rep); err != nil {
 		return err
 	}

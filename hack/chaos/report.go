@@ -123,6 +123,14 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 				spans[i].unavoidable, spans[i].avoidable = d.end.Sub(d.start), 0
 			}
 		}
+		// Likewise a session whose user's password was lost by physics before the span began.
+		if cr.kind == "session" {
+			for _, r := range led.Resets {
+				if c, ok := resetCall(led, r); ok && r.User == cr.user && !delivered(c) && !smp.passwords[r.User][r.Password] && !c.Done.After(d.start) {
+					spans[i].unavoidable, spans[i].avoidable = d.end.Sub(d.start), 0
+				}
+			}
+		}
 	}
 	rep.deadTable(p, spans, t0)
 	if err := e.grantTable(p, smp, led, rep); err != nil {

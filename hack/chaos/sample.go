@@ -126,7 +126,8 @@ func (s *sampler) once(ctx context.Context) {
 		}
 	}
 	for _, ca := range s.p.clouds {
-		if sec := byName[ca+"-grant"]; sec != nil {
+		// The last refresh token the grant held: an operator giving a grant up may empty it.
+		if sec := byName[ca+"-grant"]; sec != nil && len(sec.Data[v1alpha1.SecretKeyRefreshToken]) > 0 {
 			s.refresh[ca] = string(sec.Data[v1alpha1.SecretKeyRefreshToken])
 		}
 	}

@@ -95,7 +95,7 @@ func assertKept(t *testing.T) {
 }
 
 // deployKustomize installs config/default, as `make deploy` does, with the node's image, plain-http
-// endpoints, the simulator's host as the allow-list and short lease timings patched in by an overlay, and applies it server-side.
+// endpoints, the simulators' hosts as the allow-list and short lease timings patched in by an overlay, and applies it server-side.
 func deployKustomize(t *testing.T) {
 	t.Helper()
 	kustomizeApply(t, "config/default", "", "controller", image, fmt.Sprintf(`- target: {kind: Deployment, name: controller-manager}
@@ -107,7 +107,7 @@ func deployKustomize(t *testing.T) {
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-lease-duration=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-renew-deadline=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-retry-period=%s}
-`, simHostPort(), leaseDuration, renewDeadline, retryPeriod))
+`, strings.Join(allowedHosts(), ","), leaseDuration, renewDeadline, retryPeriod))
 }
 
 // kustomizeApply builds an overlay of the repository's dir (namespace ns unless empty) with image

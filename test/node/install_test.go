@@ -62,7 +62,7 @@ func chartValues(t *testing.T, tag string, replicas int) string {
 			"leaseDuration": leaseDuration, "renewDeadline": renewDeadline, "retryPeriod": retryPeriod,
 		},
 		"extraArgs":            []string{"--allow-insecure-endpoints", "--upstream-timeout=5s"},
-		"allowedEndpointHosts": []string{simHostPort()},
+		"allowedEndpointHosts": allowedHosts(),
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -75,8 +75,14 @@ func chartValues(t *testing.T, tag string, replicas int) string {
 	return path
 }
 
-// simHostPort is the simulator's host:port, the manager's --allowed-endpoint-hosts in these tests.
+// simHostPort is the simulator's host:port.
 func simHostPort() string { return strings.TrimPrefix(sim.url, "http://") }
+
+// allowedHosts are the manager's --allowed-endpoint-hosts in these tests: the simulator's and the
+// workload proof's simulators' host:port.
+func allowedHosts() []string {
+	return []string{simHostPort(), proofSims.oneKey.hostPort(), proofSims.standby.hostPort()}
+}
 
 func chartDir() string { return filepath.Join(repo, "charts", "thingspace-operator") }
 

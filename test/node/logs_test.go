@@ -128,3 +128,26 @@ func (p *podLogs) check(s *harness.Sensitive) error {
 	}
 	return nil
 }
+
+// reread replaces the files of the running manager pods of selector in ns with their whole log as
+// the kubelet holds it now: for a pod an earlier test followed, whose stream ended with that test.
+// A pod not seen before gets a file too.
+func (p *podLogs) reread(ns, selector string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pods, err := clients.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pod := range pods.Items {
+		path := filepath.Join(p.dir, pod.Namespace+"_"+pod.Name+".log")
+		b, err := clients.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			b = []byte(fmt.Sprintf("node-test: reading the log again: %v\n", err))
+		}
+		_ = os.WriteFile(path, b, 0o644)
+		p.files[string(pod.UID)] = path
+	}
+}

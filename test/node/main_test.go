@@ -69,6 +69,8 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	defer sim.close()
+	defer proofSims.oneKey.close()
+	defer proofSims.standby.close()
 	code := m.Run()
 	// Every manager pod's whole log was streamed while it ran: Forbidden (missing RBAC) or a
 	// credential in it fails the run.
@@ -107,6 +109,9 @@ func setup() error {
 		return err
 	}
 	if sim, err = startUpstream(gatewayIP); err != nil {
+		return err
+	}
+	if err := startProofSims(gatewayIP); err != nil {
 		return err
 	}
 	logs = newPodLogs(filepath.Join(os.TempDir(), "tsop-node-logs"))

@@ -17,6 +17,7 @@ include hack/helm.mk
 include hack/cluster.mk
 include hack/image.mk
 include hack/node.mk
+include hack/workloads.mk
 include hack/plugin.mk
 include hack/argocd.mk
 include hack/monitoring.mk

@@ -17,7 +17,7 @@ test-node: manifests generate helm $(KUSTOMIZE) ## Real-node tests (Linux, root)
 	go test -c -tags node -o $(NODE_TEST_BIN) ./test/node
 	$(MAKE) cluster
 	@status=0; \
-	$(MAKE) image || status=$$?; \
+	$(MAKE) image image-workload || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 		(cd test/node && ../../hack/cluster/in-node.sh env HELM=$(HELM) KUSTOMIZE=$(KUSTOMIZE) \
 			NODE_ROTATIONS=$(NODE_ROTATIONS) NODE_STOCK_ROTATIONS=$(NODE_STOCK_ROTATIONS) \

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,6 +26,12 @@ const (
 	proofInterval = 100 * time.Millisecond
 	proofMount    = "/var/run/thingspace"
 )
+
+// proxyImage is the token sidecar (cmd/thingspace-proxy), as `make image` loads it.
+var proxyImage = envOr("NODE_PROXY_IMAGE", "thingspace-proxy:dev")
+
+// proxyPort and proxyHealthPort are the sidecar's proxy (loopback only) and health ports.
+const proxyPort, proxyHealthPort = 8080, 9090
 
 // goWorkloadImage is the Go program of test/node/workload (pkg/credentials through the API), as
 // `make image-workload` loads it.
@@ -102,6 +109,37 @@ func goWorkloadPod(name, secretName, url string) *corev1.Pod {
 		Env: []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
 	}
+	return pod
+}
+
+// sidecarPod runs the token sidecar as a native sidecar (an init container with restartPolicy Always,
+// which the app container waits for until its startup probe passes) forwarding to upstream, and the
+// app: busybox calling the sidecar with no credential of its own. source is the sidecar's credential
+// flag: --secret=<namespace>/<name> (through the API, under the pod's own ServiceAccount) or
+// --credentials-dir (the Secret mounted).
+func sidecarPod(name, upstream, secretName string, viaAPI bool) *corev1.Pod {
+	pod := proofPod(name, plainCaller(name, fmt.Sprintf("http://127.0.0.1:%d%s", proxyPort, proofCheckPath)), "")
+	proxy := corev1.Container{
+		Name: "proxy", Image: proxyImage, ImagePullPolicy: corev1.PullNever, SecurityContext: restricted,
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+		Args: []string{"--upstream=" + upstream, "--allow-insecure-upstream",
+			fmt.Sprintf("--listen=127.0.0.1:%d", proxyPort), fmt.Sprintf("--metrics-listen=:%d", proxyHealthPort)},
+		StartupProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromInt32(proxyHealthPort)}},
+			PeriodSeconds: 1, FailureThreshold: 120,
+		},
+	}
+	if viaAPI {
+		pod.Spec.ServiceAccountName = name
+		pod.Spec.AutomountServiceAccountToken = ptr.To(true)
+		proxy.Args = append(proxy.Args, "--secret="+proofNS+"/"+secretName)
+	} else {
+		proxy.Args = append(proxy.Args, "--credentials-dir="+proofMount)
+		proxy.VolumeMounts = []corev1.VolumeMount{{Name: "credential", MountPath: proofMount, ReadOnly: true}}
+		pod.Spec.Volumes = []corev1.Volume{{Name: "credential", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: secretName}}}}
+	}
+	pod.Spec.InitContainers = []corev1.Container{proxy}
 	return pod
 }
 

@@ -75,6 +75,9 @@ func startProofSims(host string) error {
 		Apps:          map[string]string{proofPrimaryKey: proofPrimarySec, proofStandbyKey: proofStandbySec},
 		M2MUsers:      map[string]string{proofUWSUser: proofUWSPassword},
 		TokenLifetime: proofStandbyLife,
+		// The stricter of the two behaviours Verizon may have: a session works only with the Bearer
+		// that logged in, so the M2M workload's two headers must change together.
+		M2MSessionTiedToBearer: true,
 	})
 	sensitive.AddCredentials(proofOneKey, proofOneSecret)
 	sensitive.AddCredentials(proofPrimaryKey, proofPrimarySec)

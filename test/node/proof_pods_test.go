@@ -144,13 +144,14 @@ func sidecarPod(name, upstream, secretName string, viaAPI bool) *corev1.Pod {
 }
 
 // secretReaderRBAC is the ServiceAccount name and a Role allowing it to read the one Secret
-// secretName and nothing else (resourceNames), with its binding.
+// secretName and nothing else (get and watch, resourceNames: the library watches by field selector),
+// with its binding.
 func secretReaderRBAC(name, secretName string) []client.Object {
 	return []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: proofNS, Name: name}},
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: proofNS, Name: name},
 			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"},
-				ResourceNames: []string{secretName}, Verbs: []string{"get", "list", "watch"}}}},
+				ResourceNames: []string{secretName}, Verbs: []string{"get", "watch"}}}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: proofNS, Name: name},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: proofNS}}},

@@ -17,8 +17,8 @@ image-workload: image-ca-certs ## Build the node proof's Go workload image (test
 
 .PHONY: bench-workloads
 bench-workloads: ## Real node (Linux, root): only the workload proof (TestWorkloads, ~15 min), then its table (log in bin/bench-workloads.log).
-	@{ $(MAKE) test-node NODE_TEST_ARGS='-test.v -test.run ^TestWorkloads$$' 2>&1; echo $$? >$(BENCH_WORKLOADS_LOG).rc; } \
-		| tee $(BENCH_WORKLOADS_LOG); \
+	@{ st=0; $(MAKE) test-node NODE_TEST_ARGS='-test.v -test.run ^TestWorkloads$$' 2>&1 || st=$$?; \
+		echo $$st >$(BENCH_WORKLOADS_LOG).rc; } | tee $(BENCH_WORKLOADS_LOG); \
 	status=$$(cat $(BENCH_WORKLOADS_LOG).rc); rm -f $(BENCH_WORKLOADS_LOG).rc; \
 	echo; echo "Workload proof (bin/bench-workloads.log):"; grep -o 'MEASURED.*' $(BENCH_WORKLOADS_LOG) | sed 's/^MEASURED //'; \
 	exit $$status

@@ -102,7 +102,7 @@ func deployKustomize(t *testing.T) {
   patch: |-
     - {op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --allow-insecure-endpoints}
-    - {op: add, path: /spec/template/spec/containers/0/args/-, value: --allowed-endpoint-hosts=%s}
+    - {op: add, path: /spec/template/spec/containers/0/args/-, value: "--allowed-endpoint-hosts=%s"}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --upstream-timeout=5s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-lease-duration=%s}
     - {op: add, path: /spec/template/spec/containers/0/args/-, value: --leader-elect-renew-deadline=%s}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/simulator"
 )
 
 // The proof's workloads call their upstream every proofInterval and print, in one format whatever
@@ -56,6 +57,13 @@ func appReader(name, url string) string {
 	return fmt.Sprintf(readerScript, name, url,
 		`read -r t < `+proofMount+`/`+v1alpha1.SecretKeyAccessToken+` || :`,
 		`--header "Authorization: Bearer $t"`)
+}
+
+// m2mReader reads both headers from an M2MSession Secret.
+func m2mReader(name, url string) string {
+	return fmt.Sprintf(readerScript, name, url,
+		`read -r t < `+proofMount+`/`+v1alpha1.SecretKeyAccessToken+` || :; read -r s < `+proofMount+`/`+v1alpha1.SecretKeySessionToken+` || :`,
+		`--header "Authorization: Bearer $t" --header "`+simulator.M2MTokenHeader+`: $s"`)
 }
 
 // plainCaller calls url with no credential at all (the sidecar adds it).

@@ -30,20 +30,24 @@ const (
 	proofOneKeyLife    = proofRotationEvery
 
 	// proofCheckPath answers 200 to a Bearer its simulator accepts and the gateway's 401 fault 900901
-	// otherwise, as a ThingSpace API would.
-	proofCheckPath = "/node-test/check"
+	// otherwise, as a ThingSpace API would. proofM2MCheckPath is the simulator's own read-only M2M
+	// call (the accounts keep-alive call), which needs both headers valid.
+	proofCheckPath    = "/node-test/check"
+	proofM2MCheckPath = "/api/m2m/v1/accounts/0000123456-00001"
 	// workloadHeader names the calling workload; the ledger counts calls by it.
 	workloadHeader = "X-Workload"
 )
 
 // The upstream credentials of the proof; every secret part is registered as sensitive.
 var (
-	proofOneKey     = "proof-one-key"
-	proofOneSecret  = "proof-one-secret-" + randHex(12)
-	proofPrimaryKey = "proof-primary-key"
-	proofPrimarySec = "proof-primary-secret-" + randHex(12)
-	proofStandbyKey = "proof-standby-key"
-	proofStandbySec = "proof-standby-secret-" + randHex(12)
+	proofOneKey      = "proof-one-key"
+	proofOneSecret   = "proof-one-secret-" + randHex(12)
+	proofPrimaryKey  = "proof-primary-key"
+	proofPrimarySec  = "proof-primary-secret-" + randHex(12)
+	proofStandbyKey  = "proof-standby-key"
+	proofStandbySec  = "proof-standby-secret-" + randHex(12)
+	proofUWSUser     = "proof-uws-user"
+	proofUWSPassword = "proof-uws-pass-" + randHex(12)
 )
 
 // proofSims are the proof's two simulators; setup starts them so the manager's allow-list names them.
@@ -69,11 +73,16 @@ func startProofSims(host string) error {
 	}
 	proofSims.standby, err = startProofSim(host, simulator.Config{
 		Apps:          map[string]string{proofPrimaryKey: proofPrimarySec, proofStandbyKey: proofStandbySec},
+		M2MUsers:      map[string]string{proofUWSUser: proofUWSPassword},
 		TokenLifetime: proofStandbyLife,
+		// The stricter of the two behaviours Verizon may have: a session works only with the Bearer
+		// that logged in, so the M2M workload's two headers must change together.
+		M2MSessionTiedToBearer: true,
 	})
 	sensitive.AddCredentials(proofOneKey, proofOneSecret)
 	sensitive.AddCredentials(proofPrimaryKey, proofPrimarySec)
 	sensitive.AddCredentials(proofStandbyKey, proofStandbySec)
+	sensitive.AddUWSCredentials(proofUWSUser, proofUWSPassword)
 	return err
 }
 

@@ -27,6 +27,9 @@ const (
 	proofOneKeySecret  = "one-key-token"
 	proofStandbyApp    = "standby"
 	proofStandbySecret = "standby-token"
+	proofSession       = "m2m"
+	proofSessionSecret = "m2m-session"
+	proofAccount       = "0000123456-00001"
 )
 
 // ensureManager makes sure one manager runs: TestNode leaves its last install (kustomize) running;
@@ -72,8 +75,8 @@ func ensureStockSyncFrequency(t *testing.T) {
 	time.Sleep(10 * time.Second)
 }
 
-// createProofTenant creates the proof's namespace, credentials, the one-key app and the standby app,
-// and waits for their Secrets.
+// createProofTenant creates the proof's namespace, credentials, the one-key app, the standby app and
+// the M2M session on it, and waits for their Secrets.
 func createProofTenant(t *testing.T) {
 	t.Helper()
 	ctx := t.Context()
@@ -81,12 +84,16 @@ func createProofTenant(t *testing.T) {
 	must(t, harness.CreateCredentials(ctx, k8s, proofNS, "one-key-credentials", proofOneKey, proofOneSecret))
 	must(t, harness.CreateCredentials(ctx, k8s, proofNS, "primary-credentials", proofPrimaryKey, proofPrimarySec))
 	must(t, harness.CreateCredentials(ctx, k8s, proofNS, "standby-credentials", proofStandbyKey, proofStandbySec))
+	must(t, harness.CreateUWSCredentials(ctx, k8s, proofNS, "uws-credentials", proofUWSUser, proofUWSPassword))
 	must(t, k8s.Create(ctx, harness.NewApp(proofNS, proofOneKeyApp, proofSims.oneKey.url, "one-key-credentials", proofOneKeySecret)))
 	standby := harness.NewApp(proofNS, proofStandbyApp, proofSims.standby.url, "primary-credentials", proofStandbySecret)
 	standby.Spec.StandbyCredentialsSecretRef = &v1alpha1.LocalSecretReference{Name: "standby-credentials"}
 	standby.Spec.HandoverBefore = &metav1.Duration{Duration: proofHandoverBefore}
 	must(t, k8s.Create(ctx, standby))
-	for _, name := range []string{proofOneKeySecret, proofStandbySecret} {
+	// A keep-alive read of the account, never a re-login: the session Secret changes only with its app.
+	must(t, k8s.Create(ctx, harness.NewM2MSession(proofNS, proofSession, proofStandbyApp, "uws-credentials",
+		proofSessionSecret, keepAliveEvery, proofAccount)))
+	for _, name := range []string{proofOneKeySecret, proofStandbySecret, proofSessionSecret} {
 		err := harness.WaitFor(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
 			s, err := clients.CoreV1().Secrets(proofNS).Get(ctx, name, metav1.GetOptions{})
 			return err == nil && len(s.Data[v1alpha1.SecretKeyAccessToken]) > 0, nil

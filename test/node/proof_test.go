@@ -24,8 +24,7 @@ type proofWorkload struct {
 	rbac  []client.Object
 	sim   *proofSim
 	// rotates is the app token Secret whose rotations the workload must live through; reads is the
-	// Secret its calls' credential comes from (the same for every case so far; an M2M workload's would
-	// be its session's).
+	// Secret its calls' credential comes from (the same, but for the M2M session's).
 	rotates, reads *secretTrack
 	// deadWindow: the plain reader with one key set, whose failures are the point (and must show).
 	deadWindow bool
@@ -54,6 +53,9 @@ func proofWorkloads(tr map[string]*secretTrack) []*proofWorkload {
 		{label: "4 sidecar (thingspace-proxy) mounted file, standby",
 			pod: sidecarPod("sidecar-standby", sb.url, proofStandbySecret, false),
 			sim: sb, rotates: tr[proofStandbySecret], reads: tr[proofStandbySecret]},
+		{label: "M2M mounted files (both headers), standby key set",
+			pod: proofPod("m2m-standby", m2mReader("m2m-standby", sb.url+proofM2MCheckPath), proofSessionSecret),
+			sim: sb, rotates: tr[proofStandbySecret], reads: tr[proofSessionSecret]},
 	}
 }
 
@@ -71,7 +73,7 @@ func TestWorkloads(t *testing.T) {
 	began := time.Now()
 	createProofTenant(t)
 	tracks := map[string]*secretTrack{}
-	for _, name := range []string{proofOneKeySecret, proofStandbySecret} {
+	for _, name := range []string{proofOneKeySecret, proofStandbySecret, proofSessionSecret} {
 		tracks[name] = trackSecret(ctx, t, name)
 	}
 	ws := proofWorkloads(tracks)

@@ -53,6 +53,13 @@ func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued
 		}
 		return &samples[i-1]
 	}
+	next := func(at time.Time) *sample {
+		i := sort.Search(len(samples), func(i int) bool { return !samples[i].at.Before(at) })
+		if i == len(samples) {
+			return nil
+		}
+		return &samples[i]
+	}
 	left := func(v string, lifetime time.Duration, at time.Time) time.Duration {
 		t, ok := issued[v]
 		if !ok {
@@ -71,7 +78,7 @@ func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued
 		case c.Route == harness.RouteToken || c.Route == harness.RouteRevoke:
 			needless = needlessAppCall(p, s, strings.TrimPrefix(c.Subject, "ts:"), func(v string) time.Duration { return left(v, tokenLifetime, c.At) })
 		case c.Route == harness.RouteM2MLogin:
-			needless = needlessLogin(p, s, strings.TrimPrefix(c.Subject, "m2m:"))
+			needless = needlessLogin(p, s, next(c.At), strings.TrimPrefix(c.Subject, "m2m:"))
 		case c.Route == harness.RouteCloudToken && c.Used != "":
 			needless = needlessRefresh(p, s, func(v string) time.Duration { return left(v, cloudLifetime, c.At) })
 		}
@@ -106,8 +113,14 @@ func needlessAppCall(p *population, s *sample, key string, left func(string) tim
 	return holders > 0
 }
 
-// needlessLogin: a keep-alive session's Secret held a live session with its app's current token.
-func needlessLogin(p *population, s *sample, user string) bool {
+// needlessLogin: a keep-alive session's Secret (s, sampled before the login) held a live session with
+// its app's current token. The app's token is read from after (the first sample at or after the login,
+// s when there is none): at a handover the app's Secret changes a moment before the session logs in
+// with its new token, often between two samples, and that login is the design, not a needless one.
+func needlessLogin(p *population, s, after *sample, user string) bool {
+	if after == nil {
+		after = s
+	}
 	for i, cr := range p.creds {
 		if cr.kind != "session" || cr.user != user || cr.relogin {
 			continue
@@ -115,8 +128,8 @@ func needlessLogin(p *population, s *sample, user string) bool {
 		st := s.creds[i]
 		appToken := ""
 		for j, a := range p.creds {
-			if a.owner == cr.app && s.creds[j].exists {
-				appToken = s.creds[j].values[0]
+			if a.owner == cr.app && after.creds[j].exists {
+				appToken = after.creds[j].values[0]
 			}
 		}
 		return st.exists && st.live && st.values[1] == appToken

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,25 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/credops/thingspace-operator/test/harness"
 )
-
-// syncBuffer is a log sink safe for the sidecar's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // metric scrapes /metrics and returns the value of the series written exactly as series.
 func metric(t *testing.T, healthURL, series string) float64 {
@@ -70,7 +53,7 @@ func TestSidecarInjectsTheMountedCredential(t *testing.T) {
 	defer up.Close()
 	vol := newVolume(t)
 	vol.write(sessionData("tok-app-1", "tok-session-1", time.Now().Add(time.Hour)))
-	var logs syncBuffer
+	var logs harness.LogBuffer
 	px, health := startSidecar(t, &logs, "--credentials-dir="+vol.dir, "--upstream="+up.URL)
 
 	req, _ := http.NewRequest(http.MethodGet, px+"/api/m2m/v1/accounts/0000123456-00001", nil)

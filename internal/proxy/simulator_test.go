@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credops/thingspace-operator/internal/simulator"
+	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // operator plays the operator against the simulator: it fetches and revokes app tokens, logs in,
@@ -100,7 +101,7 @@ func TestSidecarAgainstTheSimulatorThroughRotations(t *testing.T) {
 	op.login()
 	op.publish()
 
-	var logs syncBuffer
+	var logs harness.LogBuffer
 	px, health := startSidecar(t, &logs, "--credentials-dir="+op.vol.dir, "--upstream="+ts.URL, "--max-wait=2s")
 	eventually(t, "ready", func() bool { return status(t, health+"/readyz") == http.StatusOK })
 

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,7 +130,7 @@ func TestExampleRoleServesTheSecretSourceAndNothingElse(t *testing.T) {
 	cfg, err := proxy.ParseFlags([]string{"--secret=" + ns + "/fleet-session", "--kubeconfig=" + kubeconfig,
 		"--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0", "--upstream=" + up.URL, "--allow-insecure-upstream"}, io.Discard)
 	must(t, err)
-	var logs syncBuffer
+	var logs harness.LogBuffer
 	s, err := proxy.Start(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	must(t, err)
 	sctx, stop := context.WithCancel(ctx)
@@ -186,22 +185,4 @@ func waitReady(t *testing.T, url string) {
 		}
 	}
 	t.Fatalf("%s not ready within 10 s", url)
-}
-
-// syncBuffer is a log sink safe for the sidecar's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

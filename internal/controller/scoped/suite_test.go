@@ -1,11 +1,9 @@
 package scoped
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,7 +21,7 @@ var (
 	cfg    *rest.Config
 	scheme *runtime.Scheme
 	k8s    client.Client
-	logs   syncBuffer
+	logs   harness.LogBuffer
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -55,17 +53,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-// syncBuffer collects the managers' logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

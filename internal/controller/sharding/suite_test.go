@@ -1,7 +1,6 @@
 package sharding
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -32,7 +31,7 @@ var (
 	cfg    *rest.Config
 	scheme *runtime.Scheme
 	k8s    client.Client
-	logs   syncBuffer
+	logs   harness.LogBuffer
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -152,20 +151,6 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
-// syncBuffer collects the managers' logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // touching returns the writes whose path names one of the objects in names (a path segment).
 func touching(writes []string, names ...string) []string {

@@ -193,6 +193,10 @@ type apiServerProc struct {
 	pid  int
 	cmd  *exec.Cmd
 	cfg  *rest.Config
+	// logPath gets the output of every API server the suite starts (empty: discarded).
+	logPath string
+	// readyWithin bounds the wait for a restarted API server to serve (0: 90 s).
+	readyWithin time.Duration
 }
 
 func findAPIServer(cfg *rest.Config) (*apiServerProc, error) {
@@ -245,6 +249,14 @@ func (a *apiServerProc) restart(ctx context.Context, downFor time.Duration) erro
 	cmd := exec.Command(a.path, a.args...)
 	cmd.Env = a.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if a.logPath != "" {
+		f, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close() // the child has its own descriptor
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -259,11 +271,21 @@ func (a *apiServerProc) waitReady(ctx context.Context) error {
 		return err
 	}
 	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
+	within := a.readyWithin
+	if within == 0 {
+		within = 90 * time.Second
+	}
+	// envtest's Host ends in "/": appending "/api" asked for "//api", a 404 from a serving API server,
+	// and every restart looked down for the whole 90 s.
+	probe, err := url.JoinPath(a.cfg.Host, "api")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		// Serving is what the managers need; /readyz may stay false for a while after a restart (a
 		// post-start hook), which the suite once took for an API server down for 90 s.
-		if resp, err := c.Get(a.cfg.Host + "/api"); err == nil {
+		if resp, err := c.Get(probe); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -275,7 +297,7 @@ func (a *apiServerProc) waitReady(ctx context.Context) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return errors.New("kube-apiserver not serving 90s after its restart")
+	return fmt.Errorf("kube-apiserver not serving %v after its restart", within)
 }
 
 // stop ends an API server the suite started (envtest stops its own).

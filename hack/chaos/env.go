@@ -61,6 +61,7 @@ func startEnv(ctx context.Context, o Options) (*env, error) {
 		e.stop()
 		return nil, err
 	}
+	e.api.logPath = filepath.Join(e.dir, "apiserver.log")
 	if e.proxy, err = startAPIProxy(e.cp.Config); err != nil {
 		e.stop()
 		return nil, err

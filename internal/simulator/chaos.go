@@ -76,8 +76,10 @@ func (s *Server) SetChaos(c Chaos) {
 	s.chaos = c
 }
 
-// serveChaos answers r with a chaos answer when the roll says so, and reports whether it did.
-func (s *Server) serveChaos(rec *statusRecorder, r *http.Request) bool {
+// serveChaos answers r with a chaos answer when the roll says so, and reports whether it did. A drop is
+// recorded in the ledger (obs) before the connection is reset: the client may read the ledger, or call
+// again, the moment it sees the reset.
+func (s *Server) serveChaos(rec *statusRecorder, r *http.Request, obs *observation) bool {
 	s.mu.Lock()
 	c := s.chaos
 	s.mu.Unlock()
@@ -93,6 +95,7 @@ func (s *Server) serveChaos(rec *statusRecorder, r *http.Request) bool {
 			rec.body.Write(held.body.Bytes()) // the ledger learns what was issued and never delivered
 		}
 		rec.chaos, rec.dropped = "drop", true
+		s.ledgerEnd(obs, rec)
 		conn, _, err := http.NewResponseController(rec.ResponseWriter).Hijack()
 		if err != nil {
 			panic(http.ErrAbortHandler)

@@ -87,6 +87,8 @@ func (l *ledger) snapshot() Ledger {
 type observation struct {
 	call LedgerCall
 	key  string
+	// recorded is set once the call is in the ledger (a drop records before it resets the connection).
+	recorded bool
 }
 
 // begin reads (and restores) the request body to name the call's subject and what it presented.
@@ -140,11 +142,12 @@ func (s *Server) ledgerBegin(r *http.Request, route string) *observation {
 	return o
 }
 
-// end records the answer rec carried.
+// end records the answer rec carried, once.
 func (s *Server) ledgerEnd(o *observation, rec *statusRecorder) {
-	if o == nil {
+	if o == nil || o.recorded {
 		return
 	}
+	o.recorded = true
 	o.call.Done = s.clock.Now()
 	o.call.Status = rec.statusOrOK()
 	if rec.dropped {

@@ -3,6 +3,7 @@ package simulator
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,23 +53,21 @@ func TestChaosDropAppliesThenResets(t *testing.T) {
 	f.srv.SetChaos(Chaos{DropRate: 1})
 	srv := httptest.NewServer(f.srv)
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+tsTokenPath, nil)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+tsTokenPath, strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Authorization", basic(appKey, appSecret))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Body = http.NoBody
 	if resp, err := srv.Client().Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("dropped request answered %d", resp.StatusCode)
 	}
-	// The client sees the reset before the server's handler has recorded the call.
-	var l Ledger
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if l = f.srv.Ledger(); len(l.Calls) > 0 {
-			break
-		}
-	}
+	// The call is in the ledger before the connection is reset: read it at once, no waiting.
+	l := f.srv.Ledger()
 	if len(l.Calls) != 1 || l.Calls[0].Chaos != "drop" || l.Calls[0].Status != 0 {
 		t.Fatalf("ledger %+v, want one dropped call", l.Calls)
+	}
+	// Applied: the token the client never saw was issued and is live.
+	if c := l.Calls[0]; len(c.Issued) != 1 || !f.srv.Live(c.Issued)[0] {
+		t.Fatalf("dropped call issued %d credentials (live %v), want one live token", len(c.Issued), f.srv.Live(c.Issued))
 	}
 	if err := (Chaos{DropRate: 0.7, HoldRate: 0.7}).Validate(); err == nil {
 		t.Error("rates above 1 together accepted")

@@ -177,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeInjectedFault(rec, f, r.URL.Path)
 			return
 		}
-		if s.serveChaos(rec, r) {
+		if s.serveChaos(rec, r, obs) {
 			return
 		}
 	}

@@ -187,6 +187,13 @@ type M2MSessionStatus struct {
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`
 
+	// rejectedTokenDigest identifies the app token the gateway refused on the last session call (a
+	// SHA-256 digest, never the token) while Ready says BearerRejected: the backoff is for that token, so
+	// the app publishing another one ends it at once.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	RejectedTokenDigest string `json:"rejectedTokenDigest,omitempty"`
+
 	// observedRefreshRequest is the last value of the thingspace.credops.io/refresh-requested annotation
 	// acted on (a forced new login).
 	// +optional

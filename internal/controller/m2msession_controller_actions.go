@@ -79,7 +79,7 @@ func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, sessi
 		return r.secretWriteFailed(s, err)
 	}
 	st := s.st
-	st.FailedAttempts = 0
+	st.FailedAttempts, st.RejectedTokenDigest = 0, ""
 	st.LastLoginTime = timePtr(s.now)
 	st.LoginTokenDigest, st.LoginTokenExpiresAt = policy.TokenDigest(s.appTok.AccessToken), timePtr(s.appTok.ExpiresAt)
 	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))
@@ -111,7 +111,7 @@ func (r *M2MSessionReconciler) keepAlive(ctx context.Context, s *sessState) (ctr
 		return r.transient(ctx, s, err)
 	}
 	st := s.st
-	st.FailedAttempts = 0
+	st.FailedAttempts, st.RejectedTokenDigest = 0, ""
 	st.LastKeepAliveTime = timePtr(s.now)
 	next := s.now.Add(policy.KeepAliveInterval(s.sess.Spec))
 	st.NextKeepAliveTime = timePtr(next)
@@ -124,8 +124,9 @@ func (r *M2MSessionReconciler) keepAlive(ctx context.Context, s *sessState) (ctr
 
 // bearerRejected handles a gateway 401 on the app token (issue 8 scenario 11): the token is stale
 // (revoked, or rotated under us), or the gateway will not take the key's tokens at all. The first 401 of
-// an episode asks the shared broker for a new token (never a login); every retry backs off, and the
-// Ready condition says so. The app's Secret changing brings the session back early.
+// an episode asks the shared broker for a new token (never a login); every retry with the same token
+// backs off, and the Ready condition says so. The app's Secret holding another token ends the wait at
+// once (its watch brings the pass).
 func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState) (ctrl.Result, error) {
 	plan := policy.BearerRejected(r.Backoff, *s.st, r.Rand(), s.now)
 	if plan.RefreshApp {
@@ -142,6 +143,8 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 	}
 	s.st.FailedAttempts = plan.Failures
 	s.st.NextKeepAliveTime = timePtr(plan.At)
+	// The wait is for this token: the app publishing another ends it (policy.BearerWaitOver).
+	s.st.RejectedTokenDigest = policy.TokenDigest(s.appTok.AccessToken)
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonBearerRejected, plan.Message)
 	if plan.RefreshApp {
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonBearerRejected, "CallUpstream", "%s", plan.Message)
@@ -168,6 +171,7 @@ func (r *M2MSessionReconciler) refreshAppToken(ctx context.Context, s *sessState
 func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err error) (ctrl.Result, error) {
 	st := s.st
 	st.FailedAttempts++
+	st.RejectedTokenDigest = ""
 	retryAfter, _ := upstream.RetryAfterOf(err)
 	// From when the answer arrived, not when the pass began: Retry-After counts from the answer.
 	answered := r.Clock.Now()

@@ -62,7 +62,7 @@ func (r *M2MSessionReconciler) checkPassword(ctx context.Context, s *sessState) 
 // a person must do, and nothing logs in until the credentials Secret changes.
 func (r *M2MSessionReconciler) passwordLost(s *sessState, why string) (ctrl.Result, error) {
 	s.st.PasswordResetUnanswered.Lost = true
-	s.st.FailedAttempts = 0
+	s.st.FailedAttempts, s.st.RejectedTokenDigest = 0, ""
 	msg := policy.PasswordLostMessage(*s.st.PasswordResetUnanswered, why, s.sess.Spec.CredentialsSecretRef.Name)
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordLost, msg)
 	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonPasswordLost, "CheckPassword", "%s", msg)

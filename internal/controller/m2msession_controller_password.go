@@ -82,6 +82,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	}
 	r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "PasswordRotated", "ResetPassword",
 		"Reset the UWS password and stored the new one in Secret %s", key.Name)
+	s.st.RejectedTokenDigest = ""
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
 	next := s.now.Add(policy.KeepAliveInterval(s.sess.Spec))
 	if s.st.NextKeepAliveTime != nil && s.st.NextKeepAliveTime.Time.Before(next) {

@@ -97,15 +97,17 @@ func DecideSession(f SessionFacts) SessionDecision {
 	if !manual && CredentialsStillRejected(st.RejectedCredentialsVersion, f.CredentialsVersion, st.Conditions, f.Generation) {
 		return SessionDecision{Action: SessionWait}
 	}
-	// After a failure, nothing goes upstream before the planned retry, whatever woke the pass.
-	if slot, ok := RetrySlot(st.FailedAttempts, st.NextKeepAliveTime, f.Now); ok && !manual {
+	// After a failure, nothing goes upstream before the planned retry, whatever woke the pass; but the
+	// wait after a gateway 401 is for the token refused, and ends when the app holds another.
+	bearerOver := BearerWaitOver(f)
+	if slot, ok := RetrySlot(st.FailedAttempts, st.NextKeepAliveTime, f.Now); ok && !manual && !bearerOver {
 		return SessionDecision{Action: SessionWait, Next: slot}
 	}
 	next := f.Now
 	if st.NextKeepAliveTime != nil {
 		next = st.NextKeepAliveTime.Time
 	}
-	due := !f.Now.Before(next)
+	due := !f.Now.Before(next) || bearerOver
 	switch {
 	case !f.HasSession || manual:
 		return SessionDecision{Action: SessionLogin, RefreshRequest: request}
@@ -170,6 +172,19 @@ func SessionRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter tim
 		at = t.Add(time.Second)
 	}
 	return at
+}
+
+// BearerWaitOver reports whether the wait after a gateway 401 has been ended by the app: Ready says
+// BearerRejected, and the app now holds a token other than the one refused (status.rejectedTokenDigest).
+// The backoff kept the refused Bearer from being sent again; another token is not a retry of the refused
+// call, and waiting for the slot would leave the Secret with a revoked token while the app's new one is
+// there (the chaos suite saw 14.6 s after a renewBefore rotation). The same token never ends the wait:
+// no retry loop against the gateway with a Bearer it refused.
+func BearerWaitOver(f SessionFacts) bool {
+	st := f.Status
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Reason == v1alpha1.ReasonBearerRejected && st.RejectedTokenDigest != "" &&
+		f.AppTokenDigest != "" && f.AppTokenDigest != st.RejectedTokenDigest
 }
 
 // BearerPlan is what to do when the gateway refused the app token on a session call.

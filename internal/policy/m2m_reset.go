@@ -72,7 +72,7 @@ func decideUnanswered(f SessionFacts, u *v1alpha1.UnansweredPasswordReset) Sessi
 		// The check waits until the record is stored: a restart must find it.
 		return SessionDecision{Action: SessionWait, Next: f.Now.Add(UnansweredRecheck)}
 	}
-	if slot, ok := RetrySlot(f.Status.FailedAttempts, f.Status.NextKeepAliveTime, f.Now); ok {
+	if slot, ok := RetrySlot(f.Status.FailedAttempts, f.Status.NextKeepAliveTime, f.Now); ok && !BearerWaitOver(f) {
 		return SessionDecision{Action: SessionWait, Next: slot}
 	}
 	return SessionDecision{Action: SessionCheckPassword}

@@ -211,46 +211,58 @@ func containsStr(xs []string, x string) bool {
 
 type minimum struct{ name, value string }
 
-// minimums compares the successful upstream calls with the physical minimum: one token call per
-// ThingSpace token issued, one Cloud token call per access token issued. Faulted, dropped and held
-// calls are counted apart: they are the faults' share.
-func minimums(led harness.Ledger) []minimum {
-	type tally struct{ ok, failed, distinct int }
-	fam := map[string]*tally{}
-	seen := map[string]bool{}
+// family is one kind of issuing call and its tally against the physical minimum.
+type family struct {
+	name  string
+	route string
+	// calls: all; answered: applied and answered; needed: answered calls whose credential a Secret
+	// held (each distinct one once: the minimum); refused: not applied (faults, refusals, timeouts
+	// before the work); lost: applied, the answer reaching no manager (the faults' share too).
+	calls, answered, needed, refused, lost int
+}
+
+// beyond is the answered calls the Secrets did not need: a token asked for again while the gateway
+// still handed out the same one, a credential issued and never stored.
+func (f family) beyond() int { return f.answered - f.needed }
+
+// minimums tallies, per family of issuing call, the calls against the physical minimum: one answered
+// call per distinct credential that a Secret held (held). Refused calls and applied calls whose answer
+// was lost are reported apart: they are the faults' share, and each needs a call again.
+func minimums(led harness.Ledger, held map[string]bool) []minimum {
+	fams := []*family{
+		{name: "ThingSpace token", route: harness.RouteToken},
+		{name: "M2M login", route: harness.RouteM2MLogin},
+		{name: "M2M password reset", route: harness.RouteM2MReset},
+		{name: "Verizon Cloud token", route: harness.RouteCloudToken},
+	}
+	counted := map[string]bool{}
 	for _, c := range led.Calls {
-		var f string
-		switch c.Route {
-		case harness.RouteToken:
-			f = "ThingSpace token"
-		case harness.RouteCloudToken:
-			f = "Verizon Cloud token"
-		case harness.RouteM2MLogin:
-			f = "M2M login"
-		default:
-			continue
-		}
-		t := fam[f]
-		if t == nil {
-			t = &tally{}
-			fam[f] = t
-		}
-		if c.Status != 200 || c.Chaos != "" {
-			t.failed++
-		} else {
-			t.ok++
-		}
-		if len(c.Issued) > 0 && !seen[c.Issued[0]] {
-			seen[c.Issued[0]] = true
-			t.distinct++
+		for _, f := range fams {
+			if c.Route != f.route {
+				continue
+			}
+			f.calls++
+			switch {
+			case !applied(c):
+				f.refused++
+			case undelivered(c, nil) != lossOperator:
+				f.lost++
+			default:
+				f.answered++
+				if len(c.Issued) > 0 && held[c.Issued[0]] && !counted[c.Issued[0]] {
+					counted[c.Issued[0]] = true
+					f.needed++
+				}
+			}
 		}
 	}
 	var out []minimum
-	for _, f := range []string{"ThingSpace token", "M2M login", "Verizon Cloud token"} {
-		if t := fam[f]; t != nil {
-			out = append(out, minimum{f + " calls: answered / minimum (+ faulted)",
-				fmt.Sprintf("%d / %d (+ %d)", t.ok, t.distinct, t.failed)})
+	for _, f := range fams {
+		if f.calls == 0 {
+			continue
 		}
+		out = append(out, minimum{"calls beyond the minimum, " + f.name,
+			fmt.Sprintf("%d (%d answered, %d needed; %d refused, %d lost)", f.beyond(), f.answered, f.needed, f.refused, f.lost)})
 	}
 	return out
 }

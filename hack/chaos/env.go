@@ -33,8 +33,10 @@ type replica struct {
 	name string
 	mgr  *harness.Manager
 	mu   sync.Mutex
-	// starts are the moments the process became ready, kills the moments it was killed or stopped.
-	starts, kills []time.Time
+	// starts are the moments the process became ready, kills the moments it was killed or stopped (or
+	// found exited), sigkills those of the SIGKILLs alone: only a SIGKILL takes an answer in flight away
+	// from a manager without its say (a SIGTERM lets it finish, a lost lease is its own decision).
+	starts, kills, sigkills []time.Time
 	down          bool // stopped by the schedule, to be started again by it
 }
 

@@ -114,19 +114,21 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	}
 
 	spans := deadSpans(p, smp.samples, blocked, calls)
-	// Once a grant is lost by physics (see grantTable), nothing but a person's consent brings its
+	kills := e.sigkills()
+	// Once a grant is lost by physics (see losses.go), nothing but a person's consent brings its
 	// Secret back: what follows is unavoidable.
 	for i, d := range spans {
 		cr := p.creds[d.cred]
 		if cr.kind == "cloud" {
-			if c, ok := callUsing(led, smp.refresh[cr.owner]); ok && !delivered(c) && !c.Done.After(d.start) {
+			if cause, c, _ := grantLoss(led, smp.refresh[cr.owner], kills); cause.physics() && !c.Done.After(d.start) {
 				spans[i].unavoidable, spans[i].avoidable = d.end.Sub(d.start), 0
 			}
 		}
 		// Likewise a session whose user's password was lost by physics before the span began.
 		if cr.kind == "session" {
 			for _, r := range led.Resets {
-				if c, ok := resetCall(led, r); ok && r.User == cr.user && !delivered(c) && !smp.passwords[r.User][r.Password] && !c.Done.After(d.start) {
+				if c, ok := resetCall(led, r); ok && r.User == cr.user && !smp.passwords[r.User][r.Password] &&
+					passwordLoss(led, r, kills).physics() && !c.Done.After(d.start) {
 					spans[i].unavoidable, spans[i].avoidable = d.end.Sub(d.start), 0
 				}
 			}
@@ -193,42 +195,51 @@ func (e *env) grantTable(p *population, smp *sampler, led harness.Ledger, rep *R
 			}
 		}
 	}
-	// A grant whose last refresh was applied upstream but whose answer reached no manager (the manager
-	// killed while the simulator held it, or the connection reset) is lost by physics: the rotated
-	// refresh token exists only in that answer. Any other loss is the operator's.
-	var lostNames, undelivered []string
+	// A grant is lost by physics when its last refresh was applied upstream and the answer reached no
+	// manager (losses.go); when the upstream refused a refresh token nobody rotated; and otherwise by
+	// the operator.
+	var lostNames, physics, refused []string
+	kills := e.sigkills()
 	for ca := range lost {
-		if c, ok := callUsing(led, smp.refresh[ca]); ok && !delivered(c) {
-			undelivered = append(undelivered, ca)
-			continue
+		cause, _, why := grantLoss(led, smp.refresh[ca], kills)
+		switch {
+		case cause.physics():
+			physics = append(physics, ca+": "+cause.String())
+		case cause == lossRefused:
+			refused = append(refused, ca)
+		default:
+			lostNames = append(lostNames, ca+" ("+why+")")
 		}
-		lostNames = append(lostNames, ca)
 	}
 	sort.Strings(lostNames)
-	sort.Strings(undelivered)
-	rep.gate("grants lost without a refusal", len(lostNames), 0, strings.Join(lostNames, ", "))
-	rep.info("grants lost with their refresh's answer undelivered", fmt.Sprintf("%d %v", len(undelivered), undelivered))
+	sort.Strings(physics)
+	sort.Strings(refused)
+	rep.gate("grants lost without a refusal from the upstream", len(lostNames), 0, strings.Join(lostNames, "; "))
+	rep.info("grants lost by physics: refresh applied, answer to no manager", fmt.Sprintf("%d %v", len(physics), physics))
+	rep.info("grants lost to an upstream refusal", fmt.Sprintf("%d %v", len(refused), refused))
 	rep.info("invalid_grant answers", fmt.Sprint(cs.InvalidGrants))
 	return nil
 }
 
 func (e *env) loginTable(p *population, smp *sampler, led harness.Ledger, rep *Report, t0 time.Time) error {
-	lostPw, undeliveredPw := 0, 0
+	lostPw := 0
+	var physics []string
+	kills := e.sigkills()
 	for _, r := range led.Resets {
 		if smp.passwords[r.User][r.Password] {
 			continue
 		}
 		// As for grants: a reset whose answer (the new password) reached no manager is lost by physics.
-		if c, ok := resetCall(led, r); ok && !delivered(c) {
-			undeliveredPw++
+		if cause := passwordLoss(led, r, kills); cause.physics() {
+			physics = append(physics, fmt.Sprintf("%s at +%s: %s", r.User, secs(r.At.Sub(t0)), cause))
 			continue
 		}
 		lostPw++
-		rep.Details = append(rep.Details, fmt.Sprintf("the reset of %s at +%s never reached its credentials Secret", r.User, secs(r.At.Sub(t0))))
+		rep.Details = append(rep.Details, fmt.Sprintf("the reset of %s at +%s reached a manager and never its credentials Secret", r.User, secs(r.At.Sub(t0))))
 	}
-	rep.info("passwords lost with their reset's answer undelivered", fmt.Sprint(undeliveredPw))
 	rep.info("password resets applied", fmt.Sprint(len(led.Resets)))
 	rep.gate("passwords lost", lostPw, 0, "")
+	rep.info("passwords lost by physics: reset applied, answer to no manager", fmt.Sprintf("%d %v", len(physics), physics))
 	maxRun, maxVersion, worst := failedLogins(p, led)
 	rep.gate("most consecutive failed logins of a user", maxRun, 4, worst)
 	rep.gate("most failed logins with one password", maxVersion, 2, worst)
@@ -268,7 +279,7 @@ func (e *env) callTable(p *population, smp *sampler, led harness.Ledger, blocked
 	rep.gate("calls by a restarted manager for still-valid credentials", len(byRestart), 0, describeCalls(byRestart, t0))
 	rep.info("calls for still-valid credentials at any time (after a Bearer refusal)",
 		fmt.Sprintf("%d (%d)", len(needless), len(rejected)))
-	for _, m := range minimums(led) {
+	for _, m := range minimums(led, smp.held) {
 		rep.info(m.name, m.value)
 	}
 }
@@ -305,23 +316,6 @@ func (e *env) scanLeaks(ctx context.Context, p *population) ([]string, error) {
 		add(p.sensitive.Scan(fmt.Sprintf("a %T", l), string(b)))
 	}
 	return found, nil
-}
-
-// delivered reports whether a call's answer reached the client.
-func delivered(c harness.LedgerCall) bool {
-	return c.Status != 0 && c.Status != 499 && c.Chaos != "drop"
-}
-
-// callUsing is the last call that presented the refresh token rt.
-func callUsing(led harness.Ledger, rt string) (harness.LedgerCall, bool) {
-	var out harness.LedgerCall
-	found := false
-	for _, c := range led.Calls {
-		if rt != "" && c.Used == rt {
-			out, found = c, true
-		}
-	}
-	return out, found
 }
 
 // resetCall is the reset call during which r was applied.

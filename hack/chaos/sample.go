@@ -67,11 +67,14 @@ type sampler struct {
 	passwords map[string]map[string]bool
 	// refresh[ca] is the last refresh token seen in a CloudAuthorization's grant Secret.
 	refresh map[string]string
-	missed  int
+	// held is every credential any sampled Secret held (tokens, session tokens, refresh tokens,
+	// passwords): what the upstream calls were for.
+	held   map[string]bool
+	missed int
 }
 
 func newSampler(e *env, p *population) *sampler {
-	return &sampler{e: e, p: p, passwords: map[string]map[string]bool{}, refresh: map[string]string{}}
+	return &sampler{e: e, p: p, passwords: map[string]map[string]bool{}, refresh: map[string]string{}, held: map[string]bool{}}
 }
 
 func (s *sampler) run(ctx context.Context) {
@@ -113,6 +116,7 @@ func (s *sampler) once(ctx context.Context) {
 			if v == "" {
 				st.exists = false // being written for the first time
 			}
+			s.held[v] = true
 		}
 		smp.creds[i] = st
 		values = append(values, st.values...)
@@ -123,12 +127,14 @@ func (s *sampler) once(ctx context.Context) {
 				s.passwords[u] = map[string]bool{}
 			}
 			s.passwords[u][string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
+			s.held[string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
 		}
 	}
 	for _, ca := range s.p.clouds {
 		// The last refresh token the grant held: an operator giving a grant up may empty it.
 		if sec := byName[ca+"-grant"]; sec != nil && len(sec.Data[v1alpha1.SecretKeyRefreshToken]) > 0 {
 			s.refresh[ca] = string(sec.Data[v1alpha1.SecretKeyRefreshToken])
+			s.held[s.refresh[ca]] = true
 		}
 	}
 	live, err := s.e.sim.Live(values)

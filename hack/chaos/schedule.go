@@ -125,6 +125,9 @@ func (s *schedule) managers(ctx context.Context) {
 		r.mu.Lock()
 		r.down = true
 		r.kills = append(r.kills, at)
+		if kind == faultKill {
+			r.sigkills = append(r.sigkills, at)
+		}
 		r.mu.Unlock()
 		if kind == faultKill {
 			_ = r.mgr.Kill()

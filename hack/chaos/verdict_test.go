@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/credops/thingspace-operator/test/harness"
 )
 
 // classify excuses only what the upstream (or the API server, or the absence of a leader) blocked for
@@ -48,5 +50,107 @@ func TestClassifyDeadSpan(t *testing.T) {
 				t.Errorf("unavoidable %v, avoidable %v; want unavoidable %v of %v", got.unavoidable, got.avoidable, tc.unavoidable, d.end.Sub(d.start))
 			}
 		})
+	}
+}
+
+// A lost grant or password is physics only when the applied call's answer reached no manager: a drop,
+// a hold the manager timed out on, a hold during which a manager was SIGKILLed. Answered, it was in
+// the operator's hands; refused unrotated, it is the upstream's.
+func TestGrantLoss(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	call := func(s float64, status int, chaos, used string) harness.LedgerCall {
+		return harness.LedgerCall{At: at(s), Done: at(s + 3), Route: harness.RouteCloudToken, Subject: "cloud:c", Status: status, Chaos: chaos, Used: used}
+	}
+	for _, tc := range []struct {
+		name  string
+		calls []harness.LedgerCall
+		kills []time.Time
+		want  lossCause
+	}{
+		{name: "answered 200, lost after", calls: []harness.LedgerCall{call(1, 200, "", "rt")}, want: lossOperator},
+		{name: "held, answered 200 after the hold", calls: []harness.LedgerCall{call(1, 200, "hold", "rt")}, want: lossOperator},
+		{name: "dropped after it was applied", calls: []harness.LedgerCall{call(1, 0, "drop", "rt")}, want: lossReset},
+		{name: "held, the manager gave up", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, want: lossTimedOut},
+		{name: "held, a manager SIGKILLed meanwhile", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, kills: []time.Time{at(2)}, want: lossKilled},
+		{name: "a kill before the call explains nothing", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, kills: []time.Time{at(0.5)}, want: lossTimedOut},
+		{name: "dropped, then reused and refused: the drop lost it", calls: []harness.LedgerCall{call(1, 0, "drop", "rt"), call(5, 400, "", "rt")}, want: lossReset},
+		{name: "answered, then reused and refused: the operator's", calls: []harness.LedgerCall{call(1, 200, "", "rt"), call(5, 400, "", "rt")}, want: lossOperator},
+		{name: "a fault changes nothing, the answer after it counts", calls: []harness.LedgerCall{call(1, 503, "fault", "rt"), call(5, 200, "", "rt")}, want: lossOperator},
+		{name: "faulted only: never rotated, the operator's", calls: []harness.LedgerCall{call(1, 503, "fault", "rt")}, want: lossOperator},
+		{name: "refused though never rotated: the upstream's", calls: []harness.LedgerCall{call(1, 401, "", "rt")}, want: lossRefused},
+		{name: "another token's call says nothing", calls: []harness.LedgerCall{call(1, 0, "drop", "other")}, want: lossOperator},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, why := grantLoss(harness.Ledger{Calls: tc.calls}, "rt", tc.kills)
+			if got != tc.want {
+				t.Errorf("cause %v (%s), want %v", got, why, tc.want)
+			}
+		})
+	}
+}
+
+// A reset's password is lost by physics only when the reset's answer reached no manager.
+func TestPasswordLoss(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	reset := harness.LedgerReset{At: t0.Add(time.Second), User: "u", Password: "new"}
+	for _, tc := range []struct {
+		name   string
+		status int
+		chaos  string
+		kills  []time.Time
+		want   lossCause
+	}{
+		{name: "answered", status: 200, want: lossOperator},
+		{name: "dropped", status: 0, chaos: "drop", want: lossReset},
+		{name: "held past the timeout", status: 499, chaos: "hold", want: lossTimedOut},
+		{name: "held, SIGKILLed", status: 499, chaos: "hold", kills: []time.Time{t0.Add(2 * time.Second)}, want: lossKilled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			led := harness.Ledger{Resets: []harness.LedgerReset{reset}, Calls: []harness.LedgerCall{{
+				At: t0, Done: t0.Add(3 * time.Second), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: tc.status, Chaos: tc.chaos}}}
+			if got := passwordLoss(led, reset, tc.kills); got != tc.want {
+				t.Errorf("cause %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if got := passwordLoss(harness.Ledger{Resets: []harness.LedgerReset{reset}}, reset, nil); got != lossOperator {
+		t.Errorf("a reset with no call: cause %v, want the operator's", got)
+	}
+}
+
+// Calls beyond the minimum: answered calls whose credential no Secret needed; refused and lost calls
+// apart.
+func TestMinimums(t *testing.T) {
+	tok := func(status int, chaos string, issued ...string) harness.LedgerCall {
+		return harness.LedgerCall{Route: harness.RouteToken, Subject: "ts:k", Status: status, Chaos: chaos, Issued: issued}
+	}
+	led := harness.Ledger{Calls: []harness.LedgerCall{
+		tok(200, "", "t1"),     // needed
+		tok(200, "", "t1"),     // the same token again: beyond
+		tok(503, "fault"),      // refused
+		tok(0, "drop", "t2"),   // applied, lost
+		tok(200, "", "t3"),     // needed
+		tok(200, "", "t4"),     // never held by a Secret: beyond
+		tok(200, "hold", "t5"), // held, delivered, held: needed
+		tok(499, "", ""),       // latency, the client gave up first: refused
+		{Route: harness.RouteM2MLogin, Status: 200, Issued: []string{"s1"}},
+	}}
+	held := map[string]bool{"t1": true, "t2": true, "t3": true, "t5": true, "s1": true}
+	got := map[string]string{}
+	for _, m := range minimums(led, held) {
+		got[m.name] = m.value
+	}
+	want := map[string]string{
+		"calls beyond the minimum, ThingSpace token": "2 (5 answered, 3 needed; 2 refused, 1 lost)",
+		"calls beyond the minimum, M2M login":        "0 (1 answered, 1 needed; 0 refused, 0 lost)",
+	}
+	if len(got) != len(want) {
+		t.Errorf("families %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
 	}
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/credops/thingspace-operator/test/harness"
+)
+
+// Lost grants and passwords: whose loss it is.
+//
+// A Verizon Cloud refresh rotates the refresh token and an M2M reset changes the password, both at once
+// and upstream; the new value exists only in the answer (thingspace-api.md: "a lost response means a
+// lost password"). When the simulator applied one and its answer reached no manager, nothing the
+// operator does can bring the value back: that loss is physics, reported apart with its cause, never
+// counted as the operator's and never silently dropped. When the answer did reach a manager (it was
+// answered 200, or refused after the rotation), the value was in the operator's hands and its loss is a
+// violation, whatever happened next (a kill before the Secret was written included).
+
+// lossCause says why a rotation or reset's value was lost.
+type lossCause int
+
+const (
+	// lossOperator: the answer reached a manager, or no applied rotation explains the loss.
+	lossOperator lossCause = iota
+	// lossKilled: the simulator held the applied answer and the manager waiting for it was SIGKILLed.
+	lossKilled
+	// lossReset: the simulator applied the call, then reset the connection (a drop).
+	lossReset
+	// lossTimedOut: the simulator held the applied answer past the manager's upstream timeout.
+	lossTimedOut
+	// lossRefused: the upstream refused a refresh token nobody had rotated (revoked, expired).
+	lossRefused
+)
+
+func (c lossCause) String() string {
+	switch c {
+	case lossKilled:
+		return "manager SIGKILLed while its answer was held"
+	case lossReset:
+		return "connection reset after it was applied"
+	case lossTimedOut:
+		return "answer held past the manager's timeout"
+	case lossRefused:
+		return "refused by the upstream unrotated"
+	}
+	return "the operator's"
+}
+
+// physics reports whether the loss is the upstream's answer never reaching a manager.
+func (c lossCause) physics() bool { return c == lossKilled || c == lossReset || c == lossTimedOut }
+
+// killSlack is how long after a call's end a kill still explains an answer it never read: the
+// simulator notices the dead connection a moment after the kill.
+const killSlack = time.Second
+
+// undelivered is why c's answer reached no client, lossOperator when it did.
+func undelivered(c harness.LedgerCall, kills []time.Time) lossCause {
+	switch {
+	case c.Chaos == "drop" || c.Status == 0:
+		return lossReset
+	case c.Status != 499:
+		return lossOperator // answered
+	}
+	for _, k := range kills {
+		if !k.Before(c.At) && !k.After(c.Done.Add(killSlack)) {
+			return lossKilled
+		}
+	}
+	return lossTimedOut
+}
+
+// applied reports whether the simulator carried a call out: answered 200, or given a chaos answer
+// (drop, hold), which comes only after the call was applied. Faults and refusals change nothing.
+func applied(c harness.LedgerCall) bool {
+	return c.Chaos == "drop" || c.Chaos == "hold" || (c.Chaos == "" && c.Status == 200)
+}
+
+// rotation is the call that rotated refresh token rt: the first applied call presenting it (later
+// ones are reuses, refused, and say nothing about where the new token went).
+func rotation(led harness.Ledger, rt string) (harness.LedgerCall, bool) {
+	if rt == "" {
+		return harness.LedgerCall{}, false
+	}
+	for _, c := range led.Calls {
+		if c.Used == rt && applied(c) {
+			return c, true
+		}
+	}
+	return harness.LedgerCall{}, false
+}
+
+// grantLoss is whose loss a lost grant is, rt the last refresh token its Secret held, with the call
+// that rotated it (zero when none did) and a line saying why.
+func grantLoss(led harness.Ledger, rt string, kills []time.Time) (lossCause, harness.LedgerCall, string) {
+	c, ok := rotation(led, rt)
+	if !ok {
+		for _, r := range led.Calls {
+			if rt != "" && r.Used == rt && (r.Status == 400 || r.Status == 401) && r.Chaos == "" {
+				return lossRefused, harness.LedgerCall{}, fmt.Sprintf("its last refresh token refused (%d) though never rotated", r.Status)
+			}
+		}
+		return lossOperator, harness.LedgerCall{}, "its last refresh token was never rotated nor refused"
+	}
+	cause := undelivered(c, kills)
+	return cause, c, fmt.Sprintf("its last refresh token rotated by a call answered %d: %s", c.Status, cause)
+}
+
+// passwordLoss is whose loss a reset's password is, when it never reached the credentials Secret.
+func passwordLoss(led harness.Ledger, r harness.LedgerReset, kills []time.Time) lossCause {
+	c, ok := resetCall(led, r)
+	if !ok {
+		return lossOperator
+	}
+	return undelivered(c, kills)
+}
+
+// sigkills is every moment a replica was SIGKILLed.
+func (e *env) sigkills() []time.Time {
+	var out []time.Time
+	for _, r := range e.mgrs {
+		r.mu.Lock()
+		out = append(out, r.sigkills...)
+		r.mu.Unlock()
+	}
+	return out
+}

@@ -37,7 +37,7 @@ type replica struct {
 	// found exited), sigkills those of the SIGKILLs alone: only a SIGKILL takes an answer in flight away
 	// from a manager without its say (a SIGTERM lets it finish, a lost lease is its own decision).
 	starts, kills, sigkills []time.Time
-	down          bool // stopped by the schedule, to be started again by it
+	down                    bool // stopped by the schedule, to be started again by it
 }
 
 const (

@@ -23,15 +23,18 @@ import (
 //     the gateway rejecting every Bearer, for sessions), while the API server is down or restarting,
 //     and from the moment the leading manager was killed until a replica leads again.
 //
-// The dead time is unavoidable only as far as the upstream was blocked for the whole window in which a
-// refresh could have landed, [d0 − lead, t]: with lead > 0 the window must be blocked from its start,
-// otherwise every dead second is avoidable (the design had lead to land it, and machine slowness is no
-// excuse for not using it). To that is added, when the replacement needed a call after the death (lead
-// 0, or a blocked window that ended), the closing exchange itself: from the arrival at the simulator of
-// the last successful call for the credential's subjects (its app key, UWS user, Cloud client) to d1,
-// which includes writing the Secret. Nothing else is excused: a timer that fires late, a retry that
-// waits longer than it must, a restart that does not pick up where it was, a kill the design did not
-// absorb, all count as avoidable, and a run with any avoidable second fails.
+// The dead time is unavoidable only as far as the upstream was blocked: with lead > 0, the window in
+// which a refresh could have landed, [d0 − lead, d0], must be blocked from its start, otherwise every
+// dead second is avoidable (the design had lead to land it, and machine slowness is no excuse for not
+// using it). Then every blocked moment of [d0, d1) is unavoidable, and so is the closing exchange: from
+// the arrival at the simulator of the last successful call for the credential's subjects (its app key,
+// UWS user, Cloud client) to d1, which includes writing the Secret. With lead 0 there is no such
+// window (the replacement can only be asked for once the credential is dead): the moments between the
+// death and a blocked stretch (the leader killed 0.3 s after a plain token died, a refused call) are
+// the operator's reaction and avoidable, the stretch itself is not. Nothing else is excused: a timer
+// that fires late, a retry that waits longer than it must, a restart that does not pick up where it
+// was, a kill the design did not absorb, all count as avoidable, and a run with any avoidable second
+// fails.
 
 type deadSpan struct {
 	cred int
@@ -134,10 +137,8 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 		}
 	}
 	ws = merged(ws, "")
-	from := d.start.Add(-lead)
-	b := coveredUntil(ws, from)
 	total := d.end.Sub(d.start)
-	if lead > 0 && b.Before(d.start) {
+	if lead > 0 && coveredUntil(ws, d.start.Add(-lead)).Before(d.start) {
 		d.avoidable = total
 		return d
 	}
@@ -147,20 +148,43 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 			last = c.at
 		}
 	}
-	exchange := time.Duration(0)
+	// Unavoidable: every blocked moment of the span, and the closing exchange. With lead 0 the
+	// replacement can only be asked for once the credential is dead, so a stretch blocked from just
+	// after the death (the leader killed a moment later, the call refused) counts from where it begins:
+	// the moments before it are the operator's reaction, avoidable.
+	in := append([]window(nil), ws...)
 	if !last.IsZero() {
-		if last.Before(d.start) {
-			last = d.start // begun before the first dead sample
-		}
-		exchange = d.end.Sub(last)
+		in = append(in, window{what: "upstream", start: last, end: d.end})
 	}
-	if b.Before(d.start) {
-		b = d.start
-	}
-	un := b.Add(exchange).Sub(d.start)
-	d.unavoidable = min(max(un, 0), total)
+	d.unavoidable = min(overlap(merged(in, ""), d.start, d.end), total)
 	d.avoidable = total - d.unavoidable
 	return d
+}
+
+// overlap is how much of [from, to) the merged windows ws cover.
+func overlap(ws []window, from, to time.Time) time.Duration {
+	var out time.Duration
+	for _, w := range ws {
+		s, e := maxTime(w.start, from), minTime(w.end, to)
+		if e.After(s) {
+			out += e.Sub(s)
+		}
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // appTokenDead reports whether what died in a session's Secret at d.start was its app token (the second

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/lockout"
@@ -19,6 +20,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/policy"
+	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/thingspace"
 	"github.com/credops/thingspace-operator/internal/tokenbroker"
 )
@@ -162,6 +164,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 			s.session = string(s.owned.Data[KeySessionToken])
 		}
 	}
+	r.adoptHeldLogin(ctx, s)
 	if ok, err := r.loadCredentials(ctx, s); !ok {
 		return ctrl.Result{}, err
 	}
@@ -295,14 +298,38 @@ func (r *M2MSessionReconciler) loadCredentials(ctx context.Context, s *sessState
 	return true, nil
 }
 
-// writeSecret publishes the session with the app's current token.
+// writeSecret publishes the session with the app's current token; the login annotation stays as it is.
 func (r *M2MSessionReconciler) writeSecret(ctx context.Context, s *sessState, session string) error {
-	_, err := r.Secrets.Apply(ctx, s.obj, s.owned, s.sess.Spec.SecretName, s.sess.Spec.SecretTemplate, map[string][]byte{
+	return r.putSecret(ctx, s, session, time.Time{})
+}
+
+// putSecret writes the Secret's data; a login's write (loggedInAt set) records the login in it too
+// (policy.SessionLoginValue), so that a kill before the status write costs no second login.
+func (r *M2MSessionReconciler) putSecret(ctx context.Context, s *sessState, session string, loggedInAt time.Time) error {
+	exp := formatExpiry(s.appTok.ExpiresAt)
+	ch := secrets.Change{Template: s.sess.Spec.SecretTemplate, Data: map[string][]byte{
 		KeySessionToken:         []byte(session),
 		KeyAccessToken:          []byte(s.appTok.AccessToken),
-		KeyAccessTokenExpiresAt: []byte(formatExpiry(s.appTok.ExpiresAt)),
-	})
+		KeyAccessTokenExpiresAt: []byte(exp),
+	}}
+	if !loggedInAt.IsZero() {
+		ch.Annotations = map[string]string{v1alpha1.SessionLoginAnnotation: policy.SessionLoginValue(session, s.appTok.AccessToken, exp, loggedInAt)}
+	}
+	_, _, err := r.Secrets.Write(ctx, s.obj, s.owned, s.sess.Spec.SecretName, ch)
 	return err
+}
+
+// adoptHeldLogin takes into the status a login the session's Secret records and the status does not
+// know of: its status write was lost after the Secret's (policy.AdoptHeldLogin).
+func (r *M2MSessionReconciler) adoptHeldLogin(ctx context.Context, s *sessState) {
+	if s.owned == nil || s.session == "" {
+		return
+	}
+	d := s.owned.Data
+	h, ok := policy.ParseHeldLogin(s.owned.Annotations[v1alpha1.SessionLoginAnnotation], s.session, string(d[KeyAccessToken]), string(d[KeyAccessTokenExpiresAt]))
+	if ok && policy.AdoptHeldLogin(s.st, h, s.sess.Spec) {
+		log.FromContext(ctx).Info("The Secret holds a login the status does not record (its status write was lost); taking it from the Secret", "loggedInAt", h.At)
+	}
 }
 
 func (r *M2MSessionReconciler) secretWriteFailed(s *sessState, err error) (ctrl.Result, error) {

@@ -75,7 +75,8 @@ func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, sessi
 	// The platform reset the username's count whatever happens to this session next.
 	r.recordCount(s, r.Gate.Succeeded(s.gateKey, s.now))
 	s.st.RejectedCredentialsVersion = ""
-	if err := r.writeSecret(ctx, s, session); err != nil {
+	// The login is recorded in the Secret's write too (adoptHeldLogin).
+	if err := r.putSecret(ctx, s, session, s.now); err != nil {
 		return r.secretWriteFailed(s, err)
 	}
 	st := s.st

@@ -170,6 +170,9 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		res, err = r.Broker.Rotate(ctx, s.key, s.who, iss, creds, app.Spec.Scope, cur.AccessToken, d.Why)
 	}
 	if err != nil {
+		if until, ok := tokenbroker.ThrottledUntil(err); ok {
+			return r.throttled(s, until, revoked), nil
+		}
 		if _, terminal := policy.AppTerminal(err); terminal && s.active.name == v1alpha1.KeySetStandby {
 			// Renewal with the standby key set refused: recorded as the standby's; the next pass
 			// renews with the primary.
@@ -277,7 +280,8 @@ func (r *ThingSpaceAppReconciler) warnLifetime(s *appState, tok tokenbroker.Toke
 func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState, credsVersion string, err error, revoked bool) (ctrl.Result, error) {
 	st := s.st
 	failures := policy.RecordFailure(&st.RefreshStatus, s.now)
-	f := policy.AppFailed(r.Backoff, failures, r.Rand(), err, s.in.Held, revoked, s.now)
+	// Planned from the answer's arrival, not the pass's start: Retry-After counts from the answer.
+	f := policy.AppFailed(r.Backoff, failures, r.Rand(), err, s.in.Held, revoked, r.Clock.Now())
 	if revoked && st.ExpiresAt != nil && st.ExpiresAt.After(s.now) {
 		// The token ended now: the status must not say otherwise, and after a restart the Secret's
 		// expiry is not believed past it (policy.TrustHeld).
@@ -302,6 +306,20 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 	}
 	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", err.Error(), "attempt", failures, "retryIn", f.Retry.Delay)
 	return ctrl.Result{RequeueAfter: f.Retry.Delay}, nil
+}
+
+// throttled waits, sending nothing and counting no failure, until the time before which the upstream
+// asked not to be called for the key (a Retry-After another holder's call, a session's refresh or this
+// app's own call got), showing what a throttled call would (policy.AppThrottled).
+func (r *ThingSpaceAppReconciler) throttled(s *appState, until time.Time, revoked bool) ctrl.Result {
+	w := policy.AppThrottled(s.in.Held, revoked, until, s.now)
+	s.st.RenewalTime = timePtr(w.At)
+	ready := metav1.ConditionFalse
+	if w.Ready {
+		ready = metav1.ConditionTrue
+	}
+	r.setReady(s, ready, w.Reason, w.Message)
+	return requeueAt(s.now, until)
 }
 
 // recordMetrics records obj's series; a cluster-scoped object's namespace label is empty.

@@ -126,6 +126,16 @@ func (r *ThingSpaceAppReconciler) handover(ctx context.Context, s *appState, iss
 	other, st := *s.other, s.st
 	// The other key's broker entry: every holder of that key in this process shares the one token.
 	res, err := r.Broker.Fetch(ctx, other.key, s.who, iss, other.creds, s.app.Spec.Scope, "")
+	if until, ok := tokenbroker.ThrottledUntil(err); ok {
+		// Nothing sent: the other key set's key is inside a Retry-After. Try the handover then.
+		at := policy.AppThrottled(s.in.Held, false, until, s.now).At
+		st.RenewalTime, st.NextHandoverTime = timePtr(at), nil
+		if at.Before(s.in.Held.ExpiresAt) {
+			st.NextHandoverTime = timePtr(at)
+		}
+		r.setOverlap(s, metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable, err.Error()+"; the handover is tried again then")
+		return requeueAt(s.now, until), true, nil
+	}
 	if err != nil {
 		res, err := r.handoverFailed(ctx, s, other, err)
 		return res, true, err

@@ -105,6 +105,9 @@ type Broker struct {
 	// expired anyway. It outlives the entries: a deletion retried on a stale cache must not revoke
 	// (or a seed resurrect) a token its key's last holder already revoked.
 	revoked map[revokedToken]revocation
+	// notBefore holds, per key, the time before which the upstream asked not to be called
+	// (throttle.go); an entry lives only until that time.
+	notBefore map[Key]time.Time
 }
 
 type entry struct {
@@ -114,14 +117,16 @@ type entry struct {
 	holders holderSet
 	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
 	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).
-	refs int
+	refs int32
+	// failed: the key's last upstream call failed transiently (throttle.go).
+	failed bool
 }
 
 // New returns a broker. notify is called (from a goroutine of its own) with every holder of a key whose
 // token changed, except the one that changed it.
 func New(clk clock.PassiveClock, notify func(types.NamespacedName)) *Broker {
 	return &Broker{clock: clk, notify: notify, entries: map[Key]*entry{}, subs: map[types.NamespacedName]Key{},
-		revoked: map[revokedToken]revocation{}}
+		revoked: map[revokedToken]revocation{}, notBefore: map[Key]time.Time{}}
 }
 
 // Subscribe records that who holds the token of key, moving it off any other key.
@@ -239,7 +244,8 @@ func (b *Broker) Current(key Key) (Token, bool) {
 }
 
 // Fetch returns a valid token other than stale, asking the upstream only when the broker has none.
-// When the upstream still answers with stale, the Result says so through RetryAt.
+// When the upstream still answers with stale, the Result says so through RetryAt. Inside the key's
+// Retry-After it sends nothing and returns a ThrottledError.
 func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, stale string) (Result, error) {
 	e := b.acquire(key)
 	defer b.release(key, e)
@@ -255,7 +261,8 @@ func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, i
 
 // Rotate replaces old with a new token: it revokes old and asks for another, unless another holder has
 // rotated it already, in which case the newer token is returned without an upstream call. why is told
-// to the other holders (see RevokedBy).
+// to the other holders (see RevokedBy). Inside the key's Retry-After it revokes nothing and returns a
+// ThrottledError.
 func (b *Broker) Rotate(ctx context.Context, key Key, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, old, why string) (Result, error) {
 	e := b.acquire(key)
 	defer b.release(key, e)
@@ -286,7 +293,12 @@ func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.
 	if b.isRevoked(key, tok) {
 		return nil // revoked already: once is enough
 	}
-	if err := iss.Revoke(ctx, creds, tok); err != nil {
+	if err := b.checkThrottle(key); err != nil {
+		return err
+	}
+	err := iss.Revoke(ctx, creds, tok)
+	b.noteOutcome(key, e, err)
+	if err != nil {
 		return err
 	}
 	var expires time.Time
@@ -302,7 +314,11 @@ func (b *Broker) revokeLocked(ctx context.Context, key Key, e *entry, who types.
 }
 
 func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.NamespacedName, iss Issuer, creds thingspace.Credentials, scope, stale string) (Result, error) {
+	if err := b.checkThrottle(key); err != nil {
+		return Result{}, err
+	}
 	resp, err := iss.Token(ctx, creds, scope)
+	b.noteOutcome(key, e, err)
 	if err != nil {
 		return Result{Called: true}, err
 	}

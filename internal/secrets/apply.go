@@ -39,6 +39,19 @@ const FieldOwner = "thingspace-operator"
 // added is removed too. A Secret last written with Update (before the operator applied) has its fields
 // handed to FieldOwner first (client-go's csaupgrade), so the template keys it wrote can go as well.
 func (w *Writer) Write(ctx context.Context, owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, bool, error) {
+	stored, written, err := w.write(ctx, owner, current, name, ch)
+	switch {
+	case err != nil:
+		// Whatever this Writer remembers of the Secret did not hold (a conflict, a Secret gone): the
+		// caches or the API server know better.
+		w.expect.forget(types.NamespacedName{Namespace: w.NamespaceOf(owner), Name: name})
+	case written && w.Meta != nil:
+		w.expect.wrote(stored)
+	}
+	return stored, written, err
+}
+
+func (w *Writer) write(ctx context.Context, owner client.Object, current *corev1.Secret, name string, ch Change) (*corev1.Secret, bool, error) {
 	if current == nil {
 		s, err := w.desired(owner, nil, ownership{}, name, ch)
 		if err != nil {

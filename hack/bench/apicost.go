@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -20,14 +21,27 @@ import (
 const (
 	budgetNone     = "none"
 	budgetRotation = "rotation"
+	// budgetConsumers: per consumer one Secret write and at most one status write, plus one Secret
+	// write of each cluster-scoped object the phase creates or rotates.
+	budgetConsumers = "consumers"
+	// budgetSessionCreate: budgetRotation, plus at most one write of the object (its logout finalizer).
+	budgetSessionCreate = "session-create"
+	// budgetKeepAlive: per keep-alive (Objects counts them) no Secret write, at most one status write.
+	budgetKeepAlive = "keep-alive"
+	// budgetRefresh: per refresh (Objects counts them) exactly one Secret write — issue 13's "per
+	// rotation exactly one Secret write" — and at most one status write.
+	budgetRefresh = "refresh"
 )
+
+// lastAPI is the phase apiPhase recorded last (to set what is known only at its end).
+func lastAPI(r *Results) *PhaseAPI { return &r.API[len(r.API)-1] }
 
 // PhaseAPI is what the operator asked of the API server in one part of the run.
 type PhaseAPI struct {
 	Phase   string `json:"phase"`
 	Objects int    `json:"objects"` // the objects the phase is about (per-object ratios divide by it)
-	// Resource is the kind's resource (thingspaceapps, ...): StatusWrites are writes of its status
-	// subresource, ObjectWrites of the object itself (metadata, finalizers).
+	// Resource is the kind's resource (thingspaceapps, ...; several comma-separated): StatusWrites are
+	// writes of its status subresource, ObjectWrites of the object itself (metadata, finalizers).
 	Resource     string `json:"resource"`
 	SecretWrites int    `json:"secret_writes"`
 	StatusWrites int    `json:"status_writes"`
@@ -36,8 +50,11 @@ type PhaseAPI struct {
 	Writes       int    `json:"writes"` // every write, all resources
 	// Budget is what the phase may write: budgetNone, budgetRotation (per object one Secret write, at
 	// most one status write) or "" (reported only).
-	Budget   string         `json:"budget,omitempty"`
-	Requests map[string]int `json:"requests"`
+	Budget string `json:"budget,omitempty"`
+	// ClusterObjects: with budgetConsumers, the cluster-scoped objects whose own Secret writes the
+	// phase holds (one each).
+	ClusterObjects int            `json:"cluster_objects,omitempty"`
+	Requests       map[string]int `json:"requests"`
 }
 
 func (p PhaseAPI) perObject(n int) string {
@@ -50,8 +67,11 @@ func (p PhaseAPI) perObject(n int) string {
 // addAPI records the requests d of a phase about objects of resource.
 func (r *Results) addAPI(phase, budget, resource string, objects int, d apiCounts) PhaseAPI {
 	p := PhaseAPI{Phase: phase, Budget: budget, Objects: objects, Resource: resource,
-		SecretWrites: d.writes("secrets", ""), StatusWrites: d.writes(resource, "status"), ObjectWrites: d.writes(resource, ""),
-		Writes: d.writes("", ""), Requests: map[string]int{}}
+		SecretWrites: d.writes("secrets", ""), Writes: d.writes("", ""), Requests: map[string]int{}}
+	for _, res := range strings.Split(resource, ",") {
+		p.StatusWrites += d.writes(res, "status")
+		p.ObjectWrites += d.writes(res, "")
+	}
 	for k, n := range d {
 		if k.resource == "events" && k.write() {
 			p.EventWrites += n
@@ -77,6 +97,52 @@ func apiPhase(ctx context.Context, a *apiCounter, res *Results, phase, budget, r
 		return err
 	}
 	res.addAPI(phase, budget, resource, objects, after.since(before))
+	return nil
+}
+
+// mark starts counting the operator's requests; the function it returns records them since, as
+// apiPhase does (for phases that are not one function).
+func (a *apiCounter) mark(ctx context.Context, res *Results) (func(phase, budget, resource string, objects int) error, error) {
+	before, err := a.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(phase, budget, resource string, objects int) error {
+		after, err := a.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		res.addAPI(phase, budget, resource, objects, after.since(before))
+		return nil
+	}, nil
+}
+
+// apiConsumerPhase is apiPhase with budgetConsumers, clusterObjects writing a Secret each besides.
+func apiConsumerPhase(ctx context.Context, a *apiCounter, res *Results, phase, resource string, objects, clusterObjects int, fn func() error) error {
+	if err := apiPhase(ctx, a, res, phase, budgetConsumers, resource, objects, fn); err != nil {
+		return err
+	}
+	res.API[len(res.API)-1].ClusterObjects = clusterObjects
+	return nil
+}
+
+// quiet waits until the operator's writes to resource have not changed for still (at most limit).
+func (a *apiCounter) quiet(ctx context.Context, resource string, still, limit time.Duration) error {
+	last, since, deadline := -1, time.Now(), time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		s, err := a.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		if n := s.writes(resource, ""); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= still {
+			return nil
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -148,6 +214,34 @@ func apiChecks(r *Results) []Check {
 				Result:  fmt.Sprintf("%d (%s)", p.Writes, detail),
 				Target:  "0",
 				Pass:    p.Writes == 0,
+			})
+		case budgetConsumers:
+			out = append(out, Check{
+				Measure: "operator's API writes per consumer, " + p.Phase,
+				Result:  detail,
+				Target:  fmt.Sprintf("Secrets 1 (+%d of the cluster objects), status ≤ 1, object 0", p.ClusterObjects),
+				Pass:    p.SecretWrites >= p.Objects && p.SecretWrites <= p.Objects+p.ClusterObjects && p.StatusWrites <= p.Objects && p.ObjectWrites == 0,
+			})
+		case budgetSessionCreate:
+			out = append(out, Check{
+				Measure: "operator's API writes per object, " + p.Phase,
+				Result:  detail,
+				Target:  "Secrets 1, status ≤ 1, object ≤ 1 (the logout finalizer)",
+				Pass:    p.SecretWrites == p.Objects && p.StatusWrites <= p.Objects && p.ObjectWrites <= p.Objects,
+			})
+		case budgetKeepAlive:
+			out = append(out, Check{
+				Measure: "operator's API writes per keep-alive, " + p.Phase,
+				Result:  detail,
+				Target:  "Secrets 0, status ≤ 1, object 0",
+				Pass:    p.Objects > 0 && p.SecretWrites == 0 && p.StatusWrites <= p.Objects && p.ObjectWrites == 0,
+			})
+		case budgetRefresh:
+			out = append(out, Check{
+				Measure: "operator's API writes per refresh, " + p.Phase,
+				Result:  detail,
+				Target:  "Secrets 1, status ≤ 1, object 0",
+				Pass:    p.Objects > 0 && p.SecretWrites == p.Objects && p.StatusWrites <= p.Objects && p.ObjectWrites == 0,
 			})
 		case budgetRotation:
 			out = append(out, Check{

@@ -88,7 +88,7 @@ func hasAuthorizationURL(ca *v1alpha1.CloudAuthorization) (bool, string) {
 // phase2c registers --clouds Cloud apps, creates their credentials Secrets and CloudAuthorizations,
 // waits for every authorization URL, has the person follow each one, waits until all are Authorized
 // and Ready, counts the code exchanges, then the refreshes over --cloud-window.
-func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
+func phase2c(ctx context.Context, c client.WithWatch, a *apiCounter, sim *harness.Sim, mgr *harness.Manager, o options, res *Results) error {
 	logf("phase 2c: registering %d Verizon Cloud apps with the simulator, callback %s", o.clouds, mgr.CallbackURL)
 	keys, secrets := make([]string, o.clouds), make([]string, o.clouds)
 	if err := parallel(ctx, o.clouds, o.creators, func(i int) error {
@@ -109,6 +109,10 @@ func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *har
 	// The operator's first part: an authorization URL in every status.
 	logf("phase 2c: creating %d credentials Secrets and CloudAuthorizations (access tokens live %s) with %d creators",
 		o.clouds, o.cloudLifetime, o.creators)
+	record, err := a.mark(ctx, res)
+	if err != nil {
+		return err
+	}
 	urlTrack, err := track(ctx, c, &v1alpha1.CloudAuthorizationList{}, func(o runtime.Object) (bool, string) {
 		return hasAuthorizationURL(o.(*v1alpha1.CloudAuthorization))
 	})
@@ -131,6 +135,13 @@ func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *har
 	}
 	res.CloudCreateSeconds, res.CloudAllURLs, res.CloudURLsSeconds = urls.createSeconds, urls.allReady, urls.readySeconds
 	res.addLatency(urls.latency)
+
+	if err := record("clouds: create → an authorization URL (the consent Secret)", budgetRotation, "cloudauthorizations", o.clouds); err != nil {
+		return err
+	}
+	if record, err = a.mark(ctx, res); err != nil {
+		return err
+	}
 
 	// The person follows every URL; the operator's callback exchanges each code, its controller takes
 	// over from there.
@@ -198,6 +209,13 @@ func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *har
 	if err != nil {
 		return err
 	}
+	// The early consents' refreshes fall in here too (reported with the refreshes before the window).
+	if err := record(fmt.Sprintf("clouds: consent → Authorized (%d refreshes meanwhile)", atAuthorized.Refreshes-before.Refreshes), "", "cloudauthorizations", o.clouds); err != nil {
+		return err
+	}
+	if record, err = a.mark(ctx, res); err != nil {
+		return err
+	}
 	res.CloudCodesIssued = atAuthorized.CodesIssued - before.CodesIssued
 	res.CloudCodeExchanges = atAuthorized.CodeExchanges - before.CodeExchanges
 	res.CloudCodeReuses = atAuthorized.CodeReuses - before.CodeReuses
@@ -209,6 +227,11 @@ func phase2c(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *har
 	}
 	res.CloudWindowSeconds = took
 	res.CloudRefreshes = after.Refreshes - atAuthorized.Refreshes
+	if o.cloudWindow > 0 {
+		if err := record(fmt.Sprintf("clouds: refresh window (%s), per refresh", o.cloudWindow), budgetRefresh, "cloudauthorizations", res.CloudRefreshes); err != nil {
+			return err
+		}
+	}
 	if took > 0 {
 		res.CloudRefreshesPerLifetime = float64(res.CloudRefreshes) / float64(o.clouds) / (res.CloudWindowSeconds / o.cloudLifetime.Seconds())
 	}

@@ -6,7 +6,7 @@
 // missed target is reported, not fatal; no target is a time of the Cloud phase (timings on a shared
 // machine are noisy).
 //
-//	make bench                                  # 1,000 apps, sessions and clouds, 300 unrelated 1 MiB Secrets
+//	make bench                                  # 1,000 apps, sessions, clouds and consumers of each cluster kind, 300 unrelated 1 MiB Secrets
 //	make bench BENCH_ARGS="--apps=200 --sessions=200 --clouds=200 --json"
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go run ./hack/bench [flags]
 //
@@ -29,6 +29,16 @@
 // ThingSpaceApps every 250 ms tells when all are Ready=True; the clock starts at the first create. Then
 // the simulator's request counts give the token requests (POST /api/ts/v1/oauth2/token) and the
 // manager's VmHWM its peak RSS.
+//
+// Phase 2d, the cluster kinds' consumers (run after phase 2, before 2b, so that no keep-alive or Cloud
+// refresh writes the resources whose writes it counts). In --tenants namespaces (the even ones allowed
+// by name, the odd ones by a namespace label), --consumers ThingSpaceApps consume one
+// ClusterThingSpaceApp (spec.clusterAppRef) and --consumers M2MSessions one ClusterM2MSession
+// (spec.clusterSessionRef), whose Secrets live in the manager's --cluster-resource-namespace. A watch
+// times each consumer's create→Ready; the simulator's counts must show 1 token request and 1 login for
+// the whole phase. Then a reconcile that changes nothing on --probe consumers (0 writes), and a
+// refresh request on the ClusterThingSpaceApp: the time until every consumer ThingSpaceApp's status
+// shows the new token, and the writes per consumer of both kinds. --consumers=0 skips the phase.
 //
 // Phase 2b, M2M sessions. --sessions UWS credentials Secrets and M2MSessions are created the same way;
 // session i uses ThingSpaceApp i (modulo --apps) and a UWS user of its own (the simulator gets them in
@@ -63,6 +73,10 @@
 // ready) every CloudAuthorization must still be Authorized. The manager's thingspace_app_ready_status,
 // thingspace_m2m_session_ready_status and thingspace_cloud_ready_status metrics (condition="True")
 // tell when it has seen everything again.
+//
+// Targets depend on the run's size (targets.go): from 10,000 objects on, issue 13's (peak RSS under
+// 100 MiB for 10,000 ThingSpaceApps alone, under 200 MiB for all 30,000; the all-Ready rows judge the
+// last Ready after the last create, ≤ 5 s); below, the 1,000-run's own (150 MiB, 60 s).
 //
 // Throughout, the benchmark follows each rollout's objects with a watch (create→state latency per object:
 // p50, p99, max, and the last one after the last create) and counts the operator's requests to the API
@@ -109,6 +123,7 @@ type options struct {
 	keepAlive, idleTimeout    time.Duration
 	sessionWindow             time.Duration
 	clouds                    int
+	consumers, tenants        int
 	cloudLifetime             time.Duration
 	cloudWindow               time.Duration
 	readyTimeout              time.Duration
@@ -129,7 +144,9 @@ func main() {
 	flag.IntVar(&o.sessions, "sessions", 1000, "M2MSessions to create in phase 2b, each with its own UWS user and credentials Secret (0 skips phase 2b)")
 	flag.DurationVar(&o.keepAlive, "keepalive-interval", 30*time.Second, "keepAlive.interval of the M2MSessions")
 	flag.DurationVar(&o.idleTimeout, "m2m-idle-timeout", 90*time.Second, "the simulator's M2M session idle timeout")
-	flag.DurationVar(&o.sessionWindow, "session-window", 60*time.Second, "how long keep-alives are counted once all sessions are Ready (a multiple of --keepalive-interval, so that every session owes the same number)")
+	flag.DurationVar(&o.sessionWindow, "session-window", 60*time.Second, "how long keep-alives are counted once all sessions are Ready (a multiple of --keepalive-interval, so that every session owes the same number; 0 skips the window, e.g. at 10,000 sessions with a 10m interval)")
+	flag.IntVar(&o.consumers, "consumers", 1000, "in phase 2d, consumers of each cluster-scoped kind: ThingSpaceApps with clusterAppRef to one ClusterThingSpaceApp and M2MSessions with clusterSessionRef to one ClusterM2MSession, spread over --tenants namespaces (0 skips phase 2d)")
+	flag.IntVar(&o.tenants, "tenants", 100, "tenant namespaces the consumers are spread over (half allowed by name, half by a namespace label)")
 	flag.IntVar(&o.clouds, "clouds", 1000, "CloudAuthorizations to create in phase 2c, each with its own Verizon Cloud app and credentials Secret (0 skips phase 2c)")
 	flag.DurationVar(&o.cloudLifetime, "cloud-access-token-lifetime", 20*time.Second, "the simulator's Verizon Cloud access-token lifetime (Verizon's: about an hour)")
 	flag.DurationVar(&o.cloudWindow, "cloud-window", 60*time.Second, "how long Cloud refreshes are counted once all CloudAuthorizations are Authorized (a multiple of the access-token lifetime; 0 skips the window, e.g. at 10,000 clouds with hour-long tokens)")
@@ -147,7 +164,7 @@ func main() {
 	}
 	flag.Parse()
 	if flag.NArg() > 0 || o.apps < 1 || o.unrelated < 0 || o.labelled < 0 || o.labelled > o.unrelated || o.creators < 1 || o.readyTimeout <= 0 || o.restartWindow <= 0 ||
-		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || o.sessionWindow < o.keepAlive ||
+		o.sessions < 0 || o.keepAlive <= 0 || o.idleTimeout <= o.keepAlive || (o.sessionWindow != 0 && o.sessionWindow < o.keepAlive) || o.consumers < 0 || o.tenants < 1 ||
 		o.clouds < 0 || o.cloudLifetime < 5*time.Second || (o.cloudWindow != 0 && o.cloudWindow < o.cloudLifetime) {
 		flag.Usage()
 		os.Exit(2)

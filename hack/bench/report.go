@@ -48,12 +48,16 @@ func (r *Results) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "- manager after phase 2b: RSS %s, Go heap in use %s; %d more error lines in its log\n",
 			mib(r.SessionsRSSAfterBytes), mib(r.SessionsHeapAfterBytes), r.SessionsLogErrors)
 	}
+	if r.Consumers.N > 0 {
+		r.writeConsumersMarkdown(w)
+	}
 	if r.Clouds > 0 {
 		r.writeCloudMarkdown(w)
 	}
 	observed := "not all observed within the wait"
 	if r.RestartObserved {
-		observed = fmt.Sprintf("all %d apps, %d sessions and %d clouds observed Ready after %s", r.Apps, r.Sessions, r.Clouds, secs(r.RestartObservedSecs))
+		observed = fmt.Sprintf("all %d apps, %d sessions, %d clouds and %d consumers of each cluster kind observed Ready after %s",
+			r.Apps, r.Sessions, r.Clouds, r.Consumers.N, secs(r.RestartObservedSecs))
 	}
 	fmt.Fprintf(w, "- restart: the old manager exited %s after SIGTERM; the new one ready after %s, %s (times from process start)",
 		secs(r.RestartStopSeconds), secs(r.RestartReadySeconds), observed)

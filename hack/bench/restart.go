@@ -38,6 +38,20 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 			}
 		}
 	}
+	if o.consumers > 0 {
+		cs := &v1alpha1.ClusterM2MSession{}
+		if err := c.Get(ctx, client.ObjectKey{Name: clusterUWSName}, cs); err != nil {
+			return fmt.Errorf("reading the ClusterM2MSession: %w", err)
+		}
+		if t := cs.Status.NextKeepAliveTime; t != nil {
+			nextKeepAlives = append(nextKeepAlives, t.Time)
+		}
+	}
+	// When each app's token is due for renewal (the consumers' is their ClusterThingSpaceApp's).
+	renewals, err := appRenewals(ctx, c, o)
+	if err != nil {
+		return err
+	}
 	var clouds cloudRestart
 	if o.clouds > 0 {
 		if err := clouds.beforeRestart(ctx, c); err != nil {
@@ -59,12 +73,15 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	end := readyAt.Add(o.restartWindow)
 	for {
 		if !res.RestartObserved {
-			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready_status", nsApps, 1) >= o.apps &&
-				countSamples(expo, "thingspace_m2m_session_ready_status", nsApps, 1) >= o.sessions &&
-				countSamples(expo, "thingspace_cloud_ready_status", nsApps, 1) >= o.clouds {
+			if expo, err := mgr.Metrics(); err == nil && countSamples(expo, "thingspace_app_ready_status", inBench, 1) >= o.apps &&
+				countSamples(expo, "thingspace_m2m_session_ready_status", inBench, 1) >= o.sessions &&
+				countSamples(expo, "thingspace_cloud_ready_status", inBench, 1) >= o.clouds &&
+				countSamples(expo, "thingspace_app_ready_status", inTenants, 1) >= o.consumers &&
+				countSamples(expo, "thingspace_m2m_session_ready_status", inTenants, 1) >= o.consumers {
 				res.RestartObserved = true
 				res.RestartObservedSecs = time.Since(start).Seconds()
-				logf("phase 3: all %d apps, %d sessions and %d clouds observed Ready again after %s", o.apps, o.sessions, o.clouds, secs(res.RestartObservedSecs))
+				logf("phase 3: all %d apps, %d sessions, %d clouds and %d consumers of each cluster kind observed Ready again after %s",
+					o.apps, o.sessions, o.clouds, o.consumers, secs(res.RestartObservedSecs))
 			}
 		}
 		if o.clouds > 0 {
@@ -107,6 +124,8 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 		res.RestartUpstreamCalls += n
 	}
 	res.RestartLogins = sum(stats[harness.RouteM2MLogin])
+	res.RestartTokenRequests = sum(stats[harness.RouteToken])
+	res.RestartTokenRequestsDue = dueBy(renewals, time.Hour, countedTo)
 	res.RestartKeepAlivesPlan = dueBy(nextKeepAlives, o.keepAlive, countedTo)
 	if n, err := sim.ActiveM2MSessions(); err == nil {
 		res.RestartLiveSessions = n
@@ -132,9 +151,37 @@ func dueBy(next []time.Time, interval time.Duration, end time.Time) int {
 	return n
 }
 
-// countSamples counts the samples of metric name with label namespace=ns whose value is want (of a
-// ready_status family, only condition="True").
-func countSamples(exposition, name, ns string, want float64) int {
+// appRenewals lists the ThingSpaceApps' (and the ClusterThingSpaceApp's) status.renewalTime; the
+// manager is stopped, so they are final.
+func appRenewals(ctx context.Context, c client.Client, o options) ([]time.Time, error) {
+	list := &v1alpha1.ThingSpaceAppList{}
+	if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+		return nil, fmt.Errorf("listing ThingSpaceApps: %w", err)
+	}
+	var out []time.Time
+	for i := range list.Items {
+		if t := list.Items[i].Status.RenewalTime; t != nil {
+			out = append(out, t.Time)
+		}
+	}
+	if o.consumers > 0 {
+		ca := &v1alpha1.ClusterThingSpaceApp{}
+		if err := c.Get(ctx, client.ObjectKey{Name: clusterAppName}, ca); err != nil {
+			return nil, fmt.Errorf("reading the ClusterThingSpaceApp: %w", err)
+		}
+		if t := ca.Status.RenewalTime; t != nil {
+			out = append(out, t.Time)
+		}
+	}
+	return out, nil
+}
+
+// inBench reports whether ns is the benchmark's namespace.
+func inBench(ns string) bool { return ns == nsApps }
+
+// countSamples counts the samples of metric name whose label namespace satisfies ns and whose value is
+// want (of a ready_status family, only condition="True").
+func countSamples(exposition, name string, ns func(string) bool, want float64) int {
 	n := 0
 	for line := range strings.SplitSeq(exposition, "\n") {
 		rest, ok := strings.CutPrefix(line, name+"{")
@@ -142,7 +189,7 @@ func countSamples(exposition, name, ns string, want float64) int {
 			continue
 		}
 		end := strings.LastIndexByte(rest, '}')
-		if end < 0 || !strings.Contains(rest[:end], `namespace="`+ns+`"`) ||
+		if end < 0 || !ns(parseLabels(rest[:end])["namespace"]) ||
 			(strings.Contains(rest[:end], `condition="`) && !strings.Contains(rest[:end], `condition="True"`)) {
 			continue
 		}

@@ -21,9 +21,11 @@ type rollout struct {
 	// may be nil: the tracker counts.
 	countReady func(ctx context.Context) (ready int, reasons map[string]int, err error)
 	// track, when set, follows the objects by a watch; name(i) is the object create(i) is about, so
-	// that each one's create→state latency is measured.
-	track *tracker
-	name  func(i int) string
+	// that each one's create→state latency is measured; namespace(i) is its namespace (nil: the
+	// benchmark's).
+	track     *tracker
+	name      func(i int) string
+	namespace func(i int) string
 }
 
 type rolloutResult struct {
@@ -60,7 +62,11 @@ func runRollout(ctx context.Context, mgr *harness.Manager, o options, r rollout)
 				return err
 			}
 			if r.track != nil {
-				r.track.createdAt(r.name(i), time.Now())
+				ns := nsApps
+				if r.namespace != nil {
+					ns = r.namespace(i)
+				}
+				r.track.createdAt(ns+"/"+r.name(i), time.Now())
 			}
 			created.Add(1)
 			return nil

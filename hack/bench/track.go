@@ -20,9 +20,11 @@ import (
 // it in the wanted state. A watch, not a List every 250 ms: at 10,000 objects the Lists alone kept the
 // API server busy, and a poll rounds every latency up to its period.
 
-// tracker follows the objects of one kind in the benchmark's namespace through a watch.
+// tracker follows the objects of one kind through a watch: those in the benchmark's namespace, or with
+// trackIn those matching a label selector in every namespace. Objects are keyed "namespace/name".
 type tracker struct {
-	ok func(runtime.Object) (bool, string)
+	ok   func(runtime.Object) (bool, string)
+	opts []client.ListOption
 
 	mu      sync.Mutex
 	created map[string]time.Time
@@ -34,7 +36,12 @@ type tracker struct {
 // track starts watching the objects of list's kind; ok tells whether one is in the wanted state and,
 // if not, why. It returns once the watch is open.
 func track(ctx context.Context, c client.WithWatch, list client.ObjectList, ok func(runtime.Object) (bool, string)) (*tracker, error) {
-	t := &tracker{ok: ok, created: map[string]time.Time{}, reached: map[string]time.Time{}, state: map[string]string{}}
+	return trackIn(ctx, c, list, ok, client.InNamespace(nsApps))
+}
+
+// trackIn is track over the objects opts select (a namespace, a label selector).
+func trackIn(ctx context.Context, c client.WithWatch, list client.ObjectList, ok func(runtime.Object) (bool, string), opts ...client.ListOption) (*tracker, error) {
+	t := &tracker{ok: ok, opts: opts, created: map[string]time.Time{}, reached: map[string]time.Time{}, state: map[string]string{}}
 	w, err := t.open(ctx, c, list)
 	if err != nil {
 		return nil, err
@@ -49,13 +56,14 @@ func (t *tracker) open(ctx context.Context, c client.WithWatch, list client.Obje
 	rv := t.lastRV
 	t.mu.Unlock()
 	if rv == "" {
-		if err := c.List(ctx, fresh, client.InNamespace(nsApps)); err != nil {
+		if err := c.List(ctx, fresh, t.opts...); err != nil {
 			return nil, err
 		}
 		_ = meta.EachListItem(fresh, func(o runtime.Object) error { t.see(o, time.Now()); return nil })
 		rv = fresh.GetResourceVersion()
 	}
-	return c.Watch(ctx, fresh, client.InNamespace(nsApps), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+	opts := append(slices.Clone(t.opts), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true}})
+	return c.Watch(ctx, fresh, opts...)
 }
 
 // run follows the watch, reopening it when the API server ends it (from the last resourceVersion, or
@@ -104,27 +112,28 @@ func (t *tracker) see(o runtime.Object, now time.Time) {
 		return
 	}
 	ok, why := t.ok(o)
+	key := m.GetNamespace() + "/" + m.GetName()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.lastRV = m.GetResourceVersion()
 	if ok {
-		t.state[m.GetName()] = ""
-		if _, seen := t.reached[m.GetName()]; !seen {
-			t.reached[m.GetName()] = now
+		t.state[key] = ""
+		if _, seen := t.reached[key]; !seen {
+			t.reached[key] = now
 		}
 		return
 	}
 	if why == "" {
 		why = "(no condition yet)"
 	}
-	t.state[m.GetName()] = why
+	t.state[key] = why
 }
 
-// createdAt records that name's create was answered at when.
-func (t *tracker) createdAt(name string, when time.Time) {
+// createdAt records that the create of key ("namespace/name") was answered at when.
+func (t *tracker) createdAt(key string, when time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.created[name] = when
+	t.created[key] = when
 }
 
 // count is a rollout's countReady: how many objects are in the wanted state now, the others by reason.

@@ -249,41 +249,41 @@ func rotateClusterApp(ctx context.Context, c client.WithWatch, a *apiCounter, si
 	// Each consumer M2MSession's Secret carries the app's token too: the rotation reaches them as well.
 	return apiConsumerPhase(ctx, a, res, "consumers: a rotation of the ClusterThingSpaceApp (refresh-requested), every consumer of both kinds",
 		"thingspaceapps,m2msessions", 2*o.consumers, 2, func() error {
-		start := time.Now()
-		for i := range o.consumers {
-			tr.createdAt(tenantNamespace(i%o.tenants)+"/"+consumerAppName(i), start)
-		}
-		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.RefreshRequestedAnnotation, "bench-"+randHex(4))
-		if err := c.Patch(ctx, ca, client.RawPatch(types.MergePatchType, patch)); err != nil {
-			return err
-		}
-		err := harness.WaitFor(ctx, o.readyTimeout, pollInterval, func() (bool, error) {
-			n, _, _ := tr.count(ctx)
-			return n >= o.consumers, nil
-		})
-		if err != nil {
-			logf("phase 2d: the rotation did not reach every consumer: %v", err)
-		}
-		l := tr.latency("consumer ThingSpaceApps: refresh requested → new token")
-		cr.Rotation = &l
-		logf("phase 2d: %s", l)
-		// The consumer M2MSessions follow the ClusterM2MSession's Secret: wait until the writes stop.
-		if err := a.quiet(ctx, "secrets", 3*time.Second, time.Minute); err != nil {
-			return err
-		}
-		after, err := sim.Stats()
-		if err != nil {
-			return err
-		}
-		cr.RotationUpstream = map[string]int{}
-		for route := range after {
-			if d := sum(after[route]) - sum(before[route]); d > 0 && route != harness.RouteM2MAccount {
-				cr.RotationUpstream[route] = d
+			start := time.Now()
+			for i := range o.consumers {
+				tr.createdAt(tenantNamespace(i%o.tenants)+"/"+consumerAppName(i), start)
 			}
-		}
-		logf("phase 2d: upstream calls of the rotation (keep-alives aside): %s", formatCounts(cr.RotationUpstream))
-		return nil
-	})
+			patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, v1alpha1.RefreshRequestedAnnotation, "bench-"+randHex(4))
+			if err := c.Patch(ctx, ca, client.RawPatch(types.MergePatchType, patch)); err != nil {
+				return err
+			}
+			err := harness.WaitFor(ctx, o.readyTimeout, pollInterval, func() (bool, error) {
+				n, _, _ := tr.count(ctx)
+				return n >= o.consumers, nil
+			})
+			if err != nil {
+				logf("phase 2d: the rotation did not reach every consumer: %v", err)
+			}
+			l := tr.latency("consumer ThingSpaceApps: refresh requested → new token")
+			cr.Rotation = &l
+			logf("phase 2d: %s", l)
+			// The consumer M2MSessions follow the ClusterM2MSession's Secret: wait until the writes stop.
+			if err := a.quiet(ctx, "secrets", 3*time.Second, time.Minute); err != nil {
+				return err
+			}
+			after, err := sim.Stats()
+			if err != nil {
+				return err
+			}
+			cr.RotationUpstream = map[string]int{}
+			for route := range after {
+				if d := sum(after[route]) - sum(before[route]); d > 0 && route != harness.RouteM2MAccount {
+					cr.RotationUpstream[route] = d
+				}
+			}
+			logf("phase 2d: upstream calls of the rotation (keep-alives aside): %s", formatCounts(cr.RotationUpstream))
+			return nil
+		})
 }
 
 // createSecretIn creates the Secret ns/name with data.

@@ -102,21 +102,21 @@ type Results struct {
 	CloudLogErrors            int            `json:"cloud_manager_log_errors"` // "level":"error" lines added in phase 2c
 
 	// Phase 3.
-	RestartStopSeconds    float64        `json:"restart_stop_seconds"`         // SIGTERM → the old process gone
-	RestartReadySeconds   float64        `json:"restart_ready_seconds"`        // process start → /readyz 200
-	RestartObserved       bool           `json:"restart_all_observed"`         // thingspace_app_ready == 1 for all apps
-	RestartObservedSecs   float64        `json:"restart_all_observed_seconds"` // process start → all observed
-	RestartUpstreamCalls  int            `json:"restart_upstream_calls"`       // from process start to ready + window, keep-alives aside
-	RestartLogins         int            `json:"restart_logins"`
+	RestartStopSeconds   float64 `json:"restart_stop_seconds"`         // SIGTERM → the old process gone
+	RestartReadySeconds  float64 `json:"restart_ready_seconds"`        // process start → /readyz 200
+	RestartObserved      bool    `json:"restart_all_observed"`         // thingspace_app_ready == 1 for all apps
+	RestartObservedSecs  float64 `json:"restart_all_observed_seconds"` // process start → all observed
+	RestartUpstreamCalls int     `json:"restart_upstream_calls"`       // from process start to ready + window, keep-alives aside
+	RestartLogins        int     `json:"restart_logins"`
 	// ThingSpace token requests (any app, the ClusterThingSpaceApp's included), and those due by the
 	// statuses' renewalTime.
-	RestartTokenRequests    int `json:"restart_token_requests"`
-	RestartTokenRequestsDue int `json:"restart_token_requests_due"`
-	RestartKeepAlives     int            `json:"restart_keepalives"`
-	RestartKeepAlivesPlan int            `json:"restart_keepalives_due"` // due by the statuses' nextKeepAliveTime
-	RestartLiveSessions   int            `json:"restart_live_sessions"`  // the simulator's count at the end
-	RestartUpstreamRoutes map[string]int `json:"restart_upstream_by_route,omitempty"`
-	RestartWindowSeconds  float64        `json:"restart_window_seconds"`
+	RestartTokenRequests    int            `json:"restart_token_requests"`
+	RestartTokenRequestsDue int            `json:"restart_token_requests_due"`
+	RestartKeepAlives       int            `json:"restart_keepalives"`
+	RestartKeepAlivesPlan   int            `json:"restart_keepalives_due"` // due by the statuses' nextKeepAliveTime
+	RestartLiveSessions     int            `json:"restart_live_sessions"`  // the simulator's count at the end
+	RestartUpstreamRoutes   map[string]int `json:"restart_upstream_by_route,omitempty"`
+	RestartWindowSeconds    float64        `json:"restart_window_seconds"`
 	// Verizon Cloud, from process start to ready + window; due: by the statuses' renewalTime.
 	RestartCloudRefreshes        int            `json:"restart_cloud_refreshes"`
 	RestartCloudRefreshesDue     int            `json:"restart_cloud_refreshes_due"`

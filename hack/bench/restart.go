@@ -26,26 +26,9 @@ func phase3(ctx context.Context, c client.Client, sim *harness.Sim, mgr *harness
 	// When each session's next keep-alive and each CloudAuthorization's next refresh is due, as the
 	// statuses say once the manager has stopped: the ones falling due in the window are legitimate, any
 	// more are the restart's.
-	var nextKeepAlives []time.Time
-	if o.sessions > 0 {
-		list := &v1alpha1.M2MSessionList{}
-		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
-			return fmt.Errorf("listing M2MSessions: %w", err)
-		}
-		for i := range list.Items {
-			if t := list.Items[i].Status.NextKeepAliveTime; t != nil {
-				nextKeepAlives = append(nextKeepAlives, t.Time)
-			}
-		}
-	}
-	if o.consumers > 0 {
-		cs := &v1alpha1.ClusterM2MSession{}
-		if err := c.Get(ctx, client.ObjectKey{Name: clusterUWSName}, cs); err != nil {
-			return fmt.Errorf("reading the ClusterM2MSession: %w", err)
-		}
-		if t := cs.Status.NextKeepAliveTime; t != nil {
-			nextKeepAlives = append(nextKeepAlives, t.Time)
-		}
+	nextKeepAlives, err := keepAlivesPlanned(ctx, c, o)
+	if err != nil {
+		return err
 	}
 	// When each app's token is due for renewal (the consumers' is their ClusterThingSpaceApp's).
 	renewals, err := appRenewals(ctx, c, o)
@@ -149,6 +132,33 @@ func dueBy(next []time.Time, interval time.Duration, end time.Time) int {
 		}
 	}
 	return n
+}
+
+// keepAlivesPlanned lists the M2MSessions' (and the ClusterM2MSession's) status.nextKeepAliveTime;
+// the manager is stopped, so they are final.
+func keepAlivesPlanned(ctx context.Context, c client.Client, o options) ([]time.Time, error) {
+	var out []time.Time
+	if o.sessions > 0 {
+		list := &v1alpha1.M2MSessionList{}
+		if err := c.List(ctx, list, client.InNamespace(nsApps)); err != nil {
+			return nil, fmt.Errorf("listing M2MSessions: %w", err)
+		}
+		for i := range list.Items {
+			if t := list.Items[i].Status.NextKeepAliveTime; t != nil {
+				out = append(out, t.Time)
+			}
+		}
+	}
+	if o.consumers > 0 {
+		cs := &v1alpha1.ClusterM2MSession{}
+		if err := c.Get(ctx, client.ObjectKey{Name: clusterUWSName}, cs); err != nil {
+			return nil, fmt.Errorf("reading the ClusterM2MSession: %w", err)
+		}
+		if t := cs.Status.NextKeepAliveTime; t != nil {
+			out = append(out, t.Time)
+		}
+	}
+	return out, nil
 }
 
 // appRenewals lists the ThingSpaceApps' (and the ClusterThingSpaceApp's) status.renewalTime; the

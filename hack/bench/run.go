@@ -117,18 +117,28 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 		}
 	}
 
+	if err := phases(ctx, c, api, sim, mgr, o, keys, secrets, users, passwords, clusterSecret, clusterPassword, res); err != nil {
+		return nil, err
+	}
+	res.evaluate()
+	return res, nil
+}
+
+// phases runs phases 2 to 3 on the running manager.
+func phases(ctx context.Context, c client.WithWatch, api *apiCounter, sim *harness.Sim, mgr *harness.Manager, o options,
+	keys, secrets, users, passwords []string, clusterSecret, clusterPassword string, res *Results) error {
 	// ---- Phase 2: N apps -----------------------------------------------------------------------
 	if err := sim.ResetStats(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := apiPhase(ctx, api, res, "apps: create → Ready (the first token each)", budgetRotation, "thingspaceapps", o.apps, func() error {
 		return phase2(ctx, c, sim, mgr, o, keys, secrets, res)
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	o.prof.heap(ctx, "apps")
 	if err := probeApps(ctx, c, api, sim, min(o.probe, o.apps), res); err != nil {
-		return nil, err
+		return err
 	}
 
 	// ---- Phase 2d: the cluster kinds' consumers ---------------------------------------------------
@@ -136,7 +146,7 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	// resources (m2msessions/status, Secrets) while the consumers' writes are counted.
 	if o.consumers > 0 {
 		if err := phase2d(ctx, c, api, sim, mgr, o, clusterSecret, clusterPassword, res); err != nil {
-			return nil, err
+			return err
 		}
 		o.prof.heap(ctx, "consumers")
 	}
@@ -144,7 +154,7 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	// ---- Phase 2b: M2M sessions ------------------------------------------------------------------
 	if o.sessions > 0 {
 		if err := phase2b(ctx, c, api, sim, mgr, o, users, passwords, res); err != nil {
-			return nil, err
+			return err
 		}
 		o.prof.heap(ctx, "sessions")
 	}
@@ -152,7 +162,7 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
 	if o.clouds > 0 {
 		if err := phase2c(ctx, c, api, sim, mgr, o, res); err != nil {
-			return nil, err
+			return err
 		}
 		o.prof.heap(ctx, "clouds")
 	}
@@ -166,11 +176,10 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := apiPhase(ctx, api, res, "restart (start → ready + the window)", restartBudget, "thingspaceapps", 0, func() error {
 		return phase3(ctx, c, sim, mgr, o, res)
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	o.prof.heap(ctx, "restart")
-	res.evaluate()
-	return res, nil
+	return nil
 }
 
 // startManager starts the manager as deployed: with the Deployment's GOMEMLIMIT (so its memory is the

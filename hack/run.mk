@@ -5,7 +5,7 @@ BENCH_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: bench
-bench: envtest ## Benchmark 1,000 each of ThingSpaceApps, M2MSessions and CloudAuthorizations: time to Ready, upstream calls, refreshes, memory, restart (BENCH_ARGS="--json --clouds=N").
+bench: envtest ## Benchmark 1,000 each of ThingSpaceApps, M2MSessions, CloudAuthorizations and consumers of each cluster kind: create→Ready per kind, upstream calls, API writes per object, memory, restart (BENCH_ARGS="--json --consumers=N").
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: demo

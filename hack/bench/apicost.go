@@ -53,8 +53,12 @@ type PhaseAPI struct {
 	Budget string `json:"budget,omitempty"`
 	// ClusterObjects: with budgetConsumers, the cluster-scoped objects whose own Secret writes the
 	// phase holds (one each).
-	ClusterObjects int            `json:"cluster_objects,omitempty"`
-	Requests       map[string]int `json:"requests"`
+	ClusterObjects int `json:"cluster_objects,omitempty"`
+	// TimedCalls: with budgetNoopTimed, the keep-alives or refreshes meanwhile, each allowed
+	// TimedSecretsEach Secret writes and one status write.
+	TimedCalls       int            `json:"timed_calls,omitempty"`
+	TimedSecretsEach float64        `json:"timed_secrets_each,omitempty"`
+	Requests         map[string]int `json:"requests"`
 }
 
 func (p PhaseAPI) perObject(n int) string {
@@ -215,6 +219,8 @@ func apiChecks(r *Results) []Check {
 				Target:  "0",
 				Pass:    p.Writes == 0,
 			})
+		case budgetNoopTimed:
+			out = append(out, noopTimedCheck(p))
 		case budgetConsumers:
 			out = append(out, Check{
 				Measure: "operator's API writes per consumer, " + p.Phase,

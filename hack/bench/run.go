@@ -156,12 +156,18 @@ func phases(ctx context.Context, c client.WithWatch, api *apiCounter, sim *harne
 		if err := phase2b(ctx, c, api, sim, mgr, o, users, passwords, res); err != nil {
 			return err
 		}
+		if err := probeSessions(ctx, c, api, sim, o, res); err != nil {
+			return err
+		}
 		o.prof.heap(ctx, "sessions")
 	}
 
 	// ---- Phase 2c: CloudAuthorizations ----------------------------------------------------------
 	if o.clouds > 0 {
 		if err := phase2c(ctx, c, api, sim, mgr, o, res); err != nil {
+			return err
+		}
+		if err := probeClouds(ctx, c, api, sim, o, res); err != nil {
 			return err
 		}
 		o.prof.heap(ctx, "clouds")

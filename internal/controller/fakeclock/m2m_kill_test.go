@@ -23,6 +23,7 @@ import (
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/controller"
 	"github.com/credops/thingspace-operator/internal/endpoints"
+	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/simulator"
@@ -60,24 +61,32 @@ func (fn roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { ret
 // killableManager starts a manager for f; while statusLost is on, no M2MSession status write reaches
 // the API server. stop cancels it and returns once it has stopped.
 func (f *fixture) killableManager(statusLost *atomic.Bool) (stop func()) {
-	t := f.t
-	t.Helper()
-	c := rest.CopyConfig(cfg0())
-	c.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+	f.t.Helper()
+	return f.ownManager(nil, func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if statusLost.Load() && r.Method != http.MethodGet && strings.Contains(r.URL.Path, "/m2msessions/") && strings.HasSuffix(r.URL.Path, "/status") {
 				return nil, errors.New("the process was killed before its status write")
 			}
 			return rt.RoundTrip(r)
 		})
-	}
+	})
+}
+
+// ownManager starts a manager for f whose API requests go through wrap, its persist-critical calls
+// registering with tracker (nil: one of its own). stop cancels it, as SIGTERM would, and returns once
+// it has stopped.
+func (f *fixture) ownManager(tracker *inflight.Tracker, wrap func(http.RoundTripper) http.RoundTripper) (stop func()) {
+	t := f.t
+	t.Helper()
+	c := rest.CopyConfig(cfg0())
+	c.WrapTransport = wrap
 	co := controller.CacheOptions()
 	co.DefaultNamespaces = map[string]cache.Config{f.ns: {}}
 	mgr, err := ctrl.NewManager(c, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
 	must(t, err)
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2,
 		UpstreamTimeout: 5 * time.Second, Clock: f.clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
-		SkipNameValidation: true, OnReconciled: f.observe}))
+		SkipNameValidation: true, OnReconciled: f.observe, InFlight: tracker}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()

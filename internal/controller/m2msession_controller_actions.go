@@ -136,7 +136,7 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 				// Nothing sent: the app key is inside a Retry-After. Wait for it as the app does
 				// (UpstreamUnavailable, not BearerRejected, so the next 401 asks the broker again).
 				w := policy.AppThrottled(policy.AppToken{}, false, until, s.now)
-				s.st.FailedAttempts, s.st.NextKeepAliveTime = plan.Failures, timePtr(w.At)
+				s.st.FailedAttempts, s.st.NextKeepAliveTime, s.st.RejectedTokenDigest = plan.Failures, timePtr(w.At), ""
 				r.setReady(s, metav1.ConditionFalse, w.Reason, "The ThingSpace gateway refused the ThingSpaceApp's token on a session call (401); "+err.Error()+"; next try at "+w.At.UTC().Format(time.RFC3339))
 				return requeueAt(s.now, until), nil
 			}

@@ -94,6 +94,11 @@ func (w *Writer) write(ctx context.Context, owner client.Object, current *corev1
 		if base, err = w.prepare(ctx, current, migrate, strays); err != nil {
 			return nil, false, err
 		}
+		if !migrate && removals == 0 && sameContent(base, desired) {
+			// Removing the stray keys was all there was to do (a consent Secret emptied): an apply
+			// would be a second write that changes nothing but who owns the fields.
+			return base, true, nil
+		}
 	}
 	stored, err := w.apply(ctx, base.ResourceVersion, desired)
 	if err != nil {

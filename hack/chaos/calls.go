@@ -44,7 +44,8 @@ func failedLogins(p *population, led harness.Ledger) (maxRun, maxVersion int, wo
 // stillValidCalls counts upstream calls made while every Secret they could serve held a live
 // credential outside its renewal window: ThingSpace token and revoke calls for a key (not a standby
 // app's), M2M logins of a keep-alive session whose Secret held a live session with its app's current
-// token, Verizon Cloud token calls while every CloudAuthorization's token had time left.
+// token (not those probing the password after a reset's answer was lost), Verizon Cloud token calls
+// while every CloudAuthorization's token had time left.
 func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued map[string]time.Time) []needlessCall {
 	last := func(at time.Time) *sample {
 		i := sort.Search(len(samples), func(i int) bool { return !samples[i].at.Before(at) })
@@ -68,7 +69,19 @@ func stillValidCalls(p *population, samples []sample, led harness.Ledger, issued
 		return t.Add(lifetime).Sub(at)
 	}
 	var out []needlessCall
+	// probing[user]: a reset of the user was applied and its answer lost, and no login has succeeded
+	// since. Until one does, a login is how a manager learns which password is in force (the old one
+	// fails if the reset took effect): it is for the password, not for the still-valid session.
+	probing := map[string]bool{}
 	for _, c := range led.Calls {
+		user := strings.TrimPrefix(c.Subject, "m2m:")
+		switch {
+		case c.Route == harness.RouteM2MReset && applied(c) && undelivered(c, nil) != lossOperator:
+			probing[user] = true
+		case c.Route == harness.RouteM2MLogin && probing[user]:
+			probing[user] = c.Status != 200 || c.Chaos != ""
+			continue
+		}
 		s := last(c.At)
 		if s == nil || c.Chaos == "fault" {
 			continue

@@ -162,6 +162,8 @@ type eventLog struct {
 	blocked  []window
 	counts   map[string]int
 	timeline []string
+	// apiBack is, per kube-apiserver restart, how long the new process took to serve.
+	apiBack []time.Duration
 }
 
 type window struct {

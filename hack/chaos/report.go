@@ -81,6 +81,17 @@ func (r *Report) Print(w io.Writer) {
 	}
 }
 
+func apiRestarts(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, d := range ds {
+		out = append(out, secs(d))
+	}
+	return strings.Join(out, ", ")
+}
+
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
 
 func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harness.Ledger, rep *Report) error {
@@ -90,6 +101,7 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	for k, v := range e.log.counts {
 		rep.Faults[k] = v
 	}
+	apiBack := append([]time.Duration(nil), e.log.apiBack...)
 	e.log.mu.Unlock()
 	t0 := smp.samples[0].at
 	rep.Start = t0
@@ -149,6 +161,7 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 		return err
 	}
 	rep.gate("credential bytes in logs, events, status, metrics", len(leaks), 0, strings.Join(leaks, "; "))
+	rep.info("kube-apiserver restarts serving after (each)", apiRestarts(apiBack))
 	rep.info("samples (missed)", fmt.Sprintf("%d (%d)", len(smp.samples), smp.missed))
 	return nil
 }

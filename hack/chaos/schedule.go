@@ -159,9 +159,16 @@ func (s *schedule) apiServer(ctx context.Context) {
 			e.proxy.setDown(true) // the restart cuts every connection at once
 			e.proxy.setDown(false)
 			// A restart that has begun completes, even when the run's fault time ends meanwhile.
-			if err := e.api.restart(context.WithoutCancel(ctx), s.between(time.Second, 3*time.Second)); err != nil {
+			downFor := s.between(time.Second, 3*time.Second)
+			if err := e.api.restart(context.WithoutCancel(ctx), downFor); err != nil {
 				e.log.count("api restart failed")
 				e.log.note("api restart: %v", err)
+			} else {
+				back := time.Since(start.Add(downFor))
+				e.log.note("api restart: down %v, serving %v after it was started again", downFor.Round(time.Millisecond), back.Round(time.Millisecond))
+				e.log.mu.Lock()
+				e.log.apiBack = append(e.log.apiBack, back)
+				e.log.mu.Unlock()
 			}
 			e.log.add("api", start, time.Now())
 			e.log.count(faultRestart)

@@ -160,3 +160,43 @@ func TestMinimums(t *testing.T) {
 		}
 	}
 }
+
+// After a reset whose answer was lost, logins until one succeeds probe the password (the old one fails
+// if the reset took effect): they are not calls for the still-valid session. Afterwards they are.
+func TestStillValidLoginsAfterALostReset(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	p := &population{creds: []credential{
+		{kind: "app", owner: "a", keys: []string{"k"}, standby: true},
+		{kind: "session", owner: "s", app: "a", user: "u"},
+	}}
+	var samples []sample
+	for i := range 40 {
+		samples = append(samples, sample{at: at(float64(i) / 4), creds: []credState{
+			{exists: true, live: true, values: []string{"app"}},
+			{exists: true, live: true, values: []string{"sess", "app"}},
+		}})
+	}
+	login := func(s float64, status int) harness.LedgerCall {
+		return harness.LedgerCall{At: at(s), Done: at(s), Route: harness.RouteM2MLogin, Subject: "m2m:u", Status: status}
+	}
+	for _, tc := range []struct {
+		name  string
+		reset harness.LedgerCall
+		want  int
+	}{
+		{name: "reset answered: every login while the session is live is needless",
+			reset: harness.LedgerCall{At: at(1), Done: at(1), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: 200}, want: 3},
+		{name: "reset dropped: the logins until one succeeds are probes",
+			reset: harness.LedgerCall{At: at(1), Done: at(1), Route: harness.RouteM2MReset, Subject: "m2m:u", Chaos: "drop"}, want: 1},
+		{name: "reset held past the timeout: the same",
+			reset: harness.LedgerCall{At: at(1), Done: at(5), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: 499, Chaos: "hold"}, want: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			led := harness.Ledger{Calls: []harness.LedgerCall{tc.reset, login(2, 400), login(3, 200), login(4, 200)}}
+			if got := stillValidCalls(p, samples, led, nil); len(got) != tc.want {
+				t.Errorf("%d needless calls %v, want %d", len(got), got, tc.want)
+			}
+		})
+	}
+}

@@ -261,7 +261,7 @@ func rotateClusterApp(ctx context.Context, c client.WithWatch, a *apiCounter, si
 			cr.Rotation = &l
 			logf("phase 2d: %s", l)
 			// The consumer M2MSessions follow the ClusterM2MSession's Secret: wait until the writes stop.
-			if err := a.quiet(ctx, "secrets", 3*time.Second, time.Minute); err != nil {
+			if err := a.quiet(ctx, "secrets", 3*time.Second, o.readyTimeout); err != nil {
 				return err
 			}
 			after, err := sim.Stats()

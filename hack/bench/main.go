@@ -153,7 +153,7 @@ func main() {
 	flag.IntVar(&o.creators, "creators", 8, "concurrent creators of Secrets and ThingSpaceApps")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "give up waiting for all apps to be Ready after this long (reported as a miss)")
 	flag.DurationVar(&o.restartWindow, "restart-window", 20*time.Second, "how long after the restarted manager is ready upstream calls are counted")
-	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table")
+	flag.BoolVar(&o.json, "json", false, "print the results as JSON instead of a Markdown table (the table then goes to stderr)")
 	flag.IntVar(&o.probe, "probe", 1000, "after phase 2, how many apps get an annotation of nobody's (a reconcile that must write nothing) and then a refresh request (a rotation: one Secret write, at most one status write), counting the operator's API writes (0 skips)")
 	flag.StringVar(&o.managerArgs, "manager-args", "", "extra manager flags, space-separated (experiments, e.g. --max-concurrent-reconciles=20); the results then are not the shipped configuration's")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve the manager's pprof on a loopback port and save its heap profile after each phase in the work directory (kept), with the top allocations in the log")
@@ -194,6 +194,7 @@ func main() {
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(r)
+		r.writeMarkdown(os.Stderr) // the table too, beside the progress lines
 	} else {
 		r.writeMarkdown(os.Stdout)
 	}

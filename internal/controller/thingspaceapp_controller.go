@@ -90,8 +90,10 @@ type appState struct {
 	secTok     string          // the token in the Secret as read, trusted or not
 	owned      *corev1.Secret  // the managed Secret, nil when absent
 	// sharedNote ends the Ready message when another manager's holding the key kept a rotation from
-	// happening (guardRevoke).
+	// happening (guardRevoke), or the upstream's state deferred it (policy.CheckRotation).
 	sharedNote string
+	// deferTo is when a deferred renewBefore rotation is looked at again (zero: none deferred).
+	deferTo time.Time
 }
 
 // sync gathers, decides (policy.DecideApp), acts and records; it only ever returns a Result with a nil
@@ -141,6 +143,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		Generation: app.Generation, RenewBefore: renewBefore(app), Annotations: app.Annotations, Status: st,
 		CredentialsVersion: cs.resourceVersion, Held: held, HeldRevoked: revoked,
 		Current: appToken(cur), Now: s.now, Jitter: r.Rand(),
+		NotBefore: r.Broker.NotBefore(s.key), LastCallFailed: r.Broker.LastCallFailed(s.key),
 	}
 	d, err := r.guardRevoke(ctx, s, policy.DecideApp(s.in))
 	if err != nil {
@@ -164,6 +167,9 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		return requeueAt(s.now, d.Next), nil
 	case policy.AppWait, policy.AppAdopt:
 		res.Token = cur
+		if d.Deferred != "" {
+			s.deferTo, s.sharedNote = d.Next, s.sharedNote+"; "+d.Deferred
+		}
 	case policy.AppFetch:
 		res, err = r.Broker.Fetch(ctx, s.key, s.who, iss, creds, app.Spec.Scope, held.AccessToken)
 	case policy.AppRotate:
@@ -228,6 +234,9 @@ func (r *ThingSpaceAppReconciler) gatherHeld(ctx context.Context, s *appState) (
 func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, res tokenbroker.Result, idle bool) (ctrl.Result, error) {
 	st, tok := s.st, res.Token
 	pub := policy.AppRefreshed(s.in, appToken(tok), res.RetryAt, idle)
+	if !s.deferTo.IsZero() {
+		pub.Next = s.deferTo
+	}
 	tok.ExpiresAt = pub.ExpiresAt
 	// Write makes no API call when the cached Secret already matches, so calling it on every pass costs
 	// nothing and also repairs a Secret someone edited or a template that changed.
@@ -306,20 +315,6 @@ func (r *ThingSpaceAppReconciler) refreshFailed(ctx context.Context, s *appState
 	}
 	log.FromContext(ctx).Info("Token refresh failed; backing off", "error", err.Error(), "attempt", failures, "retryIn", f.Retry.Delay)
 	return ctrl.Result{RequeueAfter: f.Retry.Delay}, nil
-}
-
-// throttled waits, sending nothing and counting no failure, until the time before which the upstream
-// asked not to be called for the key (a Retry-After another holder's call, a session's refresh or this
-// app's own call got), showing what a throttled call would (policy.AppThrottled).
-func (r *ThingSpaceAppReconciler) throttled(s *appState, until time.Time, revoked bool) ctrl.Result {
-	w := policy.AppThrottled(s.in.Held, revoked, until, s.now)
-	s.st.RenewalTime = timePtr(w.At)
-	ready := metav1.ConditionFalse
-	if w.Ready {
-		ready = metav1.ConditionTrue
-	}
-	r.setReady(s, ready, w.Reason, w.Message)
-	return requeueAt(s.now, until)
 }
 
 // recordMetrics records obj's series; a cluster-scoped object's namespace label is empty.

@@ -114,6 +114,11 @@ type AppInput struct {
 	// SharedElsewhere is set when another manager (a shard, internal/holders) holds the key's token:
 	// no rotation revokes it (see shard.go).
 	SharedElsewhere bool
+	// NotBefore is the time before which the upstream asked not to be called for the key, as the
+	// broker remembers it (zero: none known); LastCallFailed is set when the key's last upstream call
+	// failed transiently (app_rotation.go).
+	NotBefore      time.Time
+	LastCallFailed bool
 }
 
 // AppDecision is what to do, and when to look again.
@@ -133,6 +138,9 @@ type AppDecision struct {
 	// RevokeSkipped is the rotation (WhyRefreshRequested, WhyRenewBefore) not done because the token
 	// is SharedElsewhere.
 	RevokeSkipped string
+	// Deferred, on an AppWait, says why the renewBefore rotation due now waits until Next
+	// (CheckRotation); it ends the Ready message.
+	Deferred string
 }
 
 // DecideApp is the ThingSpaceApp decision: the first gate that holds wins.
@@ -158,6 +166,9 @@ func DecideApp(in AppInput) AppDecision {
 		d.Step = AppAdopt
 	case in.renewBefore() > 0 && !in.Now.Before(plan):
 		d.Step, d.Why = AppRotate, WhyRenewBefore
+		if c := CheckRotation(in.Current, in.NotBefore, in.LastCallFailed, in.Now); !c.Rotate {
+			d.Step, d.Why, d.Next, d.Deferred = AppWait, "", c.Next, c.Why
+		}
 	default:
 		d.Step, d.Next = AppWait, plan
 	}
@@ -169,7 +180,7 @@ func DecideApp(in AppInput) AppDecision {
 		return d
 	}
 	// After a failure the next upstream call waits for its slot, whatever woke us up.
-	if at, ok := RetrySlot(st.FailedRefreshAttempts, st.RenewalTime, in.Now); ok {
+	if at, ok := appRetrySlot(st, in.NotBefore, in.Now); ok {
 		w := AppDecision{Step: AppRetryLater, Next: at, ClearRejected: d.ClearRejected}
 		slot := at.UTC().Format(time.RFC3339)
 		switch {
@@ -282,6 +293,9 @@ func AppFailed(b renewal.Backoff, failures int32, rnd float64, err error, held A
 		exp = held.ExpiresAt
 	}
 	p := PlanRetry(b, failures, rnd, err, exp, now)
+	if revoked {
+		p = RevokedRetry(b, failures, err, now)
+	}
 	f := AppFailure{Retry: p, Reason: p.Reason, Message: p.Message, Warn: failures == 1}
 	if revoked {
 		f.Message = fmt.Sprintf("The token was revoked, but getting a new one failed (%s, attempt %d); next try at %s",

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
 // Issuer is the part of the ThingSpace client the broker needs.
@@ -89,7 +91,8 @@ type Result struct {
 	// expires_in 0: it has not expired upstream yet, and asking again before RetryAt is pointless.
 	RetryAt time.Time
 	// Revoked is set when the call revoked the token it was to replace (Rotate), even when getting the
-	// next one then failed: the old token is dead.
+	// next one then failed: the old token is dead. A revoke whose answer never came counts when the
+	// token request after it brought another token, or failed too (the old token may be dead).
 	Revoked bool
 }
 
@@ -269,16 +272,42 @@ func (b *Broker) Rotate(ctx context.Context, key Key, who types.NamespacedName, 
 	if e.tok != nil && b.clock.Now().Before(e.tok.ExpiresAt) && e.tok.AccessToken != old {
 		return Result{Token: *e.tok}, nil
 	}
-	revoked := false
+	revoked, maybe := false, false
 	if old != "" {
-		if err := b.revokeLocked(ctx, key, e, who, iss, creds, old, why); err != nil {
+		switch err := b.revokeLocked(ctx, key, e, who, iss, creds, old, why); {
+		case err == nil:
+			revoked = true
+		case unanswered(err):
+			// The upstream may have revoked it: the token request tells at once (a new token if it
+			// did, the same one if not), rather than leaving a possibly dead token in place.
+			maybe = true
+		default:
 			return Result{Called: true}, err
 		}
-		revoked = true
 	}
 	res, err := b.issueLocked(ctx, key, e, who, iss, creds, scope, old)
 	res.Revoked = revoked
+	if maybe {
+		switch {
+		case err != nil:
+			// Still unknown: treated as dead, so the next pass fetches instead of trusting it.
+			res.Revoked = true
+			if e.tok != nil && e.tok.AccessToken == old {
+				e.tok = nil
+			}
+		case res.Token.AccessToken != old:
+			res.Revoked = true
+			b.recordRevoked(key, old, time.Time{}, Revocation{By: who, Why: why})
+		}
+	}
 	return res, err
+}
+
+// unanswered reports whether err is a request written out whose answer never came: the upstream may
+// have acted on it.
+func unanswered(err error) bool {
+	var e *upstream.Error
+	return errors.As(err, &e) && e.Unanswered
 }
 
 // Revoke ends tok upstream; the other holders of key are told (why: see RevokedBy), so they fetch a

@@ -33,15 +33,17 @@ func ThrottledUntil(err error) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// NotBefore returns the time before which the upstream asked not to be called for key, while it is
-// still ahead (zero otherwise).
+// NotBefore returns the time before which the upstream asked not to be called for key (zero: none
+// known). It is kept until the whole second it falls in has passed: a retry slot in status is that
+// second, rounded up, and the policy matches the slot against it to retry at the instant itself
+// (policy.DecideApp).
 func (b *Broker) NotBefore(key Key) time.Time {
 	until, _ := b.throttled(key, b.clock.Now())
 	return until
 }
 
-// throttled reports the key's Retry-After while it is ahead of now, dropping it once past: a key costs
-// nothing for it outside a Retry-After.
+// throttled returns the key's Retry-After and whether it is still ahead of now; the entry goes once
+// its second has passed, so a key costs nothing for it outside a Retry-After.
 func (b *Broker) throttled(key Key, now time.Time) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -49,11 +51,19 @@ func (b *Broker) throttled(key Key, now time.Time) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	if !now.Before(until) {
+	if !now.Before(endOfSecond(until)) {
 		delete(b.notBefore, key)
 		return time.Time{}, false
 	}
-	return until, true
+	return until, now.Before(until)
+}
+
+// endOfSecond is t rounded up to the whole second.
+func endOfSecond(t time.Time) time.Time {
+	if s := t.Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t
 }
 
 // checkThrottle is the gate before every upstream call for key.
@@ -84,7 +94,7 @@ func (b *Broker) noteOutcome(key Key, e *entry, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for k, t := range b.notBefore { // few entries: only keys inside a Retry-After
-		if !now.Before(t) {
+		if !now.Before(endOfSecond(t)) {
 			delete(b.notBefore, k)
 		}
 	}

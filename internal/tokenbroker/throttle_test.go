@@ -96,6 +96,10 @@ func TestRetryAfterBindsEveryCallerOfTheKey(t *testing.T) {
 	if err != nil || !res.Called || res.Token.AccessToken == first.Token.AccessToken {
 		t.Fatalf("after the Retry-After: %+v %v", res, err)
 	}
+	clk.Step(time.Second) // and its second
+	if nb := br.NotBefore(key); !nb.IsZero() {
+		t.Fatalf("NotBefore = %v after its second", nb)
+	}
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	if len(br.notBefore) != 0 {

@@ -1,0 +1,145 @@
+package policy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/thingspace"
+	"github.com/credops/thingspace-operator/internal/upstream"
+)
+
+// Issue 14: a renewBefore rotation revoked the token and then met a storm, leaving the Secret's token
+// dead through the retries. It revokes only while the upstream looks able to answer.
+func TestCheckRotation(t *testing.T) {
+	now := t0.Add(50 * time.Minute)
+	cur := AppToken{AccessToken: "t1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	cases := []struct {
+		name      string
+		notBefore time.Time
+		failed    bool
+		rotate    bool
+		next      time.Time
+		says      string
+	}{
+		{"healthy: rotate", time.Time{}, false, true, time.Time{}, ""},
+		{"a Retry-After that has passed: rotate", now.Add(-time.Second), false, true, time.Time{}, ""},
+		{"inside a Retry-After: wait for its end", now.Add(5 * time.Second), false, false, now.Add(5 * time.Second), "waits for the upstream's Retry-After"},
+		{"inside a Retry-After reaching past the expiry: renew at expiry", cur.ExpiresAt.Add(time.Second), false, false, cur.ExpiresAt, "renewed when it expires"},
+		{"a Retry-After ending at the expiry: renew at expiry", cur.ExpiresAt, false, false, cur.ExpiresAt, "renewed when it expires"},
+		{"the last call failed: renew at expiry", time.Time{}, true, false, cur.ExpiresAt, "the last call for its key failed"},
+		{"both: the Retry-After first", now.Add(5 * time.Second), true, false, now.Add(5 * time.Second), "Retry-After"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := CheckRotation(cur, c.notBefore, c.failed, now)
+			if got.Rotate != c.rotate || !got.Next.Equal(c.next) || !strings.Contains(got.Why, c.says) {
+				t.Fatalf("%+v", got)
+			}
+		})
+	}
+}
+
+// DecideApp turns a due renewBefore rotation the upstream's state defers into a wait, never a revoke;
+// a refresh a person asked for still rotates.
+func TestDecideAppDefersTheRotation(t *testing.T) {
+	tok := AppToken{AccessToken: "t1", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	now := t0.Add(56 * time.Minute) // the 5-minute window has begun
+	in := func(mut func(*AppInput)) AppInput {
+		i := AppInput{Generation: 1, RenewBefore: 5 * time.Minute, Status: &v1alpha1.ThingSpaceAppStatus{Conditions: readyTrue(1)},
+			CredentialsVersion: "7", Held: tok, Current: tok, Now: now}
+		mut(&i)
+		return i
+	}
+	if d := DecideApp(in(func(*AppInput) {})); d.Step != AppRotate || d.Why != WhyRenewBefore {
+		t.Fatalf("healthy: %+v", d)
+	}
+	d := DecideApp(in(func(i *AppInput) { i.LastCallFailed = true }))
+	if d.Step != AppWait || !d.Next.Equal(tok.ExpiresAt) || d.Deferred == "" || d.Why != "" {
+		t.Fatalf("after a failed call: %+v", d)
+	}
+	d = DecideApp(in(func(i *AppInput) { i.NotBefore = now.Add(3 * time.Second) }))
+	if d.Step != AppWait || !d.Next.Equal(now.Add(3*time.Second)) || d.Deferred == "" {
+		t.Fatalf("inside a Retry-After: %+v", d)
+	}
+	d = DecideApp(in(func(i *AppInput) {
+		i.LastCallFailed = true
+		i.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "r1"}
+	}))
+	if d.Step != AppRotate || d.Why != WhyRefreshRequested {
+		t.Fatalf("a person's refresh request: %+v", d)
+	}
+}
+
+// The retry slot in status is whole seconds, rounded up from the Retry-After; while the broker
+// remembers the Retry-After itself, the slot ends at that instant.
+func TestAppRetrySlot(t *testing.T) {
+	nb := t0.Add(5*time.Second + 300*time.Millisecond)
+	st := &v1alpha1.ThingSpaceAppStatus{}
+	st.FailedRefreshAttempts = 1
+	st.RenewalTime = mt(t0.Add(6 * time.Second))
+	cases := []struct {
+		name      string
+		notBefore time.Time
+		now       time.Time
+		wait      bool
+		at        time.Time
+	}{
+		{"no Retry-After known (a restart): the status slot", time.Time{}, nb, true, t0.Add(6 * time.Second)},
+		{"before the Retry-After: wait for it", nb, t0.Add(5 * time.Second), true, nb},
+		{"at the Retry-After: go", nb, nb, false, time.Time{}},
+		{"a Retry-After seconds before the slot (a longer backoff): the slot", t0.Add(3 * time.Second), t0.Add(4 * time.Second), true, t0.Add(6 * time.Second)},
+		{"past the slot: go", time.Time{}, t0.Add(6 * time.Second), false, time.Time{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			at, wait := appRetrySlot(st, c.notBefore, c.now)
+			if wait != c.wait || !at.Equal(c.at) {
+				t.Fatalf("got %v %v, want %v %v", at, wait, c.at, c.wait)
+			}
+		})
+	}
+}
+
+// After a revoke the fetch is retried when the upstream allows: at its Retry-After, to the instant, or
+// without one after a short backoff, never the long one a valid token affords.
+func TestRevokedRetry(t *testing.T) {
+	b := renewal.DefaultBackoff
+	now := t0.Add(200 * time.Millisecond)
+	throttled := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusServiceUnavailable, "900800", upstream.Transient, 3*time.Second)
+	timeout := upstream.TransportError(thingspace.API, thingspace.EndpointToken, errTimeout{})
+	cases := []struct {
+		name     string
+		failures int32
+		err      error
+		delay    time.Duration
+		at       time.Time
+	}{
+		{"503 with Retry-After", 1, throttled, 3 * time.Second, t0.Add(4 * time.Second)},
+		{"503 with Retry-After, many failures", 9, throttled, 3 * time.Second, t0.Add(4 * time.Second)},
+		{"timeout, first", 1, timeout, 100 * time.Millisecond, now.Add(100 * time.Millisecond)},
+		{"timeout, third", 3, timeout, 400 * time.Millisecond, now.Add(400 * time.Millisecond)},
+		{"timeout, tenth: capped at the base", 10, timeout, time.Second, now.Add(time.Second)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := RevokedRetry(b, c.failures, c.err, now)
+			if r.Delay != c.delay || !r.At.Equal(c.at) || r.Ready || r.Reason != v1alpha1.ReasonUpstreamUnavailable {
+				t.Fatalf("%+v", r)
+			}
+		})
+	}
+	f := AppFailed(b, 4, 0, throttled, AppToken{AccessToken: "t1", ExpiresAt: t0.Add(time.Hour)}, true, now)
+	if f.Terminal || f.Retry.Delay != 3*time.Second || !strings.Contains(f.Message, "revoked") {
+		t.Fatalf("AppFailed after a revoke: %+v", f)
+	}
+}
+
+type errTimeout struct{}
+
+func (errTimeout) Error() string   { return "i/o timeout" }
+func (errTimeout) Timeout() bool   { return true }
+func (errTimeout) Temporary() bool { return true }

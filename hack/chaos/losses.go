@@ -31,6 +31,9 @@ const (
 	lossTimedOut
 	// lossRefused: the upstream refused a refresh token nobody had rotated (revoked, expired).
 	lossRefused
+	// lossAbandoned: the manager gave up on the held answer before its timeout with no SIGKILL (a
+	// SIGTERM's shutdown, an exit on a lost lease): the operator's.
+	lossAbandoned
 )
 
 func (c lossCause) String() string {
@@ -43,6 +46,8 @@ func (c lossCause) String() string {
 		return "answer held past the manager's timeout"
 	case lossRefused:
 		return "refused by the upstream unrotated"
+	case lossAbandoned:
+		return "answer abandoned by the manager before its timeout (no SIGKILL)"
 	}
 	return "the operator's"
 }
@@ -67,8 +72,15 @@ func undelivered(c harness.LedgerCall, kills []time.Time) lossCause {
 			return lossKilled
 		}
 	}
+	if c.Done.Sub(c.At) < upstreamTimeout-timeoutSlack {
+		return lossAbandoned
+	}
 	return lossTimedOut
 }
+
+// timeoutSlack is how much earlier than the manager's upstream timeout the simulator may see a client
+// that timed out go (the timeout runs from before the request is written).
+const timeoutSlack = 500 * time.Millisecond
 
 // applied reports whether the simulator carried a call out: answered 200, or given a chaos answer
 // (drop, hold), which comes only after the call was applied. Faults and refusals change nothing.

@@ -66,8 +66,10 @@ func TestGrantLoss(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	call := func(s float64, status int, chaos, used string) harness.LedgerCall {
-		return harness.LedgerCall{At: at(s), Done: at(s + 3), Route: harness.RouteCloudToken, Subject: "cloud:c", Status: status, Chaos: chaos, Used: used}
+		return harness.LedgerCall{At: at(s), Done: at(s).Add(upstreamTimeout), Route: harness.RouteCloudToken, Subject: "cloud:c", Status: status, Chaos: chaos, Used: used}
 	}
+	abandoned := call(1, 499, "hold", "rt")
+	abandoned.Done = at(2)
 	for _, tc := range []struct {
 		name  string
 		calls []harness.LedgerCall
@@ -79,6 +81,7 @@ func TestGrantLoss(t *testing.T) {
 		{name: "dropped after it was applied", calls: []harness.LedgerCall{call(1, 0, "drop", "rt")}, want: lossReset},
 		{name: "held, the manager gave up", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, want: lossTimedOut},
 		{name: "held, a manager SIGKILLed meanwhile", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, kills: []time.Time{at(2)}, want: lossKilled},
+		{name: "held, given up before the timeout with no SIGKILL (a SIGTERM, a lost lease)", calls: []harness.LedgerCall{abandoned}, want: lossAbandoned},
 		{name: "a kill before the call explains nothing", calls: []harness.LedgerCall{call(1, 499, "hold", "rt")}, kills: []time.Time{at(0.5)}, want: lossTimedOut},
 		{name: "dropped, then reused and refused: the drop lost it", calls: []harness.LedgerCall{call(1, 0, "drop", "rt"), call(5, 400, "", "rt")}, want: lossReset},
 		{name: "answered, then reused and refused: the operator's", calls: []harness.LedgerCall{call(1, 200, "", "rt"), call(5, 400, "", "rt")}, want: lossOperator},
@@ -104,17 +107,23 @@ func TestPasswordLoss(t *testing.T) {
 		name   string
 		status int
 		chaos  string
+		done   time.Duration // 0: the manager's timeout
 		kills  []time.Time
 		want   lossCause
 	}{
 		{name: "answered", status: 200, want: lossOperator},
 		{name: "dropped", status: 0, chaos: "drop", want: lossReset},
 		{name: "held past the timeout", status: 499, chaos: "hold", want: lossTimedOut},
+		{name: "held, given up early without a SIGKILL", status: 499, chaos: "hold", done: time.Second, want: lossAbandoned},
 		{name: "held, SIGKILLed", status: 499, chaos: "hold", kills: []time.Time{t0.Add(2 * time.Second)}, want: lossKilled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			done := tc.done
+			if done == 0 {
+				done = upstreamTimeout
+			}
 			led := harness.Ledger{Resets: []harness.LedgerReset{reset}, Calls: []harness.LedgerCall{{
-				At: t0, Done: t0.Add(3 * time.Second), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: tc.status, Chaos: tc.chaos}}}
+				At: t0, Done: t0.Add(done), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: tc.status, Chaos: tc.chaos}}}
 			if got := passwordLoss(led, reset, tc.kills); got != tc.want {
 				t.Errorf("cause %v, want %v", got, tc.want)
 			}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -25,6 +27,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/credcache"
 	"github.com/credops/thingspace-operator/internal/endpoints"
 	"github.com/credops/thingspace-operator/internal/inflight"
+	"github.com/credops/thingspace-operator/internal/intern"
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/passwords"
@@ -99,8 +102,21 @@ func CacheOptionsFor(namespaces []string) cache.Options {
 			&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.ManagedByLabel: v1alpha1.ManagedByValue}),
 				Transform: secrets.CacheTransform(secrets.OwnerKinds(s))},
 		},
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripAndIntern,
 	}
+}
+
+// stripAndIntern is the transform of every cached kind but Secrets: managedFields go (nothing reads
+// them), and the strings that repeat across objects are shared (intern.Meta).
+func stripAndIntern(in any) (any, error) {
+	// The nil check as controller-runtime's TransformStripManagedFields (kubernetes issue 124337).
+	if o, err := meta.Accessor(in); err == nil && o.GetManagedFields() != nil {
+		o.SetManagedFields(nil)
+	}
+	if o, ok := in.(metav1.ObjectMetaAccessor); ok { // typed objects: their maps and slices in place
+		intern.Meta(intern.Default, o.GetObjectMeta())
+	}
+	return in, nil
 }
 
 // namespaceConfig is cache.Options.DefaultNamespaces for namespaces; nil (all namespaces) for none.

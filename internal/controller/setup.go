@@ -26,6 +26,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/consent"
+	"github.com/credops/thingspace-operator/internal/intern"
 )
 
 // Field indexes over the custom resources: which objects reference a Secret by name.
@@ -140,7 +141,8 @@ func secretMeta() *metav1.PartialObjectMetadata {
 
 // NewSecretMetaCache builds the metadata-only cache of all Secrets. It keeps only what the operator
 // reads (name, namespace, labels, owner references, resourceVersion): annotations go, because a Secret
-// applied with kubectl carries its whole content in last-applied-configuration. Given namespaces, it
+// applied with kubectl carries its whole content in last-applied-configuration; the strings that repeat
+// across Secrets are shared (intern.Meta). Given namespaces, it
 // watches only those (the manager's --watch-namespaces).
 func NewSecretMetaCache(mgr ctrl.Manager, namespaces ...string) (cache.Cache, error) {
 	return cache.New(mgr.GetConfig(), cache.Options{
@@ -151,6 +153,7 @@ func NewSecretMetaCache(mgr ctrl.Manager, namespaces ...string) (cache.Cache, er
 			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
 				m.Annotations = nil
 				m.ManagedFields = nil
+				intern.Meta(intern.Default, m)
 			}
 			return in, nil
 		},

@@ -28,9 +28,11 @@ type Statuses[S any] struct {
 	m  map[types.NamespacedName]remembered[S]
 }
 
+// remembered holds both statuses by pointer, and one status once when what was stored is what was
+// decided (the usual case): a status is a few hundred bytes, times every object of a kind.
 type remembered[S any] struct {
 	uid     types.UID
-	decided S
+	decided *S
 	stored  *S // nil until a write of this process landed
 }
 
@@ -44,7 +46,7 @@ func (s *Statuses[S]) Get(who types.NamespacedName, uid types.UID, fallback S) S
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[who]; ok && r.uid == uid {
-		return r.decided
+		return *r.decided
 	}
 	return fallback
 }
@@ -58,7 +60,7 @@ func (s *Statuses[S]) Decide(who types.NamespacedName, uid types.UID, status S, 
 	if !ok || r.uid != uid {
 		r = remembered[S]{uid: uid}
 	}
-	r.decided = status
+	r.decided = &status
 	s.m[who] = r
 	if r.stored != nil {
 		return *r.stored
@@ -72,6 +74,16 @@ func (s *Statuses[S]) Stored(who types.NamespacedName, uid types.UID, status S) 
 	defer s.mu.Unlock()
 	if r, ok := s.m[who]; ok && r.uid == uid {
 		r.stored = &status
+		s.m[who] = r
+	}
+}
+
+// storedDecided records that the status last decided for who landed in the API server.
+func (s *Statuses[S]) storedDecided(who types.NamespacedName, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.m[who]; ok && r.uid == uid {
+		r.stored = r.decided
 		s.m[who] = r
 	}
 }
@@ -92,13 +104,13 @@ func Record[S any](ctx context.Context, c client.Client, mem *Statuses[S], obj c
 	who, uid := client.ObjectKeyFromObject(obj), obj.GetUID()
 	base := mem.Decide(who, uid, st, cached)
 	if equality.Semantic.DeepEqual(base, st) {
-		mem.Stored(who, uid, st)
+		mem.storedDecided(who, uid)
 		return nil
 	}
 	updated := withStatus(st)
 	if err := c.Status().Patch(ctx, updated, client.MergeFrom(withStatus(base))); err != nil {
 		return err
 	}
-	mem.Stored(who, uid, st)
+	mem.storedDecided(who, uid)
 	return nil
 }

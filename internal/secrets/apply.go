@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -19,8 +18,10 @@ import (
 	"k8s.io/client-go/util/csaupgrade"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/intern"
 )
 
 // FieldOwner is the field manager of every Secret write of the operator.
@@ -236,16 +237,43 @@ func legacyFieldManager() string {
 
 // KeepOwnManagedFields is the cache transform of managed Secrets: it drops the managedFields entries of
 // other managers (memory) and keeps the operator's, which Write reads to tell what it wrote from what
-// others did.
+// others did, in the compact form ownershipOf needs (compactEntry).
 func KeepOwnManagedFields(in any) (any, error) {
 	if o, ok := in.(metav1.Object); ok {
-		kept := slices.DeleteFunc(slices.Clone(o.GetManagedFields()), func(e metav1.ManagedFieldsEntry) bool { return !ours(e) })
-		if len(kept) == 0 {
-			kept = nil
+		var kept []metav1.ManagedFieldsEntry
+		for _, e := range o.GetManagedFields() {
+			if ours(e) {
+				kept = append(kept, compactEntry(e))
+			}
 		}
 		o.SetManagedFields(kept)
 	}
 	return in, nil
+}
+
+// ownedMetadata are the paths of a managedFields entry that ownershipOf reads: labels and annotations.
+var ownedMetadata = fieldpath.MakePrefixMatcherOrDie("metadata", "labels").Merge(fieldpath.MakePrefixMatcherOrDie("metadata", "annotations"))
+
+// compactEntry is e as the cache keeps it: its manager and operation, and of its fields only the labels
+// and annotations (data, type and owner references are the operator's alone; nothing reads them from
+// here); no timestamp or API version. The fields of 10,000 Secrets written from one template are the
+// same bytes, shared (intern.Default). An entry whose fields cannot be read is kept as it is.
+func compactEntry(e metav1.ManagedFieldsEntry) metav1.ManagedFieldsEntry {
+	out := metav1.ManagedFieldsEntry{Manager: intern.Default.String(e.Manager), FieldsType: intern.Default.String(e.FieldsType),
+		Operation: metav1.ManagedFieldsOperationType(intern.Default.String(string(e.Operation)))}
+	if e.FieldsV1 == nil {
+		return out
+	}
+	set := &fieldpath.Set{}
+	if err := set.FromJSON(e.FieldsV1.GetRawReader()); err != nil {
+		return e
+	}
+	raw, err := set.FilterIncludeMatches(ownedMetadata).ToJSON()
+	if err != nil {
+		return e
+	}
+	out.FieldsV1 = &metav1.FieldsV1{Raw: intern.Default.Bytes(raw)}
+	return out
 }
 
 func jsonPointerEscape(s string) string {

@@ -11,6 +11,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/intern"
 )
 
 // OwnerKinds lists the kinds of the operator's API group in scheme: the kinds whose controller
@@ -48,7 +49,7 @@ func ControlledByOperator(obj metav1.Object, kinds []string) bool {
 
 // CacheTransform is the transform of the full-object Secret cache (Secrets labelled managed-by the
 // operator). A Secret controlled by one of kinds keeps its data, its annotations and the operator's
-// managedFields entries (KeepOwnManagedFields). Any other labelled Secret is kept as metadata only: its
+// managedFields entries (KeepOwnManagedFields, compacted). Any other labelled Secret is kept as metadata only: its
 // data, stringData, annotations (kubectl's last-applied-configuration repeats the data) and
 // managedFields go, so a tenant labelling Secrets costs the manager no more memory than an unrelated
 // Secret does. Nothing reads such a Secret's content from the cache: adoption and conflict checks read
@@ -57,10 +58,23 @@ func CacheTransform(kinds []string) toolscache.TransformFunc {
 	kinds = slices.Clone(kinds)
 	return func(in any) (any, error) {
 		s, ok := in.(*corev1.Secret)
-		if !ok || ControlledByOperator(s, kinds) {
+		if !ok {
 			return KeepOwnManagedFields(in)
 		}
-		s.Data, s.StringData, s.Annotations, s.ManagedFields = nil, nil, nil, nil
+		if ControlledByOperator(s, kinds) {
+			_, _ = KeepOwnManagedFields(s)
+		} else {
+			s.Data, s.StringData, s.Annotations, s.ManagedFields = nil, nil, nil, nil
+		}
+		InternSecret(s)
 		return s, nil
 	}
+}
+
+// InternSecret shares the strings of s that repeat across Secrets (intern.Meta, its data keys and its
+// type): a cached managed Secret is a few hundred bytes smaller.
+func InternSecret(s *corev1.Secret) {
+	intern.Meta(intern.Default, s)
+	intern.Keys(intern.Default, s.Data)
+	s.Type = corev1.SecretType(intern.Default.String(string(s.Type)))
 }

@@ -21,6 +21,8 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/credops/thingspace-operator/internal/intern"
 )
 
 // Reader is a client.Reader for Secrets: Get answers from its memory when the metadata cache holds
@@ -112,10 +114,13 @@ func (r *Reader) rememberIfAbsent(key types.NamespacedName, s *corev1.Secret) bo
 func (r *Reader) remember(key types.NamespacedName, s *corev1.Secret) { r.keep(key, s, true) }
 
 func (r *Reader) keep(key types.NamespacedName, s *corev1.Secret, replace bool) bool {
-	e := remembered{resourceVersion: s.ResourceVersion, secretType: s.Type, data: make([]datum, 0, len(s.Data))}
+	// Keys, type and namespace repeat across Secrets: shared (intern.Default).
+	e := remembered{resourceVersion: s.ResourceVersion, secretType: corev1.SecretType(intern.Default.String(string(s.Type))),
+		data: make([]datum, 0, len(s.Data))}
 	for k, v := range s.Data {
-		e.data = append(e.data, datum{key: k, value: append([]byte(nil), v...)})
+		e.data = append(e.data, datum{key: intern.Default.String(k), value: append([]byte(nil), v...)})
 	}
+	key.Namespace = intern.Default.String(key.Namespace)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {

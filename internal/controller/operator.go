@@ -220,7 +220,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
 		return err
 	}
-	if err := NewClusterM2MSessionReconciler(sessions).SetupWithManager(mgr, wiring); err != nil {
+	clusterSessions := NewClusterM2MSessionReconciler(sessions)
+	if err := clusterSessions.SetupWithManager(mgr, wiring); err != nil {
+		return err
+	}
+	if err := followCaches(mgr, apps, clusterApps, sessions, clusterSessions); err != nil {
 		return err
 	}
 

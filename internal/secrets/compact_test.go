@@ -41,7 +41,7 @@ func sameOwnership(t *testing.T, full, cached *corev1.Secret) {
 		}
 	}
 	for _, e := range cached.ManagedFields {
-		if !e.Time.IsZero() || e.FieldsV1 == nil || bytes.Contains(e.FieldsV1.Raw, []byte("f:data")) {
+		if !e.Time.IsZero() || e.FieldsV1 == nil || bytes.Contains(e.FieldsV1.GetRawBytes(), []byte("f:data")) {
 			t.Errorf("cached entry not compact: %+v", e)
 		}
 	}

@@ -32,10 +32,12 @@ const KeyRefreshToken = v1alpha1.SecretKeyRefreshToken
 // from the grant after it is stored. It gathers, asks policy.DecideCloud, acts and records; the OAuth2
 // start and callback endpoints are internal/callback.
 //
-// Unlike the other kinds it reads its object and its Secret past the caches on every pass. Refresh
-// tokens rotate: acting on a stale Secret would send a dead refresh token (and lose the grant), and the
-// OAuth2 callback, possibly served by another replica, writes status too. Every write is conditional on
-// the resourceVersion it was decided from. Passes are rare (one per refresh), so the reads are cheap.
+// Unlike the other kinds it reads its object and its Secrets past the caches on every pass that acts.
+// Refresh tokens rotate: acting on a stale Secret would send a dead refresh token (and lose the grant),
+// and the OAuth2 callback, possibly served by another replica, writes status too. Every write is
+// conditional on the resourceVersion it was decided from. A pass first looks from the caches (idle.go's
+// probe): one that finds nothing to do there (the grant valid, nothing to write) ends with no read
+// past them, which is most passes (the echoes of a refresh's own writes; every object after a restart).
 type CloudAuthorizationReconciler struct {
 	Deps
 	// Consent issues authorization URLs; the callback handler shares it.
@@ -57,6 +59,9 @@ type CloudAuthorizationReconciler struct {
 
 // Reconcile brings one CloudAuthorization's Secret and status up to date and says when to look again.
 func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if res, idle := r.reconcileIdle(ctx, req); idle {
+		return res, nil
+	}
 	ca := &v1alpha1.CloudAuthorization{}
 	if err := r.APIReader.Get(ctx, req.NamespacedName, ca); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -95,6 +100,50 @@ func (r *CloudAuthorizationReconciler) Reconcile(ctx context.Context, req ctrl.R
 	return res, nil
 }
 
+// readSecrets reads the workload's Secret and the grant Secret into p: from the caches in a probe,
+// past them otherwise. stop says the pass ends here (SecretConflict set, or an error).
+func (r *CloudAuthorizationReconciler) readSecrets(ctx context.Context, p *cloudPass) (stop bool, err error) {
+	for _, read := range []struct {
+		name string
+		into **corev1.Secret
+	}{{p.ca.Spec.SecretName, &p.target}, {v1alpha1.GrantSecretName(p.ca), &p.sec}} {
+		if p.probe {
+			// A Secret not (yet) this object's may be one to adopt: that is for a pass past the caches.
+			if *read.into, err = r.Secrets.Get(ctx, p.ca, read.name); err != nil {
+				return true, errNotIdle
+			}
+			continue
+		}
+		*read.into, err = r.Secrets.Fresh(ctx, p.ca, read.name, adoptable)
+		if isConflict(err) {
+			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error()+adoptHint)
+			return true, nil
+		} else if err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// keep records the valid grant in status and plans the refresh at next.
+func (r *CloudAuthorizationReconciler) keep(ctx context.Context, p *cloudPass, next time.Time) (ctrl.Result, error) {
+	held := cloudHeldToken(p.sec)
+	p.st.ExpiresAt, p.st.RenewalTime = timePtr(held.expiresAt), timePtr(next)
+	if !held.issued.IsZero() {
+		p.st.LastRefreshTime = timePtr(held.issued)
+	}
+	// The grant Secret may be an adopted one: take it over; nothing is written when it is ours
+	// already. (The workload's Secret is repaired by publish.)
+	ch := secrets.Change{Data: p.sec.Data, Adopt: true}
+	if p.probe && !r.Secrets.Unchanged(p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), ch) {
+		return ctrl.Result{}, errNotIdle
+	}
+	if _, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), ch); err != nil && !apierrors.IsConflict(err) {
+		return ctrl.Result{}, err
+	}
+	return r.authorized(ctx, p, requeueAt(p.now, next)), nil
+}
+
 // ignoreShutdown drops an error caused by the manager shutting down: nothing is retried in this process,
 // and logging it as a reconcile error on every SIGTERM is noise.
 func ignoreShutdown(ctx context.Context, err error) error {
@@ -118,6 +167,9 @@ type cloudPass struct {
 	targetOK bool
 	// end ends the pass's registration with the in-flight tracker; nil when none.
 	end func()
+	// probe marks a pass from the caches that may only look (cloudauthorization_controller_idle.go):
+	// where it would act it stops with errNotIdle, or sets notIdle.
+	probe, notIdle bool
 }
 
 func (p *cloudPass) endInFlight() {
@@ -143,17 +195,8 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		}
 		return ctrl.Result{}, err // Kubernetes API errors are transient
 	}
-	for _, read := range []struct {
-		name string
-		into **corev1.Secret
-	}{{ca.Spec.SecretName, &p.target}, {v1alpha1.GrantSecretName(ca), &p.sec}} {
-		*read.into, err = r.Secrets.Fresh(ctx, ca, read.name, adoptable)
-		if isConflict(err) {
-			r.setReady(p, metav1.ConditionFalse, v1alpha1.ReasonSecretConflict, err.Error()+adoptHint)
-			return ctrl.Result{}, nil
-		} else if err != nil {
-			return ctrl.Result{}, err
-		}
+	if stop, err := r.readSecrets(ctx, p); stop || err != nil {
+		return ctrl.Result{}, err
 	}
 	p.targetOK = true
 	if err := r.migrate(ctx, p); err != nil {
@@ -163,6 +206,9 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 	// A marker this process knows ended without rotation is cleared, then the pass decides again.
 	for range 2 {
 		d := policy.DecideCloud(r.input(p))
+		if p.probe && !idleAction(d.Action) {
+			return ctrl.Result{}, errNotIdle
+		}
 		if d.ObserveRequest != "" {
 			st.ObservedRefreshRequest = d.ObserveRequest
 		}
@@ -208,17 +254,7 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		case policy.CloudWaitForSlot:
 			return r.authorized(ctx, p, requeueAt(p.now, d.At)), nil
 		case policy.CloudKeep:
-			held := cloudHeldToken(p.sec)
-			st.ExpiresAt, st.RenewalTime = timePtr(held.expiresAt), timePtr(d.At)
-			if !held.issued.IsZero() {
-				st.LastRefreshTime = timePtr(held.issued)
-			}
-			// The grant Secret may be an adopted one: take it over; nothing is written when it is ours
-			// already. (The workload's Secret is repaired by publish.)
-			if _, _, err := r.Secrets.Write(ctx, ca, p.sec, v1alpha1.GrantSecretName(ca), secrets.Change{Data: p.sec.Data, Adopt: true}); err != nil && !apierrors.IsConflict(err) {
-				return ctrl.Result{}, err
-			}
-			return r.authorized(ctx, p, requeueAt(p.now, d.At)), nil
+			return r.keep(ctx, p, d.At)
 		default: // policy.CloudRefresh
 			res, err := r.refresh(ctx, p)
 			if err != nil || !r.holdsGrant(p) {
@@ -273,7 +309,9 @@ func (r *CloudAuthorizationReconciler) authorized(ctx context.Context, p *cloudP
 		wasAtRisk = prev.Reason == v1alpha1.ReasonRefreshTokenAtRisk
 	}
 	r.setAuthorized(p, c.Status, c.Reason, c.Message)
-	if atRisk && !wasAtRisk {
+	if atRisk && !wasAtRisk && p.probe {
+		p.notIdle = true // the event is the pass past the caches' to emit
+	} else if atRisk && !wasAtRisk {
 		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonRefreshTokenAtRisk, "RefreshToken", "%s", c.Message)
 	}
 	if failing && !atRisk && !riskAt.IsZero() {

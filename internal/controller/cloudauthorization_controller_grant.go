@@ -28,6 +28,9 @@ func (r *CloudAuthorizationReconciler) migrate(ctx context.Context, p *cloudPass
 	if p.target == nil || len(p.target.Data[KeyRefreshToken]) == 0 || (p.sec != nil && len(p.sec.Data[KeyRefreshToken]) > 0) {
 		return nil
 	}
+	if p.probe {
+		return errNotIdle
+	}
 	data := map[string][]byte{}
 	for _, k := range append([]string{KeyRefreshToken}, publishedKeys...) {
 		if v, ok := p.target.Data[k]; ok {
@@ -75,10 +78,17 @@ func (r *CloudAuthorizationReconciler) publish(ctx context.Context, p *cloudPass
 	if p.target == nil && len(data) == 0 {
 		return nil
 	}
-	written, _, err := r.Secrets.Write(ctx, p.ca, p.target, p.ca.Spec.SecretName, secrets.Change{
+	ch := secrets.Change{
 		Template: p.ca.Spec.SecretTemplate, Data: data, Adopt: true,
 		Annotations: map[string]string{v1alpha1.RefreshStartedAnnotation: "", v1alpha1.RefreshedAtAnnotation: ""},
-	})
+	}
+	if p.probe {
+		if !r.Secrets.Unchanged(p.ca, p.target, p.ca.Spec.SecretName, ch) {
+			return errNotIdle
+		}
+		return nil
+	}
+	written, _, err := r.Secrets.Write(ctx, p.ca, p.target, p.ca.Spec.SecretName, ch)
 	if err != nil {
 		return err
 	}
@@ -132,6 +142,9 @@ func (r *CloudAuthorizationReconciler) withdrawConsent(ctx context.Context, p *c
 		return err
 	}
 	if cur != nil && len(cur.Data) > 0 {
+		if p.probe {
+			return errNotIdle
+		}
 		if _, _, err := r.Secrets.Write(ctx, p.ca, cur, cur.Name, secrets.Change{Data: map[string][]byte{}}); err != nil {
 			if apierrors.IsConflict(err) {
 				return nil // the cache lagged; the Secret's change brings another pass

@@ -72,21 +72,10 @@ func (w *Writer) write(ctx context.Context, owner client.Object, current *corev1
 			return nil, false, err
 		}
 	}
-	if err := checkWritable(current, owner, ch.Adopt); err != nil {
-		return nil, false, err
-	}
-	own := ownershipOf(current)
-	desired, err := w.desired(owner, current, own, name, ch)
+	desired, removals, migrate, strays, err := w.plan(owner, current, name, ch)
 	if err != nil {
 		return nil, false, err
 	}
-	removals, migrate := own.metadataRemovals(current, desired)
-	for k, v := range ch.Annotations {
-		if _, has := current.Annotations[k]; has && v == "" && !own.known {
-			removals++ // asked for by name: no need to know who wrote it
-		}
-	}
-	strays := strayData(current, desired)
 	if removals == 0 && len(strays) == 0 && sameContent(current, desired) {
 		return current, false, nil
 	}
@@ -106,6 +95,36 @@ func (w *Writer) write(ctx context.Context, owner client.Object, current *corev1
 		return nil, false, err
 	}
 	return stored, true, nil
+}
+
+// Unchanged reports whether Write(ctx, owner, current, name, ch) would write nothing: current, a
+// Secret owner may write, already holds ch. It makes no API call. A nil current is never unchanged.
+func (w *Writer) Unchanged(owner client.Object, current *corev1.Secret, name string, ch Change) bool {
+	if current == nil {
+		return false
+	}
+	desired, removals, _, strays, err := w.plan(owner, current, name, ch)
+	return err == nil && removals == 0 && len(strays) == 0 && sameContent(current, desired)
+}
+
+// plan is what a write of ch over current (not nil) takes: the Secret to apply, how many labels and
+// annotations of the operator's go (migrate: some need their fields handed over first) and the data
+// keys to remove explicitly.
+func (w *Writer) plan(owner client.Object, current *corev1.Secret, name string, ch Change) (desired *corev1.Secret, removals int, migrate bool, strays []string, err error) {
+	if err := checkWritable(current, owner, ch.Adopt); err != nil {
+		return nil, 0, false, nil, err
+	}
+	own := ownershipOf(current)
+	if desired, err = w.desired(owner, current, own, name, ch); err != nil {
+		return nil, 0, false, nil, err
+	}
+	removals, migrate = own.metadataRemovals(current, desired)
+	for k, v := range ch.Annotations {
+		if _, has := current.Annotations[k]; has && v == "" && !own.known {
+			removals++ // asked for by name: no need to know who wrote it
+		}
+	}
+	return desired, removals, migrate, strayData(current, desired), nil
 }
 
 // desired is the Secret as the operator applies it: only the fields it owns.

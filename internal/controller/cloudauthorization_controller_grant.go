@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -101,8 +102,13 @@ func (r *CloudAuthorizationReconciler) publish(ctx context.Context, p *cloudPass
 // that makes its state valid.
 func (r *CloudAuthorizationReconciler) offerConsent(ctx context.Context, p *cloudPass) error {
 	name := v1alpha1.ConsentSecretName(p.ca)
-	cur, err := r.Secrets.Fresh(ctx, p.ca, name, nil)
-	if err != nil {
+	var cur *corev1.Secret
+	var err error
+	if p.probe {
+		if cur, err = r.Secrets.Get(ctx, p.ca, name); err != nil {
+			return errNotIdle
+		}
+	} else if cur, err = r.Secrets.Fresh(ctx, p.ca, name, nil); err != nil {
 		return err
 	}
 	link := ""
@@ -115,6 +121,9 @@ func (r *CloudAuthorizationReconciler) offerConsent(ctx context.Context, p *clou
 		return err
 	}
 	if fresh || cur == nil {
+		if p.probe {
+			return errNotIdle
+		}
 		if _, _, err := r.Secrets.Write(ctx, p.ca, cur, name, secrets.Change{
 			Data: map[string][]byte{v1alpha1.SecretKeyAuthorizationURL: []byte(link)},
 		}); err != nil {

@@ -18,7 +18,8 @@ var errNotIdle = errors.New("the pass has something to do")
 // Everything else spends or asks for a grant and is decided again from reads past the caches.
 func idleAction(a policy.CloudAction) bool {
 	switch a {
-	case policy.CloudKeep, policy.CloudWaitForChange, policy.CloudWaitForSlot:
+	case policy.CloudKeep, policy.CloudWaitForChange, policy.CloudWaitForSlot,
+		policy.CloudAwaitConsent: // with a live link in place; a new one is the pass past the caches' to issue
 		return true
 	}
 	return false

@@ -177,6 +177,11 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 	d := policy.DecideSession(s.facts())
 	switch d.Action {
 	case policy.SessionWait:
+		if d.Republish {
+			if err := r.writeSecret(ctx, s, s.session); err != nil {
+				return r.secretWriteFailed(s, err)
+			}
+		}
 		if d.Next.IsZero() {
 			return ctrl.Result{}, nil
 		}

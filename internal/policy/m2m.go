@@ -79,6 +79,9 @@ type SessionDecision struct {
 	RefreshRequest string
 	// Next is when to look again after a Wait or a Publish (zero: on a watch event only).
 	Next time.Time
+	// Republish: while waiting, keep the Secret carrying the app's current token (no upstream call, and
+	// the condition stays what the failure set).
+	Republish bool
 }
 
 // DecideSession is the M2MSession policy: the first gate that holds wins.
@@ -101,7 +104,10 @@ func DecideSession(f SessionFacts) SessionDecision {
 	// wait after a gateway 401 is for the token refused, and ends when the app holds another.
 	bearerOver := BearerWaitOver(f)
 	if slot, ok := RetrySlot(st.FailedAttempts, st.NextKeepAliveTime, f.Now); ok && !manual && !bearerOver {
-		return SessionDecision{Action: SessionWait, Next: slot}
+		// Writing the app's current token into the Secret is no upstream call: a token revoked or
+		// expired meanwhile must not wait out the backoff (the chaos suite saw a renewBefore rotation
+		// land during a login's backoff). Not over a handover's old pair, which still works.
+		return SessionDecision{Action: SessionWait, Next: slot, Republish: f.HasSession && !HandoverDue(f)}
 	}
 	next := f.Now
 	if st.NextKeepAliveTime != nil {

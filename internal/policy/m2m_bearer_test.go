@@ -117,3 +117,48 @@ func TestBearerWaitOver(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14 (chaos, seed 22): a renewBefore rotation revoked the app token while a session waited out a
+// failed login's backoff, and its Secret kept the revoked token until the retry. Waiting keeps nothing
+// from the Secret: it still follows the app's token (no upstream call), except over a handover's old
+// pair, which works until its token expires.
+func TestRetrySlotRepublishes(t *testing.T) {
+	slot := t0.Add(8 * time.Second)
+	base := func() SessionFacts {
+		return SessionFacts{
+			Now: t0, Created: t0.Add(-time.Hour), Generation: 1, HasSession: true, CredentialsVersion: "7", AppTokenDigest: TokenDigest("new"),
+			Spec: v1alpha1.M2MSessionSpec{KeepAlive: v1alpha1.KeepAliveSpec{Interval: &metav1.Duration{Duration: 10 * time.Minute}}},
+			Status: v1alpha1.M2MSessionStatus{Conditions: ready(v1alpha1.ReasonUpstreamUnavailable, 1), FailedAttempts: 2, NextKeepAliveTime: mt(slot),
+				LastLoginTime: mt(t0.Add(-5 * time.Minute)), LoginTokenDigest: TokenDigest("old"), LoginTokenExpiresAt: mt(t0.Add(-time.Second))},
+		}
+	}
+	cases := []struct {
+		name      string
+		mutate    func(*SessionFacts)
+		republish bool
+	}{
+		{name: "a transient failure's backoff", republish: true},
+		{name: "a 401 with the same token", mutate: func(f *SessionFacts) {
+			f.Status.Conditions = ready(v1alpha1.ReasonBearerRejected, 1)
+			f.Status.RejectedTokenDigest = TokenDigest("new")
+		}, republish: true},
+		{name: "no session to publish", mutate: func(f *SessionFacts) { f.HasSession = false }},
+		{name: "a handover's old pair still works", mutate: func(f *SessionFacts) {
+			f.AppHasStandby = true
+			f.Status.LoginTokenExpiresAt = mt(t0.Add(time.Minute))
+		}},
+		{name: "a standby app whose old token has expired", mutate: func(f *SessionFacts) { f.AppHasStandby = true }, republish: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := base()
+			if tc.mutate != nil {
+				tc.mutate(&f)
+			}
+			d := DecideSession(f)
+			if d.Action != SessionWait || !d.Next.Equal(slot) || d.Republish != tc.republish {
+				t.Fatalf("got %+v, want Wait until %v republish %v", d, slot, tc.republish)
+			}
+		})
+	}
+}

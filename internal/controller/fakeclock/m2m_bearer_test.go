@@ -1,10 +1,12 @@
 package fakeclock
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,5 +93,74 @@ func TestM2MBearerWaitEndsWithTheAppsNewToken(t *testing.T) {
 	}
 	if p := f.current("s-session"); !f.works(p) {
 		t.Fatal("the Secret's pair does not work")
+	}
+}
+
+// failKeepAlives puts a front before f's simulator answering every keep-alive 503 with Retry-After 30
+// while the returned switch is on.
+func failKeepAlives(f *fixture) *atomic.Bool {
+	on := &atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if on.Load() && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/m2m/v1/accounts/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"fault":{"code":"900800","message":"Message throttled out","description":"try later"}}`))
+			return
+		}
+		f.sim.ServeHTTP(w, r)
+	}))
+	f.t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return on
+}
+
+// Issue 14 (chaos, seed 22): the app's token was revoked and replaced (a renewBefore rotation) while the
+// session waited out a failed call's backoff; its Secret kept the revoked token until the retry. The
+// Secret follows the app's token during the wait (no upstream call: the retry keeps its slot).
+func TestM2MBackoffStillPublishesTheAppsNewToken(t *testing.T) {
+	f := newFixture(t, simulator.Config{TokenLifetime: 24 * time.Hour})
+	down := failKeepAlives(f)
+	m2mWorld(f)
+	f.create(newSession("s"))
+	sess := &v1alpha1.M2MSession{}
+	f.waitCondition("s", sess, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSessionValid)
+	f.settle(300 * time.Millisecond)
+	f.get("s", sess)
+	old, _ := f.appToken("app")
+
+	down.Store(true)
+	f.stepTo(sess.Status.NextKeepAliveTime.Time)
+	f.waitCondition("s", sess, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonUpstreamUnavailable)
+	f.settle(300 * time.Millisecond)
+	down.Store(false)
+	calls := f.sim.Stats().Total(accountRoute)
+
+	// The app rotates its token (revoking the old one) within the session's backoff; no step.
+	app := f.tsApp("app")
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	app.Annotations[v1alpha1.RefreshRequestedAnnotation] = "rotate-1"
+	must(t, k8s.Update(context.Background(), app))
+	var fresh string
+	f.eventually("the app's new token", 20*time.Second, func() bool {
+		fresh, _ = f.appToken("app")
+		return fresh != "" && fresh != old
+	})
+	if f.sim.ValidBearer(old) {
+		t.Fatal("the rotation did not revoke the old token")
+	}
+	f.eventually("the session's Secret on the app's new token", 20*time.Second, func() bool { return f.current("s-session").bearer == fresh })
+	f.settle(300 * time.Millisecond)
+	if n := f.sim.Stats().Total(accountRoute); n != calls {
+		t.Fatalf("%d keep-alives within the backoff, want none", n-calls)
+	}
+	if p := f.current("s-session"); !f.works(p) {
+		t.Fatal("the Secret's pair does not work")
+	}
+	f.get("s", sess)
+	if c := f.condition("s", sess, v1alpha1.ConditionReady); c.Reason != v1alpha1.ReasonUpstreamUnavailable {
+		t.Fatalf("Ready %s/%s during the backoff, want the failure's", c.Status, c.Reason)
 	}
 }

@@ -187,7 +187,11 @@ func (r *CloudAuthorizationReconciler) refreshFailed(ctx context.Context, p *clo
 	if held.valid(p.now) {
 		heldExpiry = held.expiresAt
 	}
-	f := policy.CloudRefreshFailed(err, st.FailedRefreshAttempts+1, r.Backoff, r.Rand(), heldExpiry, p.now)
+	// From when the answer arrived, not when the pass began: Retry-After counts from the answer, and the
+	// pass may have spent seconds before the call (the refresh marker's write under slow API writes:
+	// the chaos suite saw a retry 238 ms inside a 2 s Retry-After).
+	answered := r.Clock.Now()
+	f := policy.CloudRefreshFailed(err, st.FailedRefreshAttempts+1, r.Backoff, r.Rand(), heldExpiry, answered)
 	r.Refreshes.Ended(p.ca.UID, marker, f.Outcome)
 	if f.Action == policy.CloudFailReauthorize {
 		return r.reauthorize(ctx, p, f.Why)

@@ -206,8 +206,9 @@ func renewalWindow(cr credential) time.Duration {
 	case cr.kind == "app" && cr.standby:
 		return handoverBefore + time.Duration(renewal.MaxJitter*float64(handoverBefore)) + time.Second
 	case cr.kind == "app":
-		// renewBefore apps rotate up to MaxJitter earlier; plain apps renew at expiry.
-		return renewBefore + time.Duration(renewal.MaxJitter*float64(renewBefore)) + time.Second
+		// renewBefore apps rotate up to MaxJitter earlier; plain apps renew at expiry. The app's expiry
+		// is expires_in (whole seconds, floored) from the answer, kept in whole seconds: up to 2 s early.
+		return renewBefore + time.Duration(renewal.MaxJitter*float64(renewBefore)) + 2*time.Second
 	case cr.kind == "cloud":
 		return max(cloudLifetime/3, cloudRenew) + time.Duration(renewal.MaxJitter*float64(cloudLifetime)) + time.Second
 	}

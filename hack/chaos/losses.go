@@ -137,3 +137,18 @@ func (e *env) sigkills() []time.Time {
 	}
 	return out
 }
+
+// passwordReached reports whether a reset's password reached the operator for good: a credentials
+// Secret was seen holding it, or a later call presented it (a login, or a reset as the old password),
+// which only a manager that had kept or read it could do (the Secret may hold it between two samples).
+func passwordReached(led harness.Ledger, r harness.LedgerReset, seen map[string]bool) bool {
+	if seen[r.Password] {
+		return true
+	}
+	for _, c := range led.Calls {
+		if c.Subject == "m2m:"+r.User && c.Used == r.Password && c.At.After(r.At) {
+			return true
+		}
+	}
+	return false
+}

@@ -239,7 +239,7 @@ func (e *env) loginTable(p *population, smp *sampler, led harness.Ledger, rep *R
 	var physics []string
 	kills := e.sigkills()
 	for _, r := range led.Resets {
-		if smp.passwords[r.User][r.Password] {
+		if passwordReached(led, r, smp.passwords[r.User]) {
 			continue
 		}
 		// As for grants: a reset whose answer (the new password) reached no manager is lost by physics.

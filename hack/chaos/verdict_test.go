@@ -209,3 +209,28 @@ func TestStillValidLoginsAfterALostReset(t *testing.T) {
 		})
 	}
 }
+
+// A reset's password reached the operator when a Secret was seen with it or a later call presented it.
+func TestPasswordReached(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	r := harness.LedgerReset{At: t0, User: "u", Password: "p1"}
+	later := func(used string, d time.Duration) harness.LedgerCall {
+		return harness.LedgerCall{At: t0.Add(d), Route: harness.RouteM2MReset, Subject: "m2m:u", Status: 200, Used: used}
+	}
+	for _, tc := range []struct {
+		name  string
+		seen  map[string]bool
+		calls []harness.LedgerCall
+		want  bool
+	}{
+		{name: "seen in the Secret", seen: map[string]bool{"p1": true}, want: true},
+		{name: "presented by a later reset", calls: []harness.LedgerCall{later("p1", time.Second)}, want: true},
+		{name: "another password presented", calls: []harness.LedgerCall{later("p0", time.Second)}, want: false},
+		{name: "presented before the reset: not this one", calls: []harness.LedgerCall{later("p1", -time.Second)}, want: false},
+		{name: "never seen nor presented", want: false},
+	} {
+		if got := passwordReached(harness.Ledger{Calls: tc.calls}, r, tc.seen); got != tc.want {
+			t.Errorf("%s: reached %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

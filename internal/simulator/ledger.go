@@ -108,13 +108,18 @@ func (s *Server) ledgerBegin(r *http.Request, route string) *observation {
 		o.call.Subject = "ts:" + user
 	case strings.HasPrefix(r.URL.Path, "/api/m2m/"):
 		var b struct {
-			Username string `json:"username"`
-			Password string `json:"password"`
+			Username    string `json:"username"`
+			Password    string `json:"password"`
+			OldPassword string `json:"oldPassword"`
 		}
-		if json.Unmarshal(body, &b) == nil && b.Username != "" {
+		ok := json.Unmarshal(body, &b) == nil
+		if ok && b.Username != "" {
 			o.call.Subject, o.call.Used = "m2m:"+b.Username, b.Password
 		} else if u := s.m2m.sessionUser(r.Header.Get(M2MTokenHeader)); u != "" {
 			o.call.Subject = "m2m:" + u
+			if ok {
+				o.call.Used = b.OldPassword // a reset presents the password in force
+			}
 		}
 	case isCloudPath(r.URL.Path):
 		form, _ := url.ParseQuery(string(body))

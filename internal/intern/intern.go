@@ -26,6 +26,7 @@ type Table struct {
 	mu sync.RWMutex
 	m  map[string]string
 	b  map[string][]byte
+	l  map[string]map[string]string
 }
 
 // String returns the shared copy of s: the first s the table was given with these bytes, or s itself
@@ -45,7 +46,7 @@ func (t *Table) String(s string) string {
 	if v, ok := t.m[s]; ok {
 		return v
 	}
-	if len(t.m)+len(t.b) >= t.size() {
+	if t.held() >= t.size() {
 		return s
 	}
 	if t.m == nil {
@@ -72,7 +73,7 @@ func (t *Table) Bytes(b []byte) []byte {
 	if v, ok := t.b[string(b)]; ok {
 		return v
 	}
-	if len(t.m)+len(t.b) >= t.size() {
+	if t.held() >= t.size() {
 		return b
 	}
 	if t.b == nil {
@@ -81,6 +82,8 @@ func (t *Table) Bytes(b []byte) []byte {
 	t.b[string(b)] = b
 	return b
 }
+
+func (t *Table) held() int { return len(t.m) + len(t.b) + len(t.l) }
 
 func (t *Table) size() int {
 	if t.Size <= 0 {
@@ -115,7 +118,7 @@ func Labels(t *Table, m map[string]string) {
 func (t *Table) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.m) + len(t.b)
+	return t.held()
 }
 
 // unsafeDiffers reports whether a and b (equal strings) are different copies.

@@ -1,6 +1,7 @@
 package intern
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unsafe"
@@ -52,5 +53,24 @@ func TestLabelsAndKeysShareInPlace(t *testing.T) {
 		if !same(dk, k) || string(dv) != "t" {
 			t.Fatal("data key not shared, or value lost")
 		}
+	}
+}
+
+func TestLabelMapSharesEqualLabelSets(t *testing.T) {
+	tab := &Table{Size: 8}
+	a := map[string]string{"app.kubernetes.io/managed-by": "thingspace-operator", "team": "a"}
+	b := map[string]string{"team": "a", "app.kubernetes.io/managed-by": "thingspace-operator"}
+	c := map[string]string{"team": "b", "app.kubernetes.io/managed-by": "thingspace-operator"}
+	sa, sb, sc := LabelMap(tab, a), LabelMap(tab, b), LabelMap(tab, c)
+	if fmt.Sprintf("%p", sa) != fmt.Sprintf("%p", sb) {
+		t.Fatal("equal label sets not shared")
+	}
+	if fmt.Sprintf("%p", sa) == fmt.Sprintf("%p", sc) || sc["team"] != "b" {
+		t.Fatal("different label sets shared")
+	}
+	// Keys and values that would collide if simply concatenated stay apart.
+	x, y := LabelMap(tab, map[string]string{"ab": "c"}), LabelMap(tab, map[string]string{"a": "bc"})
+	if x["ab"] != "c" || y["a"] != "bc" {
+		t.Fatal("collision")
 	}
 }

@@ -7,12 +7,16 @@ import (
 // Default is the manager's table, shared by its cache transforms.
 var Default = &Table{}
 
-// Meta shares, in place, the strings of an object's metadata that repeat across objects: its namespace,
-// its labels' keys and values, its annotations' keys, its owner references' group version and kind, and
-// its managedFields entries' manager, operation, API version and fields type.
+// Meta shares, in place, the parts of an object's metadata that repeat across objects: its namespace,
+// its labels (one map for equal label sets, LabelMap, their strings shared), its annotations' keys, its
+// owner references' group version and kind, and its managedFields entries' manager, operation, API
+// version and fields type. For objects of an informer's store only (LabelMap).
 func Meta(t *Table, o metav1.Object) {
 	o.SetNamespace(t.String(o.GetNamespace()))
-	Labels(t, o.GetLabels())
+	if labels := o.GetLabels(); len(labels) > 0 {
+		Labels(t, labels)
+		o.SetLabels(LabelMap(t, labels))
+	}
 	Keys(t, o.GetAnnotations())
 	refs := o.GetOwnerReferences()
 	for i := range refs {

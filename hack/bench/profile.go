@@ -16,11 +16,21 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The manager as deployed: its GOMEMLIMIT, and heap profiles through --pprof-bind-address.
+// The manager as deployed: its GOMEMLIMIT and GOGC, and heap profiles through --pprof-bind-address.
 
 // shippedGoMemLimit returns the GOMEMLIMIT the manager Deployment of config/manager sets, so that the
 // benchmark measures the memory the shipped configuration uses (the Go runtime collects harder near it).
 func shippedGoMemLimit(root string) (string, error) {
+	v, err := shippedEnv(root, "GOMEMLIMIT")
+	if err == nil && v == "" {
+		err = fmt.Errorf("%s: no GOMEMLIMIT in the manager Deployment", filepath.Join(root, "config", "manager", "manager.yaml"))
+	}
+	return v, err
+}
+
+// shippedEnv returns the value the manager Deployment of config/manager gives the variable name ("" when
+// it gives none): GOMEMLIMIT, GOGC.
+func shippedEnv(root, name string) (string, error) {
 	path := filepath.Join(root, "config", "manager", "manager.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -33,13 +43,13 @@ func shippedGoMemLimit(root string) (string, error) {
 		}
 		for _, c := range d.Spec.Template.Spec.Containers {
 			for _, e := range c.Env {
-				if e.Name == "GOMEMLIMIT" && e.Value != "" {
+				if e.Name == name && e.Value != "" {
 					return e.Value, nil
 				}
 			}
 		}
 	}
-	return "", fmt.Errorf("%s: no GOMEMLIMIT in the manager Deployment", path)
+	return "", nil
 }
 
 // profiler saves heap profiles of the manager (its --pprof-bind-address) into dir.

@@ -18,7 +18,11 @@ func (r *Results) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Measure, c.Result, c.Target, verdict)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "- manager GOMEMLIMIT %s (config/manager's)", r.GoMemLimit)
+	fmt.Fprintf(w, "- manager GOMEMLIMIT %s", r.GoMemLimit)
+	if r.GoGC != "" {
+		fmt.Fprintf(w, ", GOGC %s", r.GoGC)
+	}
+	fmt.Fprint(w, " (config/manager's)")
 	if len(r.ManagerArgs) > 0 {
 		fmt.Fprintf(w, "; extra flags %v (not the shipped configuration)", r.ManagerArgs)
 	}

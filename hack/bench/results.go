@@ -16,6 +16,8 @@ type Results struct {
 	LabelledSecrets  int `json:"labelled_secrets,omitempty"` // of them, labelled managed-by thingspace-operator
 	// GoMemLimit is the manager's GOMEMLIMIT, the Deployment's (config/manager).
 	GoMemLimit string `json:"gomemlimit"`
+	// GoGC is the manager's GOGC, the Deployment's ("": the Go default, 100).
+	GoGC string `json:"gogc,omitempty"`
 	// ManagerArgs are --manager-args: not the shipped configuration when set.
 	ManagerArgs []string `json:"manager_args,omitempty"`
 

@@ -188,14 +188,20 @@ func phases(ctx context.Context, c client.WithWatch, api *apiCounter, sim *harne
 	return nil
 }
 
-// startManager starts the manager as deployed: with the Deployment's GOMEMLIMIT (so its memory is the
-// shipped configuration's), --manager-args, and with --pprof a pprof endpoint the profiler reads.
+// startManager starts the manager as deployed: with the Deployment's GOMEMLIMIT and GOGC (so its memory
+// is the shipped configuration's), --manager-args, and with --pprof a pprof endpoint the profiler reads.
 func startManager(ctx context.Context, root, workDir, kubeconfig, mgrBin string, o *options, res *Results) (*harness.Manager, error) {
 	goMemLimit, err := shippedGoMemLimit(root)
 	if err != nil {
 		return nil, err
 	}
 	res.GoMemLimit = goMemLimit
+	env := []string{"GOMEMLIMIT=" + goMemLimit}
+	if res.GoGC, err = shippedEnv(root, "GOGC"); err != nil {
+		return nil, err
+	} else if res.GoGC != "" {
+		env = append(env, "GOGC="+res.GoGC)
+	}
 	// Outside a cluster the cluster kinds need their Secrets' namespace named.
 	mgrArgs := append([]string{"--cluster-resource-namespace=" + nsPlatform}, strings.Fields(o.managerArgs)...)
 	res.ManagerArgs = strings.Fields(o.managerArgs)
@@ -211,7 +217,7 @@ func startManager(ctx context.Context, root, workDir, kubeconfig, mgrBin string,
 		Binary:     mgrBin,
 		Kubeconfig: kubeconfig,
 		LogPath:    filepath.Join(workDir, "manager.log"),
-		Env:        []string{"GOMEMLIMIT=" + goMemLimit},
+		Env:        env,
 		Args:       mgrArgs,
 	}.Start(ctx)
 }

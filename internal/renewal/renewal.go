@@ -83,16 +83,41 @@ func FractionRenewalTime(issued, expires time.Time, fraction, jitter float64) ti
 	return Truncate(issued.Add(offset))
 }
 
-// SameTokenRetry is how long to wait before asking again when the upstream answered a refresh with the
-// token it was supposed to replace: it has not expired upstream yet. expiresIn is what the upstream
-// said is left. ThingSpace reports whole seconds, so "0" may still mean almost a second: wait at least
-// MinSameTokenRetry, which is enough for the token to be gone and keeps the new token within two
-// seconds of the true expiry.
-func SameTokenRetry(expiresIn time.Duration) time.Duration {
-	return max(expiresIn, MinSameTokenRetry)
+// SameTokenRetry is when to ask again after the upstream answered, at received, with the token it was
+// supposed to replace: it has not expired upstream yet. expiresIn is what the upstream said is left, in
+// whole seconds rounded down; zeroSince is when the first answer for this token with nothing left
+// (expires_in 0) arrived, zero when this is the first.
+//
+// With time left the token lives at least that long: ask again then. With none left it dies within
+// the second (a request in a token's last second gets it with expires_in 0, and a new token only once
+// it is dead, thingspace-api.md §1), so it is asked for every SameTokenPoll until one second after the
+// first such answer, when it is dead for certain: the new token lands at most SameTokenPoll after the
+// real expiry, for at most 1s/SameTokenPoll = 4 calls that get the old token again (only when the
+// token's expiry came from a rounded-down answer; none when it came fresh). Past that second the
+// gateway lags the contract (a clock or rounding of its own): once every MinSameTokenRetry.
+func SameTokenRetry(received time.Time, expiresIn time.Duration, zeroSince time.Time) time.Time {
+	if expiresIn > 0 {
+		return received.Add(max(expiresIn, MinSameTokenRetry))
+	}
+	first := zeroSince
+	if first.IsZero() || first.After(received) {
+		first = received
+	}
+	if dead := first.Add(time.Second); received.Before(dead) {
+		if next := received.Add(SameTokenPoll); next.Before(dead) {
+			return next
+		}
+		return dead
+	}
+	return received.Add(MinSameTokenRetry)
 }
 
-// MinSameTokenRetry bounds SameTokenRetry from below; see there.
+// SameTokenPoll is how often a token answered with expires_in 0 is asked for again within its last
+// second; see SameTokenRetry.
+const SameTokenPoll = 250 * time.Millisecond
+
+// MinSameTokenRetry is the wait after a same-token answer with time left, and past the contract's last
+// second; see SameTokenRetry.
 const MinSameTokenRetry = time.Second
 
 // Backoff parameters for transient upstream failures: capped exponential with jitter, like the

@@ -68,11 +68,39 @@ func TestFractionRenewalTime(t *testing.T) {
 	}
 }
 
+// Issue 14: a plain token was dead up to a second after its expiry while the operator waited a whole
+// second after each expires_in 0 answer. Within the contract's last second it asks every 250 ms, and
+// one second after the first such answer the token is dead for certain.
 func TestSameTokenRetry(t *testing.T) {
-	for in, want := range map[time.Duration]time.Duration{0: time.Second, 500 * time.Millisecond: time.Second, 3 * time.Second: 3 * time.Second} {
-		if got := SameTokenRetry(in); got != want {
-			t.Errorf("SameTokenRetry(%v) = %v, want %v", in, got, want)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	cases := []struct {
+		name      string
+		received  time.Time
+		expiresIn time.Duration
+		zeroSince time.Time
+		want      time.Time
+	}{
+		{"time left: then", t0, 3 * time.Second, time.Time{}, ms(3000)},
+		{"the first expires_in 0", t0, 0, time.Time{}, ms(250)},
+		{"the second", ms(250), 0, t0, ms(500)},
+		{"the fourth: at the second's end", ms(750), 0, t0, ms(1000)},
+		{"late answers: never past the second's end", ms(900), 0, t0, ms(1000)},
+		{"past the second (a lagging gateway): once a second", ms(1000), 0, t0, ms(2000)},
+		{"negative expires_in is none left", t0, -time.Second, time.Time{}, ms(250)},
+	}
+	for _, c := range cases {
+		if got := SameTokenRetry(c.received, c.expiresIn, c.zeroSince); !got.Equal(c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got.Sub(t0), c.want.Sub(t0))
 		}
+	}
+	// Bounded: from the first expires_in 0 answer, at most 4 more calls before the second is over.
+	at, n := t0, 0
+	for at.Before(ms(1000)) {
+		at = SameTokenRetry(at, 0, t0)
+		n++
+	}
+	if n != 4 {
+		t.Errorf("%d calls in the last second after the first expires_in 0, want 4", n)
 	}
 }
 

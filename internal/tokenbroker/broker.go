@@ -116,7 +116,9 @@ type Broker struct {
 type entry struct {
 	mu      sync.Mutex // held across upstream calls: one call per key at a time
 	tok     *Token
-	sameTil time.Time // a same-token answer came; don't ask again before this
+	// same is set while the upstream answers with the token asked to be replaced (nil otherwise: a
+	// key costs a pointer for it).
+	same *sameAnswer
 	holders holderSet
 	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
 	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).
@@ -256,8 +258,8 @@ func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, i
 	if e.tok != nil && now.Before(e.tok.ExpiresAt) && e.tok.AccessToken != stale {
 		return Result{Token: *e.tok}, nil
 	}
-	if e.tok != nil && e.tok.AccessToken == stale && now.Before(e.sameTil) {
-		return Result{Token: *e.tok, RetryAt: e.sameTil}, nil
+	if e.tok != nil && e.tok.AccessToken == stale && e.same != nil && now.Before(e.same.til) {
+		return Result{Token: *e.tok, RetryAt: e.same.til}, nil
 	}
 	return b.issueLocked(ctx, key, e, who, iss, creds, scope, stale)
 }
@@ -362,14 +364,25 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		LifetimeCapped:  resp.LifetimeCapped,
 	}
 	res := Result{Token: tok, Called: true}
+	var zeroSince time.Time
 	if e.tok != nil && e.tok.AccessToken == tok.AccessToken {
 		tok.IssuedAt = e.tok.IssuedAt // the same token: it was issued when first seen
+		// Each answer's expiry errs late by its latency at most, and a repeat answer's early by up to
+		// the second it rounds down: the latest is the closest.
+		tok.ExpiresAt = laterOf(tok.ExpiresAt, e.tok.ExpiresAt)
 		res.Token = tok
+		if e.same != nil {
+			zeroSince = e.same.zeroAt
+		}
 	}
+	e.same = nil
 	if tok.AccessToken == stale || resp.ExpiresIn <= 0 {
 		// Not replaced yet, or "expired now" (issue 8 scenario 12): ask again shortly.
-		e.sameTil = received.Add(renewal.SameTokenRetry(resp.ExpiresIn))
-		res.RetryAt = e.sameTil
+		if zeroSince.IsZero() && resp.ExpiresIn <= 0 {
+			zeroSince = received
+		}
+		e.same = &sameAnswer{til: renewal.SameTokenRetry(received, resp.ExpiresIn, zeroSince), zeroAt: zeroSince}
+		res.RetryAt = e.same.til
 	}
 	changed := e.tok == nil || e.tok.AccessToken != tok.AccessToken
 	e.tok = &tok
@@ -377,6 +390,19 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		b.tellOthers(key, e, who)
 	}
 	return res, nil
+}
+
+// sameAnswer is what the same-token answers for the key's current token said (renewal.SameTokenRetry).
+type sameAnswer struct {
+	til    time.Time // don't ask again before this
+	zeroAt time.Time // the first answer with expires_in 0 arrived (zero: none yet)
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // tellOthers notifies every holder of key but who. It runs the callbacks off the caller's goroutine:

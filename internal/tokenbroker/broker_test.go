@@ -132,30 +132,43 @@ func TestRotateDoesNotRevokeATokenAnotherHolderJustFetched(t *testing.T) {
 	}
 }
 
+// Issue 8 scenario 12 and issue 14: at the operator's expiry the platform may still hand out the token
+// with expires_in 0 (its expiry came from a repeat answer, rounded down). It is asked for every 250 ms
+// in that last second: the new token comes at most 250 ms after the real expiry (it waited a whole
+// second before), and never more than 4 calls get the old token again.
 func TestFetchAtExpiryWhenUpstreamStillHasTheOldToken(t *testing.T) {
-	br, iss, clk, _, key := setup()
-	ctx := context.Background()
-	first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
-	// The broker computed expiry from the send time; pretend the platform's own expiry is half a
-	// second later, so at our expiry it still returns the old token with expires_in 0.
-	iss.expires = iss.expires.Add(500 * time.Millisecond)
-	clk.SetTime(first.Token.ExpiresAt)
-	r, err := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
-	if err != nil || r.Token.AccessToken != first.Token.AccessToken || r.RetryAt.IsZero() {
-		t.Fatalf("same token should come back with a retry time: %+v %v", r, err)
-	}
-	if want := first.Token.ExpiresAt.Add(time.Second); !r.RetryAt.Equal(want) {
-		t.Fatalf("RetryAt = %v, want %v", r.RetryAt, want)
-	}
-	// b asking in the same instant makes no second call.
-	rb, _ := br.Fetch(ctx, key, b, iss, creds, "", first.Token.AccessToken)
-	if rb.Called || iss.tokens != 2 {
-		t.Fatalf("b made a call during the retry window: %+v, tokens=%d", rb, iss.tokens)
-	}
-	clk.SetTime(r.RetryAt)
-	r2, _ := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
-	if r2.Token.AccessToken == first.Token.AccessToken || !r2.RetryAt.IsZero() {
-		t.Fatalf("after the retry a new token is due: %+v", r2)
+	for _, late := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 999 * time.Millisecond} {
+		t.Run(late.String(), func(t *testing.T) {
+			br, iss, clk, _, key := setup()
+			ctx := context.Background()
+			first, _ := br.Fetch(ctx, key, a, iss, creds, "", "")
+			// The platform's own expiry is later than the broker's (a rounded-down expires_in).
+			iss.expires = iss.expires.Add(late)
+			real := iss.expires
+			clk.SetTime(first.Token.ExpiresAt)
+			r, err := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+			if err != nil || r.Token.AccessToken != first.Token.AccessToken || !r.RetryAt.Equal(first.Token.ExpiresAt.Add(250*time.Millisecond)) {
+				t.Fatalf("same token should come back with a retry in 250ms: %+v %v", r, err)
+			}
+			// b asking in the same instant makes no second call.
+			rb, _ := br.Fetch(ctx, key, b, iss, creds, "", first.Token.AccessToken)
+			if rb.Called || iss.tokens != 2 {
+				t.Fatalf("b made a call during the retry window: %+v, tokens=%d", rb, iss.tokens)
+			}
+			for r.Token.AccessToken == first.Token.AccessToken {
+				if iss.tokens > 6 {
+					t.Fatalf("%d token calls around one expiry", iss.tokens)
+				}
+				clk.SetTime(r.RetryAt)
+				r, _ = br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+			}
+			if landed := clk.Now().Sub(real); landed < 0 || landed > 250*time.Millisecond || !r.RetryAt.IsZero() {
+				t.Fatalf("the new token came %v after the real expiry (%+v)", landed, r)
+			}
+			if extra := iss.tokens - 2; extra > 4 {
+				t.Fatalf("%d calls got the old token again", extra)
+			}
+		})
 	}
 }
 

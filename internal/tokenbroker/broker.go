@@ -114,11 +114,11 @@ type Broker struct {
 }
 
 type entry struct {
-	mu      sync.Mutex // held across upstream calls: one call per key at a time
-	tok     *Token
+	mu  sync.Mutex // held across upstream calls: one call per key at a time
+	tok *Token
 	// same is set while the upstream answers with the token asked to be replaced (nil otherwise: a
 	// key costs a pointer for it).
-	same *sameAnswer
+	same    *sameAnswer
 	holders holderSet
 	// refs counts the calls using the entry (guarded by Broker.mu): an entry lives while it has
 	// holders or calls, so a call for a key nobody holds leaves nothing behind (issue 8 scenario 18).

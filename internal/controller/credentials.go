@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -95,5 +96,64 @@ func credentialsReferenced(c client.Reader, clusterNS string) func(ctx context.C
 			return true
 		}
 		return ns != "" && ns == clusterNS && anyOf(ctx, cluster)(name)
+	}
+}
+
+// credentialsCensus counts, per namespace and from the caches (c the manager's, meta the metadata-only
+// Secret cache), the distinct credentials Secrets the objects name and all the Secrets there are not labelled as the operator's: what
+// credcache.Primer weighs before listing a namespace. The caches' objects are read without copies.
+func credentialsCensus(c, meta client.Reader, clusterNS string) func(ctx context.Context) (map[string]int, map[string]int, error) {
+	return func(ctx context.Context) (map[string]int, map[string]int, error) {
+		names := map[types.NamespacedName]struct{}{}
+		add := func(ns string, refs ...*v1alpha1.LocalSecretReference) {
+			for _, r := range refs {
+				if n := r.NameOrEmpty(); n != "" && ns != "" {
+					names[types.NamespacedName{Namespace: ns, Name: n}] = struct{}{}
+				}
+			}
+		}
+		noCopy := client.UnsafeDisableDeepCopy
+		apps := &v1alpha1.ThingSpaceAppList{}
+		sessions := &v1alpha1.M2MSessionList{}
+		clouds := &v1alpha1.CloudAuthorizationList{}
+		clusterApps := &v1alpha1.ClusterThingSpaceAppList{}
+		clusterSessions := &v1alpha1.ClusterM2MSessionList{}
+		for _, l := range []client.ObjectList{apps, sessions, clouds, clusterApps, clusterSessions} {
+			if err := c.List(ctx, l, noCopy); err != nil {
+				return nil, nil, err
+			}
+		}
+		for i := range apps.Items {
+			a := &apps.Items[i]
+			add(a.Namespace, a.Spec.CredentialsSecretRef, a.Spec.StandbyCredentialsSecretRef)
+		}
+		for i := range sessions.Items {
+			add(sessions.Items[i].Namespace, sessions.Items[i].Spec.CredentialsSecretRef)
+		}
+		for i := range clouds.Items {
+			add(clouds.Items[i].Namespace, &clouds.Items[i].Spec.CredentialsSecretRef)
+		}
+		for i := range clusterApps.Items {
+			add(clusterNS, clusterApps.Items[i].Spec.CredentialsSecretRef, clusterApps.Items[i].Spec.StandbyCredentialsSecretRef)
+		}
+		for i := range clusterSessions.Items {
+			add(clusterNS, clusterSessions.Items[i].Spec.CredentialsSecretRef)
+		}
+		referenced := map[string]int{}
+		for k := range names {
+			referenced[k.Namespace]++
+		}
+		all := &metav1.PartialObjectMetadataList{}
+		all.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+		if err := meta.List(ctx, all, noCopy); err != nil {
+			return nil, nil, err
+		}
+		counts := map[string]int{}
+		for i := range all.Items {
+			if all.Items[i].Labels[v1alpha1.ManagedByLabel] != v1alpha1.ManagedByValue { // as the Primer's List
+				counts[all.Items[i].Namespace]++
+			}
+		}
+		return referenced, counts, nil
 	}
 }

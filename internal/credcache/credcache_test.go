@@ -134,7 +134,8 @@ func TestPrimerKeepsTheReferencedCredentials(t *testing.T) {
 	r.remember(client.ObjectKey{Namespace: "ns", Name: "creds-3"}, newer)
 	p := Primer{Reader: r, API: api, PageSize: 2,
 		NotOurs:    NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
-		Referenced: func(_ context.Context, ns, name string) bool { return ns == "ns" && name != "unrelated" }}
+		Referenced: func(_ context.Context, ns, name string) bool { return ns == "ns" && name != "unrelated" },
+		Census:     census(map[string]int{"ns": 10}, map[string]int{"ns": 15})}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +147,48 @@ func TestPrimerKeepsTheReferencedCredentials(t *testing.T) {
 		if len(e.data) != 1 || string(e.data[0].value) != want {
 			t.Errorf("%s: kept %v, want %q", name, e.data, want)
 		}
+	}
+}
+
+// census answers Primer.Census with fixed counts.
+func census(referenced, all map[string]int) func(context.Context) (map[string]int, map[string]int, error) {
+	return func(context.Context) (map[string]int, map[string]int, error) { return referenced, all, nil }
+}
+
+// A namespace is listed only where the credentials are most of its Secrets, and enough of them: a List
+// brings every Secret there with its data (up to 1 MiB each), so others' Secrets must not outnumber
+// what it saves. The others are left to the reconcilers' own reads.
+func TestPrimerListsOnlyNamespacesMostlyOfCredentials(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	var objs []client.Object
+	for _, ns := range []string{"mostly-creds", "mostly-others", "few-creds", "no-creds"} {
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"}, Data: map[string][]byte{"key": []byte(ns)}})
+	}
+	listed := map[string]int{}
+	api := interceptor.NewClient(fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build(), interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			o := (&client.ListOptions{}).ApplyOptions(opts)
+			listed[o.Namespace]++
+			if o.Namespace == "" || o.Limit <= 0 || o.Limit > DefaultPageSize {
+				t.Errorf("a List in namespace %q of limit %d: want one namespace, pages of at most %d", o.Namespace, o.Limit, DefaultPageSize)
+			}
+			return c.List(ctx, list, opts...)
+		}})
+	r := &Reader{}
+	p := Primer{Reader: r, API: api,
+		NotOurs:    NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
+		Referenced: func(context.Context, string, string) bool { return true },
+		Census: census(map[string]int{"mostly-creds": 300, "mostly-others": 300, "few-creds": 9},
+			map[string]int{"mostly-creds": 600, "mostly-others": 601, "few-creds": 9, "no-creds": 5000})}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed["mostly-creds"] != 1 {
+		t.Errorf("Lists by namespace %v, want one of mostly-creds only", listed)
+	}
+	if r.Len() != 1 {
+		t.Errorf("%d Secrets kept, want mostly-creds' one", r.Len())
 	}
 }

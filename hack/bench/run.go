@@ -98,6 +98,11 @@ func run(ctx context.Context, o options) (_ *Results, err error) {
 	if err := copyFile(cp.KubeconfigPath, kubeconfig); err != nil {
 		return nil, err
 	}
+	// The cluster resource namespace is also the holder registry's (a Lease per app key): without it
+	// every reconcile's registration fails, a refused write and a log line per app.
+	if err := createNamespace(ctx, c, nsPlatform); err != nil {
+		return nil, err
+	}
 	mgr, err := startManager(ctx, root, workDir, kubeconfig, mgrBin, &o, res)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/lockout"
+	"github.com/credops/thingspace-operator/internal/logins"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/passwords"
@@ -49,6 +50,8 @@ type M2MSessionReconciler struct {
 	Gate *lockout.Gate
 	// Pending holds reset passwords not yet stored in their credentials Secret.
 	Pending *passwords.Store
+	// unpublished holds logins whose Secret write failed, for the retry to publish (package logins).
+	unpublished logins.Unpublished
 	// statuses remembers the status last decided and stored per session (see memo.Statuses).
 	statuses *memo.Statuses[v1alpha1.M2MSessionStatus]
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/lockout"
+	"github.com/credops/thingspace-operator/internal/logins"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
@@ -28,6 +29,14 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 	release := r.Gate.Acquire(s.gateKey)
 	defer release()
 	digest := lockout.Digest(s.creds.Username, s.creds.Password)
+	bearer := policy.TokenDigest(s.appTok.AccessToken)
+	if l, ok := r.unpublished.Usable(s.obj.GetUID(), bearer, digest, s.now, policy.KeepAliveInterval(s.sess.Spec)); ok {
+		// An earlier pass logged in and could not publish it: that session is live, publish it.
+		if refreshReq != "" {
+			s.st.ObservedRefreshRequest = refreshReq
+		}
+		return r.publishLogin(ctx, s, l)
+	}
 	// A person asked (the annotation), or this session's own refused credentials were since changed:
 	// either may pass the automatic limit, never the hard cap.
 	changed := s.st.RejectedCredentialsVersion != "" && s.st.RejectedCredentialsVersion != s.credsRV
@@ -66,24 +75,33 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonLoginRejected, "Login", "%s", msg)
 		return ctrl.Result{}, nil
 	}
-	return r.loggedIn(ctx, s, session)
+	return r.loggedIn(ctx, s, logins.Login{Session: session, Bearer: bearer, Credentials: digest, At: s.now})
 }
 
 // loggedIn records a successful login (the gate's lock held) and publishes its session.
-func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, session string) (ctrl.Result, error) {
+func (r *M2MSessionReconciler) loggedIn(ctx context.Context, s *sessState, l logins.Login) (ctrl.Result, error) {
 	metrics.M2MLogins.WithLabelValues("success").Inc()
 	// The platform reset the username's count whatever happens to this session next.
 	r.recordCount(s, r.Gate.Succeeded(s.gateKey, s.now))
+	return r.publishLogin(ctx, s, l)
+}
+
+// publishLogin writes a login's session into the Secret and the status. A failed Secret write keeps
+// the login for the retry (r.unpublished): the session is live upstream, another login would open one
+// more.
+func (r *M2MSessionReconciler) publishLogin(ctx context.Context, s *sessState, l logins.Login) (ctrl.Result, error) {
 	s.st.RejectedCredentialsVersion = ""
 	// The login is recorded in the Secret's write too (adoptHeldLogin).
-	if err := r.putSecret(ctx, s, session, s.now); err != nil {
+	if err := r.putSecret(ctx, s, l.Session, l.At); err != nil {
+		r.unpublished.Put(s.obj.GetUID(), l)
 		return r.secretWriteFailed(s, err)
 	}
+	r.unpublished.Forget(s.obj.GetUID())
 	st := s.st
 	st.FailedAttempts, st.RejectedTokenDigest = 0, ""
-	st.LastLoginTime = timePtr(s.now)
+	st.LastLoginTime = timePtr(l.At)
 	st.LoginTokenDigest, st.LoginTokenExpiresAt = policy.TokenDigest(s.appTok.AccessToken), timePtr(s.appTok.ExpiresAt)
-	st.NextKeepAliveTime = timePtr(s.now.Add(policy.KeepAliveInterval(s.sess.Spec)))
+	st.NextKeepAliveTime = timePtr(l.At.Add(policy.KeepAliveInterval(s.sess.Spec)))
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
 	if s.handover {
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeNormal, "LoggedIn", "Login",

@@ -10,6 +10,7 @@ import (
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/lockout"
+	"github.com/credops/thingspace-operator/internal/logins"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/policy"
 )
@@ -55,7 +56,7 @@ func (r *M2MSessionReconciler) checkPassword(ctx context.Context, s *sessState) 
 		"The password reset sent at %s got no usable answer, but the password it would have replaced still logs in: it was not applied. The next reset is an interval after it",
 		u.SentAt.UTC().Format("2006-01-02T15:04:05Z"))
 	s.st.PasswordResetUnanswered = nil
-	return r.loggedIn(ctx, s, session)
+	return r.loggedIn(ctx, s, logins.Login{Session: session, Bearer: policy.TokenDigest(s.appTok.AccessToken), Credentials: digest, At: s.now})
 }
 
 // passwordLost records that the unanswered reset was applied and its password is lost: Ready says what

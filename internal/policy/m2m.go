@@ -173,11 +173,16 @@ func SessionWake(f SessionFacts, next time.Time) time.Time {
 // second, the precision of status.nextKeepAliveTime that a pass woken early is gated on: rounding down
 // would retry within Retry-After (the chaos suite caught a login 68 ms early).
 func SessionRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, spec v1alpha1.M2MSessionSpec, now time.Time) time.Time {
-	at := now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec)))
-	if t := renewal.Truncate(at); !t.Equal(at) {
-		at = t.Add(time.Second)
+	return wholeSecondUp(now.Add(b.RetryDelay(failures, rnd, retryAfter, KeepAliveInterval(spec))))
+}
+
+// wholeSecondUp is t, or the next whole second: the status keeps whole seconds, and a retry slot kept
+// truncated would let a later pass call inside the Retry-After it honours.
+func wholeSecondUp(t time.Time) time.Time {
+	if w := renewal.Truncate(t); !w.Equal(t) {
+		return w.Add(time.Second)
 	}
-	return at
+	return t
 }
 
 // BearerWaitOver reports whether the wait after a gateway 401 has been ended by the app: Ready says

@@ -32,7 +32,8 @@ func HandoverDue(f SessionFacts) bool {
 		f.AppTokenDigest != "" && f.AppTokenDigest != st.LoginTokenDigest && f.Now.Before(st.LoginTokenExpiresAt.Time)
 }
 
-// SessionHandoverRetry plans the retry of a handover login that failed transiently: as SessionRetry, but
+// SessionHandoverRetry plans the retry of a handover login that failed transiently: as SessionRetry (a
+// whole second, rounded up), but
 // pulled in so that several tries land before the token the session logged in with expires (past it the
 // handover is moot and the session carries on as under one key set).
 func SessionHandoverRetry(b renewal.Backoff, failures int32, rnd float64, retryAfter time.Duration, f SessionFacts) time.Time {
@@ -42,5 +43,5 @@ func SessionHandoverRetry(b renewal.Backoff, failures int32, rnd float64, retryA
 			within = left
 		}
 	}
-	return f.Now.Add(b.RetryDelay(failures, rnd, retryAfter, within))
+	return wholeSecondUp(f.Now.Add(b.RetryDelay(failures, rnd, retryAfter, within)))
 }

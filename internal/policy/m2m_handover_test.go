@@ -92,4 +92,11 @@ func TestSessionHandoverRetryLandsBeforeTheOldTokenExpires(t *testing.T) {
 	if got := SessionHandoverRetry(b, 1, 0, 2*time.Minute, f); !got.Equal(t0.Add(2 * time.Minute)) {
 		t.Fatalf("retry at %v, want Retry-After", got.Sub(t0))
 	}
+	// Chaos seed 22: a 503 answered 42 ms into a second with Retry-After 2 s; the slot, kept in whole
+	// seconds by the status, must not fall inside it.
+	f.Now = t0.Add(42 * time.Millisecond)
+	got := SessionHandoverRetry(renewal.Backoff{Base: time.Second, Cap: time.Minute, Factor: 2}, 1, 0, 2*time.Second, f)
+	if stored := renewal.Truncate(got); stored.Before(f.Now.Add(2 * time.Second)) {
+		t.Fatalf("retry at %v, kept as %v: within the Retry-After ending at %v", got, stored, f.Now.Add(2*time.Second))
+	}
 }

@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,54 +60,19 @@ func readCredentials(ctx context.Context, r client.Reader, ns, name string, keys
 	return out, nil
 }
 
-// credentialsReferenced tells, from the caches, whether the Secret ns/name is the credentials of some
-// object (credcache.Primer keeps only those): a namespaced kind's in ns, or a cluster kind's when ns is
-// the cluster resource namespace.
-func credentialsReferenced(c client.Reader, clusterNS string) func(ctx context.Context, ns, name string) bool {
-	type ref struct {
-		list  func() client.ObjectList
-		field string
-	}
-	namespaced := []ref{
-		{func() client.ObjectList { return &v1alpha1.ThingSpaceAppList{} }, indexCredentialsSecret},
-		{func() client.ObjectList { return &v1alpha1.ThingSpaceAppList{} }, indexStandbySecret},
-		{func() client.ObjectList { return &v1alpha1.M2MSessionList{} }, indexCredentialsSecret},
-		{func() client.ObjectList { return &v1alpha1.CloudAuthorizationList{} }, indexCredentialsSecret},
-	}
-	cluster := []ref{
-		{func() client.ObjectList { return &v1alpha1.ClusterThingSpaceAppList{} }, indexCredentialsSecret},
-		{func() client.ObjectList { return &v1alpha1.ClusterThingSpaceAppList{} }, indexStandbySecret},
-		{func() client.ObjectList { return &v1alpha1.ClusterM2MSessionList{} }, indexCredentialsSecret},
-	}
-	anyOf := func(ctx context.Context, refs []ref, opts ...client.ListOption) func(name string) bool {
-		return func(name string) bool {
-			for _, r := range refs {
-				l := r.list()
-				if err := c.List(ctx, l, append(opts, client.MatchingFields{r.field: name})...); err == nil && meta.LenList(l) > 0 {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	return func(ctx context.Context, ns, name string) bool {
-		if anyOf(ctx, namespaced, client.InNamespace(ns))(name) {
-			return true
-		}
-		return ns != "" && ns == clusterNS && anyOf(ctx, cluster)(name)
-	}
-}
-
-// credentialsCensus counts, per namespace and from the caches (c the manager's, meta the metadata-only
-// Secret cache), the distinct credentials Secrets the objects name and all the Secrets there are not labelled as the operator's: what
-// credcache.Primer weighs before listing a namespace. The caches' objects are read without copies.
-func credentialsCensus(c, meta client.Reader, clusterNS string) func(ctx context.Context) (map[string]int, map[string]int, error) {
-	return func(ctx context.Context) (map[string]int, map[string]int, error) {
-		names := map[types.NamespacedName]struct{}{}
+// credentialsCensus reads, per namespace and from the caches (c the manager's, meta the metadata-only
+// Secret cache), the names of the credentials Secrets the objects name and how many Secrets not
+// labelled as the operator's there are: what credcache.Primer lists and keeps. The caches' objects are read without copies.
+func credentialsCensus(c, meta client.Reader, clusterNS string) func(ctx context.Context) (map[string]map[string]bool, map[string]int, error) {
+	return func(ctx context.Context) (map[string]map[string]bool, map[string]int, error) {
+		referenced := map[string]map[string]bool{}
 		add := func(ns string, refs ...*v1alpha1.LocalSecretReference) {
 			for _, r := range refs {
 				if n := r.NameOrEmpty(); n != "" && ns != "" {
-					names[types.NamespacedName{Namespace: ns, Name: n}] = struct{}{}
+					if referenced[ns] == nil {
+						referenced[ns] = map[string]bool{}
+					}
+					referenced[ns][n] = true
 				}
 			}
 		}
@@ -138,10 +102,6 @@ func credentialsCensus(c, meta client.Reader, clusterNS string) func(ctx context
 		}
 		for i := range clusterSessions.Items {
 			add(clusterNS, clusterSessions.Items[i].Spec.CredentialsSecretRef)
-		}
-		referenced := map[string]int{}
-		for k := range names {
-			referenced[k.Namespace]++
 		}
 		all := &metav1.PartialObjectMetadataList{}
 		all.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))

@@ -185,9 +185,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return err
 	}
 	if err := mgr.Add(credcache.Primer{Reader: creds, API: mgr.GetAPIReader(), WaitForCacheSync: mgr.GetCache().WaitForCacheSync,
-		Namespaces: o.WatchNamespaces, Referenced: credentialsReferenced(mgr.GetClient(), o.ClusterResourceNamespace),
-		Census:  credentialsCensus(mgr.GetCache(), secretMeta, o.ClusterResourceNamespace),
-		NotOurs: credcache.NotManagedBy(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)}); err != nil {
+		Namespaces: o.WatchNamespaces,
+		Census:     credentialsCensus(mgr.GetCache(), secretMeta, o.ClusterResourceNamespace),
+		NotOurs:    credcache.NotManagedBy(v1alpha1.ManagedByLabel, v1alpha1.ManagedByValue)}); err != nil {
 		return err
 	}
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: creds, Scheme: mgr.GetScheme(), Recorder: recorder,

@@ -2,6 +2,7 @@ package credcache
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -133,9 +134,9 @@ func TestPrimerKeepsTheReferencedCredentials(t *testing.T) {
 	newer := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "newer"}, Data: map[string][]byte{"key": []byte("read since")}}
 	r.remember(client.ObjectKey{Namespace: "ns", Name: "creds-3"}, newer)
 	p := Primer{Reader: r, API: api, PageSize: 2,
-		NotOurs:    NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
-		Referenced: func(_ context.Context, ns, name string) bool { return ns == "ns" && name != "unrelated" },
-		Census:     census(map[string]int{"ns": 10}, map[string]int{"ns": 15})}
+		NotOurs: NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
+		Census: census(map[string]map[string]bool{"ns": names("creds-1", "creds-2", "creds-3", "a", "b", "c", "d", "e", "f", "g")},
+			map[string]int{"ns": 15})}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +151,27 @@ func TestPrimerKeepsTheReferencedCredentials(t *testing.T) {
 	}
 }
 
-// census answers Primer.Census with fixed counts.
-func census(referenced, all map[string]int) func(context.Context) (map[string]int, map[string]int, error) {
-	return func(context.Context) (map[string]int, map[string]int, error) { return referenced, all, nil }
+// census answers Primer.Census with fixed names and counts.
+func census(referenced map[string]map[string]bool, all map[string]int) func(context.Context) (map[string]map[string]bool, map[string]int, error) {
+	return func(context.Context) (map[string]map[string]bool, map[string]int, error) { return referenced, all, nil }
+}
+
+// names is the set of the names given.
+func names(given ...string) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range given {
+		out[n] = true
+	}
+	return out
+}
+
+// nNames is a set of n names, "creds" among them.
+func nNames(n int) map[string]bool {
+	out := names("creds")
+	for i := 1; len(out) < n; i++ {
+		out[fmt.Sprintf("creds-%d", i)] = true
+	}
+	return out
 }
 
 // A namespace is listed only where the credentials are most of its Secrets, and enough of them: a List
@@ -178,9 +197,8 @@ func TestPrimerListsOnlyNamespacesMostlyOfCredentials(t *testing.T) {
 		}})
 	r := &Reader{}
 	p := Primer{Reader: r, API: api,
-		NotOurs:    NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
-		Referenced: func(context.Context, string, string) bool { return true },
-		Census: census(map[string]int{"mostly-creds": 300, "mostly-others": 300, "few-creds": 9},
+		NotOurs: NotManagedBy("app.kubernetes.io/managed-by", "thingspace-operator"),
+		Census: census(map[string]map[string]bool{"mostly-creds": nNames(300), "mostly-others": nNames(300), "few-creds": nNames(9)},
 			map[string]int{"mostly-creds": 600, "mostly-others": 601, "few-creds": 9, "no-creds": 5000})}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)

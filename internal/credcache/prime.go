@@ -25,15 +25,13 @@ type Primer struct {
 	Reader *Reader
 	// API lists past the caches.
 	API client.Reader
-	// WaitForCacheSync waits for the caches Referenced and Census read (the manager's caches).
+	// WaitForCacheSync waits for the caches Census reads (the manager's caches).
 	WaitForCacheSync func(ctx context.Context) bool
 	// Namespaces are the watched namespaces; none means all.
 	Namespaces []string
-	// Referenced tells whether the Secret ns/name is some object's credentials (from the caches).
-	Referenced func(ctx context.Context, ns, name string) bool
-	// Census counts, per namespace and from the caches, the distinct Secrets objects name as their
-	// credentials and all the Secrets there are.
-	Census func(ctx context.Context) (referenced, all map[string]int, err error)
+	// Census reads from the caches, per namespace, the names of the Secrets objects name as their
+	// credentials and how many Secrets there are in all.
+	Census func(ctx context.Context) (referenced map[string]map[string]bool, all map[string]int, err error)
 	// NotOurs selects the Secrets to list: the operator's own managed Secrets are never credentials.
 	NotOurs labels.Requirement
 	// PageSize is the Secrets per List; zero means DefaultPageSize.
@@ -93,14 +91,14 @@ func (p Primer) Start(ctx context.Context) error {
 	kept, listed, skipped := 0, 0, 0
 	sel := labels.NewSelector().Add(p.NotOurs)
 	for _, ns := range namespaces {
-		if !worthListing(referenced[ns], all[ns]) {
-			if referenced[ns] > 0 {
+		if !worthListing(len(referenced[ns]), all[ns]) {
+			if len(referenced[ns]) > 0 {
 				skipped++
 			}
 			continue
 		}
 		listed++
-		n, err := p.prime(ctx, ns, sel, size)
+		n, err := p.prime(ctx, ns, referenced[ns], sel, size)
 		kept += n
 		if err != nil {
 			log.FromContext(ctx).Info("Not priming the credentials cache", "namespace", ns, "error", err.Error())
@@ -111,8 +109,8 @@ func (p Primer) Start(ctx context.Context) error {
 	return nil
 }
 
-// prime lists the Secrets of namespace ns in pages of size and keeps the referenced ones.
-func (p Primer) prime(ctx context.Context, ns string, sel labels.Selector, size int64) (int, error) {
+// prime lists the Secrets of namespace ns in pages of size and keeps the ones named in referenced.
+func (p Primer) prime(ctx context.Context, ns string, referenced map[string]bool, sel labels.Selector, size int64) (int, error) {
 	kept, cont := 0, ""
 	for {
 		list := &corev1.SecretList{}
@@ -125,7 +123,7 @@ func (p Primer) prime(ctx context.Context, ns string, sel labels.Selector, size 
 		}
 		for i := range list.Items {
 			s := &list.Items[i]
-			if p.Referenced(ctx, s.Namespace, s.Name) && p.Reader.rememberIfAbsent(client.ObjectKeyFromObject(s), s) {
+			if referenced[s.Name] && p.Reader.rememberIfAbsent(client.ObjectKeyFromObject(s), s) {
 				kept++
 			}
 		}

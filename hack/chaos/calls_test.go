@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/credops/thingspace-operator/test/harness"
+)
 
 // A login right after the session's app handed over (its Secret changed just before the login, after
 // the last sample) is the handover's login, not a call for a still-valid credential; a login while the
@@ -30,5 +35,52 @@ func TestNeedlessLoginReadsTheAppAfterTheLogin(t *testing.T) {
 		if got := needlessLogin(p, before, c.after, "u"); got != c.want {
 			t.Errorf("%s: needless = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A sample is what the Secrets held when its List was served, somewhere between its time (when the List
+// was sent) and when the List returned. A handover login comes within milliseconds of the app's new
+// token; on a loaded machine a List sent just before the login can be served after the login's Secret
+// write, and then shows the login's own session with the app's new token, both live: read as the state
+// before the login, the handover looks like a login for a still-valid session (TestChaosShort, seed 1).
+// What the Secrets held before a call is the last sample read entirely before it; a session that held
+// the app's current token then is still a needless login.
+func TestStillValidLoginsReadTheSampleServedBeforeTheLogin(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := &population{creds: []credential{
+		{kind: "app", owner: "standby", keys: []string{"k"}, standby: true},
+		{kind: "session", owner: "rotate", app: "standby", user: "u"},
+	}}
+	held := func(sent, read int, appTok, sess, bearer string) sample {
+		return sample{at: at(sent), read: at(read), creds: []credState{
+			{exists: true, live: true, values: []string{appTok}},
+			{exists: true, live: true, values: []string{sess, bearer}},
+		}}
+	}
+	login := harness.LedgerCall{At: at(300), Done: at(310), Route: harness.RouteM2MLogin, Subject: "m2m:u", Status: 200, Issued: []string{"s2"}}
+	for _, tc := range []struct {
+		name    string
+		samples []sample
+		want    int
+	}{
+		{name: "handover: the sample sent before the login was served after its Secret write",
+			samples: []sample{
+				held(0, 40, "t2", "s1", "t1"),    // the app's new token; the session still on the old pair
+				held(250, 620, "t2", "s2", "t2"), // sent 50 ms before the login, served after its write
+				held(750, 790, "t2", "s2", "t2"),
+			}, want: 0},
+		{name: "the session held the app's current token before the login",
+			samples: []sample{
+				held(0, 40, "t2", "s1", "t2"),
+				held(250, 620, "t2", "s2", "t2"),
+				held(750, 790, "t2", "s2", "t2"),
+			}, want: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stillValidCalls(p, tc.samples, harness.Ledger{Calls: []harness.LedgerCall{login}}, nil); len(got) != tc.want {
+				t.Errorf("%d needless calls %v, want %d", len(got), got, tc.want)
+			}
+		})
 	}
 }

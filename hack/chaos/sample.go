@@ -17,10 +17,21 @@ const sampleEvery = 250 * time.Millisecond
 // sample is what every Secret held at one moment, and whether the simulator took it.
 type sample struct {
 	at time.Time
+	// read is when the sample's last Secret read returned: the Secrets it holds were served between at
+	// and read (zero in tests: at).
+	read time.Time
 	// creds[i] is the state of population.creds[i].
 	creds []credState
 	// unauthorized names CloudAuthorizations whose Authorized condition was not True.
 	unauthorized []string
+}
+
+// readAt is when the sample's reads returned (at for a sample made without one, in tests).
+func (s *sample) readAt() time.Time {
+	if s.read.IsZero() {
+		return s.at
+	}
+	return s.read
 }
 
 type credState struct {
@@ -104,7 +115,7 @@ func (s *sampler) once(ctx context.Context) {
 	for i := range list.Items {
 		byName[list.Items[i].Name] = &list.Items[i]
 	}
-	smp := sample{at: at, creds: make([]credState, len(s.p.creds))}
+	smp := sample{at: at, read: time.Now(), creds: make([]credState, len(s.p.creds))}
 	var values []string
 	for i, cr := range s.p.creds {
 		sec := byName[cr.secret]
@@ -178,6 +189,7 @@ func (s *sampler) once(ctx context.Context) {
 			}
 		}
 		smp.at = time.Now()
+		smp.read = smp.at
 	}
 	cas := &v1alpha1.CloudAuthorizationList{}
 	if err := c.List(cctx, cas, client.InNamespace(ns)); err == nil {

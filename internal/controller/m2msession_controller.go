@@ -137,8 +137,8 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 	sess, st := s.sess, s.st
 
 	// A password from a reset that has not landed yet comes before anything else.
-	if stored, err := r.storePending(ctx, s); !stored {
-		return ctrl.Result{}, err
+	if res, stored := r.storePending(s); !stored {
+		return res, nil
 	}
 	ready, err := r.loadApp(ctx, s)
 	if err != nil || !ready {

@@ -23,22 +23,17 @@ func (s *sessState) credentialsKey() types.NamespacedName {
 	return types.NamespacedName{Namespace: s.credsNS, Name: s.sess.Spec.CredentialsSecretRef.Name}
 }
 
-// storePending writes a password from an earlier reset that has not landed yet. false: it still has not
-// (condition set; the error is returned so the write is retried).
-func (r *M2MSessionReconciler) storePending(ctx context.Context, s *sessState) (bool, error) {
-	key := s.credentialsKey()
-	pw, ok := r.Pending.Get(key)
-	if !ok {
-		return true, nil
+// storePending holds the session back while a password from an earlier reset is on its way to the
+// credentials Secret: nothing else may happen with the account before it has landed. keepStoring is
+// its only writer (so an older password never lands over a newer one). false: it has not landed yet
+// (condition set); its write wakes the session through the Secret's watch, the requeue is the fallback.
+func (r *M2MSessionReconciler) storePending(s *sessState) (ctrl.Result, bool) {
+	if _, ok := r.Pending.Get(s.credentialsKey()); !ok {
+		return ctrl.Result{}, true
 	}
-	if err := r.storePassword(ctx, key, pw.Password); err != nil {
-		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
-			"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
-		return false, err
-	}
-	// The reset happened when the password was issued, not when it finally landed.
-	s.st.PasswordRotatedAt = timePtr(pw.ResetAt)
-	return true, nil
+	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
+		"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
+	return requeueAt(s.now, s.now.Add(pendingRetry)), false
 }
 
 // persistBound bounds a password reset and the write of its answer once they run past the reconcile's
@@ -62,7 +57,12 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 		log.FromContext(ctx).Info("Shutting down: the password reset waits for the next process")
 		return ctrl.Result{}, nil
 	}
-	defer end()
+	kept := false // the registration passed on to keepStoring
+	defer func() {
+		if !kept {
+			end()
+		}
+	}()
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.persistBound())
 	defer cancel()
 	newPassword, err := s.cli.ResetPassword(pctx, s.appTok.AccessToken, s.session, s.creds.Password)
@@ -76,6 +76,8 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
 	if err := r.storePassword(pctx, key, newPassword); err != nil {
+		r.keepStoring(ctx, key, newPassword, end)
+		kept = true
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
 		return ctrl.Result{}, err
@@ -120,12 +122,48 @@ func (r *M2MSessionReconciler) resetFailed(ctx context.Context, s *sessState, er
 }
 
 // storePassword writes a new password into the credentials Secret through internal/secrets, which
-// retries briefly: the password exists nowhere else. What does not land is kept in Pending and retried
-// first on the next reconcile, with PasswordNotStored visible meanwhile.
+// retries briefly: the password exists nowhere else. What does not land stays in Pending and keepStoring
+// writes it, with PasswordNotStored visible meanwhile.
 func (r *M2MSessionReconciler) storePassword(ctx context.Context, key types.NamespacedName, password string) error {
 	if err := r.Secrets.StoreCredential(ctx, key, credPassword, []byte(password)); err != nil {
 		return err
 	}
 	r.Pending.Stored(key, password)
 	return nil
+}
+
+// pendingRetry paces keepStoring's attempts, each of them StoreCredential's own few retries.
+const pendingRetry = time.Second
+
+// pendingAttempt bounds one attempt of keepStoring: an API server that accepts and never answers holds
+// no attempt forever.
+const pendingAttempt = 15 * time.Second
+
+// keepStoring writes a reset's password whose write failed (an API outage) in the background until it
+// lands, holding the reset's in-flight registration (end) until then; storePending holds the session
+// back meanwhile. The password exists nowhere else: when a pass kept it in memory and returned, a
+// shutdown after the pass (a SIGTERM, or the lost lease the same outage brings) found nothing in
+// flight and exited with it, and one during the pass drained as soon as the pass gave up (chaos seed
+// 1, "passwords lost"). Reconciles stop at shutdown; this goroutine does not, and the drain waits for
+// it within its bound.
+func (r *M2MSessionReconciler) keepStoring(ctx context.Context, key types.NamespacedName, password string, end func()) {
+	logger := log.FromContext(ctx)
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer end()
+		for {
+			// Real time: this paces an API write's retries, it decides nothing.
+			time.Sleep(pendingRetry)
+			if pw, ok := r.Pending.Get(key); !ok || pw.Password != password {
+				return
+			}
+			actx, cancel := context.WithTimeout(bg, pendingAttempt)
+			err := r.storePassword(actx, key, password)
+			cancel()
+			if err == nil {
+				logger.Info("The new password from the reset is stored in the credentials Secret", "secret", key.Name)
+				return
+			}
+		}
+	}()
 }

@@ -71,7 +71,9 @@ func phase2(ctx context.Context, c client.WithWatch, sim *harness.Sim, mgr *harn
 		}
 	}
 	res.PeakRSSBytes, res.RSSAfterBytes, res.HeapAfterBytes = readMem(mgr)
+	res.RSSFileAfterBytes = mgr.FileRSS()
 	res.ManagerLogErrors = strings.Count(mgr.Logs(), `"level":"error"`)
-	logf("phase 2: %d token requests (%s); manager peak RSS %s", res.TokenRequests, formatCounts(res.TokenByStatus), mib(res.PeakRSSBytes))
+	logf("phase 2: %d token requests (%s); manager peak RSS %s (the executable's file-backed pages: %s of its RSS now)",
+		res.TokenRequests, formatCounts(res.TokenByStatus), mib(res.PeakRSSBytes), mib(res.RSSFileAfterBytes))
 	return nil
 }

@@ -36,8 +36,8 @@ func (r *Results) writeMarkdown(w io.Writer) {
 	if len(r.NotReadyReasons) > 0 {
 		fmt.Fprintf(w, "- not Ready at the end of the wait, by reason: %s\n", formatCounts(r.NotReadyReasons))
 	}
-	fmt.Fprintf(w, "- manager after phase 2: RSS %s, Go heap in use %s; %d error lines in its log\n",
-		mib(r.RSSAfterBytes), mib(r.HeapAfterBytes), r.ManagerLogErrors)
+	fmt.Fprintf(w, "- manager after phase 2: RSS %s (%s of it the executable's file-backed pages), Go heap in use %s; %d error lines in its log\n",
+		mib(r.RSSAfterBytes), mib(r.RSSFileAfterBytes), mib(r.HeapAfterBytes), r.ManagerLogErrors)
 	if r.UnrelatedSecrets > 0 {
 		fmt.Fprintf(w, "- unrelated Secrets: peak RSS (VmHWM) %s → %s (%s); Go heap in use %s → %s; created in %s\n",
 			mib(r.HWMBaselineBytes), mib(r.HWMWithUnrelatedBytes), signedMiB(r.HWMWithUnrelatedBytes-r.HWMBaselineBytes),

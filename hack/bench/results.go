@@ -32,19 +32,22 @@ type Results struct {
 	UnrelatedCreateSecs   float64 `json:"unrelated_create_seconds,omitempty"`
 
 	// Phase 2.
-	CreateSeconds     float64        `json:"create_seconds"`    // first create → last create answered
-	AllReady          bool           `json:"all_ready"`         // all apps Ready=True before --ready-timeout
-	ReadyCount        int            `json:"ready_count"`       // Ready=True at the end of the wait
-	AllReadySeconds   float64        `json:"all_ready_seconds"` // first create → all Ready=True (or the timeout)
-	NotReadyReasons   map[string]int `json:"not_ready_reasons,omitempty"`
-	TokenRequests     int            `json:"token_requests"` // POST /api/ts/v1/oauth2/token, any status
-	TokenByStatus     map[string]int `json:"token_requests_by_status"`
-	OtherUpstream     map[string]int `json:"other_upstream_requests,omitempty"` // every other /api route
-	PeakRSSBytes      int64          `json:"peak_rss_bytes"`                    // VmHWM of the manager after phase 2
-	RSSAfterBytes     int64          `json:"rss_after_bytes"`                   // VmRSS after phase 2
-	HeapAfterBytes    int64          `json:"heap_inuse_after_bytes,omitempty"`
-	ManagerLogErrors  int            `json:"manager_log_errors"` // "level":"error" lines in the manager's log
-	ManagerRestartErr string         `json:"manager_restart_error,omitempty"`
+	CreateSeconds   float64        `json:"create_seconds"`    // first create → last create answered
+	AllReady        bool           `json:"all_ready"`         // all apps Ready=True before --ready-timeout
+	ReadyCount      int            `json:"ready_count"`       // Ready=True at the end of the wait
+	AllReadySeconds float64        `json:"all_ready_seconds"` // first create → all Ready=True (or the timeout)
+	NotReadyReasons map[string]int `json:"not_ready_reasons,omitempty"`
+	TokenRequests   int            `json:"token_requests"` // POST /api/ts/v1/oauth2/token, any status
+	TokenByStatus   map[string]int `json:"token_requests_by_status"`
+	OtherUpstream   map[string]int `json:"other_upstream_requests,omitempty"` // every other /api route
+	PeakRSSBytes    int64          `json:"peak_rss_bytes"`                    // VmHWM of the manager after phase 2
+	RSSAfterBytes   int64          `json:"rss_after_bytes"`                   // VmRSS after phase 2
+	HeapAfterBytes  int64          `json:"heap_inuse_after_bytes,omitempty"`
+	// RSSFileAfterBytes is the file-backed part of RSSAfterBytes (RssFile): the executable's pages, about
+	// constant whatever the manager holds, and counted in the peak too.
+	RSSFileAfterBytes int64  `json:"rss_file_after_bytes,omitempty"`
+	ManagerLogErrors  int    `json:"manager_log_errors"` // "level":"error" lines in the manager's log
+	ManagerRestartErr string `json:"manager_restart_error,omitempty"`
 
 	// Phase 2b.
 	Sessions                int            `json:"sessions"`

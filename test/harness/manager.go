@@ -264,6 +264,19 @@ func (m *Manager) PeakRSS() int64 {
 	return last
 }
 
+// FileRSS is the file-backed part of the manager's current RSS (RssFile: its executable's pages, which
+// stay about constant whatever the manager holds) in bytes; 0 when it is not running. VmHWM counts them.
+func (m *Manager) FileRSS() int64 {
+	m.mu.Lock()
+	p := m.proc
+	m.mu.Unlock()
+	if p == nil || p.exited() {
+		return 0
+	}
+	v, _ := procStatusBytes(p.pid(), "RssFile")
+	return v
+}
+
 // RSS is the current resident set size (VmRSS) of the manager in bytes; 0 when it is not running.
 func (m *Manager) RSS() int64 {
 	m.mu.Lock()

@@ -110,11 +110,25 @@ func CacheOptionsFor(namespaces []string) cache.Options {
 }
 
 // stripAndIntern is the transform of every cached kind but Secrets: managedFields go (nothing reads
-// them), and the strings that repeat across objects are shared (intern.Meta).
+// them), and so does kubectl's last-applied-configuration annotation (nothing reads it either; an
+// object applied with kubectl or Argo CD's default client-side apply carries its whole applied JSON
+// there, a few hundred bytes an object, once more in the cache), and the strings that repeat across
+// objects are shared (intern.Meta). Nothing writes a cached object back whole: finalizers and statuses
+// are merge patches against a copy of it, which lacks the annotation as well, so it is never removed.
 func stripAndIntern(in any) (any, error) {
-	// The nil check as controller-runtime's TransformStripManagedFields (kubernetes issue 124337).
-	if o, err := meta.Accessor(in); err == nil && o.GetManagedFields() != nil {
-		o.SetManagedFields(nil)
+	if o, err := meta.Accessor(in); err == nil {
+		// The nil check as controller-runtime's TransformStripManagedFields (kubernetes issue 124337).
+		if o.GetManagedFields() != nil {
+			o.SetManagedFields(nil)
+		}
+		if a := o.GetAnnotations(); a != nil {
+			if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+				delete(a, corev1.LastAppliedConfigAnnotation)
+				if len(a) == 0 {
+					o.SetAnnotations(nil)
+				}
+			}
+		}
 	}
 	if o, ok := in.(metav1.ObjectMetaAccessor); ok { // typed objects: their maps and slices in place
 		intern.Meta(intern.Default, o.GetObjectMeta())

@@ -135,10 +135,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	_ = e.sim.SetM2MRejectBearers(false)
 	e.proxy.setDown(false)
 	e.proxy.setSlow(0)
-	progress(o, "faults over; waiting for every Secret to hold a live credential")
+	progress(o, "faults over; waiting for every Secret to hold a live credential and every reset's password to land")
 	// The settle is part of the run: dead time in it counts like any other.
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) && !allLive(smp) && ctx.Err() == nil {
+	for time.Now().Before(deadline) && ctx.Err() == nil && (!allLive(smp) || e.passwordsUnsettled(smp)) {
 		time.Sleep(sampleEvery)
 	}
 	time.Sleep(2 * sampleEvery)
@@ -162,6 +162,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		e.keepEvidence(led, smp)
 	}
 	return rep, nil
+}
+
+// passwordsUnsettled reports whether a reset's password may still be on its way to its Secret
+// (unsettledResets); a ledger it cannot read says so too, until the deadline.
+func (e *env) passwordsUnsettled(smp *sampler) bool {
+	led, err := e.sim.Ledger()
+	return err != nil || len(unsettledResets(led, smp.seenPasswords(), e.sigkills())) > 0
 }
 
 // settle waits until every Secret holds a live credential (before the faults start).

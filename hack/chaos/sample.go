@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,6 +84,8 @@ type sampler struct {
 	// passwords): what the upstream calls were for.
 	held   map[string]bool
 	missed int
+	// mu guards passwords for seenPasswords, the one read made while sampling goes on.
+	mu sync.Mutex
 }
 
 func newSampler(e *env, p *population) *sampler {
@@ -134,10 +138,12 @@ func (s *sampler) once(ctx context.Context) {
 	}
 	for _, u := range s.p.allUsers {
 		if sec := byName["uws-"+u]; sec != nil {
+			s.mu.Lock()
 			if s.passwords[u] == nil {
 				s.passwords[u] = map[string]bool{}
 			}
 			s.passwords[u][string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
+			s.mu.Unlock()
 			s.held[string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
 		}
 	}
@@ -200,4 +206,15 @@ func (s *sampler) once(ctx context.Context) {
 		}
 	}
 	s.samples = append(s.samples, smp)
+}
+
+// seenPasswords is a copy of passwords, safe while sampling goes on.
+func (s *sampler) seenPasswords() map[string]map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]map[string]bool, len(s.passwords))
+	for u, pw := range s.passwords {
+		out[u] = maps.Clone(pw)
+	}
+	return out
 }

@@ -118,6 +118,32 @@ func grantLoss(led harness.Ledger, rt string, kills []time.Time) (lossCause, har
 	return cause, c, fmt.Sprintf("its last refresh token rotated by a call answered %d: %s", c.Status, cause)
 }
 
+// lostGrants are the CloudAuthorizations whose grant the run saw lost: one a sample saw not
+// Authorized, or whose grant Secret held no live refresh token at the last sample. Mid-run, a sample
+// may find a grant's token dead while its refresh's answer is on the way to the Secret; the last one
+// is taken once every grant was live again (allLive), or the settle gave up. Nothing is asked after
+// sampling: the managers keep refreshing while the verdict is drawn, and a look then found the token
+// the last sample saw rotated by a refresh the ledger (read before) did not hold yet, counting a
+// healthy grant lost "never rotated nor refused" (the short run at 4b68c13).
+func lostGrants(clouds []string, samples []sample) map[string]bool {
+	lost := map[string]bool{}
+	for _, s := range samples {
+		for _, ca := range s.unauthorized {
+			lost[ca] = true
+		}
+	}
+	if len(samples) == 0 {
+		return lost
+	}
+	last := samples[len(samples)-1]
+	for i, ca := range clouds {
+		if i >= len(last.grants) || !last.grants[i] {
+			lost[ca] = true
+		}
+	}
+	return lost
+}
+
 // passwordLoss is whose loss a reset's password is, when it never reached the credentials Secret.
 func passwordLoss(led harness.Ledger, r harness.LedgerReset, kills []time.Time) lossCause {
 	c, ok := resetCall(led, r)

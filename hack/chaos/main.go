@@ -145,6 +145,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	stopWatchdog()
 	stopSampling()
 	<-sampled
+	// The verdict takes each grant as the last sample saw it (lostGrants). A refresh applied upstream
+	// just before that sample leaves the rotated token in the Secret until its answer is stored: within
+	// the upstream timeout and one write (no faults now). Sample on until every grant holds a live
+	// refresh token, that long at most; the ledger is read after, holding every call before it.
+	grace := time.Now().Add(upstreamTimeout + time.Second)
+	for !grantsLive(smp) && time.Now().Before(grace) && ctx.Err() == nil {
+		time.Sleep(sampleEvery)
+		smp.once(ctx)
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -222,6 +231,20 @@ func allLive(smp *sampler) bool {
 	}
 	for _, st := range smp.samples[n-1].creds {
 		if !st.exists || !st.live {
+			return false
+		}
+	}
+	return true
+}
+
+// grantsLive reports whether the last sample found a live refresh token in every grant Secret.
+func grantsLive(smp *sampler) bool {
+	n := len(smp.samples)
+	if n == 0 || len(smp.samples[n-1].grants) != len(smp.p.clouds) {
+		return false
+	}
+	for _, ok := range smp.samples[n-1].grants {
+		if !ok {
 			return false
 		}
 	}

@@ -191,23 +191,7 @@ func (e *env) grantTable(p *population, smp *sampler, led harness.Ledger, rep *R
 	}
 	rep.gate("refresh-token reuses", cs.RefreshTokenReuses, 0, "")
 	rep.gate("authorization-code reuses", cs.CodeReuses, 0, "")
-	lost := map[string]bool{}
-	for _, s := range smp.samples {
-		for _, ca := range s.unauthorized {
-			lost[ca] = true
-		}
-	}
-	var rts []string
-	for _, ca := range p.clouds {
-		rts = append(rts, smp.refresh[ca])
-	}
-	if live, err := e.sim.Live(rts); err == nil {
-		for i, ca := range p.clouds {
-			if !live[i] {
-				lost[ca] = true
-			}
-		}
-	}
+	lost := lostGrants(p.clouds, smp.samples)
 	// A grant is lost by physics when its last refresh was applied upstream and the answer reached no
 	// manager (losses.go); when the upstream refused a refresh token nobody rotated; and otherwise by
 	// the operator.

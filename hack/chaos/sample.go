@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -26,6 +27,9 @@ type sample struct {
 	creds []credState
 	// unauthorized names CloudAuthorizations whose Authorized condition was not True.
 	unauthorized []string
+	// grants[i] is whether population.clouds[i]'s grant Secret held a live refresh token (false when
+	// it held none).
+	grants []bool
 }
 
 // readAt is when the sample's reads returned (at for a sample made without one, in tests).
@@ -86,10 +90,14 @@ type sampler struct {
 	missed int
 	// mu guards passwords for seenPasswords, the one read made while sampling goes on.
 	mu sync.Mutex
+	// authorized[ca] is the last Authorized condition seen (status, reason, message), noted in the timeline
+	// when it changes.
+	authorized map[string]string
 }
 
 func newSampler(e *env, p *population) *sampler {
-	return &sampler{e: e, p: p, passwords: map[string]map[string]bool{}, refresh: map[string]string{}, held: map[string]bool{}}
+	return &sampler{e: e, p: p, passwords: map[string]map[string]bool{}, refresh: map[string]string{}, held: map[string]bool{},
+		authorized: map[string]string{}}
 }
 
 func (s *sampler) run(ctx context.Context) {
@@ -147,19 +155,21 @@ func (s *sampler) once(ctx context.Context) {
 			s.held[string(sec.Data[v1alpha1.CredentialsKeyPassword])] = true
 		}
 	}
-	for _, ca := range s.p.clouds {
-		// The last refresh token the grant held: an operator giving a grant up may empty it.
-		if sec := byName[ca+"-grant"]; sec != nil && len(sec.Data[v1alpha1.SecretKeyRefreshToken]) > 0 {
-			s.refresh[ca] = string(sec.Data[v1alpha1.SecretKeyRefreshToken])
-			s.held[s.refresh[ca]] = true
-		}
+	// Each grant's refresh token is asked about with the Secrets, after them.
+	rts := make([]string, len(s.p.clouds))
+	for i, ca := range s.p.clouds {
+		rts[i] = s.grantToken(ca, byName[ca+"-grant"])
 	}
-	live, err := s.e.sim.Live(values)
-	if err != nil || len(live) != len(values) {
+	live, err := s.e.sim.Live(append(values, rts...))
+	if err != nil || len(live) != len(values)+len(rts) {
 		s.missed++
 		return
 	}
 	s.fill(&smp, live)
+	smp.grants = make([]bool, len(rts))
+	for i, rt := range rts {
+		smp.grants[i] = rt != "" && live[len(values)+i]
+	}
 	// The Secrets were read before the simulator was asked: one written in between would look dead. A
 	// credential found dead is read again and asked about again, and the sample's time is the answer's.
 	var again []int
@@ -168,34 +178,16 @@ func (s *sampler) once(ctx context.Context) {
 			again = append(again, i)
 		}
 	}
-	if len(again) > 0 {
-		values = values[:0]
-		for _, i := range again {
-			sec := &corev1.Secret{}
-			if err := c.Get(cctx, client.ObjectKey{Namespace: ns, Name: s.p.creds[i].secret}, sec); err != nil {
-				s.missed++
-				return
-			}
-			smp.creds[i].values = credValues(s.p.creds[i], sec)
-			values = append(values, smp.creds[i].values...)
+	// Likewise a grant whose refresh token was found dead: a refresh may have rotated it meanwhile.
+	var againGrants []int
+	for i, ok := range smp.grants {
+		if !ok {
+			againGrants = append(againGrants, i)
 		}
-		live, err := s.e.sim.Live(values)
-		if err != nil || len(live) != len(values) {
-			s.missed++
-			return
-		}
-		n := 0
-		for _, i := range again {
-			st := &smp.creds[i]
-			st.live, st.parts = true, nil
-			for range st.values {
-				st.live = st.live && live[n]
-				st.parts = append(st.parts, live[n])
-				n++
-			}
-		}
-		smp.at = time.Now()
-		smp.read = smp.at
+	}
+	if (len(again) > 0 || len(againGrants) > 0) && !s.askAgain(cctx, &smp, again, againGrants) {
+		s.missed++
+		return
 	}
 	cas := &v1alpha1.CloudAuthorizationList{}
 	if err := c.List(cctx, cas, client.InNamespace(ns)); err == nil {
@@ -203,6 +195,7 @@ func (s *sampler) once(ctx context.Context) {
 			if !meta.IsStatusConditionTrue(ca.Status.Conditions, v1alpha1.ConditionAuthorized) {
 				smp.unauthorized = append(smp.unauthorized, ca.Name)
 			}
+			s.noteAuthorized(&ca)
 		}
 	}
 	s.samples = append(s.samples, smp)
@@ -217,4 +210,76 @@ func (s *sampler) seenPasswords() map[string]map[string]bool {
 		out[u] = maps.Clone(pw)
 	}
 	return out
+}
+
+// askAgain reads the Secrets of the credentials again[i] and of the grants againGrants[i], found
+// dead, and asks the simulator about them again; the sample's time becomes the answer's. False: a read
+// or the question failed.
+func (s *sampler) askAgain(ctx context.Context, smp *sample, again, againGrants []int) bool {
+	c := s.e.cp.Client
+	var values []string
+	for _, i := range again {
+		sec := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: s.p.creds[i].secret}, sec); err != nil {
+			return false
+		}
+		smp.creds[i].values = credValues(s.p.creds[i], sec)
+		values = append(values, smp.creds[i].values...)
+	}
+	var rts []string
+	for _, i := range againGrants {
+		sec := &corev1.Secret{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: s.p.clouds[i] + "-grant"}, sec); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return false
+			}
+			sec = nil
+		}
+		rts = append(rts, s.grantToken(s.p.clouds[i], sec))
+	}
+	live, err := s.e.sim.Live(append(values, rts...))
+	if err != nil || len(live) != len(values)+len(rts) {
+		return false
+	}
+	for j, i := range againGrants {
+		smp.grants[i] = rts[j] != "" && live[len(values)+j]
+	}
+	n := 0
+	for _, i := range again {
+		st := &smp.creds[i]
+		st.live, st.parts = true, nil
+		for range st.values {
+			st.live = st.live && live[n]
+			st.parts = append(st.parts, live[n])
+			n++
+		}
+	}
+	smp.at = time.Now()
+	smp.read = smp.at
+	return true
+}
+
+// grantToken is the refresh token sec (a grant Secret, nil when absent) holds, "" when none; it is
+// remembered as ca's last one (an operator giving a grant up may empty it) and as a held credential.
+func (s *sampler) grantToken(ca string, sec *corev1.Secret) string {
+	if sec == nil || len(sec.Data[v1alpha1.SecretKeyRefreshToken]) == 0 {
+		return ""
+	}
+	rt := string(sec.Data[v1alpha1.SecretKeyRefreshToken])
+	s.refresh[ca], s.held[rt] = rt, true
+	return rt
+}
+
+// noteAuthorized writes a CloudAuthorization's Authorized condition to the timeline when it changed
+// since the last sample (status, reason, message and the object's resourceVersion).
+func (s *sampler) noteAuthorized(ca *v1alpha1.CloudAuthorization) {
+	now := "absent"
+	if c := meta.FindStatusCondition(ca.Status.Conditions, v1alpha1.ConditionAuthorized); c != nil {
+		now = string(c.Status) + "/" + c.Reason + ": " + c.Message
+	}
+	if s.authorized[ca.Name] == now {
+		return
+	}
+	s.authorized[ca.Name] = now
+	s.e.log.note("sampler: %s Authorized %s (resourceVersion %s)", ca.Name, now, ca.ResourceVersion)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -262,5 +263,59 @@ func TestUnsettledResets(t *testing.T) {
 				t.Errorf("%d unsettled %v, want %d", len(got), got, tc.want)
 			}
 		})
+	}
+}
+
+// A grant is lost when a sample saw its object not Authorized, or when the last sample found no live
+// refresh token in its Secret; a dead reading mid-run (a refresh's answer on its way to the Secret) is
+// not, and nothing is asked after sampling (the managers keep refreshing while the verdict is drawn).
+func TestLostGrants(t *testing.T) {
+	clouds := []string{"cloud-a", "cloud-b"}
+	at := func(unauthorized []string, grants ...bool) sample {
+		return sample{unauthorized: unauthorized, grants: grants}
+	}
+	for _, tc := range []struct {
+		name    string
+		samples []sample
+		want    []string
+	}{
+		{name: "held throughout", samples: []sample{at(nil, true, true), at(nil, true, true)}},
+		{name: "a refresh's answer on its way mid-run", samples: []sample{at(nil, true, false), at(nil, true, true)}},
+		{name: "seen not Authorized once", samples: []sample{at(nil, true, true), at([]string{"cloud-a"}, true, true), at(nil, true, true)},
+			want: []string{"cloud-a"}},
+		{name: "no live refresh token at the last sample", samples: []sample{at(nil, true, true), at(nil, true, false)}, want: []string{"cloud-b"}},
+		{name: "the last sample could not ask", samples: []sample{at(nil, true, true), at(nil)}, want: []string{"cloud-a", "cloud-b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := lostGrants(clouds, tc.samples)
+			var names []string
+			for _, ca := range clouds {
+				if got[ca] {
+					names = append(names, ca)
+				}
+			}
+			if fmt.Sprint(names) != fmt.Sprint(tc.want) {
+				t.Errorf("lost %v, want %v", names, tc.want)
+			}
+		})
+	}
+}
+
+// The end of a run samples on while a grant's Secret holds a dead refresh token (grantsLive).
+func TestGrantsLive(t *testing.T) {
+	smp := &sampler{p: &population{clouds: []string{"cloud-a", "cloud-b"}}}
+	for _, tc := range []struct {
+		name   string
+		grants []bool
+		want   bool
+	}{
+		{"both live", []bool{true, true}, true},
+		{"one dead", []bool{true, false}, false},
+		{"not asked", nil, false},
+	} {
+		smp.samples = []sample{{grants: tc.grants}}
+		if got := grantsLive(smp); got != tc.want {
+			t.Errorf("%s: grantsLive %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

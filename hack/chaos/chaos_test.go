@@ -16,9 +16,6 @@ var openFindings = map[string]string{
 	"secret-seconds holding a dead credential, avoidable": "0.2-1.5 s spans at 10 minutes (seeds 11 and 22 at ff0423c: 6.1 s and 0.6 s): " +
 		"a new leader's first call 0.1-0.3 s after it leads when a plain or renewBefore token dies across a failover, and an " +
 		"M2MSession's Secret following its app's new token 0.1-0.2 s later (watch, reconcile, write)",
-	"grants lost without a refusal from the upstream": "seen once in make test at 4b68c13 (seed 1; a rerun of the same build passed): a sample saw " +
-		"cloud-a not Authorized while its last refresh token stayed live and unused, no manager logged a lost authorization; not yet traced " +
-		"(a transient status, or the sampler's reading of it)",
 	"passwords lost": "seen once in make test at a0fdd3f (seed 1): a reset answered 1.6 s before the faults ended (inside the last drop window; " +
 		"no API or manager fault then by the seed's schedule), counted as reached by a manager and never in its credentials Secret. Not reproduced; " +
 		"two causes fixed: the sampling stopped 0.5 s after the faults (8ec8673: it now waits for every reset's password), and a password whose " +

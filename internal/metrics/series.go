@@ -49,11 +49,23 @@ func (g *objectGauge) value(ns, name string) (float64, bool) {
 
 func (g *objectGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
+// Collect sends a copy taken under the lock: the registry drains ch as slowly as the scrape goes (under
+// CPU starvation, many seconds for 10,000 objects), and a lock held across the sends stalled every
+// reconcile's set behind it (make bench at 10,000 apps: all 50 workers of the kind waiting in set while
+// 89 scrapes queued on the lock, each holding its samples: the RSS went from 180 to 600 MiB).
 func (g *objectGauge) Collect(ch chan<- prometheus.Metric) {
+	type sample struct {
+		k objectKey
+		v float64
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	snap := make([]sample, 0, len(g.v))
 	for k, v := range g.v {
-		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v, k[0], k[1])
+		snap = append(snap, sample{k, v})
+	}
+	g.mu.Unlock()
+	for _, s := range snap {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, s.v, s.k[0], s.k[1])
 	}
 }
 
@@ -83,12 +95,21 @@ func (g *readyGauge) delete(ns, name string) {
 
 func (g *readyGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
 
+// Collect sends a copy taken under the lock, as objectGauge's does.
 func (g *readyGauge) Collect(ch chan<- prometheus.Metric) {
+	type sample struct {
+		k objectKey
+		s metav1.ConditionStatus
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	snap := make([]sample, 0, len(g.v))
 	for k, s := range g.v {
+		snap = append(snap, sample{k, s})
+	}
+	g.mu.Unlock()
+	for _, o := range snap {
 		for _, c := range readyConditions {
-			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, boolValue(c == s), k[0], k[1], string(c))
+			ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, boolValue(c == o.s), o.k[0], o.k[1], string(c))
 		}
 	}
 }

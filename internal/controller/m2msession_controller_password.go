@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"github.com/credops/thingspace-operator/internal/passwords"
 	"github.com/credops/thingspace-operator/internal/policy"
 	"github.com/credops/thingspace-operator/internal/renewal"
+	"github.com/credops/thingspace-operator/internal/secrets"
 	"github.com/credops/thingspace-operator/internal/upstream"
 )
 
@@ -76,7 +78,7 @@ func (r *M2MSessionReconciler) rotatePassword(ctx context.Context, s *sessState)
 	// The session is used by the reset, which counts as a keep-alive.
 	s.st.LastKeepAliveTime = timePtr(s.now)
 	if err := r.storePassword(pctx, key, newPassword); err != nil {
-		r.keepStoring(ctx, key, newPassword, end)
+		r.keepStoring(ctx, key, s.creds.Password, newPassword, end)
 		kept = true
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 			"The password was reset but the new one is not stored in the credentials Secret yet; retrying the write")
@@ -146,7 +148,11 @@ const pendingAttempt = 15 * time.Second
 // flight and exited with it, and one during the pass drained as soon as the pass gave up (chaos seed
 // 1, "passwords lost"). Reconciles stop at shutdown; this goroutine does not, and the drain waits for
 // it within its bound.
-func (r *M2MSessionReconciler) keepStoring(ctx context.Context, key types.NamespacedName, password string, end func()) {
+//
+// Each attempt writes only over the password the reset replaced (old): after a lost lease, another
+// manager may have stored this password, reset again and stored a newer one while an attempt here
+// seemed to fail; putting this one back would lose the newer one.
+func (r *M2MSessionReconciler) keepStoring(ctx context.Context, key types.NamespacedName, old, password string, end func()) {
 	logger := log.FromContext(ctx)
 	bg := context.WithoutCancel(ctx)
 	go func() {
@@ -158,10 +164,16 @@ func (r *M2MSessionReconciler) keepStoring(ctx context.Context, key types.Namesp
 				return
 			}
 			actx, cancel := context.WithTimeout(bg, pendingAttempt)
-			err := r.storePassword(actx, key, password)
+			err := r.Secrets.StoreCredentialReplacing(actx, key, credPassword, []byte(old), []byte(password))
 			cancel()
-			if err == nil {
+			switch {
+			case err == nil:
+				r.Pending.Stored(key, password)
 				logger.Info("The new password from the reset is stored in the credentials Secret", "secret", key.Name)
+				return
+			case errors.Is(err, secrets.ErrSuperseded):
+				r.Pending.Stored(key, password)
+				logger.Info("The credentials Secret holds a newer password than this reset's; not writing over it", "secret", key.Name)
 				return
 			}
 		}

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,23 @@ var credentialBackoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2
 // concurrent edit is re-read rather than overwritten blindly. Done when the Secret already holds value.
 // Errors name the Secret, never the value.
 func (w *Writer) StoreCredential(ctx context.Context, key types.NamespacedName, dataKey string, value []byte) error {
+	return w.storeCredential(ctx, key, dataKey, nil, value)
+}
+
+// ErrSuperseded is StoreCredentialReplacing's answer when the Secret holds neither the value it
+// replaces nor the new one: someone else has stored a newer value since, and writing would undo it.
+var ErrSuperseded = errors.New("the credentials Secret holds a newer value")
+
+// StoreCredentialReplacing is StoreCredential for a value that replaces old: it writes only while the
+// Secret still holds old (or already holds value), on the resourceVersion it read that from. A late
+// retry of a reset's password (another manager may have reset again and stored a newer one meanwhile)
+// must never put an older password back. It returns ErrSuperseded without writing otherwise.
+func (w *Writer) StoreCredentialReplacing(ctx context.Context, key types.NamespacedName, dataKey string, old, value []byte) error {
+	return w.storeCredential(ctx, key, dataKey, old, value)
+}
+
+// storeCredential writes value; with replaces non-nil only over it (see StoreCredentialReplacing).
+func (w *Writer) storeCredential(ctx context.Context, key types.NamespacedName, dataKey string, replaces, value []byte) error {
 	var lastErr error
 	err := wait.ExponentialBackoffWithContext(ctx, credentialBackoff, func(ctx context.Context) (bool, error) {
 		s := &corev1.Secret{}
@@ -34,6 +52,9 @@ func (w *Writer) StoreCredential(ctx context.Context, key types.NamespacedName, 
 		}
 		if string(s.Data[dataKey]) == string(value) {
 			return true, nil
+		}
+		if replaces != nil && string(s.Data[dataKey]) != string(replaces) {
+			return false, ErrSuperseded
 		}
 		ac := corev1ac.Secret(key.Name, key.Namespace).WithResourceVersion(s.ResourceVersion).
 			WithData(map[string][]byte{dataKey: value})
@@ -44,6 +65,9 @@ func (w *Writer) StoreCredential(ctx context.Context, key types.NamespacedName, 
 	})
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, ErrSuperseded) {
+		return fmt.Errorf("storing %s in Secret %s: %w", dataKey, key.Name, err)
 	}
 	if lastErr != nil {
 		err = lastErr

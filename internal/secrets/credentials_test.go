@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -28,12 +29,20 @@ func TestStoreCredential(t *testing.T) {
 		failures  int // update failures before one lands
 		wantErr   bool
 		wantValue string
+		// replaces: StoreCredentialReplacing over this value (else StoreCredential).
+		replaces       string
+		wantSuperseded bool
 	}{
 		{name: "writes the one key", existing: user(), wantValue: "New-Pass2"},
 		{name: "already there", existing: secret("uws", map[string][]byte{v1alpha1.CredentialsKeyPassword: []byte("New-Pass2")}), wantValue: "New-Pass2"},
 		{name: "survives a blip", existing: user(), failures: 2, wantValue: "New-Pass2"},
 		{name: "gives up on an outage, naming no value", existing: user(), failures: 100, wantErr: true, wantValue: "Old-Pass1"},
 		{name: "a missing Secret is an error", wantErr: true},
+		{name: "replacing: over the value it replaces", existing: user(), replaces: "Old-Pass1", wantValue: "New-Pass2"},
+		{name: "replacing: already there", existing: secret("uws", map[string][]byte{v1alpha1.CredentialsKeyPassword: []byte("New-Pass2")}),
+			replaces: "Old-Pass1", wantValue: "New-Pass2"},
+		{name: "replacing: a newer value stays", existing: secret("uws", map[string][]byte{v1alpha1.CredentialsKeyPassword: []byte("Newer-Pass3")}),
+			replaces: "Old-Pass1", wantErr: true, wantSuperseded: true, wantValue: "Newer-Pass3"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,9 +61,14 @@ func TestStoreCredential(t *testing.T) {
 					return cl.Apply(ctx, obj, opts...)
 				},
 			})
-			err := w.StoreCredential(context.Background(), key, v1alpha1.CredentialsKeyPassword, []byte("New-Pass2"))
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			var err error
+			if tc.replaces != "" {
+				err = w.StoreCredentialReplacing(context.Background(), key, v1alpha1.CredentialsKeyPassword, []byte(tc.replaces), []byte("New-Pass2"))
+			} else {
+				err = w.StoreCredential(context.Background(), key, v1alpha1.CredentialsKeyPassword, []byte("New-Pass2"))
+			}
+			if (err != nil) != tc.wantErr || errors.Is(err, ErrSuperseded) != tc.wantSuperseded {
+				t.Fatalf("err = %v, want error %v (superseded %v)", err, tc.wantErr, tc.wantSuperseded)
 			}
 			if err != nil && strings.Contains(err.Error(), "New-Pass2") {
 				t.Fatal("the error quotes the value")

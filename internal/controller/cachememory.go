@@ -18,9 +18,9 @@ type releaseAfterSync struct {
 	full, meta cache.Cache
 }
 
-// NeedLeaderElection is true: like the controllers, whose informers these are, it runs on the leader
-// only (a standby starts no Secret informer).
-func (releaseAfterSync) NeedLeaderElection() bool { return true }
+// NeedLeaderElection is false: a standby starts the controllers' informers too (EnableWarmup, see
+// Wiring.controllerOptions), and the memory of their initial sync is released where it was taken.
+func (releaseAfterSync) NeedLeaderElection() bool { return false }
 
 // Start gets the two Secret informers the controllers use (GetInformer starts one not started yet and
 // waits for it to sync), then returns freed memory to the OS: a GC and a scavenge, once.

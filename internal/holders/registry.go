@@ -149,7 +149,11 @@ func (r *Registry) ensureKey(ctx context.Context, d string) error {
 	return nil
 }
 
-// prime learns, with one list, the keys' Leases this shard already has (a restart rewrites none).
+// prime learns, with one list, the keys' Leases this shard already has (a restart rewrites none) and
+// when its heartbeat was last renewed: a new leader taking over a heartbeat renewed within the
+// freshness Hold asks for writes none in front of its first pass (the Renewer renews it as it starts,
+// beside the reconcilers). Before that, each reconcile of a new leader wrote the heartbeat (a Get and
+// an Update each, until the first had) ahead of its first upstream call.
 func (r *Registry) prime(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -157,13 +161,20 @@ func (r *Registry) prime(ctx context.Context) error {
 		return nil
 	}
 	list := &coordinationv1.LeaseList{}
-	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace),
-		client.MatchingLabels{LabelHolder: r.holderLabel(), LabelComponent: componentKey}); err != nil {
+	if err := r.Reader.List(ctx, list, client.InNamespace(r.Namespace), client.MatchingLabels{LabelHolder: r.holderLabel()}); err != nil {
 		return fmt.Errorf("holder registry: %w", err)
 	}
 	r.known = map[string]bool{}
+	beat := heartbeatName(r.holderLabel())
 	for i := range list.Items {
-		r.known[list.Items[i].Labels[LabelKey]] = true
+		l := &list.Items[i]
+		switch {
+		case l.Labels[LabelComponent] == componentKey:
+			r.known[l.Labels[LabelKey]] = true
+		case l.Name == beat && l.Labels[LabelComponent] == componentBeat && l.Spec.RenewTime != nil &&
+			ptr.Deref(l.Spec.HolderIdentity, "") == r.Identity && l.Spec.RenewTime.After(r.beat):
+			r.beat = l.Spec.RenewTime.Time
+		}
 	}
 	r.primed = true
 	return nil

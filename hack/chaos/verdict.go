@@ -28,7 +28,8 @@ import (
 // dead second is avoidable (the design had lead to land it, and machine slowness is no excuse for not
 // using it). Then every blocked moment of [d0, d1) is unavoidable, and so is the closing exchange: from
 // the arrival at the simulator of the last successful call for the credential's subjects (its app key,
-// UWS user, Cloud client) to d1, which includes writing the Secret. With lead 0 there is no such
+// UWS user, Cloud client) to d1, which includes writing the Secret; for an answer the simulator held
+// and then delivered, from its delivery (the hold itself is blocked). With lead 0 there is no such
 // window (the replacement can only be asked for once the credential is dead): the moments between the
 // death and a blocked stretch (the leader killed 0.3 s after a plain token died, a refused call) are
 // the operator's reaction and avoidable, the stretch itself is not. Nothing else is excused: a timer
@@ -119,6 +120,20 @@ type callAt struct {
 	subject    string
 	refused    bool
 	retryAfter time.Duration
+	// delivered: the simulator held the answer (refused while held) and then delivered it, a 200 the
+	// operator got at done: its exchange goes on from there, as a call answered at once does from at.
+	delivered bool
+}
+
+// exchangeFrom is when a successful call's closing exchange begins (zero: it has none).
+func (c callAt) exchangeFrom() time.Time {
+	switch {
+	case !c.refused:
+		return c.at
+	case c.delivered:
+		return c.done
+	}
+	return time.Time{}
 }
 
 func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []sample) deadSpan {
@@ -144,8 +159,8 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 	}
 	var last time.Time
 	for _, c := range calls {
-		if !c.refused && c.at.After(d.after) && c.at.Before(d.end) && slices.Contains(cr.subjects, c.subject) && c.at.After(last) {
-			last = c.at
+		if from := c.exchangeFrom(); !from.IsZero() && c.at.After(d.after) && from.Before(d.end) && slices.Contains(cr.subjects, c.subject) && from.After(last) {
+			last = from
 		}
 	}
 	// Unavoidable: every blocked moment of the span, and the closing exchange. With lead 0 the

@@ -77,7 +77,7 @@ func (r *ClusterM2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Re
 func (r *ClusterM2MSessionReconciler) withoutNamespace(ctx context.Context, cm *v1alpha1.ClusterM2MSession, counts v1alpha1.ConsumerStatus,
 	withStatus func(v1alpha1.ClusterM2MSessionStatus) client.Object) (ctrl.Result, error) {
 	if !cm.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, releaseFinalizer(ctx, r.Sessions.Client, cm, v1alpha1.LogoutFinalizer)
+		return ctrl.Result{}, releaseFinalizer(ctx, &r.Sessions.Deps, cm, v1alpha1.LogoutFinalizer)
 	}
 	now := r.Sessions.Clock.Now()
 	st := cm.Status.DeepCopy()

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/credops/thingspace-operator/internal/inflight"
 	"github.com/credops/thingspace-operator/internal/renewal"
@@ -45,6 +43,8 @@ type Deps struct {
 	Holders HolderRegistry
 	// ShardSelector is the manager's --watch-label-selector (nil: none).
 	ShardSelector labels.Selector
+	// finalizers remembers the finalizer patches the caches may not show yet (finalizers.go); nil: none.
+	finalizers *finalizerWrites
 }
 
 // credentialsReader is what credentials Secrets are read with.
@@ -53,27 +53,6 @@ func (d Deps) credentialsReader() client.Reader {
 		return d.Credentials
 	}
 	return d.APIReader
-}
-
-// syncFinalizer makes obj carry finalizer exactly when want is true.
-func syncFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string, want bool) error {
-	if controllerutil.ContainsFinalizer(obj, finalizer) == want {
-		return nil
-	}
-	orig := obj.DeepCopyObject().(client.Object)
-	if want {
-		controllerutil.AddFinalizer(obj, finalizer)
-	} else {
-		controllerutil.RemoveFinalizer(obj, finalizer)
-	}
-	return c.Patch(ctx, obj, client.MergeFrom(orig))
-}
-
-// releaseFinalizer removes finalizer from obj, tolerating an object that is already gone.
-func releaseFinalizer(ctx context.Context, c client.Client, obj client.Object, finalizer string) error {
-	orig := obj.DeepCopyObject().(client.Object)
-	controllerutil.RemoveFinalizer(obj, finalizer)
-	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFrom(orig)))
 }
 
 // setCondition sets a condition with the injected clock's time; meta.SetStatusCondition keeps the

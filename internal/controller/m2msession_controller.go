@@ -73,7 +73,6 @@ func (r *M2MSessionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	if sess.Spec.ClusterSessionRef != nil {
 		// A consumer of a ClusterM2MSession: no login of its own (m2msession_controller_consumer.go).
-		r.statuses.Forget(req.NamespacedName)
 		return r.consume(ctx, sess)
 	}
 	return runSession(ctx, r, sessionPass[v1alpha1.M2MSessionStatus]{

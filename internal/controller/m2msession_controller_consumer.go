@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/policy"
 )
@@ -31,9 +31,9 @@ func (r *M2MSessionReconciler) consume(ctx context.Context, sess *v1alpha1.M2MSe
 	if !sess.DeletionTimestamp.IsZero() {
 		// A finalizer left from when it had a session of its own: there is nothing of it to log out now.
 		// Its Secret goes with it (owner reference).
-		return ctrl.Result{}, releaseFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer)
+		return ctrl.Result{}, releaseFinalizer(ctx, &r.Deps, sess, v1alpha1.LogoutFinalizer)
 	}
-	if err := syncFinalizer(ctx, r.Client, sess, v1alpha1.LogoutFinalizer, false); err != nil {
+	if err := syncFinalizer(ctx, &r.Deps, sess, v1alpha1.LogoutFinalizer, false); err != nil {
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
@@ -54,8 +54,12 @@ func (r *M2MSessionReconciler) consume(ctx context.Context, sess *v1alpha1.M2MSe
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}
-	// A consumer's status is the mirror only: what it recorded of a session of its own goes.
-	st := v1alpha1.M2MSessionStatus{Conditions: slices.Clone(sess.Status.Conditions), ObservedGeneration: sess.Status.ObservedGeneration}
+	// A consumer's status is the mirror only: what it recorded of a session of its own goes. It starts
+	// from the status this process last decided (memo): the pass woken by the consumer's own Secret write
+	// may read the object before the cache shows the status that pass wrote, and would write it again.
+	cached := sess.Status
+	known := r.statuses.Get(client.ObjectKeyFromObject(sess), sess.UID, cached)
+	st := v1alpha1.M2MSessionStatus{Conditions: slices.Clone(known.Conditions), ObservedGeneration: known.ObservedGeneration}
 	if d.Step == policy.ConsumerPublish {
 		st.LastLoginTime = src.Status.LastLoginTime
 	}
@@ -68,12 +72,11 @@ func (r *M2MSessionReconciler) consume(ctx context.Context, sess *v1alpha1.M2MSe
 		ms.Ready = d.Ready
 	}
 	metrics.SetSession(sess.Namespace, sess.Name, ms)
-	if equality.Semantic.DeepEqual(sess.Status, st) {
-		return ctrl.Result{}, nil
-	}
-	patch := client.MergeFrom(sess.DeepCopy())
-	sess.Status = st
-	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, sess, patch))
+	return ctrl.Result{}, client.IgnoreNotFound(memo.Record(ctx, r.Client, r.statuses, sess, cached, st, func(s v1alpha1.M2MSessionStatus) client.Object {
+		c := sess.DeepCopy()
+		c.Status = s
+		return c
+	}))
 }
 
 // actConsumer does what the decision says with the consumer's Secret (owned, as Get returned it).

@@ -23,7 +23,7 @@ import (
 func (r *M2MSessionReconciler) finalize(ctx context.Context, s *sessState) (ctrl.Result, bool, error) {
 	sess, st := s.sess, s.st
 	release := func() (ctrl.Result, bool, error) {
-		return ctrl.Result{}, true, releaseFinalizer(ctx, r.Client, s.obj, v1alpha1.LogoutFinalizer)
+		return ctrl.Result{}, true, releaseFinalizer(ctx, &r.Deps, s.obj, v1alpha1.LogoutFinalizer)
 	}
 	if !logoutOnDelete(sess) || !controllerutil.ContainsFinalizer(s.obj, v1alpha1.LogoutFinalizer) {
 		return release()

@@ -206,7 +206,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	deps := Deps{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: creds, Scheme: mgr.GetScheme(), Recorder: recorder,
 		Clock: o.Clock, Rand: o.Rand, Secrets: writer, Endpoints: upstreams, Backoff: o.Backoff,
-		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace}
+		InFlight: o.InFlight, ClusterNamespace: o.ClusterResourceNamespace, finalizers: newFinalizerWrites()}
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	clusterAppEvents := make(chan event.TypedGenericEvent[*v1alpha1.ClusterThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, brokerNotifier(appEvents, clusterAppEvents))

@@ -63,7 +63,7 @@ func runSession[S any, P interface {
 }](ctx context.Context, r *M2MSessionReconciler, p sessionPass[S]) (ctrl.Result, error) {
 	deleting := !p.obj.GetDeletionTimestamp().IsZero()
 	if !deleting {
-		if err := syncFinalizer(ctx, r.Client, p.obj, v1alpha1.LogoutFinalizer, p.logout); err != nil {
+		if err := syncFinalizer(ctx, &r.Deps, p.obj, v1alpha1.LogoutFinalizer, p.logout); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

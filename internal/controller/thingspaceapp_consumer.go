@@ -33,11 +33,11 @@ func (r *ThingSpaceAppReconciler) reconcileConsumer(ctx context.Context, app *v1
 	if !app.DeletionTimestamp.IsZero() {
 		// revokeOnDelete is refused with clusterAppRef: a finalizer left from before goes, unrevoked.
 		if controllerutil.ContainsFinalizer(app, v1alpha1.RevokeFinalizer) {
-			return ctrl.Result{}, releaseFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer)
+			return ctrl.Result{}, releaseFinalizer(ctx, &r.Deps, app, v1alpha1.RevokeFinalizer)
 		}
 		return ctrl.Result{}, nil
 	}
-	if err := syncFinalizer(ctx, r.Client, app, v1alpha1.RevokeFinalizer, false); err != nil {
+	if err := syncFinalizer(ctx, &r.Deps, app, v1alpha1.RevokeFinalizer, false); err != nil {
 		return ctrl.Result{}, err
 	}
 	cached := app.Status.DeepCopy()

@@ -35,7 +35,7 @@ func (r *ThingSpaceAppReconciler) finalize(ctx context.Context, ao appObject) er
 		}
 	}
 	r.Broker.Unsubscribe(ao.who)
-	return releaseFinalizer(ctx, r.Client, ao.obj, v1alpha1.RevokeFinalizer)
+	return releaseFinalizer(ctx, &r.Deps, ao.obj, v1alpha1.RevokeFinalizer)
 }
 
 // revokeHeld revokes the unexpired token in the app's Secret, unless another object still holds it

@@ -38,7 +38,7 @@ func (r *ThingSpaceAppReconciler) pass(ctx context.Context, ao appObject, record
 	if !ao.obj.GetDeletionTimestamp().IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, ao)
 	}
-	if err := syncFinalizer(ctx, r.Client, ao.obj, v1alpha1.RevokeFinalizer, ao.app.Spec.RevokeOnDelete); err != nil {
+	if err := syncFinalizer(ctx, &r.Deps, ao.obj, v1alpha1.RevokeFinalizer, ao.app.Spec.RevokeOnDelete); err != nil {
 		return ctrl.Result{}, err
 	}
 	st := ao.app.Status.DeepCopy()

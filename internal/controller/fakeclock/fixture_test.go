@@ -54,6 +54,9 @@ type fixture struct {
 	// key and secret are an app registered with the simulator (ThingSpace and Cloud).
 	key, secret string
 
+	// api counts the manager's writes and can make its cache lag (apiwrites_test.go).
+	api *apiWrites
+
 	mu      sync.Mutex
 	results []outcome
 }
@@ -81,7 +84,7 @@ func newFixture(t *testing.T, cfg simulator.Config, opts ...options) *fixture {
 	}
 	f := &fixture{t: t, ns: strings.TrimRight(ns, "-"),
 		// Close to the real time: the API server stamps creation times with it.
-		clk: testingclock.NewFakeClock(time.Now().Truncate(time.Second))}
+		clk: testingclock.NewFakeClock(time.Now().Truncate(time.Second)), api: newAPIWrites()}
 	f.key, f.secret = "key-"+f.ns, fmt.Sprintf("S3cret-%d", n)
 	cfg.Clock = f.clk
 	cfg.Apps = map[string]string{f.key: f.secret}
@@ -93,7 +96,9 @@ func newFixture(t *testing.T, cfg simulator.Config, opts ...options) *fixture {
 
 	co := controller.CacheOptions()
 	co.DefaultNamespaces = map[string]cache.Config{f.ns: {}}
-	mgr, err := ctrl.NewManager(cfg0(), ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
+	rc := rest.CopyConfig(cfg0())
+	rc.WrapTransport = f.api.wrap
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: co})
 	must(t, err)
 	o := controller.Options{
 		AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2, UpstreamTimeout: 5 * time.Second,

@@ -27,6 +27,10 @@ var apiServersOwn = map[string]bool{"leases": true, "endpoints": true, "endpoint
 // PATCH, APPLY, DELETE), resource and subresource.
 type apiKey struct{ verb, resource, subresource string }
 
+// verbConflict is the pseudo-verb of the writes refused with 409 Conflict (a stale resourceVersion, or
+// AlreadyExists), counted once more under it; it is no write of its own.
+const verbConflict = "CONFLICT"
+
 func (k apiKey) String() string {
 	if k.subresource != "" {
 		return k.verb + " " + k.resource + "/" + k.subresource
@@ -88,6 +92,10 @@ func (a *apiCounter) snapshot(ctx context.Context) (apiCounts, error) {
 			continue
 		}
 		out[apiKey{labels["verb"], labels["resource"], labels["subresource"]}] += int(v)
+		if labels["code"] == "409" {
+			// Refused writes count as writes (the API server served them); they are also listed apart.
+			out[apiKey{verbConflict, labels["resource"], labels["subresource"]}] += int(v)
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

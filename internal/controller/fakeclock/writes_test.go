@@ -104,3 +104,44 @@ func TestSessionFinalizerIsWrittenOnce(t *testing.T) {
 		t.Fatalf("a session created with %v; want 1 Secret write, 1 status write, 1 object write (the finalizer)", got)
 	}
 }
+
+// A Cloud refresh costs three Secret writes, the least that keeps the rotated refresh token safe (see
+// the README's Benchmark section): the refresh marker on the grant Secret before the refresh token is
+// sent, the answer on the grant Secret (clearing the marker), the access token published to the
+// workload's Secret; and one status write. The passes its own writes wake write nothing, and neither
+// does a reconcile that changes nothing (an annotation of nobody's), however late the cache is.
+func TestCloudRefreshWritesAndANoOpWritesNothing(t *testing.T) {
+	f := newFixture(t, simulator.Config{CloudAccessTokenLifetime: time.Hour})
+	f.adoptGrant()
+	for _, r := range []string{"cloudauthorizations", "secrets"} {
+		f.api.lag(r, cacheLag)
+	}
+	ca := &v1alpha1.CloudAuthorization{}
+	f.get("photos", ca)
+	last := ca.Status.LastRefreshTime
+	refreshes := f.sim.CloudStats().Refreshes
+	before := f.api.snapshot()
+	f.stepTo(ca.Status.RenewalTime.Time)
+	f.eventually("the refresh recorded", 20*time.Second, func() bool {
+		f.get("photos", ca)
+		return ca.Status.LastRefreshTime != nil && !ca.Status.LastRefreshTime.Equal(last)
+	})
+	f.settle(3 * cacheLag)
+	got := f.api.since(before)
+	if n := f.sim.CloudStats().Refreshes - refreshes; n != 1 {
+		t.Fatalf("%d refreshes, want 1", n)
+	}
+	if got.of("secrets", "") != 3 || got.of("cloudauthorizations", "status") != 1 || got.of("cloudauthorizations", "") != 0 {
+		t.Fatalf("a refresh wrote %v; want 3 Secret writes (marker, grant, workload's), 1 status write", got)
+	}
+
+	before = f.api.snapshot()
+	f.get("photos", ca)
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{"bench.example.com/noop": "1"}
+	must(t, k8s.Patch(context.Background(), ca, patch))
+	f.settle(3 * cacheLag)
+	if got := f.api.since(before); len(got) != 0 {
+		t.Fatalf("a reconcile that changes nothing wrote %v", got)
+	}
+}

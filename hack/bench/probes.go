@@ -38,9 +38,9 @@ func probeTimed(ctx context.Context, c client.Client, a *apiCounter, res *Result
 		return nil
 	}
 	logf("%s: annotating %d with an annotation of nobody's (a reconcile that changes nothing)", what, n)
-	// The timed calls are counted over a window that holds the API server's: each of its two snapshots
-	// (a scrape of its metrics) takes a second or more on a loaded machine, and counted inside them the
-	// calls missed the writes of the refreshes made meanwhile (at 100 clouds, 6 refreshes counted while
+	// The timed calls are counted over a window that holds the API server's: counted between its two
+	// snapshots (scrapes of its metrics, slow on a loaded machine), they missed refreshes whose writes
+	// the snapshots counted (at 100 clouds, 6 refreshes counted while
 	// the API server counted 48 Secret and 24 status writes, read as 30 and 18 in excess; counted
 	// around them, 39 refreshes and exactly their 117 and 39).
 	before, err := timed()

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/announce"
 	"github.com/credops/thingspace-operator/internal/lockout"
 	"github.com/credops/thingspace-operator/internal/logins"
 	"github.com/credops/thingspace-operator/internal/memo"
@@ -46,6 +47,8 @@ type M2MSessionReconciler struct {
 	Deps
 	// Broker is the ThingSpaceApps' token broker: a Bearer the gateway rejects is replaced through it.
 	Broker *tokenbroker.Broker
+	// Announced holds the apps' tokens not yet in their Secrets (package announce); nil: none.
+	Announced *announce.Board
 	// Gate guards UWS usernames against lockout, across sessions.
 	Gate *lockout.Gate
 	// Pending holds reset passwords not yet stored in their credentials Secret.
@@ -271,6 +274,10 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 		return false, err
 	}
 	s.appTok = heldToken(owned)
+	if _, namespaced := owner.(*v1alpha1.ThingSpaceApp); namespaced && owner == app {
+		// The app's controller may have a newer token than its Secret in the cache shows.
+		s.appTok = r.Announced.Current(client.ObjectKeyFromObject(owner), s.appTok, s.now)
+	}
 	if s.appTok.AccessToken == "" || !s.now.Before(s.appTok.ExpiresAt) {
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q holds no valid token yet", s.apps.kind, app.Name))
 		return false, nil

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/tools/events"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/announce"
 	"github.com/credops/thingspace-operator/internal/callback"
 	"github.com/credops/thingspace-operator/internal/consent"
 	"github.com/credops/thingspace-operator/internal/credcache"
@@ -210,12 +212,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	appEvents := make(chan event.TypedGenericEvent[*v1alpha1.ThingSpaceApp], 1024)
 	clusterAppEvents := make(chan event.TypedGenericEvent[*v1alpha1.ClusterThingSpaceApp], 1024)
 	broker := tokenbroker.New(o.Clock, brokerNotifier(appEvents, clusterAppEvents))
+	sessionEvents := make(chan event.TypedGenericEvent[*v1alpha1.M2MSession], 1024)
+	var sessions *M2MSessionReconciler // set below; the board wakes nothing before the manager runs
+	board := announce.New(func(app types.NamespacedName) bool { return sessions.wakeSessionsOf(app, sessionEvents) })
 	if err := setupShard(mgr, o, &deps, broker); err != nil {
 		return err
 	}
 	apps := &ThingSpaceAppReconciler{
 		Deps:     deps,
 		Broker:   broker,
+		Announce: board,
 		statuses: memo.New[v1alpha1.ThingSpaceAppStatus](),
 	}
 	if err := apps.SetupWithManager(mgr, wiring, appEvents); err != nil {
@@ -225,14 +231,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := clusterApps.SetupWithManager(mgr, wiring, clusterAppEvents); err != nil {
 		return err
 	}
-	sessions := &M2MSessionReconciler{
-		Deps:     deps,
-		Broker:   broker,
-		Gate:     lockout.New(),
-		Pending:  passwords.NewStore(),
-		statuses: memo.New[v1alpha1.M2MSessionStatus](),
+	sessions = &M2MSessionReconciler{
+		Deps:      deps,
+		Broker:    broker,
+		Announced: board,
+		Gate:      lockout.New(),
+		Pending:   passwords.NewStore(),
+		statuses:  memo.New[v1alpha1.M2MSessionStatus](),
 	}
-	if err := sessions.SetupWithManager(mgr, wiring); err != nil {
+	if err := sessions.SetupWithManager(mgr, wiring, sessionEvents); err != nil {
 		return err
 	}
 	clusterSessions := NewClusterM2MSessionReconciler(sessions)

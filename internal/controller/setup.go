@@ -175,7 +175,7 @@ const (
 )
 
 // SetupWithManager registers the M2MSession controller.
-func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) error {
+func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring, announced <-chan event.TypedGenericEvent[*v1alpha1.M2MSession]) error {
 	if err := indexFields(mgr.GetFieldIndexer(), &v1alpha1.M2MSession{}, map[string]func(*v1alpha1.M2MSession) string{
 		indexAppRef:            func(s *v1alpha1.M2MSession) string { return s.Spec.AppRef.NameOrEmpty() },
 		indexCredentialsSecret: func(s *v1alpha1.M2MSession) string { return s.Spec.CredentialsSecretRef.NameOrEmpty() },
@@ -199,6 +199,8 @@ func (r *M2MSessionReconciler) SetupWithManager(mgr ctrl.Manager, w Wiring) erro
 		Watches(&v1alpha1.ThingSpaceApp{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return r.sessionsWhere(ctx, o.GetNamespace(), indexAppRef, o.GetName())
 		})).
+		// The app's new token, announced before its Secret write (wakeSessionsOf).
+		WatchesRawSource(source.Channel(announced, &handler.TypedEnqueueRequestForObject[*v1alpha1.M2MSession]{})).
 		WatchesRawSource(source.Kind(w.SecretMeta, secretMeta(),
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 				return append(r.sessionsWhere(ctx, s.Namespace, indexCredentialsSecret, s.Name),
@@ -227,6 +229,21 @@ func (r *M2MSessionReconciler) sessionsOfAppSecret(ctx context.Context, o client
 		return r.sessionsWhere(ctx, "", indexClusterSessionRef, ref.Name)
 	}
 	return nil
+}
+
+// wakeSessionsOf queues the M2MSessions of the ThingSpaceApp app (announce.Board's wake): false when
+// it has none. A full queue drops the wake; the app's Secret arriving brings the pass all the same.
+func (r *M2MSessionReconciler) wakeSessionsOf(app types.NamespacedName, to chan<- event.TypedGenericEvent[*v1alpha1.M2MSession]) bool {
+	reqs := r.sessionsWhere(context.Background(), app.Namespace, indexAppRef, app.Name)
+	for _, q := range reqs {
+		s := &v1alpha1.M2MSession{}
+		s.Namespace, s.Name = q.Namespace, q.Name
+		select {
+		case to <- event.TypedGenericEvent[*v1alpha1.M2MSession]{Object: s}:
+		default:
+		}
+	}
+	return len(reqs) > 0
 }
 
 func (r *M2MSessionReconciler) sessionsWhere(ctx context.Context, ns, field, value string) []reconcile.Request {

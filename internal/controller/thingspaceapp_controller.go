@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
+	"github.com/credops/thingspace-operator/internal/announce"
 	"github.com/credops/thingspace-operator/internal/memo"
 	"github.com/credops/thingspace-operator/internal/metrics"
 	"github.com/credops/thingspace-operator/internal/policy"
@@ -40,6 +41,9 @@ const (
 type ThingSpaceAppReconciler struct {
 	Deps
 	Broker *tokenbroker.Broker
+	// Announce tells the app's M2MSessions of a new token before its Secret write returns (package
+	// announce); nil: they follow the Secret only.
+	Announce *announce.Board
 	// statuses remembers the status last written per app (see memo.Statuses).
 	statuses *memo.Statuses[v1alpha1.ThingSpaceAppStatus]
 	// gaveUp: tokens no handover is possible for (thingspaceapp_standby.go).
@@ -238,6 +242,11 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 		pub.Next = s.deferTo
 	}
 	tok.ExpiresAt = pub.ExpiresAt
+	if _, namespaced := s.obj.(*v1alpha1.ThingSpaceApp); namespaced && tok.AccessToken != s.secTok {
+		// The sessions' Secrets need the token as much as the app's does: their writes start now, not
+		// after this one has come back through the watch.
+		r.Announce.Announce(client.ObjectKeyFromObject(s.obj), tok)
+	}
 	// Write makes no API call when the cached Secret already matches, so calling it on every pass costs
 	// nothing and also repairs a Secret someone edited or a template that changed.
 	_, written, err := r.Secrets.Write(ctx, s.obj, s.owned, s.app.Spec.SecretName, secrets.Change{

@@ -293,8 +293,11 @@ func AppFailed(b renewal.Backoff, failures int32, rnd float64, err error, held A
 		exp = held.ExpiresAt
 	}
 	p := PlanRetry(b, failures, rnd, err, exp, now)
-	if revoked {
+	switch {
+	case revoked:
 		p = RevokedRetry(b, failures, err, now)
+	case held.AccessToken != "" && !now.Before(held.ExpiresAt):
+		p = ExpiredRetry(b, failures, rnd, err, now)
 	}
 	f := AppFailure{Retry: p, Reason: p.Reason, Message: p.Message, Warn: failures == 1}
 	if revoked {

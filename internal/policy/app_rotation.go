@@ -80,6 +80,26 @@ func RevokedRetry(b renewal.Backoff, failures int32, err error, now time.Time) R
 		Message: fmt.Sprintf("No valid token: %s (attempt %d); next try at %s", err.Error(), failures, at.UTC().Format(time.RFC3339))}
 }
 
+// ExpiredRetry plans the retry after the failures-th failure to replace a token that has expired (the
+// Secret holds it, dead): as after a revoke, every second waited is a dead second, so a Retry-After is
+// waited to the instant (At, for status, rounded up to the whole second), not to the next whole
+// second after it (the chaos suite: a plain token retried 1.3 s after a 2 s Retry-After ended); and
+// the backoff starts at renewal.MinRetryDelay (a dropped answer's repeat brings the same token at
+// once). It still doubles up to b.Cap with b's jitter: a fleet whose tokens expired in a long outage
+// does not call once a second per app.
+func ExpiredRetry(b renewal.Backoff, failures int32, rnd float64, err error, now time.Time) Retry {
+	fast := b
+	fast.Base = renewal.MinRetryDelay
+	ra, _ := upstream.RetryAfterOf(err)
+	d := fast.RetryDelay(failures, rnd, ra, 0)
+	at := now.Add(d)
+	if ra > 0 && d == ra {
+		at = ceilSecond(at)
+	}
+	return Retry{Delay: d, At: at, Reason: v1alpha1.ReasonUpstreamUnavailable,
+		Message: fmt.Sprintf("No valid token: %s (attempt %d); next try at %s", err.Error(), failures, at.UTC().Format(time.RFC3339))}
+}
+
 func ceilSecond(t time.Time) time.Time {
 	if s := renewal.Truncate(t); s.Before(t) {
 		return s.Add(time.Second)

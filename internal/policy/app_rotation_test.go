@@ -143,3 +143,38 @@ type errTimeout struct{}
 func (errTimeout) Error() string   { return "i/o timeout" }
 func (errTimeout) Timeout() bool   { return true }
 func (errTimeout) Temporary() bool { return true }
+
+// A token that expired in the Secret is dead as a revoked one is: the retry comes at the Retry-After to
+// the instant, and without one after a backoff from renewal.MinRetryDelay, doubling past the base.
+func TestExpiredRetry(t *testing.T) {
+	b := renewal.Backoff{Base: time.Second, Cap: time.Minute, Factor: 2}
+	now := t0.Add(200 * time.Millisecond)
+	throttled := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusServiceUnavailable, "900800", upstream.Transient, 2*time.Second)
+	reset := upstream.TransportError(thingspace.API, thingspace.EndpointToken, errTimeout{})
+	expired := AppToken{AccessToken: "t1", ExpiresAt: t0}
+	cases := []struct {
+		name     string
+		failures int32
+		err      error
+		delay    time.Duration
+		at       time.Time
+	}{
+		{"503 with Retry-After: its end, not the next whole second", 1, throttled, 2 * time.Second, t0.Add(3 * time.Second)},
+		{"a connection reset, first", 1, reset, 100 * time.Millisecond, now.Add(100 * time.Millisecond)},
+		{"a connection reset, fifth: past the base", 5, reset, 1600 * time.Millisecond, now.Add(1600 * time.Millisecond)},
+		{"a connection reset, twentieth: the cap", 20, reset, time.Minute, now.Add(time.Minute)},
+		{"backoff beyond the Retry-After", 6, throttled, 3200 * time.Millisecond, now.Add(3200 * time.Millisecond)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := AppFailed(b, c.failures, 0, c.err, expired, false, now)
+			if f.Retry.Delay != c.delay || !f.Retry.At.Equal(c.at) || f.Retry.Ready || f.Reason != v1alpha1.ReasonUpstreamUnavailable {
+				t.Fatalf("%+v", f.Retry)
+			}
+		})
+	}
+	// A valid token keeps the plain backoff (rounded to the whole second).
+	if f := AppFailed(b, 1, 0, reset, AppToken{AccessToken: "t1", ExpiresAt: t0.Add(time.Hour)}, false, now); f.Retry.Delay < 800*time.Millisecond || !f.Retry.Ready {
+		t.Fatalf("valid token: %+v", f.Retry)
+	}
+}

@@ -141,7 +141,7 @@ func (r *CloudAuthorizationReconciler) keep(ctx context.Context, p *cloudPass, n
 	if _, _, err := r.Secrets.Write(ctx, p.ca, p.sec, v1alpha1.GrantSecretName(p.ca), ch); err != nil && !apierrors.IsConflict(err) {
 		return ctrl.Result{}, err
 	}
-	return r.authorized(ctx, p, requeueAt(p.now, next)), nil
+	return r.authorized(ctx, p, r.requeueAt(next)), nil
 }
 
 // ignoreShutdown drops an error caused by the manager shutting down: nothing is retried in this process,
@@ -231,14 +231,14 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 			return r.storeAnswer(ctx, p, e)
 		case policy.CloudDropAnswer:
 			r.Refreshes.Forget(ca.UID)
-			return requeueAt(p.now, d.At), nil
+			return r.requeueAt(d.At), nil
 		case policy.CloudClearMarker:
 			if err := r.clearMarker(ctx, p); err != nil {
 				return ctrl.Result{}, err
 			}
 			continue
 		case policy.CloudWaitForMarker:
-			return requeueAt(p.now, d.At), nil
+			return r.requeueAt(d.At), nil
 		case policy.CloudReauthorize:
 			return r.reauthorize(ctx, p, d.Why)
 		case policy.CloudAwaitConsent:
@@ -252,7 +252,7 @@ func (r *CloudAuthorizationReconciler) sync(ctx context.Context, p *cloudPass) (
 		case policy.CloudWaitForChange:
 			return r.authorized(ctx, p, ctrl.Result{}), nil
 		case policy.CloudWaitForSlot:
-			return r.authorized(ctx, p, requeueAt(p.now, d.At)), nil
+			return r.authorized(ctx, p, r.requeueAt(d.At)), nil
 		case policy.CloudKeep:
 			return r.keep(ctx, p, d.At)
 		default: // policy.CloudRefresh
@@ -315,7 +315,7 @@ func (r *CloudAuthorizationReconciler) authorized(ctx context.Context, p *cloudP
 		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.ReasonRefreshTokenAtRisk, "RefreshToken", "%s", c.Message)
 	}
 	if failing && !atRisk && !riskAt.IsZero() {
-		if at := requeueAt(p.now, riskAt); res.RequeueAfter == 0 || at.RequeueAfter < res.RequeueAfter {
+		if at := r.requeueAt(riskAt); res.RequeueAfter == 0 || at.RequeueAfter < res.RequeueAfter {
 			res.RequeueAfter = at.RequeueAfter
 		}
 	}

@@ -117,7 +117,7 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 		}
 		r.Recorder.Eventf(p.ca, nil, corev1.EventTypeWarning, v1alpha1.EventRefreshFailed, "RefreshToken",
 			"The refresh answered without a usable access token; its rotated refresh token was stored in Secret %s, retrying", p.ca.Spec.SecretName)
-		return requeueAt(p.now, slot), nil
+		return r.requeueAt(slot), nil
 	}
 	r.warnLifetime(p, e)
 	r.Recorder.Eventf(p.ca, nil, corev1.EventTypeNormal, v1alpha1.EventRefreshed, "RefreshToken",
@@ -129,7 +129,7 @@ func (r *CloudAuthorizationReconciler) storeAnswer(ctx context.Context, p *cloud
 	st.ExpiresAt, st.RenewalTime, st.LastRefreshTime = timePtr(e.ExpiresAt), timePtr(next), timePtr(e.Issued)
 	st.FailedRefreshAttempts, st.LastFailureTime = 0, nil
 	r.setReady(p, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, policy.CloudValidUntil(e.ExpiresAt))
-	return requeueAt(p.now, next), nil
+	return r.requeueAt(next), nil
 }
 
 // storeGrant writes a code exchange's tokens the callback left in memory because the Secret refused
@@ -291,7 +291,7 @@ func (r *CloudAuthorizationReconciler) awaitConsent(ctx context.Context, p *clou
 		}
 		return ctrl.Result{}, err
 	}
-	return requeueAt(p.now, st.ConsentExpiresAt.Time), nil
+	return r.requeueAt(st.ConsentExpiresAt.Time), nil
 }
 
 // waitsForPerson reports whether an Authorized=False reason already tells the person what to do.

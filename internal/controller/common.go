@@ -70,8 +70,10 @@ func timePtr(t time.Time) *metav1.Time {
 }
 
 // requeueAt asks to be woken at t, and never sooner than renewal.MinRetryDelay from now.
-func requeueAt(now, t time.Time) ctrl.Result {
-	return ctrl.Result{RequeueAfter: max(t.Sub(now), renewal.MinRetryDelay)}
+func (d Deps) requeueAt(t time.Time) ctrl.Result {
+	// From the clock's now, not the pass's start: a pass of API writes takes 0.1-0.2 s on a loaded
+	// machine, and a wake planned for a token's expiry would land that much after it.
+	return ctrl.Result{RequeueAfter: max(t.Sub(d.Clock.Now()), renewal.MinRetryDelay)}
 }
 
 // expiryLayout is RFC 3339 in UTC with milliseconds: the operator replaces tokens at that precision,

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -120,6 +121,9 @@ type sessState struct {
 
 	// refused says why the app's endpoint may not be called; set by loadApp.
 	refused string
+	// waitApp is set by loadApp when the app's controller is replacing its expired token: look again
+	// then (its announcement usually comes first), the status unchanged.
+	waitApp time.Time
 	// handover: this pass logs in because the app's token changed under a valid one (its retries are
 	// planned before that one expires).
 	handover bool
@@ -130,6 +134,7 @@ func (s *sessState) facts() policy.SessionFacts {
 	return policy.SessionFacts{Now: s.now, Spec: s.sess.Spec, Created: s.sess.CreationTimestamp.Time, Generation: s.sess.Generation,
 		Annotations: s.sess.Annotations, Status: *s.st, HasSession: s.session != "", CredentialsVersion: s.credsRV,
 		AppTokenDigest: policy.TokenDigest(s.appTok.AccessToken), AppHasStandby: s.app != nil && s.app.Spec.StandbyCredentialsSecretRef != nil,
+		SecretBearerStale: s.owned != nil && string(s.owned.Data[KeyAccessToken]) != s.appTok.AccessToken,
 		UnansweredResetStored: s.st.PasswordResetUnanswered != nil && s.cached.PasswordResetUnanswered != nil &&
 			s.cached.PasswordResetUnanswered.SentAt.Equal(&s.st.PasswordResetUnanswered.SentAt)}
 }
@@ -143,6 +148,9 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 		return res, nil
 	}
 	ready, err := r.loadApp(ctx, s)
+	if err == nil && !ready && !s.waitApp.IsZero() {
+		return r.requeueAt(s.waitApp), nil
+	}
 	if err != nil || !ready {
 		return ctrl.Result{}, err
 	}
@@ -180,17 +188,17 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 	}
 
 	d := policy.DecideSession(s.facts())
+	if d.Republish {
+		if err := r.writeSecret(ctx, s, s.session); err != nil {
+			return r.secretWriteFailed(s, err)
+		}
+	}
 	switch d.Action {
 	case policy.SessionWait:
-		if d.Republish {
-			if err := r.writeSecret(ctx, s, s.session); err != nil {
-				return r.secretWriteFailed(s, err)
-			}
-		}
 		if d.Next.IsZero() {
 			return ctrl.Result{}, nil
 		}
-		return requeueAt(s.now, d.Next), nil
+		return r.requeueAt(d.Next), nil
 	case policy.SessionLogin:
 		return r.login(ctx, s, d.RefreshRequest)
 	case policy.SessionResetPassword:
@@ -212,7 +220,7 @@ func (r *M2MSessionReconciler) sync(ctx context.Context, s *sessState) (ctrl.Res
 		return r.secretWriteFailed(s, err)
 	}
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonSessionValid, "The Secret holds a live session")
-	return requeueAt(s.now, d.Next), nil
+	return r.requeueAt(d.Next), nil
 }
 
 // observeGate merges this session's remembered failure count into the username's gate and records the
@@ -279,6 +287,13 @@ func (r *M2MSessionReconciler) loadApp(ctx context.Context, s *sessState) (bool,
 		s.appTok = r.Announced.Current(client.ObjectKeyFromObject(owner), s.appTok, s.now)
 	}
 	if s.appTok.AccessToken == "" || !s.now.Before(s.appTok.ExpiresAt) {
+		if s.appTok.AccessToken != "" {
+			ready := meta.FindStatusCondition(app.Status.Conditions, v1alpha1.ConditionReady)
+			if next, ok := policy.AppReplacing(ready, s.appTok.ExpiresAt, s.now); ok {
+				s.waitApp = next
+				return false, nil
+			}
+		}
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonAppNotReady, fmt.Sprintf("%s %q holds no valid token yet", s.apps.kind, app.Name))
 		return false, nil
 	}
@@ -329,7 +344,12 @@ func (r *M2MSessionReconciler) putSecret(ctx context.Context, s *sessState, sess
 	if !loggedInAt.IsZero() {
 		ch.Annotations = map[string]string{v1alpha1.SessionLoginAnnotation: policy.SessionLoginValue(session, s.appTok.AccessToken, exp, loggedInAt)}
 	}
-	_, _, err := r.Secrets.Write(ctx, s.obj, s.owned, s.sess.Spec.SecretName, ch)
+	stored, _, err := r.Secrets.Write(ctx, s.obj, s.owned, s.sess.Spec.SecretName, ch)
+	if err == nil && stored != nil {
+		// A second write in the pass (the app's new token published before a keep-alive) builds on
+		// this one, not on the cache's older copy (a Conflict).
+		s.owned = stored
+	}
 	return err
 }
 
@@ -356,7 +376,7 @@ func (r *M2MSessionReconciler) secretWriteFailed(s *sessState, err error) (ctrl.
 
 // wakeAt plans the next look: the next keep-alive, or the next password reset when that comes first.
 func (r *M2MSessionReconciler) wakeAt(s *sessState, next time.Time) ctrl.Result {
-	return requeueAt(s.now, policy.SessionWake(s.facts(), next))
+	return r.requeueAt(policy.SessionWake(s.facts(), next))
 }
 
 func (r *M2MSessionReconciler) setReady(s *sessState, status metav1.ConditionStatus, reason, msg string) {

@@ -50,7 +50,7 @@ func (r *M2MSessionReconciler) login(ctx context.Context, s *sessState, refreshR
 			return ctrl.Result{}, nil
 		}
 		// Held back by the limit only: another session's success may clear the count meanwhile.
-		return requeueAt(s.now, s.now.Add(policy.GateRecheck)), nil
+		return r.requeueAt(s.now.Add(policy.GateRecheck)), nil
 	}
 	session, err := s.cli.Login(ctx, s.appTok.AccessToken, s.creds)
 	if refreshReq != "" {
@@ -156,7 +156,7 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 				w := policy.AppThrottled(policy.AppToken{}, false, until, s.now)
 				s.st.FailedAttempts, s.st.NextKeepAliveTime, s.st.RejectedTokenDigest = plan.Failures, timePtr(w.At), ""
 				r.setReady(s, metav1.ConditionFalse, w.Reason, "The ThingSpace gateway refused the ThingSpaceApp's token on a session call (401); "+err.Error()+"; next try at "+w.At.UTC().Format(time.RFC3339))
-				return requeueAt(s.now, until), nil
+				return r.requeueAt(until), nil
 			}
 			var ce *credentialsError
 			var ue *upstream.Error
@@ -176,7 +176,7 @@ func (r *M2MSessionReconciler) bearerRejected(ctx context.Context, s *sessState)
 	if plan.RefreshApp {
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonBearerRejected, "CallUpstream", "%s", plan.Message)
 	}
-	return requeueAt(s.now, plan.At), nil
+	return r.requeueAt(plan.At), nil
 }
 
 // refreshAppToken asks the broker for a token other than the one the gateway refused, with the key set
@@ -216,7 +216,7 @@ func (r *M2MSessionReconciler) transient(ctx context.Context, s *sessState, err 
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "SessionCallFailed", "CallUpstream", "%s; retrying with backoff", msg)
 	}
 	log.FromContext(ctx).Info("Session call failed; backing off", "error", msg, "attempt", st.FailedAttempts, "retryIn", next.Sub(s.now))
-	return requeueAt(s.now, next), nil
+	return r.requeueAt(next), nil
 }
 
 // activeCredentials names the Secret of the app's active key set: the standby key set's once it issued

@@ -35,7 +35,7 @@ func (r *M2MSessionReconciler) checkPassword(ctx context.Context, s *sessState) 
 		r.recordCount(s, r.Gate.Count(s.gateKey))
 		r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonLoginRejected,
 			"A password reset got no usable answer; the one login that shows whether it applied is held back: "+why)
-		return requeueAt(s.now, s.now.Add(policy.GateRecheck)), nil
+		return r.requeueAt(s.now.Add(policy.GateRecheck)), nil
 	}
 	session, err := s.cli.Login(ctx, s.appTok.AccessToken, s.creds)
 	switch policy.PasswordCheckVerdict(err) {

@@ -64,7 +64,7 @@ func (r *M2MSessionReconciler) finalize(ctx context.Context, s *sessState) (ctrl
 			r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "%s", msg)
 		}
 		log.FromContext(ctx).Info("Logout failed; backing off", "error", err.Error(), "attempt", st.FailedAttempts, "retryIn", at.Sub(s.now))
-		return requeueAt(s.now, at), false, nil
+		return r.requeueAt(at), false, nil
 	default:
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, "LogoutFailed", "Logout", "Could not log out (%s); the session will idle out", err.Error())
 	}

@@ -35,7 +35,7 @@ func (r *M2MSessionReconciler) storePending(s *sessState) (ctrl.Result, bool) {
 	}
 	r.setReady(s, metav1.ConditionFalse, v1alpha1.ReasonPasswordNotStored,
 		"A new password from a reset is not stored in the credentials Secret yet; retrying the write")
-	return requeueAt(s.now, s.now.Add(pendingRetry)), false
+	return r.requeueAt(s.now.Add(pendingRetry)), false
 }
 
 // persistBound bounds a password reset and the write of its answer once they run past the reconcile's
@@ -106,7 +106,7 @@ func (r *M2MSessionReconciler) resetFailed(ctx context.Context, s *sessState, er
 		s.st.PasswordRotatedAt = timePtr(s.now)
 		log.FromContext(ctx).Info("A password reset got no usable answer; it is not sent again, and one login with the old password will show whether it applied",
 			"error", err.Error())
-		return requeueAt(s.now, s.now.Add(policy.UnansweredRecheck)), nil
+		return r.requeueAt(s.now.Add(policy.UnansweredRecheck)), nil
 	case policy.ResetSessionEnded:
 		return r.login(ctx, s, "")
 	case policy.ResetBearerRejected:

@@ -125,7 +125,7 @@ func (r *ThingSpaceAppReconciler) consume(ctx context.Context, app *v1alpha1.Thi
 	if d.Next.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return requeueAt(now, d.Next), nil
+	return r.requeueAt(d.Next), nil
 }
 
 // consumerInput is what a consumer's decision is made from, besides its own Secret.

@@ -168,7 +168,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 		if d.Reason != "" {
 			r.setReady(s, d.Ready, d.Reason, d.Message)
 		}
-		return requeueAt(s.now, d.Next), nil
+		return r.requeueAt(d.Next), nil
 	case policy.AppWait, policy.AppAdopt:
 		res.Token = cur
 		if d.Deferred != "" {
@@ -278,7 +278,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 	next := r.planStandby(ctx, s, tok, pub.Next)
 	st.RenewalTime = timePtr(next)
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds a token valid until "+tok.ExpiresAt.UTC().Format(time.RFC3339))
-	return requeueAt(s.now, next), nil
+	return r.requeueAt(next), nil
 }
 
 // warnLifetime says when the token's lifetime is not what the upstream announced (issue 8 scenario 18).

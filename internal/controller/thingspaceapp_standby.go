@@ -134,7 +134,7 @@ func (r *ThingSpaceAppReconciler) handover(ctx context.Context, s *appState, iss
 			st.NextHandoverTime = timePtr(at)
 		}
 		r.setOverlap(s, metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable, err.Error()+"; the handover is tried again then")
-		return requeueAt(s.now, until), true, nil
+		return r.requeueAt(until), true, nil
 	}
 	if err != nil {
 		res, err := r.handoverFailed(ctx, s, other, err)
@@ -156,7 +156,7 @@ func (r *ThingSpaceAppReconciler) handover(ctx context.Context, s *appState, iss
 		st.RenewalTime = timePtr(next)
 		r.setOverlap(s, metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable, chk.Message)
 		log.FromContext(ctx).Info("No handover yet", "why", chk.Message)
-		return requeueAt(s.now, next), true, nil
+		return r.requeueAt(next), true, nil
 	}
 	if manual {
 		st.ObservedRefreshRequest = d.Refresh
@@ -187,7 +187,7 @@ func (r *ThingSpaceAppReconciler) handoverFailed(ctx context.Context, s *appStat
 			err.Error()+"; nothing is sent with the standby key set until its Secret or the spec changes; the token is renewed at its expiry with the Primary key set")
 		r.Recorder.Eventf(s.obj, nil, corev1.EventTypeWarning, v1alpha1.ReasonStandbyCredentialsRejected, "RequestToken", "%s", err.Error())
 		log.FromContext(ctx).Info("Upstream refused the standby key set; waiting for a change", "error", err.Error())
-		return requeueAt(s.now, held.ExpiresAt), nil
+		return r.requeueAt(held.ExpiresAt), nil
 	case terminal:
 		metrics.AppHandovers.WithLabelValues("rejected").Inc()
 		r.setOverlap(s, metav1.ConditionFalse, v1alpha1.ReasonStandbyUnavailable, "The upstream refused the Primary key set: "+err.Error())
@@ -207,7 +207,7 @@ func (r *ThingSpaceAppReconciler) handoverFailed(ctx context.Context, s *appStat
 			"Handover to the %s key set failed: %s; retrying with backoff", other.name, err.Error())
 	}
 	log.FromContext(ctx).Info("Handover failed; backing off", "error", err.Error(), "attempt", failures, "retryAt", at.UTC())
-	return requeueAt(s.now, at), nil
+	return r.requeueAt(at), nil
 }
 
 // planStandby records, after tok was published, which key set is active, the next handover and the

@@ -20,5 +20,5 @@ func (r *ThingSpaceAppReconciler) throttled(s *appState, until time.Time, revoke
 		ready = metav1.ConditionTrue
 	}
 	r.setReady(s, ready, w.Reason, w.Message)
-	return requeueAt(s.now, until)
+	return r.requeueAt(until)
 }

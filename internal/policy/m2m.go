@@ -66,6 +66,8 @@ type SessionFacts struct {
 	// set (spec.standbyCredentialsSecretRef), so its token can change while the old one is still valid.
 	AppTokenDigest string
 	AppHasStandby  bool
+	// SecretBearerStale: the Secret's access_token is not the app's current token (the app rotated it).
+	SecretBearerStale bool
 	// UnansweredResetStored: the API server's copy of the status (the cache's) carries the record of
 	// the unanswered reset in Status, so a restart honours it too.
 	UnansweredResetStored bool
@@ -79,8 +81,8 @@ type SessionDecision struct {
 	RefreshRequest string
 	// Next is when to look again after a Wait or a Publish (zero: on a watch event only).
 	Next time.Time
-	// Republish: while waiting, keep the Secret carrying the app's current token (no upstream call, and
-	// the condition stays what the failure set).
+	// Republish: before the action (or while waiting), write the app's current token into the Secret
+	// (no upstream call; while waiting, the condition stays what the failure set).
 	Republish bool
 }
 
@@ -122,9 +124,11 @@ func DecideSession(f SessionFacts) SessionDecision {
 	case RotationDue(f):
 		return SessionDecision{Action: SessionResetPassword}
 	case due && f.Spec.KeepAlive.AccountName == "":
-		return SessionDecision{Action: SessionRelogin}
+		return SessionDecision{Action: SessionRelogin, Republish: f.SecretBearerStale}
 	case due:
-		return SessionDecision{Action: SessionKeepAlive}
+		// The app's new token goes into the Secret before the call, not after its answer: under upstream
+		// latency a keep-alive took 1.2 s while the Secret held the dead token (the chaos suite).
+		return SessionDecision{Action: SessionKeepAlive, Republish: f.SecretBearerStale}
 	}
 	return SessionDecision{Action: SessionPublish, Next: SessionWake(f, next)}
 }

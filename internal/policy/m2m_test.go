@@ -34,11 +34,12 @@ func TestDecideSession(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name    string
-		mutate  []func(*SessionFacts)
-		action  SessionAction
-		next    time.Time
-		request string
+		name      string
+		mutate    []func(*SessionFacts)
+		action    SessionAction
+		next      time.Time
+		request   string
+		republish bool
 	}{
 		{name: "nothing due: publish, wake at the keep-alive", action: SessionPublish, next: t0.Add(5 * time.Minute)},
 		{name: "no session: login", mutate: []func(*SessionFacts){func(f *SessionFacts) { f.HasSession = false }}, action: SessionLogin},
@@ -74,7 +75,7 @@ func TestDecideSession(t *testing.T) {
 		{name: "retry slot ahead: nothing upstream before it", mutate: []func(*SessionFacts){func(f *SessionFacts) {
 			f.Status.FailedAttempts = 2
 			f.Status.NextKeepAliveTime = mt(t0.Add(30 * time.Second))
-		}}, action: SessionWait, next: t0.Add(30 * time.Second)},
+		}}, action: SessionWait, next: t0.Add(30 * time.Second), republish: true},
 		{name: "retry slot reached", mutate: []func(*SessionFacts){func(f *SessionFacts) {
 			f.Status.FailedAttempts = 2
 			f.Status.NextKeepAliveTime = mt(t0)
@@ -95,6 +96,16 @@ func TestDecideSession(t *testing.T) {
 		{name: "rotation refused for older credentials", mutate: []func(*SessionFacts){rotation(time.Hour), func(f *SessionFacts) {
 			f.Status.PasswordRotationRejectedVersion = "6"
 		}}, action: SessionResetPassword},
+		// The app rotated its token: the Secret gets it before the call, not after the call's answer.
+		{name: "keep-alive due, the app's token rotated: publish first", mutate: []func(*SessionFacts){func(f *SessionFacts) {
+			f.Now, f.SecretBearerStale = t0.Add(5*time.Minute), true
+		}}, action: SessionKeepAlive, republish: true},
+		{name: "re-login due, the app's token rotated: publish first", mutate: []func(*SessionFacts){func(f *SessionFacts) {
+			f.Now, f.SecretBearerStale, f.Spec.KeepAlive.AccountName = t0.Add(5*time.Minute), true, ""
+		}}, action: SessionRelogin, republish: true},
+		{name: "no session, the app's token rotated: the login writes both", mutate: []func(*SessionFacts){func(f *SessionFacts) {
+			f.HasSession, f.SecretBearerStale = false, true
+		}}, action: SessionLogin},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,8 +114,8 @@ func TestDecideSession(t *testing.T) {
 				m(&f)
 			}
 			d := DecideSession(f)
-			if d.Action != tc.action || !d.Next.Equal(tc.next) || d.RefreshRequest != tc.request {
-				t.Fatalf("got %+v, want action %s next %v request %q", d, tc.action, tc.next, tc.request)
+			if d.Action != tc.action || !d.Next.Equal(tc.next) || d.RefreshRequest != tc.request || d.Republish != tc.republish {
+				t.Fatalf("got %+v, want action %s next %v request %q republish %v", d, tc.action, tc.next, tc.request, tc.republish)
 			}
 		})
 	}

@@ -104,6 +104,15 @@ func TestAppRetrySlot(t *testing.T) {
 	}
 }
 
+// retryCase is a retry plan's expected delay and slot after failures failures ending in err.
+type retryCase struct {
+	name     string
+	failures int32
+	err      error
+	delay    time.Duration
+	at       time.Time
+}
+
 // After a revoke the fetch is retried when the upstream allows: at its Retry-After, to the instant, or
 // without one after a short backoff, never the long one a valid token affords.
 func TestRevokedRetry(t *testing.T) {
@@ -111,13 +120,7 @@ func TestRevokedRetry(t *testing.T) {
 	now := t0.Add(200 * time.Millisecond)
 	throttled := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusServiceUnavailable, "900800", upstream.Transient, 3*time.Second)
 	timeout := upstream.TransportError(thingspace.API, thingspace.EndpointToken, errTimeout{})
-	cases := []struct {
-		name     string
-		failures int32
-		err      error
-		delay    time.Duration
-		at       time.Time
-	}{
+	cases := []retryCase{
 		{"503 with Retry-After", 1, throttled, 3 * time.Second, t0.Add(4 * time.Second)},
 		{"503 with Retry-After, many failures", 9, throttled, 3 * time.Second, t0.Add(4 * time.Second)},
 		{"timeout, first", 1, timeout, 100 * time.Millisecond, now.Add(100 * time.Millisecond)},
@@ -152,13 +155,7 @@ func TestExpiredRetry(t *testing.T) {
 	throttled := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusServiceUnavailable, "900800", upstream.Transient, 2*time.Second)
 	reset := upstream.TransportError(thingspace.API, thingspace.EndpointToken, errTimeout{})
 	expired := AppToken{AccessToken: "t1", ExpiresAt: t0}
-	cases := []struct {
-		name     string
-		failures int32
-		err      error
-		delay    time.Duration
-		at       time.Time
-	}{
+	cases := []retryCase{
 		{"503 with Retry-After: its end, not the next whole second", 1, throttled, 2 * time.Second, t0.Add(3 * time.Second)},
 		{"a connection reset, first", 1, reset, 100 * time.Millisecond, now.Add(100 * time.Millisecond)},
 		{"a connection reset, fifth: past the base", 5, reset, 1600 * time.Millisecond, now.Add(1600 * time.Millisecond)},

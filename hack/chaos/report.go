@@ -109,7 +109,7 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 	var calls []callAt
 	issued := map[string]time.Time{} // credential -> first delivered or applied
 	for _, c := range led.Calls {
-		calls = append(calls, callAt{at: c.At, done: c.Done, subject: c.Subject, retryAfter: c.RetryAfter,
+		calls = append(calls, callAt{at: c.At, done: c.Done, subject: c.Subject, retryAfter: c.RetryAfter, issued: c.Issued,
 			refused: c.Status != 200 || c.Chaos != "", delivered: c.Status == 200 && c.Chaos == "hold"})
 		for _, v := range c.Issued {
 			if _, seen := issued[v]; !seen {

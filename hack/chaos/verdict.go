@@ -123,6 +123,8 @@ type callAt struct {
 	// delivered: the simulator held the answer (refused while held) and then delivered it, a 200 the
 	// operator got at done: its exchange goes on from there, as a call answered at once does from at.
 	delivered bool
+	// issued are the credentials the answer carried.
+	issued []string
 }
 
 // exchangeFrom is when a successful call's closing exchange begins (zero: it has none).
@@ -157,10 +159,12 @@ func classify(d deadSpan, cr credential, ws []window, calls []callAt, samples []
 		d.avoidable = total
 		return d
 	}
-	var last time.Time
-	for _, c := range calls {
-		if from := c.exchangeFrom(); !from.IsZero() && c.at.After(d.after) && from.Before(d.end) && slices.Contains(cr.subjects, c.subject) && from.After(last) {
-			last = from
+	last := issuingExchange(d, cr, calls, samples)
+	if last.IsZero() {
+		for _, c := range calls {
+			if from := c.exchangeFrom(); !from.IsZero() && c.at.After(d.after) && from.Before(d.end) && slices.Contains(cr.subjects, c.subject) && from.After(last) {
+				last = from
+			}
 		}
 	}
 	// Unavoidable: every blocked moment of the span, and the closing exchange. With lead 0 the
@@ -204,6 +208,37 @@ func minTime(a, b time.Time) time.Time {
 
 // appTokenDead reports whether what died in a session's Secret at d.start was its app token (the second
 // value) rather than the session itself.
+// issuingExchange is where the closing exchange of d begins when the call that issued what the Secret
+// holds again at d.end is known: the latest-arriving successful call of the credential's subjects whose
+// answer carried one of the Secret's values at d.end and came after the last live sample (in flight at
+// the death, or sent after it). A later call of the subjects that changed nothing the Secret then held
+// (a keep-alive or re-login due while the Secret's write was in flight) does not move the exchange's
+// start: the chaos suite counted a session's Secret write under slow API writes avoidable up to such a
+// call. Zero: no such call (the last call of the subjects decides, as before).
+func issuingExchange(d deadSpan, cr credential, calls []callAt, samples []sample) time.Time {
+	var held []string
+	for _, s := range samples {
+		if s.at.Equal(d.end) {
+			held = s.creds[d.cred].values
+			break
+		}
+	}
+	var from time.Time
+	for _, c := range calls {
+		f := c.exchangeFrom()
+		if f.IsZero() || !c.done.After(d.after) || !f.Before(d.end) || !slices.Contains(cr.subjects, c.subject) || !f.After(from) {
+			continue
+		}
+		for _, v := range c.issued {
+			if v != "" && slices.Contains(held, v) {
+				from = f
+				break
+			}
+		}
+	}
+	return from
+}
+
 func appTokenDead(d deadSpan, samples []sample) bool {
 	for _, s := range samples {
 		if s.at.Equal(d.start) {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,16 @@ import (
 // proves none of them reaches a log line, event, condition or status.
 func TestStandbyInTheSuite(t *testing.T) {
 	f := newFixture(t)
+	// On failure, the manager's handover decisions for this test (why a handover did not happen).
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, f.ns) && (strings.Contains(l, "Handed over") || strings.Contains(l, "No handover yet")) {
+					t.Log(l)
+				}
+			}
+		}
+	})
 	f.credentials("creds", f.key, f.secret)
 	sbKey, sbSecret := "sb-"+f.key, "Sb-"+f.secret
 	f.sim.SetApp(sbKey, sbSecret)

@@ -146,12 +146,17 @@ type HandoverCheck struct {
 }
 
 // CheckHandover decides whether got, fetched with the other key set, may replace the published token
-// held. It must outlive held by at least the handover window: otherwise the platform handed out that
-// key's token of the hour (another holder of the key asked within it, or the clocks disagree), and
-// publishing it would only bring the next handover forward to now.
+// held. It must outlive held by about the handover window: otherwise the platform handed out that key's
+// token of the hour (another holder of the key asked within it, or the clocks disagree), and publishing
+// it would only bring the next handover forward to now. About, not strictly more: when another app
+// holding the primary key renews it at its expiry, the primary's token outlives the standby's by
+// exactly the window (the standby's was fetched a window before the primary's expiry), give or take
+// the whole seconds of expires_in and the fetch's delay; demanding more lost every handover back, for
+// good (TestStandbyHandsBackWhenThePrimaryKeyIsShared). handoverSlack bounds what is forgiven, so the
+// next handover still comes at least half a window after this one.
 func CheckHandover(handoverBefore time.Duration, held, got AppToken, other string) HandoverCheck {
 	hb := EffectiveHandoverBefore(handoverBefore, held)
-	if got.ExpiresAt.After(held.ExpiresAt.Add(hb)) {
+	if got.ExpiresAt.After(held.ExpiresAt) && !got.ExpiresAt.Before(held.ExpiresAt.Add(hb-handoverSlack(hb))) {
 		return HandoverCheck{Publish: true}
 	}
 	why := fmt.Sprintf("The %s key set's token expires at %s, less than %s after the published token (%s): that key's token of the hour was handed out (another holder of the key, or clock skew)",
@@ -176,6 +181,13 @@ func HandoverRetry(b renewal.Backoff, failures int32, rnd float64, err error, he
 	}
 	return at, fmt.Sprintf("Fetching the %s key set's token failed (%s, attempt %d); next try at %s, and from the token's expiry (%s) it is renewed with the %s key set",
 		other, err.Error(), failures, stamp(at), stamp(held.ExpiresAt), OtherKeySet(other))
+}
+
+// handoverSlack is how much less than the handover window a token of the other key set may outlive the
+// published one by and still be handed over to: the rounding of two whole-second expiries and a fetch's
+// delay (2 s), never more than half the window.
+func handoverSlack(hb time.Duration) time.Duration {
+	return min(2*time.Second, hb/2)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -125,6 +125,7 @@ func TestPlanHandoverAlternatesWithFreshTokens(t *testing.T) {
 
 func TestCheckHandover(t *testing.T) {
 	held := hourToken(s0)
+	hb := EffectiveHandoverBefore(0, held)
 	cases := []struct {
 		name    string
 		got     AppToken
@@ -135,6 +136,11 @@ func TestCheckHandover(t *testing.T) {
 		{"the other key's token of the hour, expiring before: retry then", AppToken{ExpiresAt: s0.Add(57*time.Minute + 300*time.Millisecond)}, false, s0.Add(57*time.Minute + time.Second)},
 		{"expiring with the published one: give up", AppToken{ExpiresAt: held.ExpiresAt}, false, time.Time{}},
 		{"outliving it by less than the window: give up", AppToken{ExpiresAt: held.ExpiresAt.Add(4 * time.Minute)}, false, time.Time{}},
+		// Another holder of the key renews it at its expiry: the other key's token outlives the published
+		// one by the window itself, give or take whole seconds and the fetch's delay.
+		{"outliving it by exactly the window: publish", AppToken{ExpiresAt: held.ExpiresAt.Add(hb)}, true, time.Time{}},
+		{"by the window less a rounding: publish", AppToken{ExpiresAt: held.ExpiresAt.Add(hb - 1400*time.Millisecond)}, true, time.Time{}},
+		{"by the window less more than the slack: give up", AppToken{ExpiresAt: held.ExpiresAt.Add(hb - 2500*time.Millisecond)}, false, time.Time{}},
 	}
 	for _, c := range cases {
 		chk := CheckHandover(0, held, c.got, v1alpha1.KeySetStandby)

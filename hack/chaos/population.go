@@ -227,13 +227,15 @@ func (e *env) consent(ctx context.Context, p *population) error {
 			return fmt.Errorf("%s: no consent link: %w", name, err)
 		}
 		// The replica serving the callback may still be syncing its caches: its listener comes up then.
+		// The last attempt's error is kept: a setup that timed out once (make test at c35535c) said
+		// nothing of why.
 		var got harness.Consent
+		var last error
 		if err := harness.WaitFor(ctx, 90*time.Second, time.Second, func() (bool, error) {
-			var err error
-			got, err = harness.NewBrowser().Consent(ctx, link)
-			return err == nil, nil
+			got, last = harness.NewBrowser().Consent(ctx, link)
+			return last == nil, nil
 		}); err != nil {
-			return fmt.Errorf("%s: consent: %w", name, err)
+			return fmt.Errorf("%s: consent: %w (last attempt: %v)", name, err, last)
 		}
 		if got.Page.Status != http.StatusOK {
 			return fmt.Errorf("%s: the callback answered %d", name, got.Page.Status)

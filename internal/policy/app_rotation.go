@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
@@ -105,4 +107,23 @@ func ceilSecond(t time.Time) time.Time {
 		return s.Add(time.Second)
 	}
 	return t
+}
+
+// RetryAtOnce says whether a failed token call is repeated at once, in the same pass: when the Secret
+// holds a dead token (this pass revoked it, or it expired) and the failure says nothing about when to
+// call again (a dropped connection, a timeout, a 5xx without Retry-After). A token request is
+// idempotent (the platform hands out the key's current token), and every moment before the retry is
+// a moment of a dead token: the chaos suite counted the 100-200 ms of RevokedRetry's first backoff,
+// plus the status write before it, as avoidable (issue 14, seed 55). Once only: a second failure backs
+// off as before. A 429, a Retry-After or a refusal is never repeated at once.
+func RetryAtOnce(err error, held AppToken, revoked bool, now time.Time) bool {
+	if held.AccessToken == "" || (!revoked && now.Before(held.ExpiresAt)) {
+		return false
+	}
+	e, ok := errors.AsType[*upstream.Error](err)
+	if !ok || e.Kind != upstream.Transient || e.StatusCode == http.StatusTooManyRequests {
+		return false
+	}
+	_, throttled := upstream.RetryAfterOf(err)
+	return !throttled
 }

@@ -175,3 +175,37 @@ func TestExpiredRetry(t *testing.T) {
 		t.Fatalf("valid token: %+v", f.Retry)
 	}
 }
+
+// A dead token's failed fetch is repeated at once only when the failure names no wait: never for a
+// valid token, a 429, a Retry-After or a refusal.
+func TestRetryAtOnce(t *testing.T) {
+	now := t0.Add(time.Second)
+	reset := upstream.TransportError(thingspace.API, thingspace.EndpointToken, errTimeout{})
+	bad := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusBadGateway, "", upstream.Transient, 0)
+	throttled := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusServiceUnavailable, "900800", upstream.Transient, 2*time.Second)
+	limited := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusTooManyRequests, "", upstream.Transient, 0)
+	refused := upstream.StatusError(thingspace.API, thingspace.EndpointToken, http.StatusUnauthorized, "invalid_client", upstream.Rejected, 0)
+	expired := AppToken{AccessToken: "t1", ExpiresAt: t0}
+	valid := AppToken{AccessToken: "t1", ExpiresAt: t0.Add(time.Hour)}
+	cases := []struct {
+		name    string
+		err     error
+		held    AppToken
+		revoked bool
+		want    bool
+	}{
+		{"expired, a reset", reset, expired, false, true},
+		{"revoked, a 502", bad, valid, true, true},
+		{"valid, a reset", reset, valid, false, false},
+		{"no token held", reset, AppToken{}, true, false},
+		{"expired, a Retry-After", throttled, expired, false, false},
+		{"expired, a 429", limited, expired, false, false},
+		{"expired, refused", refused, expired, false, false},
+		{"expired, not an upstream error", errString("boom"), expired, false, false},
+	}
+	for _, c := range cases {
+		if got := RetryAtOnce(c.err, c.held, c.revoked, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -99,7 +99,9 @@ func (f *fixture) stormy(ra time.Duration) *stormSim {
 		}
 		g.mu.Unlock()
 		if throttle {
-			w.Header().Set("Retry-After", strconv.Itoa(int(g.ra/time.Second)))
+			if g.ra > 0 { // none: a 503 that names no wait
+				w.Header().Set("Retry-After", strconv.Itoa(int(g.ra/time.Second)))
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`{"fault":{"code":"900800","message":"Message Throttled Out","description":"busy"}}`))

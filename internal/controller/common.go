@@ -76,6 +76,17 @@ func (d Deps) requeueAt(t time.Time) ctrl.Result {
 	return ctrl.Result{RequeueAfter: max(t.Sub(d.Clock.Now()), renewal.MinRetryDelay)}
 }
 
+// sinceDecided re-bases res, planned by a pass at decided, on the clock's now: controller-runtime
+// counts RequeueAfter from the reconcile's return, after the status write that follows the decision,
+// and under slow API writes that write delayed a dead token's retry by its own duration (issue 14).
+// Never below a millisecond: zero would mean no requeue at all.
+func (d Deps) sinceDecided(res ctrl.Result, decided time.Time) ctrl.Result {
+	if res.RequeueAfter > 0 {
+		res.RequeueAfter = max(res.RequeueAfter-d.Clock.Since(decided), time.Millisecond)
+	}
+	return res
+}
+
 // expiryLayout is RFC 3339 in UTC with milliseconds: the operator replaces tokens at that precision,
 // and a reader comparing an expiry with its clock must not see a token outlive its published expiry.
 const expiryLayout = "2006-01-02T15:04:05.000Z07:00"

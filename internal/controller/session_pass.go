@@ -82,6 +82,7 @@ func runSession[S any, P interface {
 		res, syncErr = r.sync(ctx, s)
 		policy.RecordProgress(&s.st.Conditions, &s.st.ObservedGeneration, s.sess.Generation, r.Clock.Now())
 	}
+	decided := r.Clock.Now()
 	if !released {
 		// Past the reconcile's cancellation too: a reset or login that completed during shutdown must be
 		// on record, or the next process repeats it.
@@ -98,5 +99,5 @@ func runSession[S any, P interface {
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
-	return res, nil
+	return r.sinceDecided(res, decided), nil
 }

@@ -43,7 +43,8 @@ func (r *ThingSpaceAppReconciler) pass(ctx context.Context, ao appObject, record
 	}
 	st := ao.app.Status.DeepCopy()
 	res, syncErr := r.sync(ctx, ao, st)
-	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ao.app.Generation, r.Clock.Now())
+	decided := r.Clock.Now()
+	policy.RecordProgress(&st.Conditions, &st.ObservedGeneration, ao.app.Generation, decided)
 	if err := record(st); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -51,5 +52,5 @@ func (r *ThingSpaceAppReconciler) pass(ctx context.Context, ao appObject, record
 	if syncErr != nil {
 		return ctrl.Result{}, syncErr
 	}
-	return res, nil
+	return r.sinceDecided(res, decided), nil
 }

@@ -66,7 +66,7 @@ func TestNeedlessLoginFollowsTheLedgersNewToken(t *testing.T) {
 		{"the same token again", call("k-prim", "old", -time.Millisecond), true},
 		{"a new token of another key", call("k-other", "new", -time.Millisecond), true},
 		{"a new token answered after the login", call("k-stby", "new", time.Millisecond), true},
-		{"a new token long before", call("k-stby", "new", -5 * time.Second), true},
+		{"a new token long before", call("k-stby", "new", -5*time.Second), true},
 	}
 	for _, c := range cases {
 		led := harness.Ledger{Calls: []harness.LedgerCall{c.call}}

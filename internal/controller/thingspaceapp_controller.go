@@ -179,9 +179,7 @@ func (r *ThingSpaceAppReconciler) sync(ctx context.Context, ao appObject, st *v1
 	case policy.AppRotate:
 		res, err = r.Broker.Rotate(ctx, s.key, s.who, iss, creds, app.Spec.Scope, cur.AccessToken, d.Why)
 	}
-	if err != nil && ctx.Err() == nil && policy.RetryAtOnce(err, held, res.Revoked || revoked, r.Clock.Now()) {
-		res, err = r.fetchAgain(ctx, s, iss, creds, res, staleOf(d.Step, held, appToken(cur)))
-	}
+	res, err = r.fetchAgain(ctx, s, iss, creds, res, err, revoked, staleOf(d.Step, held, appToken(cur)))
 	if err != nil {
 		if until, ok := tokenbroker.ThrottledUntil(err); ok {
 			return r.throttled(s, until, revoked), nil

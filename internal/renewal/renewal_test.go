@@ -89,18 +89,51 @@ func TestSameTokenRetry(t *testing.T) {
 		{"negative expires_in is none left", t0, -time.Second, time.Time{}, ms(250)},
 	}
 	for _, c := range cases {
-		if got := SameTokenRetry(c.received, c.expiresIn, c.zeroSince); !got.Equal(c.want) {
+		if got := SameTokenRetry(c.received, c.received, c.expiresIn, c.zeroSince); !got.Equal(c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, got.Sub(t0), c.want.Sub(t0))
 		}
 	}
 	// Bounded: from the first expires_in 0 answer, at most 4 more calls before the second is over.
 	at, n := t0, 0
 	for at.Before(ms(1000)) {
-		at = SameTokenRetry(at, 0, t0)
+		at = SameTokenRetry(at, at, 0, t0)
 		n++
 	}
 	if n != 4 {
 		t.Errorf("%d calls in the last second after the first expires_in 0, want 4", n)
+	}
+}
+
+// A slow answer (a round trip of SameTokenPoll or more) counts from its send time: the upstream may
+// have answered at once and the answer been held on its way back (issue 14, seed 66: a token died 2 s
+// before the expiry counted from the receive time of an answer held 3 s). A quick one counts from its
+// receive time, so a renewal at that expiry gets the new token in one call.
+func TestAnchorAndSlowAnswers(t *testing.T) {
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	if got := Anchor(t0, ms(249)); !got.Equal(ms(249)) {
+		t.Errorf("quick answer: anchored at %v, want its receive time", got.Sub(t0))
+	}
+	if got := Anchor(t0, ms(3000)); !got.Equal(t0) {
+		t.Errorf("slow answer: anchored at %v, want its send time", got.Sub(t0))
+	}
+	if got := Expiry(Anchor(t0, ms(3000)), 55*time.Second); !got.Equal(ms(55000)) {
+		t.Errorf("slow answer's expiry %v, want 55s after the send", got.Sub(t0))
+	}
+	cases := []struct {
+		name           string
+		sent, received time.Time
+		expiresIn      time.Duration
+		zeroSince      time.Time
+		want           time.Time
+	}{
+		{"slow, time left: from the send", t0, ms(3000), 5 * time.Second, time.Time{}, ms(5000)},
+		{"slow, expires_in 0: the poll is due at once", t0, ms(600), 0, time.Time{}, ms(250)},
+		{"slow, expires_in 0, the second over: once a second from the receipt", t0, ms(1500), 0, ms(400), ms(2500)},
+	}
+	for _, c := range cases {
+		if got := SameTokenRetry(c.sent, c.received, c.expiresIn, c.zeroSince); !got.Equal(c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, got.Sub(t0), c.want.Sub(t0))
+		}
 	}
 }
 

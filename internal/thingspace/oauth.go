@@ -42,7 +42,7 @@ type Token struct {
 	Scope string
 	// ExpiresIn is the remaining lifetime at the time of the response. The gateway returns the
 	// same token for an hour, so a repeated request counts down: never assume an hour. Expiry is
-	// the receive time plus ExpiresIn (renewal.Expiry says why not the send time). 0 means the
+	// the receive time plus ExpiresIn, or the send time for a slow answer (renewal.Anchor). 0 means the
 	// token expires now (the gateway's answer in its last second): ask again shortly.
 	ExpiresIn time.Duration
 	// LifetimeAssumed is set when the answer had no expires_in: ExpiresIn is

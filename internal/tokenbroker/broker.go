@@ -261,8 +261,22 @@ func (b *Broker) Fetch(ctx context.Context, key Key, who types.NamespacedName, i
 	if e.tok != nil && e.tok.AccessToken == stale && e.same != nil && now.Before(e.same.til) {
 		return Result{Token: *e.tok, RetryAt: e.same.til}, nil
 	}
-	return b.issueLocked(ctx, key, e, who, iss, creds, scope, stale)
+	res, err := b.issueLocked(ctx, key, e, who, iss, creds, scope, stale)
+	// After a slow same-token answer the next ask may be due already (renewal.SameTokenRetry): it is
+	// made now, not a pass and a requeue later, while the Secret may hold a dead token. A failure of
+	// such an ask leaves the answer before it standing (the broker has noted the failure).
+	for i := 0; i < maxDueAsks && err == nil && !res.RetryAt.IsZero() && !res.RetryAt.After(b.clock.Now()); i++ {
+		again, err := b.issueLocked(ctx, key, e, who, iss, creds, scope, stale)
+		if err != nil {
+			break
+		}
+		res = again
+	}
+	return res, err
 }
+
+// maxDueAsks bounds the asks Fetch repeats at once: the contract's last second, at SameTokenPoll.
+const maxDueAsks = int(time.Second / renewal.SameTokenPoll)
 
 // Rotate replaces old with a new token: it revokes old and asks for another, unless another holder has
 // rotated it already, in which case the newer token is returned without an upstream call. why is told
@@ -348,6 +362,7 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 	if err := b.checkThrottle(key); err != nil {
 		return Result{}, err
 	}
+	sent := b.clock.Now()
 	resp, err := iss.Token(ctx, creds, scope)
 	b.noteOutcome(key, e, err)
 	if err != nil {
@@ -358,7 +373,7 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		AccessToken: resp.AccessToken,
 		TokenType:   resp.TokenType,
 		IssuedAt:    received.Truncate(renewal.Precision),
-		ExpiresAt:   renewal.Expiry(received, resp.ExpiresIn),
+		ExpiresAt:   renewal.Expiry(renewal.Anchor(sent, received), resp.ExpiresIn),
 
 		LifetimeAssumed: resp.LifetimeAssumed,
 		LifetimeCapped:  resp.LifetimeCapped,
@@ -367,8 +382,9 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 	var zeroSince time.Time
 	if e.tok != nil && e.tok.AccessToken == tok.AccessToken {
 		tok.IssuedAt = e.tok.IssuedAt // the same token: it was issued when first seen
-		// Each answer's expiry errs late by its latency at most, and a repeat answer's early by up to
-		// the second it rounds down: the latest is the closest.
+		// A quick answer's expiry errs late by its latency at most, a slow one's early by its way there
+		// (renewal.Anchor), and a repeat answer's early by up to the second it rounds down: the latest
+		// is the closest.
 		tok.ExpiresAt = laterOf(tok.ExpiresAt, e.tok.ExpiresAt)
 		res.Token = tok
 		if e.same != nil {
@@ -381,7 +397,7 @@ func (b *Broker) issueLocked(ctx context.Context, key Key, e *entry, who types.N
 		if zeroSince.IsZero() && resp.ExpiresIn <= 0 {
 			zeroSince = received
 		}
-		e.same = &sameAnswer{til: renewal.SameTokenRetry(received, resp.ExpiresIn, zeroSince), zeroAt: zeroSince}
+		e.same = &sameAnswer{til: renewal.SameTokenRetry(sent, received, resp.ExpiresIn, zeroSince), zeroAt: zeroSince}
 		res.RetryAt = e.same.til
 	}
 	changed := e.tok == nil || e.tok.AccessToken != tok.AccessToken

@@ -25,6 +25,10 @@ type fakeIssuer struct {
 	tokens   int
 	revokes  []string
 	fail     error
+	// latency, one per call while there are any, passes on the clock before the token is decided;
+	// hold passes after it (an answer held on its way back).
+	latency []time.Duration
+	hold    time.Duration
 }
 
 func (f *fakeIssuer) Token(_ context.Context, _ thingspace.Credentials, _ string) (thingspace.Token, error) {
@@ -34,11 +38,16 @@ func (f *fakeIssuer) Token(_ context.Context, _ thingspace.Credentials, _ string
 	if f.fail != nil {
 		return thingspace.Token{}, f.fail
 	}
+	if len(f.latency) > 0 {
+		f.clk.Step(f.latency[0])
+		f.latency = f.latency[1:]
+	}
 	now := f.clk.Now()
 	if f.cur == "" || !now.Before(f.expires) {
 		f.n++
 		f.cur, f.expires = fmt.Sprintf("tok-%d", f.n), now.Add(f.lifetime)
 	}
+	f.clk.Step(f.hold)
 	return thingspace.Token{AccessToken: f.cur, TokenType: "Bearer", ExpiresIn: f.expires.Sub(now).Truncate(time.Second)}, nil
 }
 
@@ -353,5 +362,43 @@ func TestRevocationOutlivesTheEntry(t *testing.T) {
 	br.recordRevoked(other, "z", time.Time{}, Revocation{})
 	if _, ok := br.RevokedBy(key, tok); ok {
 		t.Fatal("an expired revocation is kept")
+	}
+}
+
+// Issue 14, seed 66: an answer held 3 s on its way back (the upstream decided at once) counted its
+// expires_in from its receipt, and the token died 3 s before the expiry the broker published. A slow
+// answer counts from its send time (renewal.Anchor): the expiry is never past the real one.
+func TestAHeldAnswersExpiryIsNotPastTheRealOne(t *testing.T) {
+	br, iss, _, _, key := setup()
+	iss.hold = 3 * time.Second
+	r, err := br.Fetch(context.Background(), key, a, iss, creds, "", "")
+	if err != nil || r.Token.ExpiresAt.After(iss.expires) {
+		t.Fatalf("expiry %v, the real one %v (%v)", r.Token.ExpiresAt, iss.expires, err)
+	}
+}
+
+// The other side of a slow answer: the upstream decided late (latency on the way there), so the
+// expiry counted from the send time is early, and the ask at it may get the same token with
+// expires_in 0, slowly again. Its next ask (250 ms after its send) is then due at once: Fetch makes
+// it, and the new token comes at the real expiry, within one Fetch.
+func TestASlowSameTokenAnswersNextAskIsMadeAtOnce(t *testing.T) {
+	br, iss, clk, _, key := setup()
+	ctx := context.Background()
+	iss.latency = []time.Duration{600 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+	first, err := br.Fetch(ctx, key, a, iss, creds, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := iss.expires
+	if !first.Token.ExpiresAt.Before(real) {
+		t.Fatalf("expiry %v, want the send time's, before the real %v", first.Token.ExpiresAt, real)
+	}
+	clk.SetTime(first.Token.ExpiresAt)
+	r, err := br.Fetch(ctx, key, a, iss, creds, "", first.Token.AccessToken)
+	if err != nil || r.Token.AccessToken == first.Token.AccessToken || !r.RetryAt.IsZero() {
+		t.Fatalf("want the new token from one Fetch: %+v %v (%d token calls)", r, err, iss.tokens)
+	}
+	if iss.tokens != 3 || clk.Now().Sub(real) > 0 {
+		t.Fatalf("%d token calls, the new token %v after the real expiry; want 3 calls, at it", iss.tokens, clk.Now().Sub(real))
 	}
 }

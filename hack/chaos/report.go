@@ -113,7 +113,7 @@ func (e *env) verdict(ctx context.Context, p *population, smp *sampler, led harn
 			refused: c.Status != 200 || c.Chaos != "", delivered: c.Status == 200 && c.Chaos == "hold"})
 		for _, v := range c.Issued {
 			if _, seen := issued[v]; !seen {
-				issued[v] = c.Done
+				issued[v] = issuedAt(c)
 			}
 			p.sensitive.Add("a credential the simulator issued ("+c.Route+")", v)
 		}

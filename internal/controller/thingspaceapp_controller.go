@@ -277,7 +277,7 @@ func (r *ThingSpaceAppReconciler) refreshed(ctx context.Context, s *appState, re
 	st.FailedRefreshAttempts = 0
 	st.RejectedCredentialsVersion = ""
 	next := r.planStandby(ctx, s, tok, pub.Next)
-	st.RenewalTime = timePtr(next)
+	st.RenewalTime = timePtr(policy.RecordedRenewal(st.RenewalTime, next, !res.RetryAt.IsZero(), s.now))
 	r.setReady(s, metav1.ConditionTrue, v1alpha1.ReasonTokenValid, "The Secret holds a token valid until "+tok.ExpiresAt.UTC().Format(time.RFC3339))
 	return r.requeueAt(next), nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/renewal"
 	"github.com/credops/thingspace-operator/internal/thingspace"
@@ -205,6 +207,30 @@ func TestRetryAtOnce(t *testing.T) {
 	}
 	for _, c := range cases {
 		if got := RetryAtOnce(c.err, c.held, c.revoked, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A same-token answer keeps a renewalTime already due (no status write per poll); anything else
+// records the plan.
+func TestRecordedRenewal(t *testing.T) {
+	now := t0.Add(10 * time.Second)
+	next := now.Add(250 * time.Millisecond)
+	due, ahead := mt(now.Add(-time.Second)), mt(now.Add(time.Minute))
+	cases := []struct {
+		name     string
+		recorded *metav1.Time
+		same     bool
+		want     time.Time
+	}{
+		{"a poll, due already: kept", due, true, due.Time},
+		{"a poll, the recorded one ahead: the plan", ahead, true, next},
+		{"a poll, none recorded: the plan", nil, true, next},
+		{"a new token: the plan", due, false, next},
+	}
+	for _, c := range cases {
+		if got := RecordedRenewal(c.recorded, next, c.same, now); !got.Equal(c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,5 +72,34 @@ func TestChaosDropAppliesThenResets(t *testing.T) {
 	}
 	if err := (Chaos{DropRate: 0.7, HoldRate: 0.7}).Validate(); err == nil {
 		t.Error("rates above 1 together accepted")
+	}
+}
+
+// An answer held past the client's patience is applied too, and the ledger names what it issued: the
+// chaos suite dated a token first issued by such an answer by the next call's (seed 66 at 39bcd58).
+func TestChaosHeldPastTheTimeoutStillNamesWhatItIssued(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.Ledger = true })
+	f.srv.SetChaos(Chaos{HoldRate: 1, Hold: time.Minute})
+	srv := httptest.NewServer(f.srv)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+tsTokenPath, strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Authorization", basic(appKey, appSecret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("held request answered %d", resp.StatusCode)
+	}
+	var l Ledger
+	deadline := time.Now().Add(5 * time.Second)
+	for l = f.srv.Ledger(); len(l.Calls) == 0 && time.Now().Before(deadline); l = f.srv.Ledger() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(l.Calls) != 1 || l.Calls[0].Chaos != "hold" || l.Calls[0].Status != statusClientClosed {
+		t.Fatalf("ledger %+v, want one held call the client gave up on", l.Calls)
+	}
+	if c := l.Calls[0]; len(c.Issued) != 1 || !f.srv.Live(c.Issued)[0] {
+		t.Fatalf("held call issued %d credentials (live %v), want one live token", len(c.Issued), f.srv.Live(c.Issued))
 	}
 }

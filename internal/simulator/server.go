@@ -208,6 +208,9 @@ func (s *Server) respondLate(w http.ResponseWriter, r *http.Request, d time.Dura
 	if err := s.sleep(r.Context(), d); err != nil {
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.status = statusClientClosed
+			if rec.body != nil {
+				rec.body.Write(held.body.Bytes()) // the ledger learns what was issued and never delivered
+			}
 		}
 		return
 	}

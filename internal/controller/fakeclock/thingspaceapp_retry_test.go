@@ -56,3 +56,42 @@ func TestRotationAsksAgainAtOnceAfterAFailureNamingNoWait(t *testing.T) {
 		return tok != second && f.sim.ValidBearer(tok)
 	})
 }
+
+// Chaos seed 66: each same-token poll in a token's last second moved status.renewalTime, a status
+// write per poll, and one such write, slow, held the next poll back 1.2 s past the token's death. A
+// renewalTime already due stays while the platform answers with the old token: the polls write
+// nothing, and only the new token is recorded.
+func TestSameTokenPollsWriteNoStatus(t *testing.T) {
+	f := newFixture(t, simulator.Config{TokenLifetime: time.Hour})
+	f.appCreds()
+	f.directToken() // another client of the key, 800 ms ago: the app gets expires_in 3599, rounded down
+	real := f.clk.Now().Add(time.Hour)
+	f.step(800 * time.Millisecond)
+	f.app("a", "creds")
+	f.waitCondition("a", &v1alpha1.ThingSpaceApp{}, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonTokenValid)
+	first, exp := f.appToken("a")
+	f.settle(300 * time.Millisecond)
+
+	before := f.api.snapshot()
+	f.stepTo(exp)
+	f.eventually("the poll at expiry", 10*time.Second, func() bool { return f.sim.Stats().Total(tokenCalls) >= 3 })
+	f.settle(300 * time.Millisecond)
+	if tok, _ := f.appToken("a"); tok != first {
+		t.Fatal("the token changed before the platform's expiry")
+	}
+	if n := f.api.since(before).of("thingspaceapps", "status"); n != 0 {
+		t.Fatalf("%d status writes for a same-token answer, want 0 (%v)", n, f.api.since(before))
+	}
+	f.stepTo(exp.Add(250 * time.Millisecond)) // the next poll, past the real expiry
+	if !real.Before(f.clk.Now()) {
+		t.Fatalf("the poll at %v is not past the real expiry %v", f.clk.Now(), real)
+	}
+	f.eventually("the new token", 10*time.Second, func() bool {
+		tok, _ := f.appToken("a")
+		return tok != first && f.sim.ValidBearer(tok)
+	})
+	f.settle(300 * time.Millisecond)
+	if n := f.api.since(before).of("thingspaceapps", "status"); n != 1 {
+		t.Fatalf("%d status writes from the expiry to the new token, want 1 (%v)", n, f.api.since(before))
+	}
+}

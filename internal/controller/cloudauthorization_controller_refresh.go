@@ -75,7 +75,7 @@ func (r *CloudAuthorizationReconciler) refresh(ctx context.Context, p *cloudPass
 	}
 	r.Refreshes.Answered(p.ca.UID, marker, tokens, received, expiresAt)
 	e, _ := r.Refreshes.Get(p.ca.UID)
-	return r.storeAnswer(ctx, p, e)
+	return r.storeAnswerPersisting(ctx, p, e)
 }
 
 // storeAnswer writes refreshed tokens into the Secret and clears the refresh marker in one write. Until

@@ -123,3 +123,17 @@ func TestStillValidLoginsReadTheSampleServedBeforeTheLogin(t *testing.T) {
 		})
 	}
 }
+
+// A held or dropped answer was decided when its call arrived; any other when it was answered.
+func TestIssuedAt(t *testing.T) {
+	at := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	done := at.Add(4 * time.Second)
+	for _, c := range []struct {
+		chaos string
+		want  time.Time
+	}{{"hold", at}, {"drop", at}, {"", done}} {
+		if got := issuedAt(harness.LedgerCall{At: at, Done: done, Chaos: c.chaos}); !got.Equal(c.want) {
+			t.Errorf("%q: %v, want %v", c.chaos, got, c.want)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func (w Wiring) controllerOptions() controller.Options {
 // observed wraps r so that write conflicts requeue quietly and OnReconciled sees the outcomes.
 func (w Wiring) observed(r reconcile.Reconciler) reconcile.Reconciler {
 	name := fmt.Sprintf("%T", r)
-	r = quietConflicts(r)
+	r = retryOutages(quietConflicts(r))
 	if w.OnReconciled == nil {
 		return r
 	}

@@ -14,9 +14,9 @@ import (
 // lands and the entry is deleted. Every other count fails the test.
 var openFindings = map[string]string{
 	"secret-seconds holding a dead credential, avoidable": "10-minute seed 55 at 37e248f (seeds 66 and 44 clean there): 0.6 s on each " +
-		"Secret of the shared key after a 3 s API outage (their writes' retries had backed off to seconds; retryOutages since, not yet " +
-		"confirmed by a run) and 0.7 s on the re-login session after its app's renewBefore rotation (its Secret took the new token only " +
-		"with its scheduled re-login 0.78 s later; not traced)",
+		"Secret of the shared key after a 3 s API outage (their writes' retries had backed off to seconds; retryOutages since) and 0.7 s " +
+		"on the re-login session after an API restart; at ccf25ae neither, but 0.2 s on each shared-key Secret: their writes failed through " +
+		"an API restart and the leader lost its lease 0.3 s after it, before its next retry (within retryOutages' 500 ms)",
 }
 
 // TestChaosShort is the short run of make test: two minutes of every fault on a fixed seed, the same

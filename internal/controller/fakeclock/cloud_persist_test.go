@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/credops/thingspace-operator/api/v1alpha1"
 	"github.com/credops/thingspace-operator/internal/inflight"
@@ -40,11 +39,7 @@ func TestCloudRefreshAnswerStoredAcrossShutdownWhileItsWriteFails(t *testing.T) 
 
 	// The refresh's answer waits for the clock; the marker is written before it is sent.
 	f.sim.SetFaults(simulator.Faults{Latency: time.Second})
-	ca := &v1alpha1.CloudAuthorization{}
-	f.get("photos", ca)
-	patch := client.MergeFrom(ca.DeepCopy())
-	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "1"}
-	must(t, k8s.Patch(context.Background(), ca, patch))
+	f.requestCloudRefresh("photos", "1")
 	f.eventually("the refresh marker", 10*time.Second, func() bool {
 		s := &corev1.Secret{}
 		f.get(grant, s)

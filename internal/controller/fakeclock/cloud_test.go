@@ -106,6 +106,16 @@ func (f *fixture) adoptGrant() {
 	f.settle(300 * time.Millisecond)
 }
 
+// requestCloudRefresh asks CloudAuthorization name for a refresh, with annotation value v.
+func (f *fixture) requestCloudRefresh(name, v string) {
+	f.t.Helper()
+	ca := &v1alpha1.CloudAuthorization{}
+	f.get(name, ca)
+	patch := client.MergeFrom(ca.DeepCopy())
+	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: v}
+	must(f.t, k8s.Patch(context.Background(), ca, patch))
+}
+
 // Issue 8 scenario 8, on the fake clock: a refresh answered 503 (nothing rotated) whose marker clear
 // fails once (the Secret changed while the request was out: a conflict) must not cost the grant when
 // the marker's bound (upstream timeout + 5 s) passes: this process remembers how the request ended and
@@ -118,11 +128,8 @@ func TestIssue8Scenario8FailedMarkerClearOnTheFakeClock(t *testing.T) {
 	refreshes := f.sim.CloudStats().Refreshes
 	// The 503 is held until the test steps the clock.
 	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable, Latency: time.Second})
+	f.requestCloudRefresh("photos", "1")
 	ca := &v1alpha1.CloudAuthorization{}
-	f.get("photos", ca)
-	patch := client.MergeFrom(ca.DeepCopy())
-	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "1"}
-	must(t, k8s.Patch(context.Background(), ca, patch))
 	f.eventually("the refresh marker", 10*time.Second, func() bool {
 		s := &corev1.Secret{}
 		f.get("photos"+v1alpha1.GrantSecretSuffix, s) // the marker lives with the refresh token
@@ -173,11 +180,8 @@ func TestCloudRetryAfterCountsFromTheAnswerOnTheFakeClock(t *testing.T) {
 	const route = "POST /cloud/1/oauth2/token"
 	f.sim.SetFaults(simulator.Faults{Rate: 1, Status: http.StatusServiceUnavailable, RetryAfter: 2 * time.Second, Latency: 1500 * time.Millisecond})
 	before := f.sim.Stats().Count(route, http.StatusServiceUnavailable)
+	f.requestCloudRefresh("photos", "1")
 	ca := &v1alpha1.CloudAuthorization{}
-	f.get("photos", ca)
-	patch := client.MergeFrom(ca.DeepCopy())
-	ca.Annotations = map[string]string{v1alpha1.RefreshRequestedAnnotation: "1"}
-	must(t, k8s.Patch(context.Background(), ca, patch))
 	f.eventually("the refresh marker", 10*time.Second, func() bool {
 		s := &corev1.Secret{}
 		f.get("photos"+v1alpha1.GrantSecretSuffix, s)

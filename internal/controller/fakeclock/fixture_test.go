@@ -104,8 +104,10 @@ func newFixture(t *testing.T, cfg simulator.Config, opts ...options) *fixture {
 		AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2, UpstreamTimeout: 5 * time.Second,
 		Clock: f.clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
 		SkipNameValidation: true, OnReconciled: f.observe,
-		// The cluster kinds' Secrets in the test's own namespace: the only one its manager caches.
-		ClusterResourceNamespace: f.ns,
+		// The cluster kinds' Secrets in the test's own namespace: the only one its manager watches (the
+		// metadata cache of credentials Secrets too: a manager watching every namespace finished another
+		// test's refresh that its stopped manager had left half done).
+		ClusterResourceNamespace: f.ns, WatchNamespaces: []string{f.ns},
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -50,6 +50,7 @@ func newBareFixture(t *testing.T, name string, cfg simulator.Config) *fixture {
 		bg := context.Background()
 		_ = k8s.DeleteAllOf(bg, &v1alpha1.M2MSession{}, client.InNamespace(f.ns))
 		_ = k8s.DeleteAllOf(bg, &v1alpha1.ThingSpaceApp{}, client.InNamespace(f.ns))
+		_ = k8s.DeleteAllOf(bg, &v1alpha1.CloudAuthorization{}, client.InNamespace(f.ns))
 	})
 	return f
 }
@@ -86,7 +87,7 @@ func (f *fixture) ownManager(tracker *inflight.Tracker, wrap func(http.RoundTrip
 	must(t, err)
 	must(t, controller.Setup(mgr, controller.Options{AllowInsecureEndpoints: true, AllowedEndpointHosts: endpoints.MustParse("127.0.0.1:*"), MaxConcurrentReconciles: 2,
 		UpstreamTimeout: 5 * time.Second, Clock: f.clk, Rand: func() float64 { return 0 }, Backoff: renewal.DefaultBackoff,
-		SkipNameValidation: true, OnReconciled: f.observe, InFlight: tracker}))
+		SkipNameValidation: true, OnReconciled: f.observe, InFlight: tracker, WatchNamespaces: []string{f.ns}}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mgr.Start(ctx) }()
